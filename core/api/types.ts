@@ -1,0 +1,113 @@
+// Result objects of the public API. The CLI prints them (table or --json), the bridge
+// sends them to PowerShell, where they become HVBackup.* typed objects. Dates are ISO
+// strings so they cross JSON unchanged; sizes are bytes.
+
+export interface RepositoryInfo {
+  path: string;
+  id: string;
+  formatVersion: number;
+  encrypted: boolean;
+  chunkSize: number;
+  compression: string;
+  createdAt: string;
+}
+
+export interface RepositoryStats extends RepositoryInfo {
+  restorePoints: number;
+  vms: number;
+  /** Sum over restore points of their disks' virtual bytes (what a full copy of each would take). */
+  logicalBytes: number;
+  /** Bytes of non-zero data referenced (each unique chunk counted once, uncompressed). */
+  uniqueBytes: number;
+  /** Bytes the repository's objects take in storage. */
+  storedBytes: number;
+  chunkCount: number;
+  /** logicalBytes / uniqueBytes. */
+  dedupeRatio: number;
+  /** uniqueBytes / stored chunk bytes. */
+  compressionRatio: number;
+}
+
+export type BackupMethod = 'full' | 'changed-blocks' | 'scan';
+
+export interface RestorePointDiskInfo {
+  key: string;
+  fileName: string;
+  virtualSize: number;
+}
+
+export interface RestorePointInfo {
+  id: string;
+  repository: string;
+  vmName: string;
+  vmId: string;
+  host: string;
+  createdAt: string;
+  consistency: 'application' | 'crash';
+  method: BackupMethod;
+  methodReason?: string;
+  /** Bytes of the VM's disks (virtual). */
+  totalBytes: number;
+  /** Bytes newly stored by this point (compressed), as recorded at backup time. */
+  storedBytes: number;
+  disks: RestorePointDiskInfo[];
+}
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  target?: string;
+}
+
+export interface BackupResult {
+  vmName: string;
+  vmId?: string;
+  source: string;
+  status: 'success' | 'failed' | 'planned';
+  pointId?: string;
+  method?: BackupMethod;
+  methodReason?: string;
+  consistency?: 'application' | 'crash';
+  startedAt: string;
+  finishedAt?: string;
+  /** Virtual bytes of the VM's disks. */
+  totalBytes: number;
+  /** Bytes read from the frozen disks. */
+  readBytes: number;
+  /** Bytes of new chunks written (after compression). */
+  storedBytes: number;
+  /** With whatIf: the steps the engine would take. */
+  plan?: string[];
+  error?: ErrorInfo;
+}
+
+export interface RestoreResult {
+  pointId: string;
+  vmName: string;
+  directory: string;
+  disks: { key: string; path: string; bytes: number }[];
+  status: 'success' | 'planned';
+  plan?: string[];
+}
+
+export interface VerifyProblem {
+  chunk?: string;
+  object?: string;
+  problem: string;
+  /** Restore points the problem breaks. */
+  points: string[];
+}
+
+export interface VerifyReport {
+  repository: string;
+  pointsChecked: number;
+  chunksChecked: number;
+  bytesChecked: number;
+  problems: VerifyProblem[];
+  ok: boolean;
+}
+
+export interface RemoveResult {
+  ids: string[];
+  status: 'removed' | 'planned';
+}

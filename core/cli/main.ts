@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// The hvbackup CLI: commander over the public API (core/api). Each area registers its
+// own commands from core/cli/commands/<area>.ts.
+
+import { Command, CommanderError } from 'commander';
+import { isHvError } from '../errors.ts';
+import { commandModules } from './commands/index.ts';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('hvbackup')
+    .description('Backup, archive and recovery for Hyper-V virtual machines')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of commandModules) register(program);
+  return program;
+}
+
+/** Exit codes: 0 ok, 1 operation failed / problems found, 2 usage error, 130 cancelled. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once('SIGINT', onSigint);
+  program.setOptionValue('signal', abort.signal);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (isHvError(err)) {
+      process.stderr.write(`hvbackup: ${err.message}\n`);
+      if (err.code === 'ERR_CANCELLED') return 130;
+      return err.code === 'ERR_INVALID_ARGUMENT' ? 2 : 1;
+    }
+    process.stderr.write(`hvbackup: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

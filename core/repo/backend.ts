@@ -1,0 +1,67 @@
+// The one storage interface under the repository (after restic's backend.Backend).
+// Nothing above it knows where bytes live: a local folder or share now, S3-compatible
+// object storage later. So the contract only uses what object stores have: objects
+// written once (create-only, like If-None-Match: *), whole-object or ranged reads,
+// listing by type (prefix), deletion. No rename, no append, no directory semantics.
+// Every call takes a cancellation signal first.
+
+/** Kinds of stored object. Each maps to one prefix (folder) in the store. */
+export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'manifests' | 'index' | 'catalog';
+
+export interface Handle {
+  type: FileType;
+  /** Object name within its type: a hex id, or a fixed name such as "config". */
+  name: string;
+}
+
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+export interface SaveOptions {
+  /**
+   * false (default): create-only; if the object exists, fail with ERR_ALREADY_EXISTS and
+   * leave it untouched. true: replace atomically (readers see old or new, never a mix).
+   */
+  overwrite?: boolean;
+}
+
+export interface LoadOptions {
+  offset?: number;
+  /** Bytes to read from offset; default to the end of the object. */
+  length?: number;
+}
+
+export interface Backend {
+  /** Where this backend stores data, for messages ("/srv/repo", "s3://bucket/prefix"). */
+  readonly location: string;
+
+  /**
+   * Store `data` under `h`. The data is a Buffer, so a retry can resend it unchanged.
+   * Durable when the promise resolves (local: temp file, fsync, rename/link, fsync dir).
+   */
+  save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts?: SaveOptions): Promise<void>;
+
+  /** Read an object or a byte range of it. A missing object rejects with isNotFound(err). */
+  load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer>;
+
+  stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo>;
+
+  /** Remove an object; removing a missing object is not an error. */
+  remove(signal: AbortSignal | undefined, h: Handle): Promise<void>;
+
+  /** Every object of one type, in no particular order. */
+  list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo>;
+
+  /** True when the error means "the object does not exist". */
+  isNotFound(err: unknown): boolean;
+  /** True when retrying cannot help (permission denied, invalid name, ...). */
+  isPermanent(err: unknown): boolean;
+
+  close(): Promise<void>;
+}
+
+export function handleString(h: Handle): string {
+  return `<${h.type}/${h.name}>`;
+}
