@@ -1,0 +1,18 @@
+// How stored objects are made from plain bytes and back: chunk ids, and sealing
+// (authenticated encryption) of every object. CONTRACT between core/repo (which calls
+// it, also inside worker threads) and core/repo/crypto (which implements it).
+// Compression happens before seal and after open, in core/repo.
+
+import type { FileType } from '../backend.ts';
+
+export interface ObjectCodec {
+  readonly encrypted: boolean;
+  /** Chunk id from the plain (uncompressed) data: SHA-256 hex, or keyed HMAC-SHA-256 hex when encrypted. */
+  chunkId(plain: Buffer): string;
+  /** Bytes to store for an object of `type` (already compressed where applicable). Identity when unencrypted. */
+  seal(type: FileType, data: Buffer): Buffer;
+  /** Inverse of seal; throws HvError ERR_CORRUPT naming `<type/name>` on any authentication failure. */
+  open(type: FileType, name: string, stored: Buffer): Buffer;
+  /** Serializable form, so a worker thread can rebuild the same codec (keys as base64). */
+  toTransferable(): { encrypted: boolean; keys?: Record<string, string> };
+}

@@ -1,0 +1,58 @@
+// The restore-point manifest: one per restore point, written last (after every chunk it
+// names is durable), never modified. Every restore point restores alone from its manifest.
+// CONTRACT shared by core/repo (stores it), core/backup (writes it), core/restore and
+// core/archive (read it). Encoding/decoding and validation live in core/repo/manifest.ts.
+
+import type { BackupMethod } from '../api/types.ts';
+import type { Consistency, DiskReference } from '../hosts/host.ts';
+
+export const MANIFEST_VERSION = 1;
+
+/** One chunk-sized slice of a disk or file: a chunk id (hex) or null for all zeros. */
+export type ChunkRef = string | null;
+
+export interface DiskManifest {
+  /** Stable key of the disk in the VM (controller location or file name). */
+  key: string;
+  /** File name the disk had, e.g. "web01.vhdx"; restore writes this name. */
+  fileName: string;
+  format: 'vhdx' | 'raw';
+  virtualSize: number;
+  /** Source VHDX parameters, so a restore recreates the same geometry. */
+  blockSize: number;
+  logicalSectorSize: number;
+  physicalSectorSize: number;
+  /** Bytes per chunk slice (the last slice may be shorter: virtualSize - i*chunkSize). */
+  chunkSize: number;
+  /** chunks[i] covers [i*chunkSize, min((i+1)*chunkSize, virtualSize)). */
+  chunks: ChunkRef[];
+  /** Where the next incremental asks for changes from (RCT id / local tracking reference). */
+  reference?: DiskReference;
+}
+
+export interface ConfigFileManifest {
+  /** Path relative to the VM's folder, '/'-separated, e.g. "Virtual Machines/web01.json". */
+  path: string;
+  size: number;
+  chunks: ChunkRef[];
+}
+
+export interface RestorePointManifest {
+  version: number;
+  /** Restore point id: 64 hex characters (the manifest's object name). */
+  id: string;
+  vm: { id: string; name: string; generation: 1 | 2; configVersion?: string; host: 'local' | 'hyperv'; hostName: string };
+  createdAt: string;      // ISO time the checkpoint was taken
+  finishedAt: string;     // ISO time the manifest was written
+  consistency: Consistency;
+  consistencyNote?: string;
+  method: BackupMethod;
+  methodReason?: string;
+  /** The restore point this one was incremental to, if any. */
+  parentId?: string;
+  disks: DiskManifest[];
+  configFiles: ConfigFileManifest[];
+  stats: { totalBytes: number; readBytes: number; newChunks: number; storedBytes: number; durationMs: number };
+  /** Host-specific facts (Hyper-V config version, cluster, RCT ids). */
+  details?: Record<string, unknown>;
+}
