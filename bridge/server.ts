@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// The engine process behind the HVBackup PowerShell module: reads requests as JSON lines on
+// stdin, runs them through the public API (core/api, via the method table) and writes
+// progress, log, result and error messages as JSON lines on stdout. stdout carries only
+// protocol: anything else the engine prints goes to stderr. Protocol: docs/bridge-protocol.md.
+//   node bridge/server.ts [--test-methods <module.ts>]
+// --test-methods adds the module's `testMethods` (names must start with "test.") for the
+// protocol tests; production methods come only from the API table.
+
+import { pathToFileURL } from 'node:url';
+import { HvError } from '../core/errors.ts';
+import type { LogEvent, OperationContext, ProgressEvent } from '../core/progress.ts';
+import { apiMethodTable } from './methods.ts';
+import type { ApiFunction, MethodTable } from './methods.ts';
+import { PROTOCOL_VERSION, ProtocolError, decodeClientMessage, encodeServerMessage, splitLines } from './protocol.ts';
+import type { RequestMessage, ServerMessage, WireError } from './protocol.ts';
+
+export const ENGINE_VERSION = '0.1.0';
+/** Progress messages of one request closer together than this are dropped (except the last of an activity). */
+const PROGRESS_INTERVAL_MS = 100;
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof HvError) {
+    const wire: WireError = { code: err.code, message: err.message };
+    if (err.target !== undefined) wire.target = err.target;
+    if (Object.keys(err.data).length > 0) wire.data = jsonSafe(err.data);
+    return wire;
+  }
+  const e = err as Error | undefined;
+  if (e?.name === 'AbortError') return { code: 'ERR_CANCELLED', message: 'operation cancelled' };
+  return { code: 'ERR_INTERNAL', message: `internal engine error: ${e?.stack ?? String(err)}` };
+}
+
+function jsonSafe(data: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return JSON.parse(JSON.stringify(data, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+export class BridgeServer {
+  private readonly methods: MethodTable;
+  private readonly write: (line: string) => void;
+  private readonly running = new Map<string, AbortController>();
+  private readonly idle: Array<() => void> = [];
+  private buffer = '';
+
+  constructor(methods: MethodTable, write: (line: string) => void) {
+    this.methods = methods;
+    this.write = write;
+  }
+
+  hello(): void {
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, engine: ENGINE_VERSION, node: process.version, pid: process.pid, methods: Object.keys(this.methods).sort() });
+  }
+
+  /** Feed a chunk of stdin text; complete lines are handled, a partial one waits for more. */
+  feed(chunk: string): void {
+    const [lines, rest] = splitLines(this.buffer + chunk);
+    this.buffer = rest;
+    for (const line of lines) this.handleLine(line);
+  }
+
+  /** stdin closed: cancel what still runs and resolve when every request has answered. */
+  async close(): Promise<void> {
+    if (this.buffer.trim() !== '') this.handleLine(this.buffer);
+    this.buffer = '';
+    for (const ctl of this.running.values()) ctl.abort();
+    if (this.running.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  private send(msg: ServerMessage): void {
+    let line: string;
+    try {
+      line = encodeServerMessage(msg);
+    } catch (err) {
+      // A result JSON cannot carry (a BigInt, a cycle) must still answer the request.
+      line = encodeServerMessage({ id: 'id' in msg ? msg.id : null, type: 'error', error: { code: 'ERR_INTERNAL', message: `engine result cannot be sent as JSON: ${(err as Error).message}` } });
+    }
+    this.write(line);
+  }
+
+  private handleLine(line: string): void {
+    try {
+      const msg = decodeClientMessage(line);
+      if ('type' in msg) {
+        this.running.get(msg.id)?.abort();
+        return;
+      }
+      void this.run(msg);
+    } catch (err) {
+      const id = err instanceof ProtocolError ? err.id : null;
+      this.send({ id, type: 'error', error: { code: 'ERR_INVALID_ARGUMENT', message: (err as Error).message } });
+    }
+  }
+
+  private context(id: string, signal: AbortSignal): OperationContext {
+    let last = 0;
+    return {
+      signal,
+      onProgress: (event: ProgressEvent) => {
+        const now = Date.now();
+        if (!event.completed && now - last < PROGRESS_INTERVAL_MS) return;
+        last = now;
+        this.send({ ...event, id, type: 'progress' });
+      },
+      onLog: (event: LogEvent) => this.send({ ...event, id, type: 'log' }),
+    };
+  }
+
+  private async run(req: RequestMessage): Promise<void> {
+    if (this.running.has(req.id)) {
+      this.send({ id: req.id, type: 'error', error: { code: 'ERR_INVALID_ARGUMENT', message: `request id ${req.id} is already running` } });
+      return;
+    }
+    const load = Object.hasOwn(this.methods, req.method) ? this.methods[req.method] : undefined;
+    if (!load) {
+      this.send({ id: req.id, type: 'error', error: { code: 'ERR_INVALID_ARGUMENT', message: `unknown method "${req.method}"`, target: req.method } });
+      return;
+    }
+    const ctl = new AbortController();
+    this.running.set(req.id, ctl);
+    try {
+      const fn: ApiFunction = await load();
+      const result = await fn(this.context(req.id, ctl.signal), req.params);
+      if (ctl.signal.aborted) throw new HvError('ERR_CANCELLED', `${req.method} cancelled`);
+      this.send({ id: req.id, type: 'result', result: result ?? null });
+    } catch (err) {
+      const wire = toWireError(err);
+      if (ctl.signal.aborted && wire.code !== 'ERR_CANCELLED') wire.message = `${req.method} cancelled: ${wire.message}`;
+      this.send({ id: req.id, type: 'error', error: ctl.signal.aborted ? { ...wire, code: 'ERR_CANCELLED' } : wire });
+    } finally {
+      this.running.delete(req.id);
+      if (this.running.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+}
+
+async function loadTestMethods(file: string): Promise<MethodTable> {
+  const mod = (await import(pathToFileURL(file).href)) as { testMethods?: Record<string, ApiFunction> };
+  const table: MethodTable = {};
+  for (const [name, fn] of Object.entries(mod.testMethods ?? {})) {
+    if (!name.startsWith('test.')) throw new Error(`--test-methods: method "${name}" must start with "test."`);
+    table[name] = async () => fn;
+  }
+  return table;
+}
+
+/** Keep stdout for protocol only: console output and stray stdout writes of engine code go to stderr. */
+function reserveStdout(): (line: string) => void {
+  const out = process.stdout.write.bind(process.stdout);
+  const toErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => (toErr as (...a: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
+  console.log = console.error;
+  console.info = console.error;
+  console.debug = console.error;
+  return (line: string) => { out(line); };
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const write = reserveStdout();
+  const at = argv.indexOf('--test-methods');
+  const methods: MethodTable = { ...apiMethodTable(), ...(at >= 0 ? await loadTestMethods(argv[at + 1] ?? '') : {}) };
+  const server = new BridgeServer(methods, write);
+  server.hello();
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => server.feed(chunk));
+  process.stdin.on('end', () => {
+    void server.close().then(() => process.exit(0));
+  });
+  // The PowerShell side cancels with a protocol message; a console Ctrl+C must not kill a
+  // request half-way, so SIGINT is left to the client.
+  process.on('SIGINT', () => {});
+}
+
+if (import.meta.main) {
+  serve(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`hvbackup bridge: cannot start: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
