@@ -9,8 +9,13 @@ export interface ObjectCodec {
   readonly encrypted: boolean;
   /** Chunk id from the plain (uncompressed) data: SHA-256 hex, or keyed HMAC-SHA-256 hex when encrypted. */
   chunkId(plain: Buffer): string;
-  /** Bytes to store for an object of `type` (already compressed where applicable). Identity when unencrypted. */
-  seal(type: FileType, data: Buffer): Buffer;
+  /**
+   * Bytes to store for an object of `type` (already compressed where applicable). Identity when unencrypted.
+   * `name` (optional, additive): the object's name when known before sealing — always pass the id for
+   * chunks. When given, the name is authenticated too, so `open` must then be called with the same name:
+   * an object copied or renamed to another name in the store fails to open instead of being read as that one.
+   */
+  seal(type: FileType, data: Buffer, name?: string): Buffer;
   /** Inverse of seal; throws HvError ERR_CORRUPT naming `<type/name>` on any authentication failure. */
   open(type: FileType, name: string, stored: Buffer): Buffer;
   /** Serializable form, so a worker thread can rebuild the same codec (keys as base64). */

@@ -1,0 +1,26 @@
+// The codec of unencrypted repositories: chunk id = SHA-256 of the plain data, objects
+// stored as they are (their integrity comes from the id check and the compression frame).
+
+import { createHash } from 'node:crypto';
+import type { FileType } from '../backend.ts';
+import type { ObjectCodec } from './codec.ts';
+
+const PLAIN: ObjectCodec = Object.freeze({
+  encrypted: false,
+  chunkId(plain: Buffer): string {
+    return createHash('sha256').update(plain).digest('hex');
+  },
+  seal(_type: FileType, data: Buffer): Buffer {
+    return data;
+  },
+  open(_type: FileType, _name: string, stored: Buffer): Buffer {
+    return stored;
+  },
+  toTransferable() {
+    return { encrypted: false };
+  },
+});
+
+export function plainCodec(): ObjectCodec {
+  return PLAIN;
+}
