@@ -64,6 +64,12 @@ export interface BackupCheckpoint {
   consistencyNote?: string;
   createdAt: Date;
   disks: FrozenDisk[];
+  /**
+   * References the host already started at the freeze (local host), so the engine can
+   * record them in the manifest before removing the checkpoint. Absent: the engine takes
+   * the ones removeBackupCheckpoint returns.
+   */
+  references?: DiskReference[];
 }
 
 export type ChangedRanges =

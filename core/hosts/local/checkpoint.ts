@@ -1,0 +1,109 @@
+// Backup checkpoints on the local host, in a crash-safe order (docs/architecture.md,
+// "Write order"). Every step is under the VM lock, and the config records the intent
+// before the files change, so a kill -9 at any moment leaves either
+//   - no record, the VM on its parents; or
+//   - a 'creating' record, the VM still on its parents, maybe empty children: repair deletes them; or
+//   - an 'active' record, the VM on the children: repair merges each (re-running a merge
+//     that was cut short is safe: the child is deleted only after it is fully merged).
+
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { basename, extname, posix } from 'node:path';
+import type { ByteRange } from '../../disk/disk.ts';
+import { createDifferencingVhdx, mergeDifferencingVhdx } from '../../vhdx/index.ts';
+import { checkTracking, diskIdentity, recordMergedRanges, startReference } from '../../tracking/index.ts';
+import type { TrackingCheck } from '../../tracking/index.ts';
+import type { LogEvent } from '../../progress.ts';
+import { BACKUP_CHECKPOINT_MARKER } from './config.ts';
+import type { BackupCheckpointRecord, CheckpointDiskRecord } from './config.ts';
+import { saveVmConfig } from './vm-folder.ts';
+import type { LoadedVm } from './vm-folder.ts';
+import { readVhdxInfo } from '../../vhdx/index.ts';
+
+/** Hyper-V names a checkpoint's differencing disk `<disk>_<GUID>.avhdx` beside the disk. */
+export function childPathFor(parentRel: string, checkpointId: string): string {
+  const dir = posix.dirname(parentRel);
+  const stem = posix.basename(parentRel, posix.extname(parentRel));
+  return posix.join(dir, `${stem}_${checkpointId.toUpperCase()}.avhdx`);
+}
+
+export interface CreatedCheckpoint {
+  record: BackupCheckpointRecord;
+  /** Per disk key: the tracking state of the frozen parent before the new reference started. */
+  tracking: Map<string, TrackingCheck>;
+  /** Per disk key: the reference started at the freeze. */
+  references: Map<string, string>;
+}
+
+export async function createCheckpoint(vm: LoadedVm, abs: (rel: string) => string): Promise<CreatedCheckpoint> {
+  const id = randomUUID();
+  const disks: CheckpointDiskRecord[] = [];
+  for (const d of vm.config.disks) {
+    disks.push({ key: d.key, parent: d.path, child: childPathFor(d.path, id), parentDataWriteGuid: await diskIdentity(abs(d.path)) });
+  }
+  const record: BackupCheckpointRecord = { marker: BACKUP_CHECKPOINT_MARKER, id, state: 'creating', createdAt: new Date().toISOString(), disks };
+  await saveVmConfig(vm, { ...vm.config, backupCheckpoint: record });
+  for (const d of disks) await createDifferencingVhdx(abs(d.child), abs(d.parent));
+  const tracking = new Map<string, TrackingCheck>();
+  const references = new Map<string, string>();
+  for (const d of disks) {
+    const size = (await readVhdxInfo(abs(d.parent))).virtualSize;
+    tracking.set(d.key, await checkTracking(abs(d.parent), undefined, size));
+    references.set(d.key, await startReference(abs(d.parent), size));
+    d.parentDataWriteGuid = await diskIdentity(abs(d.parent));
+  }
+  const active: BackupCheckpointRecord = { ...record, state: 'active', disks };
+  const byKey = new Map(disks.map((d) => [d.key, d.child]));
+  await saveVmConfig(vm, {
+    ...vm.config,
+    disks: vm.config.disks.map((d) => ({ ...d, path: byKey.get(d.key) ?? d.path })),
+    backupCheckpoint: active,
+  });
+  return { record: active, tracking, references };
+}
+
+/**
+ * Merge the checkpoint back, disk by disk, pointing the config back at each parent as
+ * soon as its child is merged. Works for a live checkpoint and for a leftover.
+ */
+export async function removeCheckpoint(vm: LoadedVm, abs: (rel: string) => string, log: (e: LogEvent) => void): Promise<void> {
+  const record = vm.config.backupCheckpoint;
+  if (!record) return;
+  if (record.state === 'creating') {
+    // The VM never wrote to the children: they are empty; delete them.
+    for (const d of record.disks) await unlink(abs(d.child)).catch(() => undefined);
+    await saveVmConfig(vm, { ...vm.config, backupCheckpoint: undefined });
+    return;
+  }
+  for (const d of record.disks) {
+    if (d.merged) continue;
+    const child = abs(d.child);
+    if (existsSync(child)) {
+      const res = await mergeDifferencingVhdx(child);
+      await recordMergedRanges(abs(d.parent), res.changed, d.parentDataWriteGuid);
+      log({ level: 'verbose', message: `merged ${d.child} into ${d.parent} (${sumBytes(res.changed)} bytes written during the checkpoint)`, target: vm.dir });
+    } else {
+      // Killed after the merge deleted the child but before the config pointed back.
+      log({ level: 'verbose', message: `${d.child} already merged`, target: vm.dir });
+    }
+    const disks = record.disks.map((x) => (x.key === d.key ? { ...x, merged: true } : x));
+    const rec2 = { ...record, disks };
+    await saveVmConfig(vm, {
+      ...vm.config,
+      disks: vm.config.disks.map((x) => (x.key === d.key ? { ...x, path: d.parent } : x)),
+      backupCheckpoint: rec2,
+    });
+    record.disks = disks;
+  }
+  await saveVmConfig(vm, { ...vm.config, backupCheckpoint: undefined });
+}
+
+function sumBytes(r: ByteRange[]): number {
+  return r.reduce((a, x) => a + x.length, 0);
+}
+
+/** A bare disk file's VM name: the file name without its extension. */
+export function bareDiskName(path: string): string {
+  return basename(path, extname(path));
+}
