@@ -1,0 +1,228 @@
+// Backend over a local folder or a share path (a UNC path is just a path).
+// Layout: <repo>/config, <repo>/<type>/<name>, chunks fanned out as chunks/<2 hex>/<name>,
+// temporary files only in <repo>/tmp/. Writes are durable and atomic:
+//   create-only: temp file, fsync, link() into place (EEXIST is the atomic "already there"),
+//                unlink temp, fsync the folder;
+//   overwrite:   temp file, fsync, rename() over the old one, fsync the folder.
+
+import { randomBytes } from 'node:crypto';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { HvError, throwIfAborted, wrapError } from '../errors.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveOptions } from './backend.ts';
+import { handleString } from './backend.ts';
+import { checkHandle, rangeOf } from './backend-util.ts';
+
+const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
+
+export class LocalBackend implements Backend {
+  readonly location: string;
+  readonly #madeDirs = new Set<string>();
+
+  constructor(path: string) {
+    this.location = path;
+  }
+
+  /** The file an object lives in. */
+  pathOf(h: Handle): string {
+    checkHandle(h);
+    if (h.type === 'config') return join(this.location, 'config');
+    if (h.type === 'chunks') return join(this.location, 'chunks', h.name.slice(0, 2), h.name);
+    return join(this.location, h.type, h.name);
+  }
+
+  async save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts: SaveOptions = {}): Promise<void> {
+    throwIfAborted(signal);
+    const target = this.pathOf(h);
+    const tmp = await this.#writeTemp(h, data);
+    try {
+      await this.#ensureDir(dirname(target));
+      if (opts.overwrite) await fsp.rename(tmp, target);
+      else await this.#linkExclusive(h, tmp, target);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw isHvErr(err) ? err : wrapError(err, `save ${handleString(h)}`, handleString(h));
+    }
+    await syncDir(dirname(target));
+  }
+
+  async #linkExclusive(h: Handle, tmp: string, target: string): Promise<void> {
+    try {
+      await fsp.link(tmp, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        throw new HvError('ERR_ALREADY_EXISTS', `save ${handleString(h)}: object already exists (${target})`, { target: handleString(h), cause: err });
+      }
+      // Some shares refuse hard links. Fall back to an existence check and rename:
+      // not atomic against a concurrent writer of the same name, but objects of one
+      // name have the same content (content-addressed or random names).
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EXDEV') throw err;
+      if (await exists(target)) throw new HvError('ERR_ALREADY_EXISTS', `save ${handleString(h)}: object already exists (${target})`, { target: handleString(h) });
+      await fsp.rename(tmp, target);
+      return;
+    }
+    await fsp.unlink(tmp);
+  }
+
+  async #writeTemp(h: Handle, data: Buffer): Promise<string> {
+    const tmpDir = join(this.location, 'tmp');
+    await this.#ensureDir(tmpDir);
+    const tmp = join(tmpDir, `${h.type}-${randomBytes(8).toString('hex')}`);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      fh = undefined;
+      await fsp.rm(tmp, { force: true });
+      throw wrapError(err, `save ${handleString(h)}: writing temporary file`, tmp);
+    } finally {
+      await fh?.close();
+    }
+    return tmp;
+  }
+
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#madeDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true }).catch((err) => { throw wrapError(err, `create folder ${dir}`, dir); });
+    this.#madeDirs.add(dir);
+  }
+
+  async load(signal: AbortSignal | undefined, h: Handle, opts: LoadOptions = {}): Promise<Buffer> {
+    throwIfAborted(signal);
+    const file = this.pathOf(h);
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch (err) {
+      throw this.#ioError(err, 'load', h, file);
+    }
+    try {
+      const size = (await fh.stat()).size;
+      if (opts.offset === undefined && opts.length === undefined) return await fh.readFile();
+      const [start, end] = rangeOf(size, h, opts);
+      const buf = Buffer.allocUnsafe(end - start);
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesRead } = await fh.read(buf, done, buf.length - done, start + done);
+        if (bytesRead === 0) throw new HvError('ERR_CORRUPT', `load ${handleString(h)}: file ${file} shrank while reading`, { target: handleString(h) });
+        done += bytesRead;
+      }
+      return buf;
+    } catch (err) {
+      throw isHvErr(err) ? err : this.#ioError(err, 'load', h, file);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo> {
+    throwIfAborted(signal);
+    const file = this.pathOf(h);
+    try {
+      return { name: h.name, size: (await fsp.stat(file)).size };
+    } catch (err) {
+      throw this.#ioError(err, 'stat', h, file);
+    }
+  }
+
+  async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
+    throwIfAborted(signal);
+    const file = this.pathOf(h);
+    try {
+      await fsp.unlink(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.#ioError(err, 'remove', h, file);
+    }
+  }
+
+  async *list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo> {
+    if (type === 'config') {
+      try {
+        yield { name: 'config', size: (await fsp.stat(join(this.location, 'config'))).size };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapError(err, 'list config', this.location);
+      }
+      return;
+    }
+    const dir = join(this.location, type);
+    const dirs = type === 'chunks' ? (await readdirOrEmpty(dir)).filter((d) => /^[0-9a-z]{2}$/.test(d)).map((d) => join(dir, d)) : [dir];
+    for (const d of dirs) {
+      throwIfAborted(signal);
+      for (const name of await readdirOrEmpty(d)) {
+        try {
+          const st = await fsp.stat(join(d, name));
+          if (st.isFile()) yield { name, size: st.size };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapError(err, `list ${type}`, join(d, name));
+        }
+      }
+    }
+  }
+
+  /** Remove temporary files a killed writer left behind (older than an hour, so live writers keep theirs). */
+  async cleanStaleTemp(now = Date.now()): Promise<number> {
+    const dir = join(this.location, 'tmp');
+    let removed = 0;
+    for (const name of await readdirOrEmpty(dir)) {
+      const file = join(dir, name);
+      const st = await fsp.stat(file).catch(() => undefined);
+      if (st?.isFile() && now - st.mtimeMs > TEMP_MAX_AGE_MS) {
+        await fsp.rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  isNotFound(err: unknown): boolean {
+    return (err instanceof HvError && err.code === 'ERR_NOT_FOUND') || (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+  }
+
+  isPermanent(err: unknown): boolean {
+    if (err instanceof HvError) return err.code !== 'ERR_IO';
+    const code = (err as NodeJS.ErrnoException)?.code;
+    return code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EINVAL' || code === 'ENAMETOOLONG';
+  }
+
+  async close(): Promise<void> {}
+
+  #ioError(err: unknown, op: string, h: Handle, file: string): HvError {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return new HvError('ERR_NOT_FOUND', `${op} ${handleString(h)}: ${file} does not exist`, { target: handleString(h), cause: err });
+    }
+    return wrapError(err, `${op} ${handleString(h)} (${file})`, handleString(h));
+  }
+}
+
+function isHvErr(err: unknown): err is HvError {
+  return err instanceof HvError;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return fsp.stat(path).then(() => true, () => false);
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw wrapError(err, `list ${dir}`, dir);
+  }
+}
+
+/** Make a rename/link in `dir` durable. Windows cannot open folders for fsync; NTFS journals the entry. */
+async function syncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

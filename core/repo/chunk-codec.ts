@@ -1,0 +1,31 @@
+// What turns a plain chunk into its stored bytes and back: id, compression, seal,
+// verification. Pure and synchronous, so it runs the same inside a worker thread
+// (chunk-worker.ts) or inline.
+
+import { HvError } from '../errors.ts';
+import type { ObjectCodec } from './crypto/codec.ts';
+import { decodeObject, encodeObject } from './object-format.ts';
+
+/** Seal a chunk; the id is authenticated with it when encrypted, so a chunk renamed in the store fails to open. */
+export function sealChunk(codec: ObjectCodec, id: string, plain: Buffer, level?: number): Buffer {
+  return codec.seal('chunks', encodeObject(plain, level), id);
+}
+
+/** Stored bytes → plain bytes; with verify, the plain bytes must hash to `id`. */
+export function openChunk(codec: ObjectCodec, id: string, stored: Buffer, verify: boolean): Buffer {
+  const what = `<chunks/${id}>`;
+  let plain: Buffer;
+  try {
+    plain = decodeObject(codec.open('chunks', id, stored), what);
+  } catch (err) {
+    if (err instanceof HvError) throw err;
+    throw new HvError('ERR_CORRUPT', `${what}: cannot be decoded (${(err as Error).message})`, { target: what, cause: err });
+  }
+  if (verify) {
+    const actual = codec.chunkId(plain);
+    if (actual !== id) {
+      throw new HvError('ERR_CORRUPT', `${what}: content does not match its id (hashes to ${actual.slice(0, 16)}…)`, { target: what, data: { chunk: id } });
+    }
+  }
+  return plain;
+}

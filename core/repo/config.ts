@@ -1,0 +1,54 @@
+// The repository's `config` object: plain JSON (it must be readable before any key is
+// unlocked, because it says whether and how the repository is encrypted). Pure code.
+
+import { HvError } from '../errors.ts';
+
+export const REPOSITORY_VERSION = 1;
+
+export interface RepositoryConfig {
+  /** Format version; readers refuse versions they do not know. */
+  version: number;
+  /** 64 hex characters, random at init. */
+  id: string;
+  /** Bytes per chunk slice of a disk. */
+  chunkSize: number;
+  compression: 'zstd';
+  createdAt: string;
+  /** null: unencrypted. Otherwise whatever core/repo/crypto needs to unlock keys/ (kdf, algorithms). */
+  encryption: null | Record<string, unknown>;
+}
+
+export const MIN_CHUNK_SIZE = 64 * 1024;
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+
+export function encodeConfig(c: RepositoryConfig): Buffer {
+  return Buffer.from(JSON.stringify(c, null, 2) + '\n', 'utf8');
+}
+
+export function decodeConfig(buf: Buffer, where: string): RepositoryConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new HvError('ERR_CORRUPT', `${where}: repository config is not valid JSON (${(err as Error).message})`, { target: where, cause: err });
+  }
+  const c = raw as Partial<RepositoryConfig> | null;
+  if (typeof c !== 'object' || c === null || typeof c.version !== 'number') {
+    throw new HvError('ERR_CORRUPT', `${where}: repository config has no version field`, { target: where });
+  }
+  if (c.version !== REPOSITORY_VERSION) {
+    throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads version ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
+  }
+  const problem = configProblem(c);
+  if (problem) throw new HvError('ERR_CORRUPT', `${where}: repository config ${problem}`, { target: where });
+  return c as RepositoryConfig;
+}
+
+function configProblem(c: Partial<RepositoryConfig>): string | undefined {
+  if (typeof c.id !== 'string' || !/^[0-9a-f]{64}$/.test(c.id)) return 'has an invalid id';
+  if (!Number.isSafeInteger(c.chunkSize) || c.chunkSize! < MIN_CHUNK_SIZE || c.chunkSize! > MAX_CHUNK_SIZE) return `has an invalid chunkSize ${c.chunkSize}`;
+  if (c.compression !== 'zstd') return `names unknown compression ${JSON.stringify(c.compression)}`;
+  if (c.encryption !== null && (typeof c.encryption !== 'object' || Array.isArray(c.encryption))) return 'has an invalid encryption field';
+  if (typeof c.createdAt !== 'string') return 'has no createdAt';
+  return undefined;
+}

@@ -1,0 +1,15 @@
+// Public surface of core/repo for the other engine areas.
+export type { Backend, FileType, Handle, ObjectInfo } from './backend.ts';
+export { handleString } from './backend.ts';
+export { LocalBackend } from './backend-local.ts';
+export { MemoryBackend } from './backend-memory.ts';
+export { DryRunBackend, type PlannedWrite } from './backend-dryrun.ts';
+export { Repository, DEFAULT_CHUNK_SIZE, type InitOptions, type OpenOptions } from './repository.ts';
+export { openRepository, initRepository } from './local.ts';
+export type { ChunkWriter, ChunkWriterStats, PutResult } from './chunk-writer.ts';
+export type { RepositoryConfig } from './config.ts';
+export { REPOSITORY_VERSION } from './config.ts';
+export type { HeldLock, LockInfo } from './lock.ts';
+export { isAllZero } from './object-format.ts';
+export { decodeManifest, encodeManifest, manifestProblem, referencedChunks, isRestorePointId } from './manifest.ts';
+export { plainCodec } from './crypto/index.ts';

@@ -1,0 +1,83 @@
+// Encoding, decoding and validation of restore-point manifests. Pure code: the stored
+// object is codec.seal('manifests', encodeObject(encodeManifest(m))) — see repository.ts.
+
+import { HvError } from '../errors.ts';
+import type { ChunkRef, DiskManifest, RestorePointManifest } from './manifest-types.ts';
+import { MANIFEST_VERSION } from './manifest-types.ts';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export function isRestorePointId(id: unknown): id is string {
+  return typeof id === 'string' && HEX64.test(id);
+}
+
+export function encodeManifest(m: RestorePointManifest): Buffer {
+  const problem = manifestProblem(m);
+  if (problem) throw new HvError('ERR_INVALID_ARGUMENT', `manifest ${m?.id ?? '?'}: ${problem}`, { target: m?.id });
+  return Buffer.from(JSON.stringify(m), 'utf8');
+}
+
+/** `what` names the object in errors, e.g. "<manifests/ab12…>". */
+export function decodeManifest(buf: Buffer, what: string, expectedId?: string): RestorePointManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new HvError('ERR_CORRUPT', `${what}: manifest is not valid JSON (${(err as Error).message})`, { target: what, cause: err });
+  }
+  const m = raw as RestorePointManifest;
+  if (typeof m === 'object' && m !== null && typeof m.version === 'number' && m.version > MANIFEST_VERSION) {
+    throw new HvError('ERR_UNSUPPORTED', `${what}: manifest version ${m.version} is newer than this HVBackup reads (${MANIFEST_VERSION})`, { target: what });
+  }
+  const problem = manifestProblem(m);
+  if (problem) throw new HvError('ERR_CORRUPT', `${what}: invalid manifest: ${problem}`, { target: what });
+  if (expectedId !== undefined && m.id !== expectedId) {
+    throw new HvError('ERR_CORRUPT', `${what}: manifest says its id is ${m.id}`, { target: what });
+  }
+  return m;
+}
+
+/** First thing wrong with a manifest, or undefined. Checks what restore relies on. */
+export function manifestProblem(m: RestorePointManifest): string | undefined {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'not an object';
+  if (m.version !== MANIFEST_VERSION) return `version ${String(m.version)} is not ${MANIFEST_VERSION}`;
+  if (!isRestorePointId(m.id)) return 'id is not 64 hex characters';
+  if (typeof m.vm !== 'object' || m.vm === null || typeof m.vm.name !== 'string' || typeof m.vm.id !== 'string') return 'vm.name / vm.id missing';
+  if (typeof m.createdAt !== 'string' || typeof m.finishedAt !== 'string') return 'createdAt / finishedAt missing';
+  if (m.parentId !== undefined && !isRestorePointId(m.parentId)) return 'parentId is not 64 hex characters';
+  if (!Array.isArray(m.disks) || !Array.isArray(m.configFiles)) return 'disks / configFiles missing';
+  for (const d of m.disks) {
+    const p = diskProblem(d);
+    if (p) return `disk ${JSON.stringify(d?.key)}: ${p}`;
+  }
+  for (const f of m.configFiles) {
+    if (typeof f?.path !== 'string' || !Number.isSafeInteger(f.size) || !chunkRefsOk(f.chunks)) return `config file ${JSON.stringify(f?.path)}: bad path, size or chunks`;
+  }
+  if (typeof m.stats !== 'object' || m.stats === null) return 'stats missing';
+  return undefined;
+}
+
+function diskProblem(d: DiskManifest): string | undefined {
+  if (typeof d !== 'object' || d === null) return 'not an object';
+  if (typeof d.key !== 'string' || typeof d.fileName !== 'string') return 'key / fileName missing';
+  if (d.format !== 'vhdx' && d.format !== 'raw') return `unknown format ${JSON.stringify(d.format)}`;
+  if (!Number.isSafeInteger(d.virtualSize) || d.virtualSize < 0) return 'bad virtualSize';
+  if (!Number.isSafeInteger(d.chunkSize) || d.chunkSize <= 0) return 'bad chunkSize';
+  if (!chunkRefsOk(d.chunks)) return 'chunks must be 64-hex ids or null';
+  if (d.chunks.length !== Math.ceil(d.virtualSize / d.chunkSize)) {
+    return `has ${d.chunks.length} chunks, virtualSize ${d.virtualSize} / chunkSize ${d.chunkSize} needs ${Math.ceil(d.virtualSize / d.chunkSize)}`;
+  }
+  return undefined;
+}
+
+function chunkRefsOk(refs: ChunkRef[]): boolean {
+  return Array.isArray(refs) && refs.every((r) => r === null || isRestorePointId(r));
+}
+
+/** Every distinct chunk id a manifest references. */
+export function referencedChunks(m: RestorePointManifest): Set<string> {
+  const ids = new Set<string>();
+  for (const d of m.disks) for (const c of d.chunks) if (c) ids.add(c);
+  for (const f of m.configFiles) for (const c of f.chunks) if (c) ids.add(c);
+  return ids;
+}

@@ -1,0 +1,257 @@
+// The repository: a config, content-addressed chunks, restore-point manifests and locks
+// over any Backend. Write order (docs/architecture.md "Write order"): chunks first, each
+// durable before the manifest naming it; the manifest last, create-only; deletion only
+// under an exclusive lock. Every stored object goes through the ObjectCodec, so an
+// encrypted repository differs only in the codec chosen at open/init.
+
+import { randomBytes } from 'node:crypto';
+import { HvError, throwIfAborted, wrapError } from '../errors.ts';
+import type { Backend } from './backend.ts';
+import { ChunkPool } from './chunk-pool.ts';
+import { createChunkWriter, type ChunkStoreState, type ChunkWriter } from './chunk-writer.ts';
+import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
+import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, REPOSITORY_VERSION, type RepositoryConfig } from './config.ts';
+import type { ObjectCodec } from './crypto/codec.ts';
+import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
+import { ManifestStore } from './manifest-store.ts';
+import type { RestorePointManifest } from './manifest-types.ts';
+
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+
+export interface InitOptions {
+  chunkSize?: number;
+  /** Encrypt with this password (keys/ gets the key file). */
+  password?: string;
+  /** Key-derivation cost (tests use a cheap one). */
+  keyOptions?: KeyOptions;
+  signal?: AbortSignal;
+}
+
+export interface OpenOptions {
+  password?: string;
+  signal?: AbortSignal;
+  /** Worker threads for hashing/compression; 0 = inline. Default: one per core. */
+  threads?: number;
+}
+
+export class Repository {
+  readonly backend: Backend;
+  readonly config: RepositoryConfig;
+  readonly codec: ObjectCodec;
+  readonly pool: ChunkPool;
+  readonly #manifests: ManifestStore;
+  readonly #store: ChunkStoreState;
+  #known: Promise<Set<string>> | undefined;
+
+  private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number) {
+    this.backend = backend;
+    this.config = config;
+    this.codec = codec;
+    this.pool = new ChunkPool(codec, { threads });
+    this.#manifests = new ManifestStore(backend, codec);
+    this.#store = { backend, pool: this.pool, knownIds: () => this.#knownIds(), inFlight: new Map() };
+  }
+
+  static async init(backend: Backend, opts: InitOptions = {}): Promise<Repository> {
+    const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (!Number.isSafeInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+      throw new HvError('ERR_INVALID_ARGUMENT', `chunk size ${chunkSize} is outside ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes`);
+    }
+    await refuseNonEmpty(backend, opts.signal);
+    let codec = plainCodec();
+    let encryption: RepositoryConfig['encryption'] = null;
+    if (opts.password !== undefined) {
+      const keys = await createEncryptedRepositoryKeys(opts.password, opts.keyOptions);
+      codec = keys.codec;
+      encryption = keys.configCrypto as Record<string, unknown>;
+      await backend.save(opts.signal, { type: 'keys', name: keys.keyId }, keys.keyFile);
+    }
+    const config: RepositoryConfig = {
+      version: REPOSITORY_VERSION,
+      id: randomBytes(32).toString('hex'),
+      chunkSize,
+      compression: 'zstd',
+      createdAt: new Date().toISOString(),
+      encryption,
+    };
+    // The config goes last: a folder without it is not (yet) a repository.
+    await backend.save(opts.signal, { type: 'config', name: 'config' }, encodeConfig(config));
+    return new Repository(backend, config, codec);
+  }
+
+  static async open(backend: Backend, opts: OpenOptions = {}): Promise<Repository> {
+    let raw: Buffer;
+    try {
+      raw = await backend.load(opts.signal, { type: 'config', name: 'config' });
+    } catch (err) {
+      if (backend.isNotFound(err)) {
+        throw new HvError('ERR_NOT_FOUND', `${backend.location} is not an HVBackup repository (it has no config file)`, { target: backend.location, cause: err });
+      }
+      throw wrapError(err, `open repository ${backend.location}`, backend.location);
+    }
+    const config = decodeConfig(raw, `${backend.location} <config>`);
+    const codec = config.encryption === null ? plainCodec() : await unlock(backend, config, opts);
+    return new Repository(backend, config, codec, opts.threads);
+  }
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  get chunkSize(): number {
+    return this.config.chunkSize;
+  }
+
+  // ---- chunks ----
+
+  chunkWriter(opts: { signal?: AbortSignal; capacity?: number } = {}): ChunkWriter {
+    return createChunkWriter(this.#store, opts);
+  }
+
+  chunkId(plain: Buffer): string {
+    return this.codec.chunkId(plain);
+  }
+
+  /** Load one chunk's plain bytes, verified against its id (ERR_CORRUPT naming <chunks/id>). */
+  async loadChunk(id: string, opts: { verify?: boolean; signal?: AbortSignal } = {}): Promise<Buffer> {
+    const stored = await this.backend.load(opts.signal, { type: 'chunks', name: id }).catch((err: unknown) => {
+      throw this.backend.isNotFound(err)
+        ? new HvError('ERR_NOT_FOUND', `chunk <chunks/${id}> is missing from ${this.location}`, { target: `<chunks/${id}>`, cause: err, data: { chunk: id } })
+        : wrapError(err, `load <chunks/${id}>`, `<chunks/${id}>`);
+    });
+    return this.pool.open(id, stored, opts.verify ?? true);
+  }
+
+  /** Chunks in order, `window` loads and decodes in flight ahead of the consumer (restore read-ahead). */
+  async *readChunks(ids: Iterable<string>, opts: { window?: number; verify?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<{ id: string; data: Buffer }> {
+    const window = opts.window ?? Math.max(4, this.pool.threads * 2);
+    const queue: { id: string; data: Promise<Buffer> }[] = [];
+    const it = ids[Symbol.iterator]();
+    const fill = () => {
+      while (queue.length < window) {
+        const n = it.next();
+        if (n.done) return;
+        const data = this.loadChunk(n.value, opts);
+        data.catch(() => {});
+        queue.push({ id: n.value, data });
+      }
+    };
+    fill();
+    while (queue.length > 0) {
+      throwIfAborted(opts.signal);
+      const head = queue.shift()!;
+      const data = await head.data;
+      fill();
+      yield { id: head.id, data };
+    }
+  }
+
+  /** Which of `ids` the repository has (from the cached listing of chunks/). */
+  async hasChunks(ids: Iterable<string>, opts: { refresh?: boolean } = {}): Promise<Set<string>> {
+    if (opts.refresh) this.#known = undefined;
+    const known = await this.#knownIds();
+    return new Set([...ids].filter((id) => known.has(id)));
+  }
+
+  async *listChunks(signal?: AbortSignal): AsyncIterable<{ id: string; size: number }> {
+    for await (const o of this.backend.list(signal, 'chunks')) yield { id: o.name, size: o.size };
+  }
+
+  async listChunkIds(signal?: AbortSignal): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const o of this.backend.list(signal, 'chunks')) ids.push(o.name);
+    return ids;
+  }
+
+  /** Remove a chunk. Only for GC under an exclusive lock, after no manifest references it. */
+  async removeChunk(id: string, signal?: AbortSignal): Promise<void> {
+    await this.backend.remove(signal, { type: 'chunks', name: id });
+    (await this.#known)?.delete(id);
+  }
+
+  #knownIds(): Promise<Set<string>> {
+    this.#known ??= this.listChunkIds().then((ids) => new Set(ids), (err: unknown) => {
+      this.#known = undefined;
+      throw err;
+    });
+    return this.#known;
+  }
+
+  // ---- manifests ----
+
+  /** Store a manifest (create-only, after its chunks). Assigns a random id when m.id is empty. Returns the id. */
+  saveManifest(m: RestorePointManifest, signal?: AbortSignal): Promise<string> {
+    return this.#manifests.save(m, signal);
+  }
+
+  loadManifest(id: string, signal?: AbortSignal): Promise<RestorePointManifest> {
+    return this.#manifests.load(id, signal);
+  }
+
+  listManifests(signal?: AbortSignal): Promise<RestorePointManifest[]> {
+    return this.#manifests.list(signal);
+  }
+
+  listManifestIds(signal?: AbortSignal): Promise<string[]> {
+    return this.#manifests.ids(signal);
+  }
+
+  /** Full id from a unique prefix of at least 8 hex characters (like git). */
+  resolveManifestId(prefix: string, signal?: AbortSignal): Promise<string> {
+    return this.#manifests.resolve(prefix, signal);
+  }
+
+  /** Restore points, newest first; filtered by VM name (case-insensitive); latest: only the newest per VM. */
+  findRestorePoints(query: { vmName?: string; latest?: boolean } = {}, signal?: AbortSignal): Promise<RestorePointManifest[]> {
+    return this.#manifests.find(query, signal);
+  }
+
+  /** Delete manifests (not chunks: GC is core/retention's job) under an exclusive lock. */
+  async removeRestorePoints(ids: string[], opts: { signal?: AbortSignal; lock?: HeldLock } = {}): Promise<string[]> {
+    const full = await Promise.all(ids.map((id) => this.resolveManifestId(id, opts.signal)));
+    const lock = opts.lock ?? (await this.lock({ exclusive: true, operation: 'remove restore points', signal: opts.signal }));
+    try {
+      for (const id of full) await this.#manifests.remove(id, opts.signal);
+    } finally {
+      if (!opts.lock) await lock.release();
+    }
+    return full;
+  }
+
+  // ---- locks ----
+
+  lock(opts: { exclusive: boolean; operation: string; signal?: AbortSignal }): Promise<HeldLock> {
+    return acquireLock(this.backend, opts);
+  }
+
+  /** Remove stale locks; with force, every lock (the user asserts nobody else is running). */
+  breakStaleLocks(opts: { force?: boolean; signal?: AbortSignal } = {}): Promise<{ name: string; info: LockInfo | undefined }[]> {
+    return breakLocks(this.backend, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+    await this.backend.close();
+  }
+}
+
+async function refuseNonEmpty(backend: Backend, signal?: AbortSignal): Promise<void> {
+  for (const type of ['config', 'keys', 'chunks', 'manifests'] as const) {
+    for await (const o of backend.list(signal, type)) {
+      void o;
+      throw new HvError('ERR_ALREADY_EXISTS', `cannot create a repository in ${backend.location}: it already holds ${type === 'config' ? 'a repository' : `${type}/ objects`}`, { target: backend.location });
+    }
+  }
+}
+
+async function unlock(backend: Backend, config: RepositoryConfig, opts: OpenOptions): Promise<ObjectCodec> {
+  if (opts.password === undefined || opts.password === '') {
+    throw new HvError('ERR_AUTH', `repository ${backend.location} is encrypted: a password is needed`, { target: backend.location });
+  }
+  const keyFiles: { name: string; data: Buffer }[] = [];
+  for await (const o of backend.list(opts.signal, 'keys')) keyFiles.push({ name: o.name, data: await backend.load(opts.signal, { type: 'keys', name: o.name }) });
+  if (keyFiles.length === 0) {
+    throw new HvError('ERR_CORRUPT', `repository ${backend.location} is encrypted but has no key files in keys/`, { target: backend.location });
+  }
+  return (await unlockRepository(keyFiles, config.encryption!, opts.password, backend.location)).codec;
+}
