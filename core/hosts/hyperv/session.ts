@@ -1,0 +1,93 @@
+// One persistent PowerShell session, behind a small interface so tests stub it.
+// A call is a fixed script (scripts.ts) plus parameters; the parameters travel as base64
+// of their JSON and are decoded inside PowerShell, so no VM name, id or path is ever part
+// of the text PowerShell parses. Answers come back as one base64 line of JSON, which
+// survives the console code page (Windows PowerShell writes OEM code pages, not UTF-8).
+
+import { HvError } from '../../errors.ts';
+import { ENVELOPE, scriptName } from './scripts.ts';
+
+export interface PsSession {
+  /** Run `script` (a constant from scripts.ts) with `params` bound to `$p`; resolve its output as JSON data. */
+  invoke(script: string, params: Record<string, unknown>): Promise<unknown>;
+  dispose?(): Promise<void>;
+}
+
+const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+
+export function encodeParams(params: Record<string, unknown>): string {
+  return b64(JSON.stringify(params));
+}
+
+/** The single line sent to PowerShell: only base64 text besides the fixed prefix. */
+export function buildInvocation(script: string, params: Record<string, unknown>): string {
+  return `& ([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('${b64(ENVELOPE)}')))) '${b64(script)}' '${encodeParams(params)}'`;
+}
+
+interface Envelope {
+  ok: boolean;
+  value?: unknown;
+  message?: string;
+  category?: string;
+  errorId?: string;
+}
+
+/** Find our answer line in the session's stdout and turn a PowerShell failure into an HvError. */
+export function parseAnswer(stdout: string, script: string): unknown {
+  const line = stdout.split(/\r?\n/).reverse().find((l) => l.startsWith('HVB:'));
+  const name = scriptName(script);
+  if (!line) {
+    throw new HvError('ERR_HOST', `PowerShell step ${name} gave no answer: ${stdout.trim().slice(0, 500) || '(no output)'}`, { target: name });
+  }
+  let env: Envelope;
+  try {
+    env = JSON.parse(Buffer.from(line.slice(4), 'base64').toString('utf8')) as Envelope;
+  } catch (err) {
+    throw new HvError('ERR_HOST', `PowerShell step ${name} answered with unreadable JSON`, { target: name, cause: err });
+  }
+  if (!env.ok) {
+    throw new HvError('ERR_HOST', `PowerShell step ${name} failed: ${env.message ?? 'unknown error'}`, {
+      target: name, data: { category: env.category, errorId: env.errorId },
+    });
+  }
+  return env.value ?? null;
+}
+
+export interface PowerShellSessionOptions {
+  /** "powershell" (Windows PowerShell 5.1, default: ships with the Hyper-V module) or "pwsh". */
+  executable?: string;
+  /** Per-call timeout in ms (0 = none); WMI jobs are polled by separate calls, so calls are short. */
+  invocationTimeout?: number;
+}
+
+/** The real session: node-powershell's PowerShell class, started on first use. */
+export class NodePowerShellSession implements PsSession {
+  readonly #opts: PowerShellSessionOptions;
+  #shell: Promise<{ invoke(cmd: string): Promise<{ raw: string; stdout?: Buffer; stderr?: Buffer }>; dispose(): Promise<void> }> | undefined;
+
+  constructor(opts: PowerShellSessionOptions = {}) {
+    this.#opts = opts;
+  }
+
+  #start() {
+    this.#shell ??= import('node-powershell').then((m) => new m.PowerShell({
+      executable: this.#opts.executable ?? 'powershell',
+      executableOptions: { '-NoProfile': true, '-NonInteractive': true, '-ExecutionPolicy': 'Bypass' },
+      throwOnInvocationError: false,
+      invocationTimeout: this.#opts.invocationTimeout ?? 0,
+    }));
+    return this.#shell;
+  }
+
+  async invoke(script: string, params: Record<string, unknown>): Promise<unknown> {
+    const shell = await this.#start();
+    const r = await shell.invoke(buildInvocation(script, params));
+    return parseAnswer(r.stdout?.toString('utf8') ?? r.raw, script);
+  }
+
+  async dispose(): Promise<void> {
+    const shell = this.#shell;
+    this.#shell = undefined;
+    if (shell) await (await shell).dispose();
+  }
+}
