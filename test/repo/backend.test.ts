@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalBackend } from '../../core/repo/backend-local.ts';
+import { MemoryBackend } from '../../core/repo/backend-memory.ts';
+import { DryRunBackend } from '../../core/repo/backend-dryrun.ts';
+import { backendSuite } from './backend-suite.ts';
+
+backendSuite('local', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hvb-backend-'));
+  return { backend: new LocalBackend(join(dir, 'repo')), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+});
+
+backendSuite('memory', async () => ({ backend: new MemoryBackend(), cleanup: async () => {} }));
+
+describe('LocalBackend layout', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-local-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('stores objects at the documented paths and leaves no temporary files', async () => {
+    const b = new LocalBackend(dir);
+    const id = randomBytes(32).toString('hex');
+    await b.save(undefined, { type: 'config', name: 'config' }, Buffer.from('c'));
+    await b.save(undefined, { type: 'chunks', name: id }, Buffer.from('chunk'));
+    await b.save(undefined, { type: 'manifests', name: id }, Buffer.from('m'));
+    await b.save(undefined, { type: 'locks', name: id }, Buffer.from('l1'));
+    await b.save(undefined, { type: 'locks', name: id }, Buffer.from('l2'), { overwrite: true });
+    assert.ok(statSync(join(dir, 'config')).isFile());
+    assert.equal(statSync(join(dir, 'chunks', id.slice(0, 2), id)).size, 5);
+    assert.ok(existsSync(join(dir, 'manifests', id)));
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+  });
+
+  it('removes only temporary files older than an hour', async () => {
+    const b = new LocalBackend(dir);
+    await b.save(undefined, { type: 'index', name: 'x' }, Buffer.from('x'));
+    writeFileSync(join(dir, 'tmp', 'chunks-old'), 'garbage');
+    writeFileSync(join(dir, 'tmp', 'chunks-new'), 'in progress');
+    const old = (Date.now() - 2 * 3600_000) / 1000;
+    utimesSync(join(dir, 'tmp', 'chunks-old'), old, old);
+    assert.equal(await b.cleanStaleTemp(), 1);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), ['chunks-new']);
+  });
+});
+
+describe('DryRunBackend', () => {
+  it('reads through, records saves and removals, and writes nothing', async () => {
+    const inner = new MemoryBackend();
+    await inner.save(undefined, { type: 'manifests', name: 'aa11' }, Buffer.from('kept'));
+    const dry = new DryRunBackend(inner);
+    await dry.save(undefined, { type: 'chunks', name: 'bb22' }, Buffer.alloc(123));
+    await dry.remove(undefined, { type: 'manifests', name: 'aa11' });
+    assert.equal((await dry.load(undefined, { type: 'manifests', name: 'aa11' })).toString(), 'kept');
+    assert.deepEqual(dry.planned, [
+      { op: 'save', type: 'chunks', name: 'bb22', size: 123 },
+      { op: 'remove', type: 'manifests', name: 'aa11', size: 0 },
+    ]);
+    await assert.rejects(inner.stat(undefined, { type: 'chunks', name: 'bb22' }), (e) => inner.isNotFound(e));
+  });
+});
