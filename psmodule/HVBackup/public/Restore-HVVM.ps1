@@ -1,0 +1,99 @@
+function Restore-HVVM {
+    <#
+    .SYNOPSIS
+    Restores a VM from a restore point.
+
+    .DESCRIPTION
+    Writes the VM's disks and configuration from a restore point into a folder, and on the
+    host registers the restored VM (with a new id, under -NewName if given, so it can run
+    beside the original). Every restored block is checked against its stored hash. Nothing
+    is written outside the -Path folder. -WhatIf prints the engine's restore plan and writes
+    nothing.
+
+    .PARAMETER Repository
+    The repository folder. Taken from the Repository property of Get-HVRestorePoint output.
+
+    .PARAMETER Id
+    The restore point's id. Taken from the Id property of Get-HVRestorePoint output.
+
+    .PARAMETER VMName
+    The VM to restore when the restore point holds several. Taken from the VMName property.
+
+    .PARAMETER Path
+    The folder to restore into. Created if needed; existing files are never overwritten.
+
+    .PARAMETER NewName
+    A new name for the restored VM.
+
+    .PARAMETER Password
+    The password of an encrypted repository.
+
+    .OUTPUTS
+    HVBackup.RestoreResult. PointId, VMName, Directory, Status and the restored disks.
+
+    .EXAMPLE
+    Get-HVRestorePoint -Repository D:\Backups\Repo1 -VMName web01 -Latest | Restore-HVVM -Path D:\Restored
+
+    Restores web01's newest restore point into D:\Restored.
+
+    .EXAMPLE
+    Restore-HVVM -Repository D:\Backups\Repo1 -Id 3f2a9c1e -Path D:\Restored -NewName web01-test
+
+    Restores one restore point as a VM named web01-test.
+
+    .EXAMPLE
+    Get-HVRestorePoint -Repository D:\Backups\Repo1 -VMName db01 -Latest | Restore-HVVM -Path D:\Restored -WhatIf
+
+    Shows what the restore would write.
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    [OutputType('HVBackup.RestoreResult')]
+    param(
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)]
+        [string] $Repository,
+
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)]
+        [Alias('PointId', 'RestorePointId')]
+        [string] $Id,
+
+        [Parameter(ValueFromPipelineByPropertyName)]
+        [string] $VMName,
+
+        [Parameter(Mandatory, Position = 0)]
+        [Alias('Destination')]
+        [string] $Path,
+
+        [Parameter()]
+        [string] $NewName,
+
+        [Parameter()]
+        [System.Security.SecureString] $Password
+    )
+    process {
+        $repoPath = ConvertTo-HVFileSystemPath $Repository
+        $to = ConvertTo-HVFileSystemPath $Path
+        $params = @{ repository = $repoPath; point = $Id; to = $to }
+        if ($VMName) { $params['vmName'] = $VMName }
+        if ($NewName) { $params['newName'] = $NewName }
+        Add-HVPassword -Params $params -Password $Password
+        $label = $Id
+        if ($VMName) { $label = "$VMName ($Id)" }
+        $description = "Restore restore point $label to '$to'"
+        if (Test-HVPlanWanted) {
+            $planParams = $params.Clone()
+            $planParams['whatIf'] = $true
+            try {
+                $plan = Invoke-HVEngine -Method 'restoreVM' -Params $planParams
+            } catch {
+                $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $Id))
+            }
+            $description = Format-HVPlan -Heading $description -Plan (Get-HVProperty $plan 'plan')
+        }
+        if (-not $PSCmdlet.ShouldProcess($description, "Restore $label to '$to'?", 'Restore-HVVM')) { return }
+        try {
+            Invoke-HVEngine -Method 'restoreVM' -Params $params | ConvertTo-HVObject -TypeName 'HVBackup.RestoreResult'
+        } catch {
+            $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $Id))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+function Test-HVRestorePoint {
+    <#
+    .SYNOPSIS
+    Verifies restore points: every chunk they need is present and intact.
+
+    .DESCRIPTION
+    Reads every object a restore point (or, without -Id, the whole repository) depends on
+    and checks its hash, and reports what is missing or damaged and which restore points
+    that breaks. Problems are written as non-terminating errors (category InvalidData)
+    besides the report.
+
+    .PARAMETER Repository
+    The repository folder. Taken from the Repository property of Get-HVRestorePoint output.
+
+    .PARAMETER Id
+    The restore point to verify. Omit it to verify the whole repository.
+
+    .PARAMETER Password
+    The password of an encrypted repository.
+
+    .OUTPUTS
+    HVBackup.VerifyReport. OK, PointsChecked, ChunksChecked, BytesChecked and Problems.
+
+    .EXAMPLE
+    Test-HVRestorePoint -Repository D:\Backups\Repo1
+
+    Verifies the whole repository.
+
+    .EXAMPLE
+    Get-HVRestorePoint -Repository D:\Backups\Repo1 -Latest | Test-HVRestorePoint
+
+    Verifies the newest restore point of each VM.
+
+    .EXAMPLE
+    if (-not (Test-HVRestorePoint -Repository D:\Backups\Repo1 -ErrorAction SilentlyContinue).OK) { Send-Alert }
+
+    Runs a check in a scheduled task and alerts on damage.
+    #>
+    [CmdletBinding()]
+    [OutputType('HVBackup.VerifyReport')]
+    param(
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
+        [Alias('Path')]
+        [string] $Repository,
+
+        [Parameter(ValueFromPipelineByPropertyName)]
+        [Alias('PointId')]
+        [string] $Id,
+
+        [Parameter()]
+        [System.Security.SecureString] $Password
+    )
+    process {
+        $repoPath = ConvertTo-HVFileSystemPath $Repository
+        $params = @{ repository = $repoPath }
+        if ($Id) { $params['pointId'] = $Id }
+        Add-HVPassword -Params $params -Password $Password
+        try {
+            $report = Invoke-HVEngine -Method 'verifyRepository' -Params $params
+        } catch {
+            $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $repoPath))
+        }
+        $obj = ConvertTo-HVObject -InputObject $report -TypeName 'HVBackup.VerifyReport'
+        foreach ($problem in @($report.problems)) {
+            if ($null -eq $problem) { continue }
+            $what = Get-HVProperty $problem 'chunk'
+            if (-not $what) { $what = Get-HVProperty $problem 'object' }
+            $info = [pscustomobject]@{ code = 'ERR_CORRUPT'; message = "$what $($problem.problem) (breaks $(@($problem.points) -join ', '))" }
+            $PSCmdlet.WriteError((New-HVResultErrorRecord -ErrorInfo $info -TargetObject $what -Context "Repository '$repoPath'"))
+        }
+        $obj
+    }
+}
