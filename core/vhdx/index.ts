@@ -1,10 +1,22 @@
 // Public surface of the VHDX library (MS-VHDX v1.0). Everything else in the engine
 // imports from here (or from core/disk), never from the format modules directly.
-// CONTRACT: these names and signatures are relied on by backup/restore/hosts; the
-// bodies below are placeholders until the library lands.
+// CONTRACT: these names and signatures are relied on by backup/restore/hosts.
 
+import { open } from 'node:fs/promises';
 import type { ByteRange, Disk } from '../disk/disk.ts';
+import { RawDisk } from '../disk/raw.ts';
 import { HvError } from '../errors.ts';
+import { MiB } from './format/constants.ts';
+import { isVhdxSignature } from './format/header.ts';
+import { checkFile } from './io/check.ts';
+import { writeNewVhdx } from './io/create.ts';
+import { changedRanges, mergeChild } from './io/merge.ts';
+import { openVhdxDisk } from './io/open.ts';
+import { buildParentLocator } from './io/parent.ts';
+import { VhdxDisk } from './io/vhdx-disk.ts';
+
+export { VhdxDisk };
+export { vhdxTestHooks } from './io/vhdx-file.ts';
 
 export type VhdxType = 'fixed' | 'dynamic' | 'differencing';
 
@@ -58,35 +70,82 @@ export function notImplemented(what: string): never {
   throw new HvError('ERR_UNSUPPORTED', `${what} is not implemented yet`);
 }
 
-/** A VHDX or raw image (detected by the "vhdxfile" signature) as a Disk. */
+const VHDX_EXTENSION = /\.a?vhdx$/i;
+
+async function hasVhdxSignature(path: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new HvError(e.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `cannot open ${path}: ${e.message}`, { target: path, cause: err });
+  }
+  try {
+    const b = Buffer.alloc(8);
+    await fh.read(b, 0, 8, 0);
+    return isVhdxSignature(b);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * A VHDX or raw image (detected by the "vhdxfile" signature) as a Disk. A file named
+ * .vhdx/.avhdx without the signature is an error, never silently read as raw.
+ */
 export async function openDisk(path: string, opts: OpenOptions = {}): Promise<Disk> {
-  return notImplemented(`openDisk(${path}, ${JSON.stringify(opts)})`);
+  if (await hasVhdxSignature(path)) return openVhdxDisk(path, opts);
+  if (VHDX_EXTENSION.test(path)) {
+    throw new HvError('ERR_CORRUPT', `${path}: not a VHDX file (no "vhdxfile" signature at offset 0)`, { target: path });
+  }
+  return RawDisk.open(path, { writable: opts.writable });
 }
 
 export async function readVhdxInfo(path: string): Promise<VhdxInfo> {
-  return notImplemented(`readVhdxInfo(${path})`);
+  const disk = await openVhdxDisk(path, { replayLogInMemory: true, withoutParent: true });
+  try {
+    const info = disk.info;
+    info.logPending = disk.file.overlay !== undefined;
+    return info;
+  } finally {
+    await disk.close();
+  }
 }
 
 /** Create a new VHDX and return it opened for writing. */
 export async function createVhdx(path: string, opts: CreateOptions): Promise<Disk> {
-  return notImplemented(`createVhdx(${path}, ${JSON.stringify(opts)})`);
+  await writeNewVhdx(path, {
+    size: opts.size, type: opts.type ?? 'dynamic', blockSize: opts.blockSize ?? 32 * MiB,
+    logicalSectorSize: opts.logicalSectorSize ?? 512, physicalSectorSize: opts.physicalSectorSize ?? 4096,
+  });
+  return openVhdxDisk(path, { writable: true });
 }
 
 /** Create a differencing child (.avhdx) of `parentPath`; the child is not opened. */
 export async function createDifferencingVhdx(childPath: string, parentPath: string): Promise<void> {
-  return notImplemented(`createDifferencingVhdx(${childPath}, ${parentPath})`);
+  const parent = await openVhdxDisk(parentPath);
+  try {
+    const info = parent.info;
+    await writeNewVhdx(childPath, {
+      size: info.virtualSize, type: 'differencing', blockSize: info.blockSize,
+      logicalSectorSize: info.logicalSectorSize, physicalSectorSize: info.physicalSectorSize,
+      parentLocator: buildParentLocator(childPath, parentPath, parent.file.header.dataWriteGuid),
+    });
+  } finally {
+    await parent.close();
+  }
 }
 
 /** Merge a differencing child into its parent (Hyper-V's checkpoint delete) and delete the child. */
 export async function mergeDifferencingVhdx(childPath: string, opts: { keepChild?: boolean } = {}): Promise<MergeResult> {
-  return notImplemented(`mergeDifferencingVhdx(${childPath}, ${JSON.stringify(opts)})`);
+  return mergeChild(childPath, opts);
 }
 
 /** Ranges a differencing child holds (from its BAT and sector bitmaps), without merging. */
 export async function differencingChangedRanges(childPath: string): Promise<ByteRange[]> {
-  return notImplemented(`differencingChangedRanges(${childPath})`);
+  return changedRanges(childPath);
 }
 
 export async function checkVhdx(path: string, opts: { repair?: boolean } = {}): Promise<CheckResult> {
-  return notImplemented(`checkVhdx(${path}, ${JSON.stringify(opts)})`);
+  return checkFile(path, opts);
 }

@@ -1,0 +1,84 @@
+// Merging a differencing child into its parent (Hyper-V's checkpoint delete) and
+// listing what a child holds.
+import { unlink } from 'node:fs/promises';
+import type { ByteRange } from '../../disk/disk.ts';
+import { HvError } from '../../errors.ts';
+import { MiB } from '../format/constants.ts';
+import type { MergeResult } from '../index.ts';
+import { openParent, openVhdxDisk } from './open.ts';
+import type { LayerRange } from './layout.ts';
+import { parentInfoFromLocator } from './parent.ts';
+import type { VhdxDisk } from './vhdx-disk.ts';
+
+const COPY_CHUNK = 32 * MiB;
+
+async function openChildLayer(childPath: string): Promise<VhdxDisk> {
+  const child = await openVhdxDisk(childPath, { withoutParent: true });
+  if (!child.file.metadata.fileParameters.hasParent) {
+    await child.close();
+    throw new HvError('ERR_INVALID_ARGUMENT', `${childPath} is not a differencing disk`, { target: childPath });
+  }
+  return child;
+}
+
+export function toByteRanges(ranges: LayerRange[]): ByteRange[] {
+  const out: ByteRange[] = [];
+  for (const r of ranges) {
+    const last = out[out.length - 1];
+    if (last && last.offset + last.length === r.offset) last.length += r.length;
+    else out.push({ offset: r.offset, length: r.length });
+  }
+  return out;
+}
+
+export async function changedRanges(childPath: string): Promise<ByteRange[]> {
+  const child = await openChildLayer(childPath);
+  try {
+    return toByteRanges(child.ownRanges());
+  } finally {
+    await child.close();
+  }
+}
+
+/** Copy `ranges` of `from` into `to` in chunks of up to 32 MiB; zero ranges become zero(). */
+async function copyRanges(from: VhdxDisk, to: VhdxDisk, ranges: LayerRange[]): Promise<void> {
+  const buf = Buffer.allocUnsafe(COPY_CHUNK);
+  for (const r of ranges) {
+    if (r.kind === 'zero') {
+      await to.zero(r.offset, r.length);
+      continue;
+    }
+    for (let o = r.offset; o < r.offset + r.length; o += COPY_CHUNK) {
+      const b = buf.subarray(0, Math.min(COPY_CHUNK, r.offset + r.length - o));
+      await from.read(b, o);
+      await to.write(b, o);
+    }
+  }
+}
+
+export async function mergeChild(childPath: string, opts: { keepChild?: boolean }): Promise<MergeResult> {
+  const child = await openChildLayer(childPath);
+  let parentPath: string;
+  try {
+    const info = parentInfoFromLocator(childPath, child.file.metadata.parentLocator!);
+    const check = await openParent(childPath, info);
+    parentPath = check.path;
+    await check.close();
+    const parent = await openVhdxDisk(parentPath, { writable: true });
+    try {
+      // The writable open may have replayed a log, which does not change DataWriteGuid.
+      const ranges = child.ownRanges();
+      await copyRanges(child, parent, ranges);
+      await parent.flush();
+      const changed = toByteRanges(ranges);
+      await parent.close();
+      await child.close();
+      if (!opts.keepChild) await unlink(childPath);
+      return { parentPath, changed };
+    } finally {
+      await parent.close();
+    }
+  } finally {
+    await child.close();
+  }
+}

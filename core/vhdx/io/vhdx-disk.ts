@@ -1,0 +1,254 @@
+// A fixed, dynamic or differencing VHDX as a Disk. Reads coalesce contiguous runs into
+// large preads; writes allocate whole blocks at the end of the file and commit all BAT
+// and sector-bitmap changes of one call in one log transaction.
+import type { ByteRange, DiskExtent, DiskGeometry } from '../../disk/disk.ts';
+import { Disk } from '../../disk/disk.ts';
+import { payloadEntryIndex, readBatEntry, sectorBitmapEntryIndex, writeBatEntry, type BatEntry } from '../format/bat.ts';
+import {
+  LOG_SECTOR_SIZE, MiB, PAYLOAD_BLOCK_FULLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT, PAYLOAD_BLOCK_PARTIALLY_PRESENT,
+  PAYLOAD_BLOCK_ZERO, SB_BLOCK_PRESENT, SECTOR_BITMAP_BLOCK_SIZE, SECTORS_PER_CHUNK,
+} from '../format/constants.ts';
+import { bracedGuid } from '../format/guid.ts';
+import type { VhdxInfo } from '../index.ts';
+import { pwriteFully } from './file-io.ts';
+import { bitmapFileOffset, layerRanges, planRead, type LayerRange } from './layout.ts';
+import type { VhdxFile } from './vhdx-file.ts';
+
+/** Writes larger than this are split so one log entry always fits the 1 MiB log. */
+const MAX_WRITE = 256 * MiB;
+const ZERO_CHUNK = 4 * MiB;
+
+interface PlannedWrite { fOff: number; bufOff: number; len: number }
+
+export class VhdxDisk extends Disk {
+  readonly file: VhdxFile;
+  readonly parent: Disk | undefined;
+  readonly parentInfo: VhdxInfo['parent'];
+  #bitmaps = new Map<number, Buffer>();
+  #allocEnd: number;
+
+  constructor(file: VhdxFile, parent: Disk | undefined, parentInfo: VhdxInfo['parent']) {
+    super(file.path, !file.writable);
+    this.file = file;
+    this.parent = parent;
+    this.parentInfo = parentInfo;
+    this.#allocEnd = Math.ceil(file.fileSize / MiB) * MiB;
+  }
+
+  /** Sector bitmaps of a differencing disk are loaded once and kept (1 MiB per 2^23 sectors). */
+  async loadBitmaps(): Promise<void> {
+    const g = this.file.geometry;
+    if (!g.hasParent) return;
+    for (let c = 0; c < g.sectorBitmapBlocks; c++) {
+      const off = bitmapFileOffset(this.file.bat, g, c);
+      if (off !== undefined) this.#bitmaps.set(c, await this.file.readMeta(off, SECTOR_BITMAP_BLOCK_SIZE));
+    }
+  }
+
+  get geometry(): DiskGeometry {
+    const m = this.file.metadata;
+    return { size: m.virtualDiskSize, logicalSectorSize: m.logicalSectorSize, physicalSectorSize: m.physicalSectorSize };
+  }
+
+  get info(): VhdxInfo {
+    const f = this.file, m = f.metadata, g = f.geometry;
+    let allocated = 0;
+    for (let b = 0; b < g.payloadBlocks; b++) {
+      const s = readBatEntry(f.bat, payloadEntryIndex(g, b)).state;
+      if (s === PAYLOAD_BLOCK_FULLY_PRESENT || s === PAYLOAD_BLOCK_PARTIALLY_PRESENT) allocated += g.blockSize;
+    }
+    const type = m.fileParameters.hasParent ? 'differencing' : m.fileParameters.leaveBlockAllocated ? 'fixed' : 'dynamic';
+    return {
+      path: f.path, type, virtualSize: m.virtualDiskSize, blockSize: g.blockSize,
+      logicalSectorSize: m.logicalSectorSize, physicalSectorSize: m.physicalSectorSize,
+      dataWriteGuid: bracedGuid(f.header.dataWriteGuid), fileWriteGuid: bracedGuid(f.header.fileWriteGuid),
+      page83Id: bracedGuid(m.page83), allocatedBytes: allocated, fileSize: f.fileSize, logPending: f.logPending,
+      ...(this.parentInfo ? { parent: this.parentInfo } : {}),
+    };
+  }
+
+  protected async _read(buffer: Buffer, offset: number): Promise<void> {
+    const g = this.file.geometry;
+    const segs = planRead(this.file.bat, g, this.parent !== undefined, (c) => this.#bitmaps.get(c), offset, buffer.length);
+    for (const s of segs) {
+      const bufOff = s.vOff - offset;
+      if (s.src === 'file') await this.file.readPayload(buffer, bufOff, s.len, s.fOff);
+      else if (s.src === 'parent') await this.parent!.read(buffer.subarray(bufOff, bufOff + s.len), s.vOff);
+      else buffer.fill(0, bufOff, bufOff + s.len);
+    }
+  }
+
+  protected async _write(buffer: Buffer, offset: number): Promise<void> {
+    const lss = this.file.metadata.logicalSectorSize;
+    if (this.parent && (offset % lss || buffer.length % lss)) {
+      // Sector bitmaps are per sector, so a child writes whole sectors: fill the edges from below.
+      const a = Math.floor(offset / lss) * lss, e = Math.min(this.size, Math.ceil((offset + buffer.length) / lss) * lss);
+      const whole = Buffer.alloc(e - a);
+      await this._read(whole, a);
+      buffer.copy(whole, offset - a);
+      buffer = whole;
+      offset = a;
+    }
+    await this.file.beginDataWrite();
+    for (let done = 0; done < buffer.length; done += MAX_WRITE) {
+      await this.#writePiece(buffer.subarray(done, Math.min(buffer.length, done + MAX_WRITE)), offset + done);
+    }
+  }
+
+  async #writePiece(buffer: Buffer, offset: number): Promise<void> {
+    const f = this.file, g = f.geometry;
+    const writes: PlannedWrite[] = [];
+    const batChanges = new Map<number, BatEntry>();
+    const sbRanges: ByteRange[] = [];
+    const end = offset + buffer.length;
+    for (let b = Math.floor(offset / g.blockSize); b * g.blockSize < end; b++) {
+      const bStart = b * g.blockSize, bEnd = Math.min(g.virtualSize, bStart + g.blockSize);
+      const s = Math.max(offset, bStart), e = Math.min(end, bEnd);
+      const full = s === bStart && e === bEnd;
+      const idx = payloadEntryIndex(g, b);
+      const entry = readBatEntry(f.bat, idx);
+      let fileOffset = entry.fileOffset;
+      if (entry.state === PAYLOAD_BLOCK_FULLY_PRESENT || (entry.state === PAYLOAD_BLOCK_PARTIALLY_PRESENT && !g.hasParent)) {
+        // written in place
+      } else if (entry.state === PAYLOAD_BLOCK_PARTIALLY_PRESENT) {
+        if (full) batChanges.set(idx, { state: PAYLOAD_BLOCK_FULLY_PRESENT, fileOffset });
+        else sbRanges.push({ offset: s, length: e - s });
+      } else {
+        fileOffset = this.#allocate(g.blockSize);
+        // Only a child over NOT_PRESENT keeps the rest of the block in the parent; a new
+        // block is zero-filled, which is what ZERO/UNDEFINED/UNMAPPED and no parent read as.
+        const partialOverParent = g.hasParent && !full && entry.state === PAYLOAD_BLOCK_NOT_PRESENT;
+        batChanges.set(idx, { state: partialOverParent ? PAYLOAD_BLOCK_PARTIALLY_PRESENT : PAYLOAD_BLOCK_FULLY_PRESENT, fileOffset });
+        if (partialOverParent) sbRanges.push({ offset: s, length: e - s });
+      }
+      const w = { fOff: fileOffset + (s - bStart), bufOff: s - offset, len: e - s };
+      const last = writes[writes.length - 1];
+      if (last && last.fOff + last.len === w.fOff && last.bufOff + last.len === w.bufOff) last.len += w.len;
+      else writes.push(w);
+    }
+    const pages = new Map<number, Buffer>();
+    const sbPages = this.#planBitmaps(sbRanges, batChanges);
+    await f.ensureSize(this.#allocEnd);
+    for (const w of writes) await pwriteFully(f.fh, buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
+    this.#applyBat(batChanges, pages);
+    for (const [off, page] of sbPages) pages.set(off, page);
+    await f.commitPages(pages);
+  }
+
+  #allocate(length: number): number {
+    const off = this.#allocEnd;
+    this.#allocEnd += Math.ceil(length / MiB) * MiB;
+    return off;
+  }
+
+  /** Set bitmap bits for the written sectors; returns the changed 4 KiB bitmap pages. */
+  #planBitmaps(ranges: ByteRange[], batChanges: Map<number, BatEntry>): Map<number, Buffer> {
+    const f = this.file, g = f.geometry, lss = g.logicalSectorSize;
+    const pages = new Map<number, Buffer>();
+    for (const r of ranges) {
+      for (let sector = r.offset / lss; sector < (r.offset + r.length) / lss; sector++) {
+        const chunk = Math.floor(sector / SECTORS_PER_CHUNK);
+        let bm = this.#bitmaps.get(chunk);
+        const sbIdx = sectorBitmapEntryIndex(g, chunk);
+        let sbOff = bitmapFileOffset(f.bat, g, chunk) ?? batChanges.get(sbIdx)?.fileOffset;
+        if (sbOff === undefined) {
+          sbOff = this.#allocate(SECTOR_BITMAP_BLOCK_SIZE);
+          batChanges.set(sbIdx, { state: SB_BLOCK_PRESENT, fileOffset: sbOff });
+        }
+        if (!bm) this.#bitmaps.set(chunk, (bm = Buffer.alloc(SECTOR_BITMAP_BLOCK_SIZE)));
+        const bit = sector % SECTORS_PER_CHUNK;
+        bm[bit >>> 3] |= 1 << (bit & 7);
+        const pageStart = Math.floor((bit >>> 3) / LOG_SECTOR_SIZE) * LOG_SECTOR_SIZE;
+        pages.set(sbOff + pageStart, bm.subarray(pageStart, pageStart + LOG_SECTOR_SIZE));
+      }
+    }
+    return pages;
+  }
+
+  #applyBat(changes: Map<number, BatEntry>, pages: Map<number, Buffer>): void {
+    const f = this.file;
+    for (const [idx, e] of changes) {
+      writeBatEntry(f.bat, idx, e);
+      const pageStart = Math.floor((idx * 8) / LOG_SECTOR_SIZE) * LOG_SECTOR_SIZE;
+      pages.set(f.batRegion.fileOffset + pageStart, Buffer.from(f.bat.subarray(pageStart, pageStart + LOG_SECTOR_SIZE)));
+    }
+  }
+
+  protected async _zero(offset: number, length: number): Promise<void> {
+    const f = this.file, g = f.geometry;
+    await f.beginDataWrite();
+    const changes = new Map<number, BatEntry>();
+    const partial: ByteRange[] = [];
+    const end = offset + length;
+    for (let b = Math.floor(offset / g.blockSize); b * g.blockSize < end; b++) {
+      const bStart = b * g.blockSize, bEnd = Math.min(g.virtualSize, bStart + g.blockSize);
+      const s = Math.max(offset, bStart), e = Math.min(end, bEnd);
+      const state = readBatEntry(f.bat, payloadEntryIndex(g, b)).state;
+      const present = state === PAYLOAD_BLOCK_FULLY_PRESENT || state === PAYLOAD_BLOCK_PARTIALLY_PRESENT;
+      const keepAllocated = f.metadata.fileParameters.leaveBlockAllocated && !g.hasParent && present;
+      if (s === bStart && e === bEnd && !keepAllocated) {
+        if (state !== PAYLOAD_BLOCK_ZERO) changes.set(payloadEntryIndex(g, b), { state: PAYLOAD_BLOCK_ZERO, fileOffset: 0 });
+      } else if (present || (this.parent && state === PAYLOAD_BLOCK_NOT_PRESENT)) {
+        partial.push({ offset: s, length: e - s });
+      }
+    }
+    const pages = new Map<number, Buffer>();
+    this.#applyBat(changes, pages);
+    await f.commitPages(pages);
+    for (const r of partial) {
+      for (let o = r.offset; o < r.offset + r.length; o += ZERO_CHUNK) {
+        await this._write(Buffer.alloc(Math.min(ZERO_CHUNK, r.offset + r.length - o)), o);
+      }
+    }
+  }
+
+  protected async _flush(): Promise<void> {
+    await this.file.flush();
+  }
+
+  protected async _close(): Promise<void> {
+    try {
+      await this.file.close();
+    } finally {
+      await this.parent?.close();
+    }
+  }
+
+  /** Ranges this file defines itself (for a child: what a merge would write into the parent). */
+  ownRanges(): LayerRange[] {
+    return layerRanges(this.file.bat, this.file.geometry, (c) => this.#bitmaps.get(c));
+  }
+
+  protected async _extents(): Promise<DiskExtent[]> {
+    const own = this.ownRanges();
+    const below: DiskExtent[] = this.parent ? await this.parent.extents() : [{ offset: 0, length: this.size, kind: 'zero' }];
+    return overlayExtents(own, below, this.size);
+  }
+}
+
+/** `own` ranges on top; the gaps filled from `below` (sorted extents covering [0,size)). */
+export function overlayExtents(own: LayerRange[], below: DiskExtent[], size: number): DiskExtent[] {
+  const out: DiskExtent[] = [];
+  const push = (offset: number, length: number, kind: 'data' | 'zero') => {
+    if (length <= 0) return;
+    const last = out[out.length - 1];
+    if (last && last.kind === kind && last.offset + last.length === offset) last.length += length;
+    else out.push({ offset, length, kind });
+  };
+  let bi = 0;
+  const fill = (from: number, to: number) => {
+    while (bi < below.length && below[bi].offset + below[bi].length <= from) bi++;
+    for (let i = bi; i < below.length && below[i].offset < to; i++) {
+      const s = Math.max(from, below[i].offset), e = Math.min(to, below[i].offset + below[i].length);
+      push(s, e - s, below[i].kind);
+    }
+  };
+  let pos = 0;
+  for (const r of own) {
+    fill(pos, r.offset);
+    push(r.offset, r.length, r.kind);
+    pos = r.offset + r.length;
+  }
+  fill(pos, size);
+  return out;
+}
