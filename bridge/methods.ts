@@ -13,6 +13,7 @@ export const API_METHODS: Record<string, readonly [string, string]> = {
   initRepository: ['repository', 'initRepository'],
   getRepositoryStats: ['repository', 'getRepositoryStats'],
   removeRestorePoints: ['repository', 'removeRestorePoints'],
+  unlockRepository: ['repository', 'unlockRepository'],
   backupVMs: ['backup', 'backupVMs'],
   listRestorePoints: ['points', 'listRestorePoints'],
   restoreVM: ['restore', 'restoreVM'],
