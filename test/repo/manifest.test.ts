@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { isHvError } from '../../core/errors.ts';
+import { MemoryBackend } from '../../core/repo/backend-memory.ts';
+import { decodeManifest, encodeManifest, referencedChunks } from '../../core/repo/manifest.ts';
+import { encodeObject } from '../../core/repo/object-format.ts';
+import { Repository } from '../../core/repo/repository.ts';
+import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
+
+const CHUNK = 64 * 1024;
+
+function hasCode(code: string, ...mentions: string[]) {
+  return (err: unknown) => {
+    assert.ok(isHvError(err), String(err));
+    assert.equal(err.code, code, err.message);
+    for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" should mention ${m}`);
+    return true;
+  };
+}
+
+describe('Restore-point manifests (encode/decode)', () => {
+  it('round-trips a manifest and lists its chunks', () => {
+    const a = randomBytes(32).toString('hex');
+    const m = makeManifest({ id: 'ab'.repeat(32), disks: [{ key: 'k', fileName: 'd.vhdx', format: 'vhdx', virtualSize: 3 * CHUNK - 5, blockSize: 1 << 25, logicalSectorSize: 512, physicalSectorSize: 4096, chunkSize: CHUNK, chunks: [a, null, a] }] });
+    const back = decodeManifest(encodeManifest(m), '<manifests/x>');
+    assert.deepEqual(back, m);
+    assert.deepEqual(referencedChunks(back), new Set([a]));
+  });
+
+  it('refuses manifests that restore could not use, naming the object', () => {
+    const base = makeManifest({ id: 'cd'.repeat(32) });
+    assert.throws(() => encodeManifest({ ...base, id: 'xyz' }), hasCode('ERR_INVALID_ARGUMENT', 'id'));
+    const badDisk = { ...base, disks: [{ key: 'k', fileName: 'd', format: 'vhdx' as const, virtualSize: 2 * CHUNK, blockSize: 1, logicalSectorSize: 512, physicalSectorSize: 512, chunkSize: CHUNK, chunks: [null] }] };
+    assert.throws(() => decodeManifest(Buffer.from(JSON.stringify(badDisk)), '<manifests/cdcd>'), hasCode('ERR_CORRUPT', '<manifests/cdcd>', 'needs 2'));
+    assert.throws(() => decodeManifest(Buffer.from('{"version":1,'), '<manifests/cdcd>'), hasCode('ERR_CORRUPT', '<manifests/cdcd>', 'not valid JSON'));
+    assert.throws(() => decodeManifest(Buffer.from(JSON.stringify({ ...base, version: 9 })), '<manifests/cdcd>'), hasCode('ERR_UNSUPPORTED', 'version 9'));
+    assert.throws(() => decodeManifest(encodeManifest(base), '<manifests/x>', 'ef'.repeat(32)), hasCode('ERR_CORRUPT', 'says its id'));
+  });
+});
+
+describe('Repository manifests', () => {
+  let repo: Repository;
+  let backend: MemoryBackend;
+  beforeEach(async () => {
+    backend = new MemoryBackend();
+    repo = await Repository.init(backend, { chunkSize: CHUNK, });
+  });
+  afterEach(async () => { await repo.close(); });
+
+  it('saves create-only under a random id and loads it from a fresh open', async () => {
+    const disk = await storeDisk(repo, randomBytes(3 * CHUNK));
+    const id = await repo.saveManifest(makeManifest({ disks: [disk] }));
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const fresh = await Repository.open(backend, { threads: 0 });
+    const m = await fresh.loadManifest(id);
+    assert.equal(m.id, id);
+    assert.deepEqual(m.disks[0], disk);
+    await assert.rejects(repo.saveManifest(m), hasCode('ERR_ALREADY_EXISTS'));
+    const stored = await backend.load(undefined, { type: 'manifests', name: id });
+    assert.equal(stored[0], 1, 'manifests are zstd-framed');
+    await fresh.close();
+  });
+
+  it('reports a damaged manifest as ERR_CORRUPT naming it', async () => {
+    const id = randomBytes(32).toString('hex');
+    await backend.save(undefined, { type: 'manifests', name: id }, encodeObject(Buffer.from('{"version":1,"id":')));
+    await assert.rejects(repo.loadManifest(id), hasCode('ERR_CORRUPT', `<manifests/${id}>`, 'not valid JSON'));
+    const id2 = randomBytes(32).toString('hex');
+    await backend.save(undefined, { type: 'manifests', name: id2 }, Buffer.from([7, 1, 2, 3]));
+    await assert.rejects(repo.loadManifest(id2), hasCode('ERR_CORRUPT', `<manifests/${id2}>`, 'format byte'));
+    const id3 = randomBytes(32).toString('hex');
+    await backend.save(undefined, { type: 'manifests', name: id3 }, Buffer.from([1, 0x28, 0xb5, 0x2f, 0xfd, 9, 9]));
+    await assert.rejects(repo.loadManifest(id3), hasCode('ERR_CORRUPT', `<manifests/${id3}>`, 'zstd'));
+  });
+
+  it('resolves unique id prefixes of at least 8 characters like git', async () => {
+    const a = await repo.saveManifest(makeManifest({ id: 'abcdef01' + '0'.repeat(56) }));
+    await repo.saveManifest(makeManifest({ id: 'abcdef01' + '1'.repeat(56) }));
+    assert.equal(await repo.resolveManifestId('abcdef010'), a);
+    assert.equal((await repo.loadManifest('ABCDEF010')).id, a);
+    await assert.rejects(repo.resolveManifestId('abcdef01'), hasCode('ERR_INVALID_ARGUMENT', 'ambiguous'));
+    await assert.rejects(repo.resolveManifestId('abcd'), hasCode('ERR_INVALID_ARGUMENT', '8 to 64'));
+    await assert.rejects(repo.resolveManifestId('12345678'), hasCode('ERR_NOT_FOUND', '12345678'));
+  });
+
+  it('finds restore points newest first, per VM, and the latest of each', async () => {
+    const at = (h: number) => new Date(Date.UTC(2026, 0, 1, h)).toISOString();
+    const web = { id: 'vm-web', name: 'web01', generation: 2 as const, host: 'local' as const, hostName: 'h' };
+    const db = { ...web, id: 'vm-db', name: 'DB01' };
+    const w1 = await repo.saveManifest(makeManifest({ vm: web, createdAt: at(1) }));
+    const w2 = await repo.saveManifest(makeManifest({ vm: web, createdAt: at(3) }));
+    const d1 = await repo.saveManifest(makeManifest({ vm: db, createdAt: at(2) }));
+    assert.deepEqual((await repo.findRestorePoints()).map((m) => m.id), [w2, d1, w1]);
+    assert.deepEqual((await repo.findRestorePoints({ vmName: 'WEB01' })).map((m) => m.id), [w2, w1]);
+    assert.deepEqual((await repo.findRestorePoints({ latest: true })).map((m) => m.id), [w2, d1]);
+    assert.equal((await repo.listManifests()).length, 3);
+  });
+
+  it('removes restore points (manifests only) under an exclusive lock', async () => {
+    const disk = await storeDisk(repo, randomBytes(2 * CHUNK));
+    const id = await repo.saveManifest(makeManifest({ disks: [disk] }));
+    const shared = await repo.lock({ exclusive: false, operation: 'backup' });
+    await assert.rejects(repo.removeRestorePoints([id.slice(0, 10)]), hasCode('ERR_LOCKED', "for 'backup'"));
+    await shared.release();
+    assert.deepEqual(await repo.removeRestorePoints([id.slice(0, 10)]), [id]);
+    await assert.rejects(repo.loadManifest(id), hasCode('ERR_NOT_FOUND', id));
+    assert.equal((await repo.listChunkIds()).length, 2, 'chunks stay for garbage collection');
+    for await (const l of backend.list(undefined, 'locks')) assert.fail(`lock ${l.name} left behind`);
+  });
+});
