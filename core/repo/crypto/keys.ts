@@ -193,6 +193,6 @@ export function checkKeyRemoval(allIds: string[], keyId: string, inUseId: string
     throw new HvError('ERR_INVALID_ARGUMENT', `refusing to remove key ${keyId}: it is the repository's last key, and without it the data can never be decrypted`, { target: `<keys/${keyId}>` });
   }
   if (keyId === inUseId && !force) {
-    throw new HvError('ERR_INVALID_ARGUMENT', `refusing to remove key ${keyId}: it is the key this password unlocked; unlock with another password to remove it, or pass force`, { target: `<keys/${keyId}>` });
+    throw new HvError('ERR_INVALID_ARGUMENT', `refusing to remove key ${keyId}: it is the key this password unlocked; unlock with another password to remove it, or force it (--force)`, { target: `<keys/${keyId}>` });
   }
 }
