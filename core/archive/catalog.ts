@@ -1,0 +1,156 @@
+// The catalog of a media pool: which media exist, what each holds at which byte offset,
+// and which restore points the pool can restore. Stored in the repository under
+// `catalog/<pool>`; everything in it can be rebuilt by scanning the media alone
+// (scan.ts), and the rebuilt catalog equals the one written during export.
+// Pure data and queries here; loading and saving are in catalog-store.ts.
+
+import { HvError } from '../errors.ts';
+import { parseEntryName } from './entries.ts';
+import type { ArchivedPoint, MediumLabel, MediumTrailer } from './label.ts';
+
+export const CATALOG_FORMAT = 'hvbackup-catalog';
+export const CATALOG_VERSION = 1;
+
+export interface MediaPoolDefinition {
+  name: string;
+  /** Bytes per medium (the whole tar, padded to records, never exceeds it). */
+  capacity: number;
+  recordSize: number;
+  /** Days a written medium is protected; after that an export may overwrite it. */
+  retentionDays: number;
+}
+
+export interface CatalogEntry {
+  /** Entry name on the medium, e.g. "chunks/<id>.part1of2". */
+  name: string;
+  /** Byte offset of the entry's data (after its 512-byte header) from the start of the medium. */
+  offset: number;
+  length: number;
+}
+
+export interface CatalogMedium {
+  id: string;
+  seq: number;
+  /** Media file name in the media folder ("<pool>-<seq>.tar"); absent for a tape device. */
+  file?: string;
+  set: string;
+  volume: number;
+  continues: boolean;
+  writtenAt: string;
+  expiresAt: string;
+  /** Bytes on the medium, padded to whole records. */
+  bytes: number;
+  entries: CatalogEntry[];
+}
+
+export interface CatalogPoint extends ArchivedPoint {
+  set: string;
+}
+
+export interface Catalog {
+  format: typeof CATALOG_FORMAT;
+  version: number;
+  pool: MediaPoolDefinition;
+  repositoryId: string;
+  encrypted: boolean;
+  /** Sorted by seq. */
+  media: CatalogMedium[];
+  /** Sorted by createdAt, then id. */
+  points: CatalogPoint[];
+}
+
+/** Where one part of an object lies. */
+export interface ObjectPart {
+  medium: string;
+  name: string;
+  offset: number;
+  length: number;
+  part: number;
+  parts: number;
+}
+
+export function emptyCatalog(pool: MediaPoolDefinition, repositoryId: string, encrypted: boolean): Catalog {
+  return { format: CATALOG_FORMAT, version: CATALOG_VERSION, pool, repositoryId, encrypted, media: [], points: [] };
+}
+
+export function catalogMediumFromLabel(label: MediumLabel, trailer: MediumTrailer, entries: CatalogEntry[], bytes: number, file: string | undefined): CatalogMedium {
+  const m: CatalogMedium = {
+    id: label.mediumId, seq: label.seq, set: label.set, volume: label.volume, continues: trailer.continues,
+    writtenAt: label.writtenAt, expiresAt: expiryOf(label.writtenAt, label.retentionDays), bytes, entries,
+  };
+  if (file !== undefined) m.file = file;
+  return m;
+}
+
+export function expiryOf(writtenAt: string, retentionDays: number): string {
+  return new Date(Date.parse(writtenAt) + retentionDays * 86_400_000).toISOString();
+}
+
+/** Replace (reuse) or add a medium; the catalog forgets whatever the old medium held. */
+export function putMedium(cat: Catalog, medium: CatalogMedium): Catalog {
+  const media = cat.media.filter((m) => m.id !== medium.id).concat([medium]).sort((a, b) => a.seq - b.seq);
+  return dropUnrestorablePoints({ ...cat, media });
+}
+
+export function addPoints(cat: Catalog, points: CatalogPoint[]): Catalog {
+  const byId = new Map(cat.points.map((p) => [p.id, p]));
+  for (const p of points) byId.set(p.id, p);
+  const sorted = [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  return dropUnrestorablePoints({ ...cat, points: sorted });
+}
+
+/** Every complete object in the pool ("chunks/<id>" → its parts in order), newest copy winning. */
+export function objectIndex(cat: Catalog): Map<string, ObjectPart[]> {
+  const partial = new Map<string, ObjectPart[]>();
+  for (const m of cat.media) {
+    for (const e of m.entries) {
+      const n = parseEntryName(e.name, m.id);
+      if (!n) continue;
+      const key = n.type === 'config' ? 'config' : `${n.type}/${n.name}`;
+      let parts = partial.get(key);
+      if (n.part === 1 || !parts || parts[0]!.parts !== n.parts) parts = [];
+      parts[n.part - 1] = { medium: m.id, name: e.name, offset: e.offset, length: e.length, part: n.part, parts: n.parts };
+      partial.set(key, parts);
+    }
+  }
+  const complete = new Map<string, ObjectPart[]>();
+  for (const [key, parts] of partial) {
+    if (parts.length === parts[0]!.parts && parts.every((p, i) => p !== undefined && p.part === i + 1)) complete.set(key, parts);
+  }
+  return complete;
+}
+
+export function heldChunkIds(cat: Catalog): Set<string> {
+  const ids = new Set<string>();
+  for (const key of objectIndex(cat).keys()) if (key.startsWith('chunks/')) ids.add(key.slice(7));
+  return ids;
+}
+
+/** A point stays in the catalog while its manifest is on some medium (its chunks are checked at restore). */
+function dropUnrestorablePoints(cat: Catalog): Catalog {
+  const index = objectIndex(cat);
+  return { ...cat, points: cat.points.filter((p) => index.has(`manifests/${p.id}`)) };
+}
+
+/** Media whose protection period is over at `now` (candidates for reuse), oldest first. */
+export function expiredMedia(cat: Catalog, now: Date): CatalogMedium[] {
+  return cat.media.filter((m) => Date.parse(m.expiresAt) <= now.getTime()).sort((a, b) => a.writtenAt.localeCompare(b.writtenAt) || a.seq - b.seq);
+}
+
+export function encodeCatalog(cat: Catalog): Buffer {
+  return Buffer.from(JSON.stringify(cat, null, 1) + '\n');
+}
+
+export function decodeCatalog(buf: Buffer, where: string): Catalog {
+  let v: unknown;
+  try {
+    v = JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new HvError('ERR_CORRUPT', `catalog ${where} is not valid JSON`, { target: where });
+  }
+  const c = v as Partial<Catalog>;
+  if (c?.format !== CATALOG_FORMAT) throw new HvError('ERR_CORRUPT', `catalog ${where} is not an HVBackup media catalog`, { target: where });
+  if (c.version !== CATALOG_VERSION) throw new HvError('ERR_UNSUPPORTED', `catalog ${where} has version ${String(c.version)}; this HVBackup reads version ${CATALOG_VERSION}`, { target: where });
+  if (!c.pool || !Array.isArray(c.media) || !Array.isArray(c.points)) throw new HvError('ERR_CORRUPT', `catalog ${where} lacks its pool, media or points`, { target: where });
+  return c as Catalog;
+}

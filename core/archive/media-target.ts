@@ -1,0 +1,88 @@
+// Where media are written: media files in a folder, or a tape device written as one
+// plain sequential stream (never seeked, like `tar -cf /dev/nst0`).
+
+import { createWriteStream, constants as fsc, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { HvError, wrapError } from '../errors.ts';
+
+export interface OpenMedium {
+  stream: Writable;
+  /** Make the medium durable and visible (media file: fsync, then rename into place). */
+  commit(): Promise<void>;
+  /** Forget a half-written medium. */
+  abort(): Promise<void>;
+}
+
+export interface MediaTarget {
+  readonly location: string;
+  /** True when each medium is a file we can name (and later read back by position). */
+  readonly files: boolean;
+  open(mediumId: string, fileName: string, opts: { replace: boolean }): Promise<OpenMedium>;
+}
+
+export function mediaFileName(mediumId: string): string {
+  return `${mediumId}.tar`;
+}
+
+export class DirectoryTarget implements MediaTarget {
+  readonly location: string;
+  readonly files = true;
+  constructor(dir: string) {
+    this.location = dir;
+  }
+
+  async open(mediumId: string, fileName: string, opts: { replace: boolean }): Promise<OpenMedium> {
+    const final = join(this.location, fileName);
+    await fsp.mkdir(this.location, { recursive: true });
+    if (!opts.replace && (await fsp.stat(final).then(() => true, () => false))) {
+      // A file the catalog does not know: someone else's, or a pool whose catalog was lost. Never overwrite it.
+      throw new HvError('ERR_ALREADY_EXISTS', `media file ${final} exists but the pool's catalog does not know it; move it away or rebuild the catalog (hvbackup archive catalog)`, { target: final });
+    }
+    const temp = `${final}.partial`;
+    const stream = createWriteStream(temp, { flags: 'w' });
+    return {
+      stream,
+      async commit() {
+        await finished(stream).catch(() => undefined);
+        const fh = await fsp.open(temp, 'r+');
+        try { await fh.sync(); } finally { await fh.close(); }
+        await fsp.rename(temp, final);
+        const dir = await fsp.open(join(final, '..'), 'r').catch(() => undefined);
+        if (dir) { try { await dir.sync(); } catch { /* not supported on every platform */ } finally { await dir.close(); } }
+      },
+      async abort() {
+        stream.destroy();
+        await fsp.rm(temp, { force: true });
+      },
+    };
+  }
+}
+
+export class DeviceTarget implements MediaTarget {
+  readonly location: string;
+  readonly files = false;
+  readonly #changeMedium: ((mediumId: string) => Promise<void>) | undefined;
+  #opened = 0;
+
+  constructor(device: string, changeMedium?: (mediumId: string) => Promise<void>) {
+    this.location = device;
+    this.#changeMedium = changeMedium;
+  }
+
+  async open(mediumId: string): Promise<OpenMedium> {
+    if (this.#opened++ > 0) {
+      if (!this.#changeMedium) throw new HvError('ERR_INVALID_ARGUMENT', `the export needs another medium (${mediumId}) but nobody can change the tape in ${this.location}; use a larger capacity or media files`, { target: this.location });
+      await this.#changeMedium(mediumId);
+    }
+    // O_WRONLY without O_CREAT/O_TRUNC: opens an existing device (OPEN_EXISTING on Windows).
+    const fh = await fsp.open(this.location, fsc.O_WRONLY).catch((e: unknown) => { throw wrapError(e, `open tape device ${this.location}`, this.location); });
+    const stream = fh.createWriteStream();
+    return {
+      stream,
+      async commit() { await finished(stream).catch(() => undefined); },
+      async abort() { stream.destroy(); },
+    };
+  }
+}

@@ -1,0 +1,60 @@
+// The plain-text README.txt on every medium: how the medium is laid out and how to get a
+// disk back with standard tools, for the day HVBackup itself is not at hand.
+
+import { formatSize } from './size.ts';
+import type { MediumLabel } from './label.ts';
+
+export function mediumReadme(label: MediumLabel): Buffer {
+  const lines = [
+    `HVBackup archive medium ${label.mediumId} (pool ${label.pool}, set ${label.set}, volume ${label.volume})`,
+    `Written ${label.writtenAt}; capacity ${formatSize(label.capacity)}; tar records of ${label.recordSize} bytes.`,
+    '',
+    'This medium is a plain POSIX tar archive. List it:  tar -tvf <medium>   (tape: tar -b ' + label.recordSize / 512 + ' -tvf /dev/nst0)',
+    '',
+    'Layout (in this order):',
+    '  HVBACKUP-LABEL.json   which medium this is (pool, sequence, set, volume, record size, capacity)',
+    '  README.txt            this text',
+    '  config, keys/<id>     the repository config and key files (so the media alone suffice)',
+    '  chunks/<id>           chunk objects exactly as the repository stores them; the id is the',
+    '                        SHA-256 (or, encrypted, keyed HMAC-SHA-256) of the plain chunk data',
+    '  chunks/<id>.partKofN  a chunk split across media: concatenate parts 1..N in order',
+    '  manifests/<id>        restore-point manifests (on the last volume of a set), also as stored',
+    '  HVBACKUP-END.json     trailer: proves the medium is complete, says if the set continues',
+    '',
+    'A set of media written by one export run shares a set id; volumes are numbered 1, 2, ...',
+    'Chunks a set does not carry are on earlier sets of the same pool (incremental export).',
+    '',
+  ];
+  if (label.encrypted) {
+    lines.push(
+      'THE CHUNKS AND MANIFESTS ON THIS MEDIUM ARE ENCRYPTED (AES-256-GCM). Restoring needs HVBackup',
+      'and the repository password:',
+      '  HVBACKUP_PASSWORD=... hvbackup archive restore --media <all media files in order> --vm NAME --to DIR',
+    );
+  } else {
+    lines.push(
+      'Restore with HVBackup:  hvbackup archive restore --media <media files in order> --vm NAME --to DIR',
+      '',
+      'Restore by hand (standard tools only):',
+      '  1. Extract every medium of the pool into one folder, oldest first:  for m in *.tar; do tar -xf "$m"; done',
+      '  2. Join split chunks:  for f in chunks/*.part1of*; do b=${f%.part1of*}; n=${f##*of}; \\',
+      '       for i in $(seq 1 $n); do cat "$b.part${i}of$n"; done > "$b"; done',
+      '  3. Each object (manifest or chunk) is one header byte followed by the data: 0 = stored raw,',
+      '     1 = a zstd frame. A manifest is JSON: disks[].chunks[i] is the chunk id holding bytes',
+      '     [i*chunkSize, (i+1)*chunkSize) of the disk, or null for zeros. In python3:',
+      '       import json, subprocess, sys',
+      '       def obj(p):',
+      '           b = open(p, "rb").read()',
+      '           return b[1:] if b[0] == 0 else subprocess.run(["zstd", "-dc"], input=b[1:], capture_output=True, check=True).stdout',
+      '       m = json.loads(obj(sys.argv[1]))          # manifests/<id>',
+      '       for d in m["disks"]:',
+      '           with open(d["fileName"] + ".raw", "wb") as out:',
+      '               out.truncate(d["virtualSize"])',
+      '               for i, c in enumerate(d["chunks"]):',
+      '                   if c: out.seek(i * d["chunkSize"]); out.write(obj("chunks/" + c))',
+      '  4. The result is a raw disk image; qemu-img convert -O vhdx <name>.raw <name>.vhdx makes a VHDX.',
+    );
+  }
+  lines.push('', 'Format reference: docs/repository-format.md, section "Archive media".', '');
+  return Buffer.from(lines.join('\n'));
+}

@@ -1,0 +1,144 @@
+// Restore a restore point from archive media alone (the repository is gone): the media
+// become a read-only repository (MediaBackend), so decryption and chunk verification are
+// the repository's own; disks are written slice by slice, zero slices left unwritten.
+
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { HvError } from '../errors.ts';
+import type { Disk } from '../disk/disk.ts';
+import { log, progress, type OperationContext } from '../progress.ts';
+import { referencedChunks } from '../repo/manifest.ts';
+import type { ChunkRef, RestorePointManifest } from '../repo/manifest-types.ts';
+import { Repository } from '../repo/repository.ts';
+import { createVhdx } from '../vhdx/index.ts';
+import { catalogFromMedia, mediaBackend } from './media-set.ts';
+import type { MediaBackend } from './media-backend.ts';
+import type { ScannedMedium } from './scan.ts';
+
+export interface MediaRestoreRequest {
+  vmName: string;
+  point?: string;
+  to: string;
+  password?: string;
+}
+
+export interface MediaRestoreSummary {
+  pointId: string;
+  vmName: string;
+  createdAt: string;
+  directory: string;
+  disks: { key: string; path: string; bytes: number }[];
+  /** Media the restore needed, in the order it asks for them. */
+  mediaNeeded: string[];
+}
+
+export async function openMediaRepository(scanned: ScannedMedium[], password: string | undefined, signal?: AbortSignal): Promise<{ repo: Repository; backend: MediaBackend }> {
+  const backend = mediaBackend(scanned);
+  const repo = await Repository.open(backend, { password, signal, threads: 0 });
+  return { repo, backend };
+}
+
+export async function choosePoint(repo: Repository, vmName: string, point: string | undefined, signal?: AbortSignal): Promise<RestorePointManifest> {
+  if (point && point !== 'latest') {
+    const m = await repo.loadManifest(await repo.resolveManifestId(point, signal), signal);
+    if (m.vm.name.toLowerCase() !== vmName.toLowerCase()) throw new HvError('ERR_NOT_FOUND', `restore point ${point} on the media belongs to VM ${m.vm.name}, not ${vmName}`, { target: point });
+    return m;
+  }
+  const [latest] = await repo.findRestorePoints({ vmName, latest: true }, signal);
+  if (!latest) throw new HvError('ERR_NOT_FOUND', `the media hold no restore point of VM ${vmName}`, { target: vmName });
+  return latest;
+}
+
+/** Media holding the manifest and every chunk of `m`, in pool order: what an operator must insert. */
+export function mediaNeededFor(scanned: ScannedMedium[], backend: MediaBackend, m: RestorePointManifest): string[] {
+  const need = new Set<string>();
+  const add = (type: 'chunks' | 'manifests', name: string) => {
+    const parts = backend.partsOf({ type, name });
+    if (!parts) throw new HvError('ERR_NOT_FOUND', `<${type}/${name}> of restore point ${m.id} is not on the given media; give every medium of the pool`, { target: name });
+    for (const p of parts) need.add(p.medium);
+  };
+  add('manifests', m.id);
+  for (const id of referencedChunks(m)) add('chunks', id);
+  const order = catalogFromMedia(scanned).media.map((x) => x.id);
+  return order.filter((id) => need.has(id));
+}
+
+export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMedium[], req: MediaRestoreRequest): Promise<MediaRestoreSummary> {
+  const { signal } = ctx;
+  const { repo, backend } = await openMediaRepository(scanned, req.password, signal);
+  try {
+    const m = await choosePoint(repo, req.vmName, req.point, signal);
+    const mediaNeeded = mediaNeededFor(scanned, backend, m);
+    for (const id of mediaNeeded) log(ctx, 'info', `insert medium ${id} (${basename(scanned.find((s) => s.label.mediumId === id)!.source)})`, id);
+    const dir = resolve(req.to);
+    await fsp.mkdir(dir, { recursive: true });
+    const disks: MediaRestoreSummary['disks'] = [];
+    for (const d of m.disks) {
+      const path = safeJoin(dir, d.fileName);
+      await refuseExisting(path);
+      const disk = d.format === 'vhdx'
+        ? await createVhdx(path, { size: d.virtualSize, blockSize: d.blockSize, logicalSectorSize: d.logicalSectorSize as 512 | 4096, physicalSectorSize: d.physicalSectorSize as 512 | 4096 })
+        : await createRawDisk(path, d.virtualSize);
+      try {
+        await writeSlices(ctx, repo, d.fileName, d.chunks, d.chunkSize, d.virtualSize, (buf, off) => disk.write(buf, off));
+        await disk.flush();
+      } finally {
+        await disk.close();
+      }
+      disks.push({ key: d.key, path, bytes: d.virtualSize });
+    }
+    for (const f of m.configFiles) {
+      const path = safeJoin(join(dir, 'config'), f.path);
+      await fsp.mkdir(dirname(path), { recursive: true });
+      const fh = await fsp.open(path, 'wx');
+      try {
+        await fh.truncate(f.size);
+        await writeSlices(ctx, repo, f.path, f.chunks, repo.chunkSize, f.size, async (buf, off) => { await fh.write(buf, 0, buf.length, off); });
+      } finally {
+        await fh.close();
+      }
+    }
+    return { pointId: m.id, vmName: m.vm.name, createdAt: m.createdAt, directory: dir, disks, mediaNeeded };
+  } finally {
+    await repo.close();
+  }
+}
+
+async function writeSlices(ctx: OperationContext, repo: Repository, what: string, chunks: ChunkRef[], chunkSize: number, size: number, write: (buf: Buffer, off: number) => Promise<void>): Promise<void> {
+  const slices = chunks.map((id, i) => ({ id, i })).filter((s): s is { id: string; i: number } => s.id !== null);
+  let done = 0;
+  const it = repo.readChunks(slices.map((s) => s.id), { signal: ctx.signal });
+  for (const s of slices) {
+    const next = await it.next();
+    if (next.done) throw new HvError('ERR_INTERNAL', `chunk stream ended early for ${what}`);
+    const expected = Math.min(chunkSize, size - s.i * chunkSize);
+    if (next.value.data.length !== expected) throw new HvError('ERR_CORRUPT', `chunk ${s.id} of ${what} holds ${next.value.data.length} bytes, the manifest expects ${expected}`, { target: s.id });
+    await write(next.value.data, s.i * chunkSize);
+    done += expected;
+    progress(ctx, { activity: 'restore from media', target: what, done, total: size });
+  }
+  progress(ctx, { activity: 'restore from media', target: what, completed: true });
+}
+
+/** A name from a manifest, joined under `dir`; refuses anything that would land outside it. */
+export function safeJoin(dir: string, rel: string): string {
+  const p = resolve(dir, rel);
+  if (rel.includes('\\') || /^[A-Za-z]:/.test(rel) || rel.startsWith('/') || !p.startsWith(dir + sep)) {
+    throw new HvError('ERR_CORRUPT', `restore point names a file ${JSON.stringify(rel)} outside the destination ${dir}; refusing`, { target: rel });
+  }
+  return p;
+}
+
+async function refuseExisting(path: string): Promise<void> {
+  if (await fsp.stat(path).then(() => true, () => false)) throw new HvError('ERR_ALREADY_EXISTS', `${path} already exists; restore to an empty folder`, { target: path });
+}
+
+async function createRawDisk(path: string, size: number): Promise<Pick<Disk, 'write' | 'flush' | 'close'>> {
+  const fh = await fsp.open(path, 'wx');
+  await fh.truncate(size);
+  return {
+    write: async (buf: Buffer, off: number) => { await fh.write(buf, 0, buf.length, off); },
+    flush: () => fh.sync(),
+    close: () => fh.close(),
+  };
+}
