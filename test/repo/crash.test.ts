@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initRepository, openRepository } from '../../core/repo/local.ts';
+import { referencedChunks } from '../../core/repo/manifest.ts';
+
+const CHILD = join(import.meta.dirname, 'crash-child.ts');
+
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Start the writer, wait until it writes, kill -9 it after `delayMs`. */
+function runAndKill(repo: string, delayMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, repo], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.once('data', () => setTimeout(() => child.kill('SIGKILL'), delayMs));
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') resolve();
+      else reject(new Error(`writer exited on its own (code ${code}): ${stderr}`));
+    });
+  });
+}
+
+describe('Repository crash safety (kill -9)', function () {
+  this.timeout(90_000);
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-crash-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const seed of [1, 2, 3]) {
+    it(`leaves a valid repository after writers are killed at random moments (seed ${seed})`, async () => {
+      const path = join(dir, 'repo');
+      await (await initRepository(path, { chunkSize: 64 * 1024 })).close();
+      const random = rng(seed);
+      for (let round = 0; round < 4; round++) await runAndKill(path, 50 + Math.floor(random() * 400));
+      const repo = await openRepository(path);
+      try {
+        const manifests = await repo.listManifests();
+        assert.ok(manifests.length > 0, 'the writers wrote some restore points');
+        const ids = new Set<string>();
+        for (const m of manifests) for (const id of referencedChunks(m)) ids.add(id);
+        for await (const c of repo.readChunks(ids)) assert.equal(repo.chunkId(c.data), c.id);
+        // The killed writers' locks are stale (dead pids on this host) and only those go.
+        const removed = await repo.breakStaleLocks();
+        assert.equal(removed.length, 4);
+        const lock = await repo.lock({ exclusive: true, operation: 'check' });
+        await lock.release();
+        for (const name of readdirSync(join(path, 'manifests'))) assert.match(name, /^[0-9a-f]{64}$/);
+      } finally {
+        await repo.close();
+      }
+    });
+  }
+});
