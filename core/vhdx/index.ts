@@ -149,3 +149,5 @@ export async function differencingChangedRanges(childPath: string): Promise<Byte
 export async function checkVhdx(path: string, opts: { repair?: boolean } = {}): Promise<CheckResult> {
   return checkFile(path, opts);
 }
+
+export { copyDisk, type CopyOptions } from './io/convert.ts';

@@ -21,6 +21,8 @@ import { findActiveSequence, logOverlay, LogWriter, replayEntries } from './log.
 export interface VhdxFileOpenOptions {
   writable?: boolean;
   replayLogInMemory?: boolean;
+  /** Leave BAT problems to the caller (checkVhdx lists them one by one). */
+  skipBatCheck?: boolean;
 }
 
 /** Test seams: simulate a crash at a chosen point of a metadata transaction. */
@@ -69,7 +71,7 @@ export class VhdxFile {
     try {
       const f = await VhdxFile.#parseHeaders(path, fh, !!opts.writable);
       await f.#loadLog(opts);
-      await f.#loadStructure();
+      await f.#loadStructure(!!opts.skipBatCheck);
       return f;
     } catch (err) {
       await fh.close().catch(() => {});
@@ -135,7 +137,7 @@ export class VhdxFile {
     }
   }
 
-  async #loadStructure(): Promise<void> {
+  async #loadStructure(skipBatCheck: boolean): Promise<void> {
     const rt = await this.#regionTable();
     for (const e of rt) {
       if (e.guid !== REGION_BAT && e.guid !== REGION_METADATA && e.required) {
@@ -159,6 +161,7 @@ export class VhdxFile {
     }
     const len = Math.ceil((this.geometry.totalEntries * 8) / LOG_SECTOR_SIZE) * LOG_SECTOR_SIZE;
     this.bat = await this.readMeta(bat.fileOffset, len);
+    if (skipBatCheck) return;
     const bad = batProblems(this.bat, this.geometry, this.fileSize);
     if (bad.length) throw corrupt(this.path, bad[0] + (bad.length > 1 ? ` (and ${bad.length - 1} more BAT problems)` : ''));
   }
