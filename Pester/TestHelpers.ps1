@@ -1,0 +1,16 @@
+# Shared by the Pester suites: paths and the module import.
+$script:RepoRoot = Split-Path -Parent $PSScriptRoot
+$script:ModuleManifest = Join-Path $script:RepoRoot 'psmodule/HVBackup/HVBackup.psd1'
+$script:FixtureMethods = Join-Path $script:RepoRoot 'test/bridge/fixtures/test-methods.ts'
+
+function Import-HVBackupForTest {
+    Import-Module $script:ModuleManifest -Force -ErrorAction Stop
+}
+
+function Get-FolderSnapshot {
+    # Every file under a folder with its size and SHA-256: equal snapshots mean nothing changed.
+    param([string] $Path)
+    Get-ChildItem -LiteralPath $Path -Recurse -Force | Sort-Object FullName | ForEach-Object {
+        if ($_.PSIsContainer) { "D $($_.FullName)" } else { "F $($_.FullName) $($_.Length) $((Get-FileHash -LiteralPath $_.FullName -Algorithm SHA256).Hash)" }
+    }
+}
