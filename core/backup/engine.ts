@@ -1,0 +1,191 @@
+// The backup engine: per VM, merge leftover checkpoints, take a backup checkpoint, store
+// each frozen disk and the config files as chunks, write the manifest LAST, then merge
+// the checkpoint (always, also when the backup failed). Several VMs per job with bounded
+// parallelism; one VM failing does not stop the others.
+
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { relative, sep } from 'node:path';
+import type { BackupMethod, BackupResult } from '../api/types.ts';
+import { HvError, isHvError, throwIfAborted } from '../errors.ts';
+import type { BackupCheckpoint, DiskReference, Host, VmDescription } from '../hosts/host.ts';
+import type { OperationContext } from '../progress.ts';
+import { log, progress } from '../progress.ts';
+import type { ChunkWriter, Repository } from '../repo/index.ts';
+import { isAllZero } from '../repo/index.ts';
+import type { ChunkRef, ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
+import { MANIFEST_VERSION } from '../repo/manifest-types.ts';
+import { backupDisk } from './disk-backup.ts';
+import type { DiskBackupResult } from './disk-backup.ts';
+
+export interface BackupJobOptions {
+  repo: Repository;
+  host: Host;
+  sources: string[];
+  full?: boolean;
+  parallel?: number;
+  whatIf?: boolean;
+  consistency?: 'auto' | 'crash' | 'application';
+}
+
+export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions): Promise<BackupResult[]> {
+  const lock = opts.whatIf ? undefined : await opts.repo.lock({ exclusive: false, operation: 'backup', signal: ctx.signal });
+  try {
+    const results: BackupResult[] = new Array(opts.sources.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < opts.sources.length) {
+        const i = next++;
+        results[i] = await backupSource(ctx, opts, opts.sources[i]!);
+      }
+    };
+    const n = Math.max(1, Math.min(opts.parallel ?? 1, opts.sources.length));
+    await Promise.all(Array.from({ length: n }, worker));
+    return results;
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function backupSource(ctx: OperationContext, opts: BackupJobOptions, source: string): Promise<BackupResult> {
+  const startedAt = new Date().toISOString();
+  let vm: VmDescription | undefined;
+  try {
+    throwIfAborted(ctx.signal);
+    vm = await opts.host.describeVM(source, { signal: ctx.signal });
+    const leftovers = await opts.host.findLeftoverCheckpoints(vm, { signal: ctx.signal });
+    const previous = await previousPoint(opts.repo, vm);
+    if (opts.whatIf) return planOnly(vm, source, startedAt, previous, leftovers, opts.full === true);
+    if (leftovers.length > 0) {
+      for (const l of leftovers) log(ctx, 'warning', `VM ${vm.name}: merging leftover ${l.description}`, vm.name);
+      await opts.host.removeLeftoverCheckpoints(vm, { signal: ctx.signal });
+      vm = await opts.host.describeVM(source, { signal: ctx.signal });
+    }
+    return await backupVm(ctx, opts, vm, source, startedAt, previous);
+  } catch (err) {
+    const e = isHvError(err) ? err : new HvError('ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+    log(ctx, 'warning', `backup of ${vm?.name ?? source} failed: ${e.message}`, vm?.name ?? source);
+    progress(ctx, { activity: 'backup', target: vm?.name ?? source, status: 'failed', completed: true });
+    return {
+      vmName: vm?.name ?? source, vmId: vm?.id, source, status: 'failed', startedAt, finishedAt: new Date().toISOString(),
+      totalBytes: 0, readBytes: 0, storedBytes: 0, error: { code: e.code, message: e.message, target: e.target },
+    };
+  }
+}
+
+/** The newest restore point of this VM (same id), which an incremental builds on. */
+async function previousPoint(repo: Repository, vm: VmDescription): Promise<RestorePointManifest | undefined> {
+  const points = await repo.findRestorePoints({ vmName: vm.name });
+  return points.find((m) => m.vm.id === vm.id);
+}
+
+function planOnly(vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined, leftovers: { description: string }[], full: boolean): BackupResult {
+  const plan: string[] = [];
+  for (const l of leftovers) plan.push(`merge leftover ${l.description}`);
+  plan.push(`create a backup checkpoint of VM ${vm.name} (${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'})`);
+  const method: BackupMethod = full || !previous ? 'full' : 'changed-blocks';
+  const why = full ? '--full requested' : !previous ? 'no previous restore point of this VM' : `incremental to restore point ${previous.id.slice(0, 12)} (changed blocks if change tracking is trusted at the checkpoint, else a scan)`;
+  for (const d of vm.disks) plan.push(`back up disk ${d.key} (${d.path}): ${method}, ${why}`);
+  plan.push(`store ${vm.configFiles.length} config file(s), write the restore-point manifest, merge the checkpoint`);
+  return { vmName: vm.name, vmId: vm.id, source, status: 'planned', method, methodReason: why, startedAt, totalBytes: 0, readBytes: 0, storedBytes: 0, plan };
+}
+
+function combineMethods(full: boolean, disks: DiskBackupResult[]): { method: BackupMethod; reason?: string } {
+  if (full) return { method: 'full', reason: undefined };
+  const scans = disks.filter((d) => d.choice.method === 'scan');
+  if (scans.length === 0) return { method: 'changed-blocks' };
+  return { method: 'scan', reason: scans.map((d) => `${d.manifest.key}: ${d.choice.reason}`).join('; ') };
+}
+
+async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined): Promise<BackupResult> {
+  const t0 = Date.now();
+  const full = opts.full === true || !previous;
+  const cp = await opts.host.createBackupCheckpoint(vm, { consistency: opts.consistency ?? 'auto', signal: ctx.signal });
+  log(ctx, 'verbose', `VM ${vm.name}: checkpoint ${cp.id} (${cp.consistency}${cp.consistencyNote ? `: ${cp.consistencyNote}` : ''})`, vm.name);
+  let removed = false;
+  try {
+    const writer = opts.repo.chunkWriter({ signal: ctx.signal });
+    const track = { planned: 0, done: 0 };
+    const report = (status: string) => progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
+    const disks: DiskBackupResult[] = [];
+    for (const fd of cp.disks) {
+      const prevDisk = previous?.disks.find((d) => d.key === fd.key);
+      const disk = await fd.open();
+      try {
+        disks.push(await backupDisk({
+          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, full, writer, signal: ctx.signal,
+          onPlanned: (b) => { track.planned += b; report(`reading ${fd.key}`); },
+          onRead: (b) => { track.done += b; report(`reading ${fd.key}`); },
+        }));
+      } finally {
+        await disk.close();
+      }
+    }
+    const configFiles = await storeConfigFiles(vm, cp, opts.repo.chunkSize, writer);
+    let references = cp.references;
+    if (!references) {
+      references = await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
+      removed = true;
+    }
+    const { method, reason } = combineMethods(full, disks);
+    const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, writer, t0);
+    throwIfAborted(ctx.signal);
+    const pointId = await opts.repo.saveManifest(manifest, ctx.signal);
+    log(ctx, 'info', `VM ${vm.name}: restore point ${pointId} (${method})`, vm.name);
+    if (!removed) {
+      removed = true;
+      await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
+    }
+    progress(ctx, { activity: 'backup', target: vm.name, status: 'done', done: track.done, total: track.planned, completed: true });
+    return {
+      vmName: vm.name, vmId: vm.id, source, status: 'success', pointId, method, methodReason: manifest.methodReason,
+      consistency: cp.consistency, startedAt, finishedAt: manifest.finishedAt, totalBytes: manifest.stats.totalBytes,
+      readBytes: manifest.stats.readBytes, storedBytes: manifest.stats.storedBytes,
+    };
+  } finally {
+    // Never leave the VM on a checkpoint, whatever happened above.
+    if (!removed) await opts.host.removeBackupCheckpoint(cp, { keepReference: false });
+  }
+}
+
+function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: RestorePointManifest | undefined, disks: DiskBackupResult[], configFiles: ConfigFileManifest[], references: DiskReference[], m: { method: BackupMethod; reason?: string }, writer: ChunkWriter, t0: number): RestorePointManifest {
+  const refByKey = new Map(references.map((r) => [r.diskKey, r]));
+  const dm: DiskManifest[] = disks.map((d) => ({ ...d.manifest, ...(refByKey.has(d.manifest.key) ? { reference: refByKey.get(d.manifest.key)! } : {}) }));
+  return {
+    version: MANIFEST_VERSION,
+    id: '',
+    vm: { id: vm.id, name: vm.name, generation: vm.generation, ...(vm.configVersion ? { configVersion: vm.configVersion } : {}), host: vm.host, hostName: hostname() },
+    createdAt: cp.createdAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    consistency: cp.consistency,
+    ...(cp.consistencyNote ? { consistencyNote: cp.consistencyNote } : {}),
+    method: m.method,
+    ...(m.reason ? { methodReason: m.reason } : {}),
+    ...(previous && m.method !== 'full' ? { parentId: previous.id } : {}),
+    disks: dm,
+    configFiles,
+    stats: {
+      totalBytes: dm.reduce((a, d) => a + d.virtualSize, 0),
+      readBytes: disks.reduce((a, d) => a + d.readBytes, 0),
+      newChunks: writer.stats.newChunks,
+      storedBytes: writer.stats.storedBytes,
+      durationMs: Date.now() - t0,
+    },
+    ...(vm.details ? { details: vm.details } : {}),
+  };
+}
+
+/** The VM's config files as chunks, paths relative to the VM folder. */
+async function storeConfigFiles(vm: VmDescription, cp: BackupCheckpoint, chunkSize: number, writer: ChunkWriter): Promise<ConfigFileManifest[]> {
+  const out: ConfigFileManifest[] = [];
+  for (const file of cp.vm.configFiles) {
+    const data = await readFile(file);
+    const chunks: ChunkRef[] = [];
+    for (let off = 0; off < data.length; off += chunkSize) {
+      const slice = data.subarray(off, Math.min(off + chunkSize, data.length));
+      chunks.push(isAllZero(slice) ? null : (await writer.put(slice)).id);
+    }
+    out.push({ path: relative(vm.location, file).split(sep).join('/'), size: data.length, chunks });
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+// One DiskManifest → one disk file: a dynamic VHDX of the recorded geometry (or a sparse
+// raw image), zero slices never written (they stay unallocated), chunks loaded in
+// parallel ahead of the writer, and consecutive slices coalesced into large writes.
+
+import { open } from 'node:fs/promises';
+import type { Disk } from '../disk/disk.ts';
+import { throwIfAborted, wrapError } from '../errors.ts';
+import type { Repository } from '../repo/index.ts';
+import type { DiskManifest } from '../repo/manifest-types.ts';
+import { createVhdx } from '../vhdx/index.ts';
+
+export const WRITE_BYTES = 8 * 1024 * 1024;
+
+interface Sink {
+  write(buf: Buffer, offset: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function rawSink(path: string, size: number): Promise<Sink> {
+  const fh = await open(path, 'wx');
+  await fh.truncate(size);
+  return {
+    write: async (buf, offset) => {
+      let done = 0;
+      while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, offset + done)).bytesWritten;
+    },
+    close: async () => {
+      await fh.sync();
+      await fh.close();
+    },
+  };
+}
+
+async function vhdxSink(path: string, d: DiskManifest): Promise<Sink> {
+  const disk: Disk = await createVhdx(path, {
+    size: d.virtualSize, type: 'dynamic', blockSize: d.blockSize,
+    logicalSectorSize: d.logicalSectorSize as 512 | 4096, physicalSectorSize: d.physicalSectorSize as 512 | 4096,
+  });
+  return { write: (buf, offset) => disk.write(buf, offset), close: () => disk.close() };
+}
+
+/** Write the disk to `path` (which must not exist); returns the bytes of data written. */
+export async function restoreDisk(repo: Repository, d: DiskManifest, path: string, opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<number> {
+  const sink = d.format === 'vhdx' ? await vhdxSink(path, d) : await rawSink(path, d.virtualSize);
+  let written = 0;
+  try {
+    const order: number[] = [];
+    d.chunks.forEach((c, i) => { if (c) order.push(i); });
+    const batch = Buffer.allocUnsafe(Math.max(WRITE_BYTES, d.chunkSize));
+    let batchOffset = -1;
+    let batchLen = 0;
+    const flush = async () => {
+      if (batchLen === 0) return;
+      await sink.write(batch.subarray(0, batchLen), batchOffset);
+      written += batchLen;
+      opts.onBytes?.(batchLen);
+      batchLen = 0;
+    };
+    let k = 0;
+    for await (const { data } of repo.readChunks(order.map((i) => d.chunks[i]!), { signal: opts.signal })) {
+      throwIfAborted(opts.signal);
+      const i = order[k++]!;
+      const offset = i * d.chunkSize;
+      const expected = Math.min(d.chunkSize, d.virtualSize - offset);
+      if (data.length !== expected) throw wrapError(new Error(`chunk ${d.chunks[i]} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, d.chunks[i]!);
+      if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + data.length > batch.length)) await flush();
+      if (batchLen === 0) batchOffset = offset;
+      data.copy(batch, batchLen);
+      batchLen += data.length;
+    }
+    await flush();
+  } finally {
+    await sink.close();
+  }
+  return written;
+}

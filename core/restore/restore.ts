@@ -1,0 +1,125 @@
+// Restore a restore point into a VM folder. Nothing appears under a final name until it
+// is complete: disks and config files are written under a hidden staging folder inside
+// the destination and moved into place (never over an existing file) at the end, so a
+// killed restore leaves no half-valid disk under the final name.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { link, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { RestoreResult } from '../api/types.ts';
+import { HvError, throwIfAborted } from '../errors.ts';
+import type { Host } from '../hosts/host.ts';
+import type { OperationContext } from '../progress.ts';
+import { progress } from '../progress.ts';
+import type { Repository } from '../repo/index.ts';
+import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
+import { restoreDisk } from './disk-restore.ts';
+
+export interface RestoreOptions {
+  repo: Repository;
+  host: Host;
+  manifest: RestorePointManifest;
+  to: string;
+  newName?: string;
+  /** Restore only this disk (by key or file name), as a bare disk file in `to`. */
+  disk?: string;
+  whatIf?: boolean;
+}
+
+const DISK_DIR = 'Virtual Hard Disks';
+
+function safeName(name: string, what: string): string {
+  if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new HvError('ERR_INVALID_ARGUMENT', `${what} ${JSON.stringify(name)} is not a usable file name`, { target: name });
+  }
+  return name;
+}
+
+function safeRel(rel: string, what: string): string {
+  if (rel.startsWith('/') || rel.includes('\\') || rel.split('/').some((p) => p === '..' || p === '')) {
+    throw new HvError('ERR_CORRUPT', `${what} path ${JSON.stringify(rel)} would leave the destination folder`, { target: rel });
+  }
+  return rel;
+}
+
+/** Move a finished file to its final name without ever replacing an existing file. */
+async function moveNoClobber(from: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  try {
+    await link(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new HvError('ERR_ALREADY_EXISTS', `${to} already exists; not overwriting it`, { target: to });
+    throw err;
+  }
+  await unlink(from);
+}
+
+export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Promise<RestoreResult> {
+  const m = opts.manifest;
+  const to = resolve(opts.to);
+  const name = safeName(opts.newName ?? m.vm.name, 'VM name');
+  const disks = pickDisks(m, opts.disk);
+  const single = opts.disk !== undefined;
+  const finalOf = (d: DiskManifest) => (single ? join(to, safeName(d.fileName, 'disk file')) : join(to, DISK_DIR, safeName(d.fileName, 'disk file')));
+  const targets = disks.map(finalOf);
+  if (!single) targets.push(join(to, 'Virtual Machines', `${name}.json`));
+  for (const t of targets) {
+    if (existsSync(t)) throw new HvError('ERR_ALREADY_EXISTS', `${t} already exists; restore refuses to overwrite (choose another --to or --name)`, { target: t });
+  }
+  const result: RestoreResult = { pointId: m.id, vmName: name, directory: to, disks: disks.map((d) => ({ key: d.key, path: finalOf(d), bytes: d.virtualSize })), status: 'planned' };
+  if (opts.whatIf) {
+    return { ...result, plan: [...disks.map((d) => `restore disk ${d.key} (${d.virtualSize} bytes) to ${finalOf(d)}`), ...(single ? [] : [`write VM config ${targets[targets.length - 1]}${opts.newName ? ' with a new VM id' : ''}`])] };
+  }
+  await mkdir(to, { recursive: true });
+  const staging = join(to, `.hvbackup-restore-${randomBytes(6).toString('hex')}`);
+  await mkdir(staging);
+  try {
+    const total = disks.reduce((a, d) => a + d.chunks.filter((c) => c).length * d.chunkSize, 0);
+    let done = 0;
+    const staged: string[] = [];
+    for (const d of disks) {
+      throwIfAborted(ctx.signal);
+      const p = join(staging, `${d.fileName}`);
+      await restoreDisk(opts.repo, d, p, { signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) });
+      staged.push(p);
+    }
+    const configs = single ? [] : await stageConfigFiles(opts.repo, m.configFiles, staging, ctx.signal);
+    for (let i = 0; i < disks.length; i++) await moveNoClobber(staged[i]!, finalOf(disks[i]!));
+    if (!single) {
+      await opts.host.registerRestoredVM({ directory: to, name, configFiles: configs, disks: disks.map((d) => ({ key: d.key, path: finalOf(d) })), newId: opts.newName !== undefined });
+    }
+    progress(ctx, { activity: 'restore', target: m.vm.name, status: 'done', done, total, completed: true });
+    return { ...result, status: 'success' };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+function pickDisks(m: RestorePointManifest, key: string | undefined): DiskManifest[] {
+  if (key === undefined) return m.disks;
+  const d = m.disks.find((x) => x.key === key || x.fileName === key);
+  if (!d) throw new HvError('ERR_NOT_FOUND', `restore point ${m.id.slice(0, 12)} of ${m.vm.name} has no disk ${key} (disks: ${m.disks.map((x) => `${x.key} ${x.fileName}`).join(', ')})`, { target: key });
+  return [d];
+}
+
+async function stageConfigFiles(repo: Repository, files: ConfigFileManifest[], staging: string, signal?: AbortSignal): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of files) {
+    const p = join(staging, 'config', safeRel(f.path, 'config file'));
+    const buf = Buffer.alloc(f.size);
+    let off = 0;
+    for (const c of f.chunks) {
+      const len = Math.min(repo.chunkSize, f.size - off);
+      if (c) {
+        const data = await repo.loadChunk(c, { signal });
+        data.copy(buf, off);
+      }
+      off += len;
+    }
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, buf);
+    out.push(p);
+  }
+  return out;
+}
