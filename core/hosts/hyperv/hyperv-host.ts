@@ -195,6 +195,10 @@ export class HyperVHost implements Host {
   }
 
   async createBackupCheckpoint(vm: VmDescription, opts: HostCallOptions & { consistency: Consistency | 'auto' }): Promise<HyperVCheckpoint> {
+    const vhd = vm.details?.vhdDisks as string[] | undefined;
+    if (vhd?.length) {
+      throw new HvError('ERR_UNSUPPORTED', `VM ${vm.name} has VHD (not VHDX) disks: ${vhd.join(', ')}; convert them with Convert-VHD while the VM is off`, { target: vm.name });
+    }
     const legacy = await this.legacyReason(vm, opts);
     const userReason = await this.#prepareCheckpoints(vm, legacy !== undefined, opts.signal);
     const tag = `${CHECKPOINT_TAG}${this.jobId}`;
@@ -292,9 +296,12 @@ export class HyperVHost implements Host {
     const job = this.#job('ConvertToReferencePoint', vm.name, opts.signal);
     const r = await callMethod(job, S.CONVERT_TO_REFERENCE_POINT, { snapshotInstanceId: hcp.snapshotInstanceId });
     const instanceId = str(r.ReferencePointInstanceId);
-    const rps = asArray<RawReferencePoint>(await this.#invoke(S.GET_REFERENCE_POINTS, { vmId: vm.id, instanceId: instanceId || null }, opts.signal));
-    const rp = instanceId ? rps[0] : rps.find((x) => x.ElementName === hcp.tag) ?? rps[rps.length - 1];
-    if (!rp) throw new HvError('ERR_HOST', `ConvertToReferencePoint of VM ${vm.name} completed but no reference point was found`, { target: vm.name });
+    const rps = asArray<RawReferencePoint>(await this.#invoke(S.GET_REFERENCE_POINTS, { vmId: vm.id, instanceId: instanceId || null, jobId: str(r.JobId) || null }, opts.signal));
+    // One answer is the point we made; several mean Hyper-V could not say, so go by our tag.
+    const rp = rps.length === 1 ? rps[0] : rps.find((x) => x.ElementName === hcp.tag);
+    if (!rp) {
+      throw new HvError('ERR_HOST', `ConvertToReferencePoint of VM ${vm.name} completed but its reference point could not be identified (${rps.length} found)`, { target: vm.name });
+    }
     const rct = asArray<string>(rp.ResilientChangeTrackingIdentifiers);
     return hcp.disks.map((d) => ({ diskKey: d.key, referenceId: str(rct[d.rctIndex]) }));
   }
@@ -305,7 +312,7 @@ export class HyperVHost implements Host {
    */
   async destroyReferencePoints(vm: VmDescription, refs: DiskReference[], opts: HostCallOptions = {}): Promise<number> {
     const wanted = new Set(refs.map((r) => r.referenceId).filter(Boolean));
-    const rps = asArray<RawReferencePoint>(await this.#invoke(S.GET_REFERENCE_POINTS, { vmId: vm.id, instanceId: null }, opts.signal));
+    const rps = asArray<RawReferencePoint>(await this.#invoke(S.GET_REFERENCE_POINTS, { vmId: vm.id, instanceId: null, jobId: null }, opts.signal));
     let n = 0;
     for (const rp of rps) {
       if (!asArray<string>(rp.ResilientChangeTrackingIdentifiers).some((id) => wanted.has(id))) continue;

@@ -1,6 +1,7 @@
 // Pure mapping from what the scripts answer (ConvertTo-Json of Hyper-V objects) onto the
 // host interface. ConvertTo-Json writes .NET enums as numbers; the tables below are the
-// Microsoft.HyperV.PowerShell enum values, and strings are accepted too (PowerShell 7
+// Microsoft.HyperV.PowerShell enum values (VMState, ControllerType, CheckpointType,
+// SnapshotType -- note Missing = 5, not 3), and strings are accepted too (PowerShell 7
 // with -EnumsAsStrings, or a script that casts).
 
 import type { ByteRange } from '../../disk/disk.ts';
@@ -10,11 +11,13 @@ import type { VmDescription, VmDiskInfo, VmSummary } from '../host.ts';
 const VM_STATE: Record<number, string> = {
   1: 'Other', 2: 'Running', 3: 'Off', 4: 'Stopping', 6: 'Saved', 9: 'Paused', 10: 'Starting', 11: 'Reset',
   32773: 'Saving', 32776: 'Pausing', 32777: 'Resuming', 32779: 'FastSaved', 32780: 'FastSaving',
+  32781: 'ForceShutdown', 32782: 'ForceReboot', 32783: 'Hibernated', 32784: 'ComponentServicing',
+  32785: 'RunningCritical', 32786: 'OffCritical', 32788: 'SavedCritical', 32789: 'PausedCritical',
 };
 const CONTROLLER_TYPE: Record<number, string> = { 0: 'IDE', 1: 'SCSI', 2: 'PMEM' };
 const CHECKPOINT_TYPE: Record<number, string> = { 2: 'Disabled', 3: 'Production', 4: 'ProductionOnly', 5: 'Standard' };
 const SNAPSHOT_TYPE: Record<number, string> = {
-  0: 'Standard', 1: 'Recovery', 2: 'Planned', 3: 'Missing', 4: 'Replica', 5: 'AppConsistentReplica', 6: 'SyncedReplica',
+  0: 'Standard', 1: 'Recovery', 2: 'Planned', 5: 'Missing', 6: 'Replica', 7: 'AppConsistentReplica', 8: 'SyncedReplica',
 };
 
 function enumName(value: unknown, table: Record<number, string>): string {
@@ -70,10 +73,13 @@ export interface RawVm extends RawVmSummary {
 export function toVmDescription(r: RawVm): VmDescription {
   const disks: VmDiskInfo[] = [];
   const passThrough: string[] = [];
+  const vhd: string[] = [];
   for (const d of asArray<RawDrive>(r.HardDrives)) {
     // Pass-through disks (a host disk number, no file) cannot be checkpointed; the
     // snapshot settings ignore them (IgnoreNonSnapshottableDisks), and so do we.
     if (!d.Path || (d.DiskNumber !== null && d.DiskNumber !== undefined)) { passThrough.push(diskKey(d)); continue; }
+    // Legacy .vhd files are neither VHDX nor raw: our reader cannot take them.
+    if (/\.a?vhd$/i.test(d.Path)) { vhd.push(`${diskKey(d)} ${d.Path}`); continue; }
     disks.push({ key: diskKey(d), path: d.Path, format: diskFormat(d.Path) });
   }
   const generation = r.Generation === 2 ? 2 : 1;
@@ -88,6 +94,7 @@ export function toVmDescription(r: RawVm): VmDescription {
       clustered: Boolean(r.IsClustered),
       ...(r.ClusterGroup ? { clusterGroup: r.ClusterGroup.Name, clusterOwnerNode: r.ClusterGroup.OwnerNode, cluster: r.ClusterGroup.Cluster } : {}),
       ...(passThrough.length ? { passThroughDisks: passThrough } : {}),
+      ...(vhd.length ? { vhdDisks: vhd } : {}),
     },
   };
 }

@@ -195,24 +195,39 @@ $r = Invoke-CimMethod -InputObject $svc -MethodName GetVirtualDiskChanges -Argum
   ChangedByteOffsets = @($r.ChangedByteOffsets); ChangedByteLengths = @($r.ChangedByteLengths)
 }`;
 
-/** Msvm_VirtualSystemReferencePointService.ConvertToReferencePoint: merges the checkpoint, keeps RCT ids. */
+/**
+ * Msvm_VirtualSystemSnapshotService.ConvertToReferencePoint: merges the recovery checkpoint
+ * and leaves a Msvm_VirtualSystemReferencePoint holding the disks' RCT ids (as in Microsoft's
+ * xHyper-VBackup sample).
+ */
 export const CONVERT_TO_REFERENCE_POINT = `# hvbackup:convert-to-reference-point
 param($p)
 ${NS}
 $s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
 if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
-$svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemReferencePointService
+$svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSnapshotService
 $r = Invoke-CimMethod -InputObject $svc -MethodName ConvertToReferencePoint -Arguments @{ AffectedSnapshot = $s }
 [pscustomobject]@{ ReturnValue = [int]$r.ReturnValue; JobId = [string]$r.Job.InstanceID; ReferencePointInstanceId = [string]$r.ResultingReferencePoint.InstanceID }`;
 
-/** Reference points of a VM (Msvm_ReferencePointOfVirtualSystem), optionally one by InstanceID or by job. */
+/**
+ * Reference points: the one with InstanceID $p.instanceId, else the one the job $p.jobId made
+ * (Msvm_AffectedJobElement), else all of the VM's (Msvm_ReferencePointOfVirtualSystem).
+ */
 export const GET_REFERENCE_POINTS = `# hvbackup:get-reference-points
 param($p)
 ${NS}
 $vm = Get-CimInstance -Namespace $ns -ClassName Msvm_ComputerSystem | Where-Object { $_.Name -eq [string]$p.vmId }
 if (-not $vm) { throw ('virtual machine {0} not found' -f $p.vmId) }
 $rps = @(Get-CimAssociatedInstance -InputObject $vm -ResultClassName Msvm_VirtualSystemReferencePoint)
-if ($p.instanceId) { $rps = @($rps | Where-Object { $_.InstanceID -eq [string]$p.instanceId }) }
+if ($p.instanceId) {
+  $rps = @($rps | Where-Object { $_.InstanceID -eq [string]$p.instanceId })
+} elseif ($p.jobId) {
+  $j = Get-CimInstance -Namespace $ns -ClassName Msvm_ConcreteJob | Where-Object { $_.InstanceID -eq [string]$p.jobId }
+  if ($j) {
+    $made = @(Get-CimAssociatedInstance -InputObject $j -ResultClassName Msvm_VirtualSystemReferencePoint)
+    if ($made.Count -gt 0) { $rps = $made }
+  }
+}
 @($rps | ForEach-Object {
   [pscustomobject]@{
     InstanceID = $_.InstanceID; ElementName = $_.ElementName; ReferencePointType = $_.ReferencePointType; ConsistencyLevel = $_.ConsistencyLevel

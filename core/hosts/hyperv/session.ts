@@ -34,14 +34,15 @@ interface Envelope {
 
 /** Find our answer line in the session's stdout and turn a PowerShell failure into an HvError. */
 export function parseAnswer(stdout: string, script: string): unknown {
-  const line = stdout.split(/\r?\n/).reverse().find((l) => l.startsWith('HVB:'));
+  // pwsh may wrap output in terminal control sequences, so look for the marker anywhere.
+  const line = [...stdout.matchAll(/HVB:([A-Za-z0-9+/=]+)/g)].pop()?.[1];
   const name = scriptName(script);
   if (!line) {
     throw new HvError('ERR_HOST', `PowerShell step ${name} gave no answer: ${stdout.trim().slice(0, 500) || '(no output)'}`, { target: name });
   }
   let env: Envelope;
   try {
-    env = JSON.parse(Buffer.from(line.slice(4), 'base64').toString('utf8')) as Envelope;
+    env = JSON.parse(Buffer.from(line, 'base64').toString('utf8')) as Envelope;
   } catch (err) {
     throw new HvError('ERR_HOST', `PowerShell step ${name} answered with unreadable JSON`, { target: name, cause: err });
   }
