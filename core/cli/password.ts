@@ -10,8 +10,10 @@ import { HvError } from '../errors.ts';
 export interface PasswordSource {
   /** Option value of --password-file / --new-password-file. */
   file?: string;
-  /** Environment variable to read. */
-  env: string;
+  /** Environment variable(s) to read, first set one wins. */
+  env: string | string[];
+  /** The option that names a password file, for messages. */
+  fileOption?: string;
   /** Prompt text on a terminal. */
   prompt: string;
   /** Ask twice on a terminal and require both to match (new passwords). */
@@ -29,12 +31,22 @@ export function withPasswordOption(cmd: Command): Command {
 
 /** The repository password for commands that open a repository (use `opts.passwordFile`). */
 export function readRepositoryPassword(opts: { passwordFile?: string }, extra: Partial<PasswordSource> = {}): Promise<string> {
-  return readPassword({ file: opts.passwordFile, env: 'HVBACKUP_PASSWORD', prompt: 'Repository password: ', ...extra });
+  return readPassword({ file: opts.passwordFile, env: 'HVBACKUP_PASSWORD', fileOption: '--password-file', prompt: 'Repository password: ', ...extra });
 }
 
 /** The new password for `repo init --encrypt` and `key add` (asked twice on a terminal). */
-export function readNewPassword(opts: { newPasswordFile?: string }, env = 'HVBACKUP_NEW_PASSWORD', extra: Partial<PasswordSource> = {}): Promise<string> {
-  return readPassword({ file: opts.newPasswordFile, env, prompt: 'New password: ', confirm: true, ...extra });
+export function readNewPassword(opts: { newPasswordFile?: string }, env: string | string[] = 'HVBACKUP_NEW_PASSWORD', extra: Partial<PasswordSource> = {}): Promise<string> {
+  return readPassword({ file: opts.newPasswordFile, env, fileOption: '--new-password-file', prompt: 'New password: ', confirm: true, ...extra });
+}
+
+/**
+ * The first password of a new repository (`repo init --encrypt`): --new-password-file or
+ * --password-file, else env HVBACKUP_NEW_PASSWORD or HVBACKUP_PASSWORD (so a script sets one
+ * variable for init and every later command), else a prompt, twice.
+ */
+export function readInitPassword(opts: { newPasswordFile?: string; passwordFile?: string }, extra: Partial<PasswordSource> = {}): Promise<string> {
+  return readPassword({ file: opts.newPasswordFile ?? opts.passwordFile, env: ['HVBACKUP_NEW_PASSWORD', 'HVBACKUP_PASSWORD'],
+    fileOption: '--new-password-file', prompt: 'New password: ', confirm: true, ...extra });
 }
 
 /** Password file contents without one trailing newline (as `echo secret > file` leaves it). */
@@ -53,12 +65,15 @@ export function passwordFromFile(path: string): string {
 
 export async function readPassword(src: PasswordSource): Promise<string> {
   if (src.file !== undefined) return passwordFromFile(src.file);
-  const fromEnv = (src.environment ?? process.env)[src.env];
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  const envNames = typeof src.env === 'string' ? [src.env] : src.env;
+  for (const name of envNames) {
+    const fromEnv = (src.environment ?? process.env)[name];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  }
   const input = src.input ?? process.stdin;
   const output = src.output ?? process.stderr;
   if (!input.isTTY) {
-    throw new HvError('ERR_AUTH', `a password is needed: set ${src.env}, pass a password file option, or run on a terminal to be asked`);
+    throw new HvError('ERR_AUTH', `a password is needed: set ${envNames.join(' or ')}, use ${src.fileOption ?? 'a password file option'}, or run on a terminal to be asked`);
   }
   const pw = await promptHidden(input, output, src.prompt);
   if (pw.length === 0) throw new HvError('ERR_INVALID_ARGUMENT', 'the password must not be empty');

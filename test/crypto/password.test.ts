@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { readNewPassword, readRepositoryPassword } from '../../core/cli/password.ts';
+import { readInitPassword, readNewPassword, readRepositoryPassword } from '../../core/cli/password.ts';
 import { isHvError } from '../../core/errors.ts';
 
 /** A fake terminal: keystrokes in, everything printed captured. */
@@ -38,8 +38,16 @@ describe('crypto: CLI password sources', () => {
     assert.equal(await readNewPassword({}, undefined, { environment, input: noTty }), 'new');
   });
 
+  it('repo init takes HVBACKUP_NEW_PASSWORD, else HVBACKUP_PASSWORD, or either password file', async () => {
+    assert.equal(await readInitPassword({}, { environment: { HVBACKUP_PASSWORD: 'p' }, input: noTty }), 'p');
+    assert.equal(await readInitPassword({}, { environment: { HVBACKUP_PASSWORD: 'p', HVBACKUP_NEW_PASSWORD: 'n' }, input: noTty }), 'n');
+    writeFileSync(join(dir, 'pw'), 'f\n');
+    assert.equal(await readInitPassword({ passwordFile: join(dir, 'pw') }, { environment: { HVBACKUP_PASSWORD: 'p' } }), 'f');
+    await assert.rejects(readInitPassword({}, { environment: {}, input: noTty }), (e: unknown) => isHvError(e, 'ERR_AUTH') && /HVBACKUP_NEW_PASSWORD or HVBACKUP_PASSWORD/.test(e.message));
+  });
+
   it('fails clearly with no source and no terminal, and on missing or empty files', async () => {
-    await assert.rejects(readRepositoryPassword({}, { environment: {}, input: noTty }), (e: unknown) => isHvError(e, 'ERR_AUTH') && /HVBACKUP_PASSWORD/.test(e.message));
+    await assert.rejects(readRepositoryPassword({}, { environment: {}, input: noTty }), (e: unknown) => isHvError(e, 'ERR_AUTH') && /HVBACKUP_PASSWORD, use --password-file/.test(e.message));
     await assert.rejects(readRepositoryPassword({ passwordFile: join(dir, 'none') }), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && e.message.includes(join(dir, 'none')));
     writeFileSync(join(dir, 'empty'), '\n');
     await assert.rejects(readRepositoryPassword({ passwordFile: join(dir, 'empty') }), (e: unknown) => isHvError(e, 'ERR_INVALID_ARGUMENT') && /is empty/.test(e.message));
