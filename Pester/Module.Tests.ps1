@@ -6,6 +6,13 @@ BeforeDiscovery {
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
     Import-HVBackupForTest
+    function Expand-Token($Tokens) {
+        # Tokens, with those nested in expandable strings ("... $x ...") flattened in.
+        foreach ($t in $Tokens) {
+            $t
+            if ($t -is [System.Management.Automation.Language.StringExpandableToken] -and $t.NestedTokens) { Expand-Token $t.NestedTokens }
+        }
+    }
 }
 
 Describe 'HVBackup module manifest' -Tag Unit {
@@ -40,14 +47,20 @@ Describe 'Windows PowerShell 5.1 syntax' -Tag Unit {
         $ast = [System.Management.Automation.Language.Parser]::ParseFile($File, [ref]$tokens, [ref]$errors)
         $errors | Should -BeNullOrEmpty
         $banned = @('QuestionMark', 'QuestionQuestion', 'QuestionQuestionEquals', 'AndAnd', 'OrOr', 'QuestionDot', 'QuestionLBracket', 'Clean')
-        $bad = @($tokens | Where-Object { $banned -contains [string]$_.Kind -or ($_.Kind -eq 'Parameter' -and $_.Text -eq '-Parallel') } | ForEach-Object { "$($_.Text) at line $($_.Extent.StartLineNumber)" })
+        # "$name?" is one variable on 7 and "$name" + "?" on 5.1: write "${name}?".
+        $bad = @(Expand-Token $tokens | Where-Object {
+                $banned -contains [string]$_.Kind -or
+                ($_.Kind -eq 'Parameter' -and $_.Text -eq '-Parallel') -or
+                ($_.Kind -eq 'Variable' -and $_.Name -match '\?$')
+            } | ForEach-Object { "$($_.Text) at line $($_.Extent.StartLineNumber)" })
         $bad | Should -BeNullOrEmpty
         $cleanBlocks = $ast.FindAll({ param($n) $n -is [System.Management.Automation.Language.NamedBlockAst] -and [string]$n.BlockKind -eq 'Clean' }, $true)
         @($cleanBlocks).Count | Should -Be 0
     }
     It 'the check itself rejects 7-only syntax' {
         $tokens = $null; $errors = $null
-        [void][System.Management.Automation.Language.Parser]::ParseInput('$a = $b ? 1 : 2; $c = $d ?? 3; git pull && echo ok', [ref]$tokens, [ref]$errors)
+        [void][System.Management.Automation.Language.Parser]::ParseInput('$a = $b ? 1 : 2; $c = $d ?? 3; git pull && echo ok; "id $x?"', [ref]$tokens, [ref]$errors)
         @($tokens | Where-Object { 'QuestionMark', 'QuestionQuestion', 'AndAnd' -contains [string]$_.Kind }).Count | Should -Be 3
+        @(Expand-Token $tokens | Where-Object { $_.Kind -eq 'Variable' -and $_.Name -eq 'x?' }).Count | Should -Be 1
     }
 }

@@ -4,12 +4,12 @@ function Get-HVVM {
     Lists the virtual machines HVBackup can back up.
 
     .DESCRIPTION
-    Without -Path, lists the Hyper-V host's VMs (Windows with Hyper-V). With -Path, lists the
-    local-host VMs in a folder: VHDX-based VMs kept as folders (each with its configuration
-    and disks), as New-HVSandbox creates them. The output pipes into Backup-HVVM.
+    Lists the local-host VMs in a folder: VHDX-based VMs kept as folders (each with its
+    configuration and disks), as New-HVSandbox creates them. The output pipes into
+    Backup-HVVM. For Hyper-V VMs use Get-VM: its output pipes into Backup-HVVM as well.
 
     .PARAMETER Path
-    A folder holding local-host VMs. Omit it to list Hyper-V VMs.
+    A folder holding local-host VMs (default: the current folder).
 
     .PARAMETER Name
     Only VMs whose name matches (wildcards allowed).
@@ -20,7 +20,7 @@ function Get-HVVM {
     .EXAMPLE
     Get-HVVM
 
-    Lists the Hyper-V VMs on this host.
+    Lists the local-host VMs in the current folder.
 
     .EXAMPLE
     Get-HVVM -Path D:\LabVMs | Backup-HVVM -Repository D:\Backups\Repo1
@@ -44,12 +44,9 @@ function Get-HVVM {
         [string] $Name = '*'
     )
     process {
-        $params = @{}
-        $target = 'Hyper-V host'
-        if ($Path) {
-            $target = ConvertTo-HVFileSystemPath $Path
-            $params['path'] = $target
-        }
+        if (-not $Path) { $Path = '.' }
+        $target = ConvertTo-HVFileSystemPath $Path
+        $params = @{ path = $target }
         try {
             $vms = @(Invoke-HVEngine -Method 'listVMs' -Params $params)
         } catch {

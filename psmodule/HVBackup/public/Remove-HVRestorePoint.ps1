@@ -53,21 +53,20 @@ function Remove-HVRestorePoint {
         foreach ($pointId in $Id) {
             $params = @{ repository = $repoPath; ids = @($pointId) }
             Add-HVPassword -Params $params -Password $Password
-            $description = "Remove restore point $pointId from repository '$repoPath'"
-            if (Test-HVPlanWanted -Impact High) {
-                $planParams = $params.Clone()
-                $planParams['whatIf'] = $true
-                try {
-                    $plan = Invoke-HVEngine -Method 'removeRestorePoints' -Params $planParams
-                } catch {
-                    $PSCmdlet.WriteError((New-HVErrorRecord -ErrorObject $_ -TargetObject $pointId))
-                    continue
-                }
-                $description = Format-HVPlan -Heading $description -Plan (Get-HVProperty $plan 'plan')
-            }
-            if (-not $PSCmdlet.ShouldProcess($description, "Remove restore point $pointId?", 'Remove-HVRestorePoint')) { continue }
             try {
-                Invoke-HVEngine -Method 'removeRestorePoints' -Params $params | ConvertTo-HVObject -TypeName 'HVBackup.RemoveResult'
+                $description = "Remove restore point $pointId from repository '$repoPath'"
+                if (Test-HVPlanWanted -Impact High) {
+                    $planParams = $params.Clone()
+                    $planParams['whatIf'] = $true
+                    $plan = Invoke-HVEngine -Method 'removeRestorePoints' -Params $planParams
+                    $lines = @(Get-HVProperty $plan 'plan')
+                    if ($null -eq $lines[0]) { $lines = @($plan.ids | ForEach-Object { "delete the manifest of restore point $_ (its chunks stay until garbage collection)" }) }
+                    $description = Format-HVPlan -Heading $description -Plan $lines
+                }
+                $confirmed = $PSCmdlet.ShouldProcess($description, "Remove restore point ${pointId}?", 'Remove-HVRestorePoint')
+                if ($confirmed) {
+                    Invoke-HVEngine -Method 'removeRestorePoints' -Params $params | ConvertTo-HVObject -TypeName 'HVBackup.RemoveResult'
+                }
             } catch {
                 $PSCmdlet.WriteError((New-HVErrorRecord -ErrorObject $_ -TargetObject $pointId))
             }
