@@ -1,0 +1,149 @@
+// User text never becomes script text: VM names travel as base64 JSON and are decoded inside
+// PowerShell. Proven on the invocation line, through the driver, and in a real PowerShell.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toVmDescription } from '../../core/hosts/hyperv/mapping.ts';
+import type { RawVm } from '../../core/hosts/hyperv/mapping.ts';
+import { ALL_SCRIPTS, ENVELOPE } from '../../core/hosts/hyperv/scripts.ts';
+import * as S from '../../core/hosts/hyperv/scripts.ts';
+import { buildInvocation, encodeParams, NodePowerShellSession, parseAnswer } from '../../core/hosts/hyperv/session.ts';
+import { fx, hostWith, rejectsWith } from './testing.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+
+const HOSTILE = [
+  "web'; Remove-Item C:\\ -Recurse #",
+  'db$(Remove-Item C:\\Windows -Recurse -Force)01',
+  'back`ticks`n and `$env:PATH',
+  'quotes "double" \'single\' ‘curly’ “curly”',
+  'new\nline\r\nand\ttab; Stop-Computer',
+  'ünïcødé 名前 web01',
+];
+
+const b64 = '[A-Za-z0-9+/]+={0,2}';
+const INVOCATION = new RegExp(
+  `^& \\(\\[ScriptBlock\\]::Create\\(\\[Text\\.Encoding\\]::UTF8\\.GetString\\(\\[Convert\\]::FromBase64String\\('${b64}'\\)\\)\\)\\) '${b64}' '${b64}'$`);
+
+function decodeInvocation(line: string): { envelope: string; script: string; params: unknown } {
+  const parts = [...line.matchAll(/'([A-Za-z0-9+/=]+)'/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'));
+  return { envelope: parts[0]!, script: parts[1]!, params: JSON.parse(parts[2]!) };
+}
+
+describe('HyperV PowerShell session: hostile VM names', () => {
+  it('the invocation line holds only fixed text and base64, and decodes back to the exact name', () => {
+    for (const name of HOSTILE) {
+      const line = buildInvocation(S.DESCRIBE_VM, { ref: name });
+      assert.match(line, INVOCATION, `invocation for ${JSON.stringify(name)}`);
+      assert.ok(!line.includes('\n') && !line.includes('Remove-Item') && !line.includes('$(') && !line.includes('`'), line);
+      const d = decodeInvocation(line);
+      assert.equal(d.envelope, ENVELOPE);
+      assert.equal(d.script, S.DESCRIBE_VM);
+      assert.deepEqual(d.params, { ref: name });
+      assert.equal(encodeParams({ ref: name }), line.split("'").at(-2));
+    }
+  });
+
+  it('through the driver, every call is a fixed script and the names appear only in the parameters', async () => {
+    for (const name of HOSTILE) {
+      const raw = { ...fx<RawVm>('describe-vm-web01'), Name: name };
+      const { host, session } = hostWith([
+        [S.DESCRIBE_VM, raw],
+        [S.HOST_INFO, fx('host-info-2022')],
+        [S.LIST_CHECKPOINTS, [{ Id: '11111111-2222-4333-8444-555555555555', Name: name, SnapshotType: 0, CreationTime: '2026-11-10T18:22:40Z' }]],
+      ]);
+      const vm = await host.describeVM(name);
+      assert.equal(vm.name, name);
+      const err = await rejectsWith(host.createBackupCheckpoint(vm, { consistency: 'auto' }), 'ERR_UNSUPPORTED');
+      assert.ok(err.message.startsWith(`VM ${name} has user checkpoints ("${name}")`), err.message);
+      for (const call of session.invoke.getCalls()) {
+        const [script, params] = call.args;
+        assert.ok(ALL_SCRIPTS.includes(script), 'script is one of the constants');
+        assert.ok(!script.includes(name));
+        assert.match(buildInvocation(script, params), INVOCATION);
+      }
+      assert.deepEqual(session.invoke.getCall(0).args[1], { ref: name });
+    }
+  });
+
+  it('no script constant interpolates anything at run time (every "$p." use reads the decoded parameters)', () => {
+    for (const s of ALL_SCRIPTS.slice(1)) {
+      assert.match(s, /^# hvbackup:[\w-]+\nparam\(\$p\)\n/, s.slice(0, 60));
+      assert.ok(!/\$\{|Invoke-Expression|iex /i.test(s), `script ${s.slice(0, 40)} must not build code from strings`);
+    }
+  });
+
+  it('parseAnswer finds the answer line inside terminal noise and turns failures into ERR_HOST', async () => {
+    const ok = 'HVB:' + Buffer.from(JSON.stringify({ ok: true, value: { a: 1 } })).toString('base64');
+    assert.deepEqual(parseAnswer(`\x1b[?1h\x1b[?1l${ok}\r\n\x1b[?1h`, S.LIST_VMS), { a: 1 });
+    const bad = 'HVB:' + Buffer.from(JSON.stringify({ ok: false, message: 'Hyper-V was unable to find a virtual machine with name "x".', category: 'InvalidArgument' })).toString('base64');
+    await rejectsWith(Promise.resolve().then(() => parseAnswer(bad, S.LIST_VMS)), 'ERR_HOST', 'PowerShell step list-vms failed: Hyper-V was unable to find a virtual machine with name "x".');
+    await rejectsWith(Promise.resolve().then(() => parseAnswer('The term \'Get-VM\' is not recognized', S.LIST_VMS)), 'ERR_HOST', 'list-vms gave no answer', "'Get-VM' is not recognized");
+  });
+});
+
+describe('HyperV PowerShell session: real PowerShell', function () {
+  this.timeout(60_000);
+  const pwsh = spawnSync(process.execPath, [join(root, 'scripts', 'find-pwsh.mjs')], { encoding: 'utf8' }).stdout.trim();
+  let session: NodePowerShellSession;
+  let dir: string;
+  before(() => {
+    assert.ok(pwsh, 'PowerShell not found: run npm run setup');
+    session = new NodePowerShellSession({ executable: pwsh });
+    dir = mkdtempSync(join(tmpdir(), 'hvb-hyperv-ps-'));
+  });
+  after(async () => {
+    await session?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('round-trips hostile names exactly and runs none of them', async () => {
+    const canary = join(dir, 'pwned');
+    const names = [...HOSTILE, `x$(New-Item -ItemType File -Path '${canary}')`, `x'; New-Item -ItemType File -Path '${canary}' #`, `x\`"; New-Item -ItemType File -Path "${canary}"`];
+    const echo = '# hvbackup:echo\nparam($p)\n@($p.names | ForEach-Object { [pscustomobject]@{ Name = $_; Length = $_.Length } })';
+    const out = (await session.invoke(echo, { names })) as { Name: string; Length: number }[];
+    assert.deepEqual(out.map((o) => o.Name), names);
+    assert.deepEqual(out.map((o) => o.Length), names.map((n) => n.length), 'UTF-16 lengths agree');
+    assert.equal(existsSync(canary), false, 'no name was executed');
+  });
+
+  it('a failing step becomes ERR_HOST with PowerShell\'s message, and the session stays usable', async () => {
+    await rejectsWith(session.invoke("# hvbackup:boom\nparam($p)\nthrow ('no VM named ' + $p.name)", { name: 'web01' }), 'ERR_HOST', 'PowerShell step boom failed: no VM named web01');
+    assert.equal(await session.invoke('# hvbackup:null\nparam($p)\n$null', {}), null);
+  });
+
+  it('every driver script parses without syntax errors', async () => {
+    const check = `# hvbackup:parse
+param($p)
+@($p.scripts | ForEach-Object {
+  $tokens = $null; $errors = $null
+  [void][System.Management.Automation.Language.Parser]::ParseInput($_, [ref]$tokens, [ref]$errors)
+  @($errors | ForEach-Object { $_.Message }) -join '; '
+})`;
+    const out = (await session.invoke(check, { scripts: ALL_SCRIPTS })) as string[];
+    assert.equal(out.length, ALL_SCRIPTS.length);
+    out.forEach((e, i) => assert.equal(e, '', `${S.scriptName(ALL_SCRIPTS[i]!)}: ${e}`));
+  });
+
+  it('DESCRIBE_VM matches the name exactly (no wildcards) against a Get-VM stand-in', async () => {
+    // Stand-ins for the Hyper-V cmdlets, defined in the session: DESCRIBE_VM must pick the
+    // VM whose name equals the parameter, even when the name holds wildcard characters.
+    await session.invoke(`# hvbackup:define-fakes
+param($p)
+$global:fakeDir = [string]$p.dir
+function global:Get-VM { @(
+  [pscustomobject]@{ VMId = [guid]'6b1c3f0e-8e4b-4f5b-9c1a-2d7e5a9b0c11'; Name = 'web[01]*'; State = 'Running'; Generation = 2; Version = '10.0'; CheckpointType = 'Production'; IsClustered = $false; ConfigurationLocation = $global:fakeDir; Path = $global:fakeDir },
+  [pscustomobject]@{ VMId = [guid]'0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b'; Name = 'web01'; State = 'Off'; Generation = 1; Version = '9.0'; CheckpointType = 'Standard'; IsClustered = $false; ConfigurationLocation = $global:fakeDir; Path = $global:fakeDir }) }
+function global:Get-VMHardDiskDrive { param($VM) @([pscustomobject]@{ ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 0; Path = (Join-Path $VM.Path 'disk.vhdx'); DiskNumber = $null }) }
+$null`, { dir });
+    const raw = (await session.invoke(S.DESCRIBE_VM, { ref: 'web[01]*' })) as RawVm;
+    const vm = toVmDescription(raw);
+    assert.equal(vm.id, '6b1c3f0e-8e4b-4f5b-9c1a-2d7e5a9b0c11');
+    assert.equal(vm.name, 'web[01]*');
+    assert.deepEqual(vm.disks, [{ key: 'SCSI:0:0', path: join(dir, 'disk.vhdx'), format: 'vhdx' }]);
+    assert.equal((toVmDescription((await session.invoke(S.DESCRIBE_VM, { ref: '0F9E8D7C-6B5A-4938-8271-605F4E3D2C1B' })) as RawVm)).name, 'web01', 'by id, any case');
+    assert.equal(await session.invoke(S.DESCRIBE_VM, { ref: 'web*' }), null);
+  });
+});
