@@ -14,3 +14,9 @@ function Get-FolderSnapshot {
         if ($_.PSIsContainer) { "D $($_.FullName)" } else { "F $($_.FullName) $($_.Length) $((Get-FileHash -LiteralPath $_.FullName -Algorithm SHA256).Hash)" }
     }
 }
+
+function New-TestEngineException {
+    # The exception Invoke-HVEngine throws for an engine error (for mocks of it).
+    param([string] $Code, [string] $Message, [string] $Target)
+    & (Get-Module HVBackup) { param($c, $m, $t) New-HVEngineException -Code $c -Message $m -Target $t } $Code $Message $Target
+}

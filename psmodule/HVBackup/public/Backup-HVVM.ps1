@@ -92,11 +92,16 @@ function Backup-HVVM {
         $batch = New-Object System.Collections.Generic.List[hashtable]
     }
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository
+        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $base = @{ repository = $repoPath; full = [bool]$Full }
         if ($ThrottleLimit) { $base['parallel'] = $ThrottleLimit }
         Add-HVPassword -Params $base -Password $Password
-        $item = Resolve-HVBackupSource -Name $Name -VMId $VMId -Location $Location -VMHost $VMHost
+        try {
+            $item = Resolve-HVBackupSource -Name $Name -VMId $VMId -Location $Location -VMHost $VMHost
+        } catch {
+            $PSCmdlet.WriteError((New-HVErrorRecord -ErrorObject $_ -TargetObject $Name))
+            return
+        }
         $item['Base'] = $base
         $description = "Back up VM '$Name' to repository '$repoPath'"
         if (Test-HVPlanWanted) {

@@ -43,7 +43,7 @@ function Get-HVRepository {
         [System.Security.SecureString] $Password
     )
     process {
-        $fsPath = ConvertTo-HVFileSystemPath $Path
+        $fsPath = ConvertTo-HVFileSystemPath $Path -Cmdlet $PSCmdlet
         $params = @{ path = $fsPath }
         Add-HVPassword -Params $params -Password $Password
         try {

@@ -63,7 +63,7 @@ function Get-HVRestorePoint {
         [System.Security.SecureString] $Password
     )
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository
+        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $params = @{ repository = $repoPath; latest = [bool]$Latest }
         if ($VMName) { $params['vmName'] = $VMName }
         Add-HVPassword -Params $params -Password $Password

@@ -45,7 +45,7 @@ function Get-HVVM {
     )
     process {
         if (-not $Path) { $Path = '.' }
-        $target = ConvertTo-HVFileSystemPath $Path
+        $target = ConvertTo-HVFileSystemPath $Path -Cmdlet $PSCmdlet
         $params = @{ path = $target }
         try {
             $vms = @(Invoke-HVEngine -Method 'listVMs' -Params $params)

@@ -63,7 +63,7 @@ function New-HVRepository {
         }
     }
     process {
-        $fsPath = ConvertTo-HVFileSystemPath $Path
+        $fsPath = ConvertTo-HVFileSystemPath $Path -Cmdlet $PSCmdlet
         $what = 'Create repository'
         if ($Encrypt) { $what = 'Create encrypted repository' }
         if (-not $PSCmdlet.ShouldProcess($fsPath, $what)) { return }

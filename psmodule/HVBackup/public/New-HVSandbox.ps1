@@ -63,7 +63,7 @@ function New-HVSandbox {
         [long] $SizeBytes = 64MB
     )
     process {
-        $fsPath = ConvertTo-HVFileSystemPath $Path
+        $fsPath = ConvertTo-HVFileSystemPath $Path -Cmdlet $PSCmdlet
         if (-not $PSCmdlet.ShouldProcess($fsPath, "Create sandbox with $VMCount VM(s) of $SizeBytes bytes and a repository")) { return }
         try {
             $sb = Invoke-HVEngine -Method 'createSandbox' -Params @{ path = $fsPath; vmCount = $VMCount; sizeBytes = $SizeBytes }

@@ -49,7 +49,7 @@ function Remove-HVRestorePoint {
         [System.Security.SecureString] $Password
     )
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository
+        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         foreach ($pointId in $Id) {
             $params = @{ repository = $repoPath; ids = @($pointId) }
             Add-HVPassword -Params $params -Password $Password

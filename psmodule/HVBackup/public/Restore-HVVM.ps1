@@ -70,8 +70,8 @@ function Restore-HVVM {
         [System.Security.SecureString] $Password
     )
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository
-        $to = ConvertTo-HVFileSystemPath $Path
+        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
+        $to = ConvertTo-HVFileSystemPath $Path -Cmdlet $PSCmdlet
         $params = @{ repository = $repoPath; point = $Id; to = $to }
         if ($VMName) { $params['vmName'] = $VMName }
         if ($NewName) { $params['newName'] = $NewName }

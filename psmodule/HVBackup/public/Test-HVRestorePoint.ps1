@@ -51,7 +51,7 @@ function Test-HVRestorePoint {
         [System.Security.SecureString] $Password
     )
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository
+        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $params = @{ repository = $repoPath }
         if ($Id) { $params['pointId'] = $Id }
         Add-HVPassword -Params $params -Password $Password
