@@ -99,23 +99,32 @@ export function addPoints(cat: Catalog, points: CatalogPoint[]): Catalog {
   return dropUnrestorablePoints({ ...cat, points: sorted });
 }
 
-/** Every complete object in the pool ("chunks/<id>" → its parts in order), newest copy winning. */
-export function objectIndex(cat: Catalog): Map<string, ObjectPart[]> {
-  const partial = new Map<string, ObjectPart[]>();
-  for (const m of cat.media) {
+/**
+ * Every complete object in the pool ("chunks/<id>" → its parts in order; the newest copy
+ * when there are several). Orphan parts are ignored. With `asOfSet`, only media written
+ * up to and including that set count: the pool as it was when that set was exported.
+ */
+export function objectIndex(cat: Catalog, asOfSet?: string): Map<string, ObjectPart[]> {
+  const building = new Map<string, ObjectPart[]>();
+  const complete = new Map<string, ObjectPart[]>();
+  // In writing order: a split object's parts follow its set's volumes, whatever the media's seq.
+  let ordered = [...cat.media].sort((a, b) => a.writtenAt.localeCompare(b.writtenAt) || a.set.localeCompare(b.set) || a.volume - b.volume);
+  if (asOfSet !== undefined) {
+    const last = ordered.findLastIndex((m) => m.set === asOfSet);
+    if (last >= 0) ordered = ordered.slice(0, last + 1);
+  }
+  for (const m of ordered) {
     for (const e of m.entries) {
       const n = parseEntryName(e.name, m.id);
       if (!n) continue;
       const key = n.type === 'config' ? 'config' : `${n.type}/${n.name}`;
-      let parts = partial.get(key);
-      if (n.part === 1 || !parts || parts[0]!.parts !== n.parts) parts = [];
-      parts[n.part - 1] = { medium: m.id, name: e.name, offset: e.offset, length: e.length, part: n.part, parts: n.parts };
-      partial.set(key, parts);
+      const part: ObjectPart = { medium: m.id, name: e.name, offset: e.offset, length: e.length, part: n.part, parts: n.parts };
+      const prev = building.get(key);
+      if (n.part === 1) building.set(key, [part]);
+      else if (prev && prev.length === n.part - 1 && prev[0]!.parts === n.parts) prev.push(part);
+      else continue;
+      if (n.part === n.parts) complete.set(key, building.get(key)!);
     }
-  }
-  const complete = new Map<string, ObjectPart[]>();
-  for (const [key, parts] of partial) {
-    if (parts.length === parts[0]!.parts && parts.every((p, i) => p !== undefined && p.part === i + 1)) complete.set(key, parts);
   }
   return complete;
 }

@@ -13,6 +13,7 @@ export class MediaBackend implements Backend {
   readonly location: string;
   readonly #index: Map<string, ObjectPart[]>;
   readonly #paths: Map<string, string>;
+  #preferred = new Map<string, ObjectPart[]>();
   /** Media ids in the order their data was first read (what a tape operator would be asked for). */
   readonly mediaRead: string[] = [];
 
@@ -28,7 +29,12 @@ export class MediaBackend implements Backend {
   }
 
   partsOf(h: Handle): ObjectPart[] | undefined {
-    return this.#index.get(this.#key(h));
+    return this.#preferred.get(this.#key(h)) ?? this.#index.get(this.#key(h));
+  }
+
+  /** Read these copies where an object has several (e.g. the pool as of one point's export). */
+  prefer(index: Map<string, ObjectPart[]>): void {
+    this.#preferred = index;
   }
 
   async load(signal: AbortSignal | undefined, h: Handle, opts: LoadOptions = {}): Promise<Buffer> {

@@ -11,6 +11,7 @@ import { referencedChunks } from '../repo/manifest.ts';
 import type { ChunkRef, RestorePointManifest } from '../repo/manifest-types.ts';
 import { Repository } from '../repo/repository.ts';
 import { createVhdx } from '../vhdx/index.ts';
+import { objectIndex } from './catalog.ts';
 import { catalogFromMedia, mediaBackend } from './media-set.ts';
 import type { MediaBackend } from './media-backend.ts';
 import type { ScannedMedium } from './scan.ts';
@@ -68,6 +69,11 @@ export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMe
   const { repo, backend } = await openMediaRepository(scanned, req.password, signal);
   try {
     const m = await choosePoint(repo, req.vmName, req.point, signal);
+    // Read the copies the point's own export relied on (its set and the sets before it), so a
+    // restore asks for the fewest media; copies written later are the fallback.
+    const cat = catalogFromMedia(scanned);
+    const set = cat.points.find((p) => p.id === m.id)?.set;
+    if (set) backend.prefer(objectIndex(cat, set));
     const mediaNeeded = mediaNeededFor(scanned, backend, m);
     for (const id of mediaNeeded) log(ctx, 'info', `insert medium ${id} (${basename(scanned.find((s) => s.label.mediumId === id)!.source)})`, id);
     const dir = resolve(req.to);

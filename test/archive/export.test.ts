@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, truncateSync, writeFileSync, copyFileSync, statSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import tar from 'tar-stream';
+import { exportArchive, importArchive, restoreFromArchive, getArchiveCatalog } from '../../core/api/archive.ts';
+import { loadCatalog } from '../../core/archive/catalog-store.ts';
+import { catalogFromMedia, scanMediaFiles } from '../../core/archive/media-set.ts';
+import { scanMediumFile } from '../../core/archive/scan.ts';
+import { addTestPoint, changeSlices, testDisk } from '../../core/archive/testing.ts';
+import { isHvError } from '../../core/errors.ts';
+import type { RestorePointManifest } from '../../core/repo/manifest-types.ts';
+import { MiB, mediaFiles, newRepo, reopen, run, scratch, type Scratch } from './helpers.ts';
+
+const CAP = '4M';
+
+describe('archive export and media', function () {
+  this.timeout(60_000);
+  let s: Scratch;
+  let disk: Buffer;
+  let point: RestorePointManifest;
+  let media: string[];
+  const ctx = {};
+
+  before(async () => {
+    s = scratch();
+    const repo = await newRepo(s.repoPath);
+    disk = testDisk(MiB, 20, 2);
+    point = await addTestPoint(repo, { vm: 'web01', createdAt: '2026-01-05T10:00:00.000Z', disk, format: 'raw', fileName: 'web01.raw', configFile: { path: 'Virtual Machines/web01.json', data: Buffer.from('{"name":"web01"}') } });
+    await repo.close();
+    await exportArchive(ctx, { repository: s.repoPath, pool: 'weekly', mediaDir: s.mediaDir, capacity: CAP });
+    media = mediaFiles(s.mediaDir);
+  });
+  after(() => s.cleanup());
+
+  it('spans 3+ media of fixed capacity in whole records, one chunk split across two media', async () => {
+    assert.ok(media.length >= 3, `expected 3+ media, got ${media.length}`);
+    for (const f of media) {
+      const size = statSync(f).size;
+      assert.ok(size <= 4 * MiB, `${f} is ${size} bytes`);
+      assert.equal(size % (256 * 1024), 0, `${f} is not whole 256 KiB records`);
+    }
+    const scans = await Promise.all(media.map((f) => scanMediumFile(f)));
+    const firstParts = scans.flatMap((sc, i) => sc.entries.filter((e) => /\.part1of2$/.test(e.name)).map((e) => ({ i, name: e.name })));
+    assert.ok(firstParts.length >= 1, 'no chunk split across media');
+    for (const p of firstParts) {
+      const second = p.name.replace('part1of2', 'part2of2');
+      assert.ok(scans[p.i + 1]!.entries.some((e) => e.name === second), `${second} is not on the next medium`);
+    }
+    assert.deepEqual(scans.map((sc) => sc.label.volume), scans.map((_, i) => i + 1));
+  });
+
+  it('every medium lists with tar -tvf and extracts with tar -xf (GNU tar), chunks as stored', async () => {
+    const repoChunks = join(s.repoPath, 'chunks');
+    for (const f of media) {
+      const list = run('tar', ['-tvf', f]);
+      assert.equal(list.status, 0, list.stderr);
+      assert.match(list.stdout, /HVBACKUP-LABEL\.json/);
+      assert.match(list.stdout, /README\.txt/);
+      assert.match(list.stdout, /HVBACKUP-END\.json/);
+      const out = join(s.dir, 'x', statSync(f).ino.toString());
+      mkdirSync(out, { recursive: true });
+      const x = run('tar', ['-xf', f, '-C', out]);
+      assert.equal(x.status, 0, x.stderr);
+      assert.ok(readFileSync(join(out, 'README.txt'), 'utf8').includes('tar -xf'));
+      assert.ok(existsSync(join(out, 'config')));
+      for (const name of readdirSync(join(out, 'chunks')).filter((n) => !n.includes('.part'))) {
+        assert.ok(readFileSync(join(out, 'chunks', name)).equals(readFileSync(join(repoChunks, name.slice(0, 2), name))), `chunk ${name} differs from the repository's`);
+      }
+    }
+    // Split chunks joined by hand equal the stored object.
+    const outs = readdirSync(join(s.dir, 'x')).map((d) => join(s.dir, 'x', d, 'chunks'));
+    const parts = outs.flatMap((d) => readdirSync(d).filter((n) => n.endsWith('.part1of2')).map((n) => ({ d, n })));
+    for (const { d, n } of parts) {
+      const id = n.slice(0, 64);
+      const second = outs.find((o) => existsSync(join(o, `${id}.part2of2`)))!;
+      const joined = Buffer.concat([readFileSync(join(d, n)), readFileSync(join(second, `${id}.part2of2`))]);
+      assert.ok(joined.equals(readFileSync(join(repoChunks, id.slice(0, 2), id))));
+    }
+  });
+
+  it('restores byte-identical disks and config files from the media alone', async () => {
+    const logs: string[] = [];
+    const to = join(s.dir, 'restored');
+    const r = await restoreFromArchive({ onLog: (e) => logs.push(e.message) }, { media, vmName: 'web01', to });
+    assert.equal(r.pointId, point.id);
+    assert.ok(readFileSync(join(to, 'web01.raw')).equals(disk));
+    assert.equal(readFileSync(join(to, 'config', 'Virtual Machines', 'web01.json'), 'utf8'), '{"name":"web01"}');
+    assert.deepEqual(r.mediaNeeded, media.map((f) => f.split('/').pop()!.replace('.tar', '')));
+    assert.ok(logs.some((l) => /insert medium weekly-0001/.test(l)));
+  });
+
+  it('rebuilds the catalog from the media alone, equal to the one the export stored', async () => {
+    const repo = await reopen(s.repoPath);
+    const stored = await loadCatalog(repo, 'weekly');
+    await repo.close();
+    const rebuilt = catalogFromMedia(await scanMediaFiles(ctx, media));
+    assert.deepEqual(rebuilt, stored);
+    const summary = await importArchive(ctx, { media });
+    assert.deepEqual(summary, await getArchiveCatalog(ctx, { repository: s.repoPath, pool: 'weekly' }));
+    assert.deepEqual(summary.points.map((p) => p.id), [point.id]);
+  });
+
+  it('a truncated medium is an error naming the medium, never a short success', async () => {
+    for (const cut of ['mid-entry', 'entry boundary'] as const) {
+      const bad = join(s.dir, `truncated-${cut.replace(' ', '-')}.tar`);
+      copyFileSync(media[1]!, bad);
+      const sc = await scanMediumFile(media[1]!);
+      const chunk = sc.entries.find((e) => e.name.startsWith('chunks/'))!;
+      truncateSync(bad, cut === 'mid-entry' ? chunk.offset + 1000 : chunk.offset + Math.ceil(chunk.length / 512) * 512);
+      await assert.rejects(scanMediumFile(bad), (e) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(bad.split('/').pop()!) && /truncated/.test(e.message), cut);
+      await assert.rejects(restoreFromArchive(ctx, { media: [media[0]!, bad, media[2]!], vmName: 'web01', to: join(s.dir, `t-${cut}`) }), (e) => isHvError(e, 'ERR_CORRUPT'));
+      assert.equal(existsSync(join(s.dir, `t-${cut}`)), false);
+    }
+  });
+
+  it('media given out of order are refused, naming the medium and the volumes', async () => {
+    await assert.rejects(restoreFromArchive(ctx, { media: [media[1]!, media[0]!, ...media.slice(2)], vmName: 'web01', to: join(s.dir, 'r2') }),
+      (e) => isHvError(e, 'ERR_INVALID_ARGUMENT') && /weekly-0001\.tar/.test(e.message) && /volume 1/.test(e.message) && /after volume 2/.test(e.message));
+  });
+
+  it('refuses a hand-made tar whose entry names escape the destination, writing nothing', async () => {
+    const label = (await scanMediumFile(media[0]!)).label;
+    for (const evil of ['../escaped.txt', '/tmp/hvb-absolute-escape.txt', 'C:/escape.txt', 'chunks\\..\\..\\escape.txt']) {
+      const pack = tar.pack();
+      pack.entry({ name: 'HVBACKUP-LABEL.json' }, JSON.stringify(label));
+      pack.entry({ name: evil }, 'owned');
+      pack.finalize();
+      const chunks: Buffer[] = [];
+      for await (const c of pack) chunks.push(c as Buffer);
+      const file = join(s.dir, 'evil.tar');
+      writeFileSync(file, Buffer.concat(chunks));
+      const to = join(s.dir, 'evil-out');
+      await assert.rejects(restoreFromArchive(ctx, { media: [file], vmName: 'web01', to }), (e) => isHvError(e, 'ERR_CORRUPT') && /evil\.tar/.test(e.message) && /escape/.test(e.message), evil);
+      await assert.rejects(importArchive(ctx, { media: [file] }), /escape/);
+      assert.equal(existsSync(to), false);
+      assert.equal(existsSync(join(s.dir, 'escaped.txt')), false);
+      assert.equal(existsSync('/tmp/hvb-absolute-escape.txt'), false);
+    }
+  });
+
+  it('exports a later point incrementally: only chunks the pool lacks; --full writes them all', async () => {
+    const repoPath = join(s.dir, 'repo2');
+    const repo = await newRepo(repoPath);
+    const d1 = testDisk(MiB, 8, 1);
+    const p1 = await addTestPoint(repo, { vm: 'db01', createdAt: '2026-01-01T00:00:00.000Z', disk: d1, format: 'raw', fileName: 'db01.raw' });
+    const d2 = changeSlices(d1, MiB, [2, 5]);
+    const p2 = await addTestPoint(repo, { vm: 'db01', createdAt: '2026-01-02T00:00:00.000Z', disk: d2, format: 'raw', fileName: 'db01.raw' });
+    const dir = join(s.dir, 'media2');
+    const first = await exportArchive(ctx, { repository: repoPath, pool: 'daily', mediaDir: dir, capacity: '64M', point: p1.id });
+    assert.equal(first.chunksWritten, 8);
+    const second = await exportArchive(ctx, { repository: repoPath, pool: 'daily', mediaDir: dir, vmName: 'db01' });
+    assert.deepEqual(second.points.map((p) => p.id), [p2.id], 'only the point not yet in the pool');
+    assert.equal(second.chunksWritten, 2);
+    assert.equal(second.chunksAlreadyInPool, 6);
+    const d3 = changeSlices(d2, MiB, [7]);
+    const p3 = await addTestPoint(repo, { vm: 'db01', createdAt: '2026-01-03T00:00:00.000Z', disk: d3, format: 'raw', fileName: 'db01.raw' });
+    await repo.close();
+    const full = await exportArchive(ctx, { repository: repoPath, pool: 'daily', mediaDir: dir, point: p3.id, full: true });
+    assert.equal(full.chunksWritten, 8);
+    const files = mediaFiles(dir);
+    assert.equal(files.length, 3);
+    const r2 = await restoreFromArchive(ctx, { media: files, vmName: 'db01', point: p2.id.slice(0, 12), to: join(s.dir, 'r-p2') });
+    assert.ok(readFileSync(r2.disks[0]!.path).equals(d2));
+    assert.deepEqual(r2.mediaNeeded, ['daily-0001', 'daily-0002']);
+    const r3 = await restoreFromArchive(ctx, { media: [files[2]!], vmName: 'db01', to: join(s.dir, 'r-p3') });
+    assert.equal(r3.pointId, p3.id, 'a full set restores from its own media');
+    assert.ok(readFileSync(r3.disks[0]!.path).equals(d3));
+  });
+});
