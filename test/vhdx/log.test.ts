@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { patternBuffer } from '../../core/disk/testing.ts';
+import { isHvError } from '../../core/errors.ts';
+import { checkVhdx, createVhdx, openDisk, vhdxTestHooks } from '../../core/vhdx/index.ts';
+import { makeReplayFixture, MiB, qemuCheck, qemuToRaw, run, scratch } from './helpers.ts';
+
+const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+async function readRange(path: string, off: number, len: number, opts = {}): Promise<Buffer> {
+  const d = await openDisk(path, opts);
+  try {
+    const b = Buffer.alloc(len);
+    await d.read(b, off);
+    return b;
+  } finally {
+    await d.close();
+  }
+}
+
+describe('VHDX log replay', () => {
+  let s: ReturnType<typeof scratch>;
+  beforeEach(() => { s = scratch(); });
+  afterEach(() => s.cleanup());
+
+  it('a qemu file with a pending log: read-only open refuses (file untouched), in-memory replay reads the logged BAT', async () => {
+    const f = s.path('nr.vhdx');
+    makeReplayFixture(f);
+    const before = sha(f);
+    await assert.rejects(openDisk(f), (e) => isHvError(e, 'ERR_LOG_REPLAY_NEEDED') && e.message.includes(`hvbackup vhdx check --repair ${f}`));
+    assert.ok((await readRange(f, 0, MiB, { replayLogInMemory: true })).every((b) => b === 0xcd));
+    assert.equal(sha(f), before, 'read-only opens never write');
+  });
+
+  it('a writable open replays the log, after which qemu-img check passes and the data is back', async () => {
+    const f = s.path('nr.vhdx');
+    makeReplayFixture(f);
+    const d = await openDisk(f, { writable: true });
+    await d.close();
+    qemuCheck(f);
+    assert.ok(qemuToRaw(f, s.path('nr.raw')).subarray(0, MiB).every((b) => b === 0xcd));
+  });
+
+  it('an interrupted write of ours (crash after the log flush) is replayed by us and by qemu-img check -r all', async () => {
+    const f = s.path('crash.vhdx');
+    const d = await createVhdx(f, { size: 64 * MiB, blockSize: MiB });
+    await d.write(patternBuffer(2 * MiB, 1), 0);
+    const second = patternBuffer(3 * MiB, 2);
+    vhdxTestHooks.crashAfterLogFlush = true;
+    try {
+      await assert.rejects(d.write(second, 10 * MiB), /simulated crash/);
+    } finally {
+      vhdxTestHooks.crashAfterLogFlush = false;
+    }
+    await d.close();
+    await assert.rejects(openDisk(f), (e) => isHvError(e, 'ERR_LOG_REPLAY_NEEDED'));
+    const qemuStatus = run('qemu-img', ['check', f], [0, 1, 2, 3]);
+    assert.match(qemuStatus.stderr + qemuStatus.stdout, /log that needs to be replayed/);
+    copyFileSync(f, s.path('qemu.vhdx'));
+    run('qemu-img', ['check', '-r', 'all', s.path('qemu.vhdx')]);
+    assert.ok(qemuToRaw(s.path('qemu.vhdx'), s.path('q.raw')).subarray(10 * MiB, 13 * MiB).equals(second), 'qemu replays our log entry');
+    const r = await checkVhdx(f, { repair: true });
+    assert.deepEqual(r.problems, []);
+    assert.match(r.repaired.join('\n'), /log replayed \(1 entry\)/);
+    assert.ok((await readRange(f, 10 * MiB, 3 * MiB)).equals(second));
+    assert.ok((await readRange(f, 0, 2 * MiB)).equals(patternBuffer(2 * MiB, 1)));
+    qemuCheck(f);
+  });
+});
