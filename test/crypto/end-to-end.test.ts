@@ -127,5 +127,12 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     const path = (JSON.parse(restore.stdout) as { disks: { path: string }[] }).disks[0]!.path;
     assert.ok(readFileSync(path).equals(disk));
     assert.deepEqual(filesContaining(repo, marker), []);
+    // A script that sets only HVBACKUP_PASSWORD can create the repository too.
+    const envInit = cli(['repo', 'init', join(dir, 'repo2'), '--encrypt', '--json'], { HVBACKUP_PASSWORD: 'env pw' });
+    assert.equal(envInit.status, 0, envInit.stderr);
+    assert.equal((JSON.parse(envInit.stdout) as { encrypted: boolean }).encrypted, true);
+    const stats = cli(['repo', 'stats', join(dir, 'repo2'), '--json'], { HVBACKUP_PASSWORD: 'env pw' });
+    assert.equal(stats.status, 0, stats.stderr);
+    assert.equal((JSON.parse(stats.stdout) as { encrypted: boolean }).encrypted, true);
   });
 });

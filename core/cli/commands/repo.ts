@@ -5,7 +5,7 @@ import { getRepositoryStats, initRepository, unlockRepository } from '../../api/
 import type { RepositoryStats } from '../../api/types.ts';
 import { isHvError } from '../../errors.ts';
 import type { OperationContext } from '../../progress.ts';
-import { readNewPassword, readRepositoryPassword, withPasswordOption } from '../password.ts';
+import { readInitPassword, readRepositoryPassword, withPasswordOption } from '../password.ts';
 
 function contextOf(cmd: Command): OperationContext {
   const opts = cmd.optsWithGlobals() as { signal?: AbortSignal };
@@ -32,12 +32,12 @@ export function register(program: Command): void {
 
   repo.command('init <repo>')
     .description('create a repository in an empty or new folder')
-    .option('--encrypt', 'encrypt with a password (from --new-password-file, env HVBACKUP_NEW_PASSWORD, or a prompt)')
+    .option('--encrypt', 'encrypt with a password (from --new-password-file, env HVBACKUP_NEW_PASSWORD or HVBACKUP_PASSWORD, or a prompt)')
     .option('--new-password-file <file>', 'read the new password from this file')
     .option('--chunk-size <bytes>', 'chunk size in bytes (power of two, default 1048576)', (v) => Number(v))
     .option('--json', 'print the result as JSON')
     .action(async (path: string, opts: { encrypt?: boolean; newPasswordFile?: string; chunkSize?: number; json?: boolean }, cmd: Command) => {
-      const password = opts.encrypt ? await readNewPassword(opts) : undefined;
+      const password = opts.encrypt ? await readInitPassword(opts) : undefined;
       const info = await initRepository(contextOf(cmd), { path, encrypt: opts.encrypt, password, chunkSize: opts.chunkSize });
       process.stdout.write(opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.encrypted ? 'encrypted ' : ''}repository ${info.id.slice(0, 8)} at ${info.path}\n`);
     });
