@@ -36,11 +36,15 @@ function problemText(path: string, err: unknown): string {
   return msg.startsWith(`${path}: `) ? msg.slice(path.length + 2) : msg;
 }
 
-async function headerProblems(fh: FileHandle, size: number, problems: string[]): Promise<HeaderDecodeResult[]> {
-  const hs = [decodeHeader(await readAt(fh, HEADER_OFFSETS[0], HEADER_SIZE)), decodeHeader(await readAt(fh, HEADER_OFFSETS[1], HEADER_SIZE))];
+/** Header problems; returns false when no header is usable (nothing further can be read). */
+async function headerProblems(fh: FileHandle, size: number, problems: string[]): Promise<boolean> {
+  const hs: HeaderDecodeResult[] = [decodeHeader(await readAt(fh, HEADER_OFFSETS[0], HEADER_SIZE)), decodeHeader(await readAt(fh, HEADER_OFFSETS[1], HEADER_SIZE))];
   hs.forEach((h, i) => { if (!h.ok) problems.push(`header ${i + 1} (offset ${HEADER_OFFSETS[i]}) is invalid: ${h.problem}`); });
   const sel = selectHeader(hs[0], hs[1]);
-  if ('problem' in sel) { problems.push(sel.problem); return hs; }
+  if ('problem' in sel) {
+    if (hs[0].ok && hs[1].ok) problems.push(sel.problem);
+    return false;
+  }
   const h = sel.header;
   if (h.logOffset < MiB || h.logOffset % MiB || h.logLength % MiB || h.logLength === 0) problems.push(`log region (offset ${h.logOffset}, length ${h.logLength}) is not 1 MiB aligned`);
   else if (h.logOffset + h.logLength > size) problems.push(`log region ends at ${h.logOffset + h.logLength}, past the end of the file (${size} bytes)`);
@@ -48,20 +52,22 @@ async function headerProblems(fh: FileHandle, size: number, problems: string[]):
     const n = (await findActiveSequence(fh, h)).length;
     problems.push(`log has ${n} pending entr${n === 1 ? 'y' : 'ies'} that must be replayed (run: hvbackup vhdx check --repair)`);
   }
-  return hs;
+  return true;
 }
 
-async function regionProblems(fh: FileHandle, size: number, problems: string[]): Promise<void> {
+/** Region table problems; returns false when neither table is usable. */
+async function regionProblems(fh: FileHandle, size: number, problems: string[]): Promise<boolean> {
   const rts = [decodeRegionTable(await readAt(fh, REGION_TABLE_OFFSETS[0], REGION_TABLE_SIZE)), decodeRegionTable(await readAt(fh, REGION_TABLE_OFFSETS[1], REGION_TABLE_SIZE))];
   rts.forEach((r, i) => { if (!r.ok) problems.push(`region table ${i + 1} (offset ${REGION_TABLE_OFFSETS[i]}) is invalid: ${r.problem}`); });
   const good = rts.find((r) => r.ok);
-  if (!good || !good.ok) return;
+  if (!good || !good.ok) return false;
   if (rts[0].ok && rts[1].ok && JSON.stringify(rts[0].entries) !== JSON.stringify(rts[1].entries)) problems.push('region tables 1 and 2 differ');
   for (const e of good.entries) {
     if (e.guid !== REGION_BAT && e.guid !== REGION_METADATA && e.required) problems.push(`unknown required region ${e.guid}`);
     problems.push(...regionEntryProblems(e));
     if (e.fileOffset + e.length > size) problems.push(`region ${e.guid} ends at ${e.fileOffset + e.length}, past the end of the file (${size} bytes)`);
   }
+  return true;
 }
 
 function batEntryProblems(f: VhdxFile): string[] {
@@ -90,6 +96,7 @@ async function structureProblems(path: string, problems: string[]): Promise<void
     f = await VhdxFile.open(path, { replayLogInMemory: true, skipBatCheck: true });
   } catch (err) {
     const text = problemText(path, err);
+    // Region problems found above already explain a failed open.
     if (!problems.some((p) => text.includes(p))) problems.push(text);
     return;
   }
@@ -115,15 +122,14 @@ async function findProblems(path: string): Promise<string[]> {
     const size = (await fh.stat()).size;
     if (!isVhdxSignature(await readAt(fh, 0, 8))) return ['not a VHDX file (no "vhdxfile" signature at offset 0)'];
     if (size < MiB) return [`file is truncated (${size} bytes)`];
-    await headerProblems(fh, size, problems);
-    await regionProblems(fh, size, problems);
+    const headersUsable = await headerProblems(fh, size, problems);
+    const regionsUsable = await regionProblems(fh, size, problems);
+    if (!headersUsable || !regionsUsable) return problems;
   } finally {
     await fh.close();
   }
-  const before = problems.length;
   await structureProblems(path, problems);
-  // A pending log or a bad header already explains why the structure would not open.
-  return [...new Set(problems.slice(0, before).concat(problems.slice(before)))];
+  return [...new Set(problems)];
 }
 
 async function repairTwins(path: string, repaired: string[]): Promise<void> {
