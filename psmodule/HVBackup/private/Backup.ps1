@@ -27,6 +27,8 @@ function Invoke-HVBackupBatch {
     foreach ($group in @($Batch | Group-Object { $_.Host + '|' + $_.Base.repository })) {
         $params = $group.Group[0].Base.Clone()
         $params['host'] = $group.Group[0].Host
+        # Local VM names resolve against the caller's current folder, not the engine's.
+        if ($params['host'] -eq 'local') { $params['root'] = (Get-Location -PSProvider FileSystem).ProviderPath }
         $params['sources'] = @($group.Group | ForEach-Object { $_.Source })
         try {
             $results = @(Invoke-HVEngine -Method 'backupVMs' -Params $params)

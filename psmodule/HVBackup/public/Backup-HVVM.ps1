@@ -109,6 +109,7 @@ function Backup-HVVM {
             $params['host'] = $item.Host
             $params['sources'] = @($item.Source)
             $params['whatIf'] = $true
+            if ($item.Host -eq 'local') { $params['root'] = (Get-Location -PSProvider FileSystem).ProviderPath }
             try {
                 $planned = @(Invoke-HVEngine -Method 'backupVMs' -Params $params)
             } catch {

@@ -1,0 +1,129 @@
+# The module against the real engine on throwaway local-host VMs in TestDrive:.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Remove-Item Env:HVBACKUP_BRIDGE_TEST_METHODS -ErrorAction SilentlyContinue
+    Import-HVBackupForTest
+    $script:sb = New-HVSandbox -Path 'TestDrive:\sb' -VMCount 2 -SizeBytes 32MB
+    $script:node = Join-Path $RepoRoot 'node_modules/node/bin/node'
+    if ($env:OS -eq 'Windows_NT') { $script:node = Join-Path $RepoRoot 'node_modules/node/node.exe' }
+
+    function Get-RawDiskHash {
+        # SHA-256 of a VHDX's flat (raw) content, converted by the engine's CLI.
+        param([string] $Vhdx)
+        $raw = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath ("raw-" + [guid]::NewGuid() + '.img')
+        & $node (Join-Path $RepoRoot 'bin/hvbackup.js') vhdx convert --to raw $Vhdx $raw 2>&1 | Out-Null
+        if ($LASTEXITCODE -ne 0) { throw "hvbackup vhdx convert failed for $Vhdx" }
+        try { (Get-FileHash -LiteralPath $raw -Algorithm SHA256).Hash } finally { Remove-Item -LiteralPath $raw }
+    }
+}
+
+AfterAll {
+    Remove-Module HVBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'HVBackup on local-host VMs' -Tag Integration {
+    It 'New-HVSandbox made two VMs and an empty repository' {
+        $vms = @(Get-HVVM -Path $sb.VMFolder)
+        $vms.Count | Should -Be 2
+        $vms[0].PSObject.TypeNames[0] | Should -Be 'HVBackup.VM'
+        $vms.Host | Should -Be @('local', 'local')
+        (Get-HVRepository -Path $sb.Repository).RestorePoints | Should -Be 0
+    }
+
+    It '-WhatIf on backup, restore and remove changes nothing on disk' {
+        [void](Get-HVVM -Path $sb.VMFolder | Backup-HVVM -Repository $sb.Repository)
+        $before = Get-FolderSnapshot -Path (Resolve-Path 'TestDrive:\sb').ProviderPath
+        $out = @(Get-HVVM -Path $sb.VMFolder | Backup-HVVM -Repository $sb.Repository -WhatIf)
+        $out.Count | Should -Be 0
+        [void](Get-HVRestorePoint -Repository $sb.Repository -VMName vm01 -Latest | Restore-HVVM -Path 'TestDrive:\whatif-restore' -WhatIf)
+        [void](Get-HVRestorePoint -Repository $sb.Repository | Remove-HVRestorePoint -WhatIf)
+        $after = Get-FolderSnapshot -Path (Resolve-Path 'TestDrive:\sb').ProviderPath
+        Compare-Object @($before) @($after) | Should -BeNullOrEmpty
+        Test-Path 'TestDrive:\whatif-restore' | Should -BeFalse
+        @(Get-HVRestorePoint -Repository $sb.Repository).Count | Should -Be 2
+    }
+
+    It 'backs up both VMs through the pipeline' {
+        $results = @(Get-HVVM -Path $sb.VMFolder | Backup-HVVM -Repository $sb.Repository)
+        $results.Count | Should -Be 2
+        $results.Status | Should -Be @('success', 'success')
+        $results[0].PSObject.TypeNames[0] | Should -Be 'HVBackup.BackupResult'
+        $results[0].TotalBytes | Should -BeOfType [long]
+        $results[0].TotalBytes | Should -Be 32MB
+        $results | ForEach-Object { $_.PointId | Should -Not -BeNullOrEmpty }
+    }
+
+    It 'lists restore points as typed objects, filtered by VM and latest' {
+        $all = @(Get-HVRestorePoint -Repository $sb.Repository)
+        $all.Count | Should -Be 4
+        $all[0].PSObject.TypeNames[0] | Should -Be 'HVBackup.RestorePoint'
+        $all[0].CreatedAt | Should -BeOfType [datetime]
+        $all[0].StoredBytes | Should -BeOfType [long]
+        $latest = @(Get-HVRestorePoint -Repository $sb.Repository -VMName vm01 -Latest)
+        $latest.Count | Should -Be 1
+        $latest[0].VMName | Should -Be 'vm01'
+        $latest[0].CreatedAt | Should -Be (($all | Where-Object VMName -eq 'vm01' | Measure-Object CreatedAt -Maximum).Maximum)
+    }
+
+    It 'restores the latest point of vm01 with the same disk content' {
+        $r = Get-HVRestorePoint -Repository $sb.Repository -VMName vm01 -Latest | Restore-HVVM -Path 'TestDrive:\restored'
+        $r.PSObject.TypeNames[0] | Should -Be 'HVBackup.RestoreResult'
+        $r.Status | Should -Be 'success'
+        $restoredDisk = @($r.Disks)[0].Path
+        Test-Path -LiteralPath $restoredDisk | Should -BeTrue
+        $original = Join-Path $sb.VMPaths[0] 'Virtual Hard Disks/vm01.vhdx'
+        Get-RawDiskHash $restoredDisk | Should -Be (Get-RawDiskHash $original)
+    }
+
+    It 'verifies the repository' {
+        $errs = $null
+        $report = Test-HVRestorePoint -Repository $sb.Repository -ErrorVariable errs
+        $report.PSObject.TypeNames[0] | Should -Be 'HVBackup.VerifyReport'
+        $report.OK | Should -BeTrue
+        $report.PointsChecked | Should -Be 4
+        $errs.Count | Should -Be 0
+    }
+
+    It 'reports a failing VM in a batch without stopping the others' {
+        $ghost = [pscustomobject]@{ PSTypeName = 'HVBackup.VM'; Name = 'ghost'; Id = 'ghost-id'; Host = 'local'; Location = (Join-Path $sb.VMFolder 'ghost'); State = 'ready' }
+        $inputs = @((Get-HVVM -Path $sb.VMFolder -Name vm02), $ghost)
+        $errs = $null
+        $results = @($inputs | Backup-HVVM -Repository $sb.Repository -ErrorVariable errs -ErrorAction SilentlyContinue)
+        $results.Count | Should -Be 1
+        $results[0].VMName | Should -Be 'vm02'
+        $results[0].Status | Should -Be 'success'
+        $errs.Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'HVBackup.ERR_*,Backup-HVVM'
+        $errs[0].Exception.Message | Should -BeLike '*ghost*'
+    }
+
+    It 'stops with a terminating ObjectNotFound error for a missing repository' {
+        $caught = $null
+        try { Get-HVVM -Path $sb.VMFolder | Backup-HVVM -Repository 'TestDrive:\no-such-repo' } catch { $caught = $_ }
+        $caught | Should -Not -BeNullOrEmpty
+        $caught.FullyQualifiedErrorId | Should -Be 'HVBackup.ERR_NOT_FOUND,Backup-HVVM'
+        [string]$caught.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $caught.Exception.Message | Should -BeLike '*no-such-repo*'
+        Test-Path 'TestDrive:\no-such-repo' | Should -BeFalse
+    }
+
+    It 'removes restore points piped from Get-HVRestorePoint' {
+        $old = @(Get-HVRestorePoint -Repository $sb.Repository -VMName vm02 | Sort-Object CreatedAt | Select-Object -First 1)
+        $removed = $old | Remove-HVRestorePoint -Confirm:$false
+        $removed.Status | Should -Be 'removed'
+        @(Get-HVRestorePoint -Repository $sb.Repository -VMName vm02).Id | Should -Not -Contain $old[0].Id
+        (Get-HVRepository -Path $sb.Repository).RestorePoints | Should -Be 4
+    }
+}
+
+Describe 'What -WhatIf prints' -Tag Integration {
+    It 'is the engine''s own plan for the backup' {
+        # The pwsh the test runner uses (a .NET-tool pwsh runs as "dotnet", so not $PID's path).
+        $pwsh = (& $node (Join-Path $RepoRoot 'scripts/find-pwsh.mjs') | Select-Object -First 1)
+        $script = "Import-Module '$ModuleManifest'; Get-HVVM -Path '$($sb.VMFolder)' -Name vm01 | Backup-HVVM -Repository '$($sb.Repository)' -WhatIf"
+        $text = (& $pwsh -NoLogo -NoProfile -NonInteractive -Command $script 2>&1 | Out-String)
+        $text | Should -Match "What if: Back up VM 'vm01'"
+        $text | Should -Match 'checkpoint'
+        $text | Should -Match 'vm01\.vhdx'
+    }
+}
