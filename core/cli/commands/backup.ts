@@ -1,5 +1,157 @@
+// hvbackup backup | points | restore | verify — thin commands over core/api.
+
 import type { Command } from 'commander';
+import { backupVMs } from '../../api/backup.ts';
+import { listRestorePoints } from '../../api/points.ts';
+import { restoreVM } from '../../api/restore.ts';
+import { verifyRepository } from '../../api/verify.ts';
+import type { BackupResult, RestorePointInfo, VerifyReport } from '../../api/types.ts';
+import { HvError, isHvError } from '../../errors.ts';
+import type { OperationContext, ProgressEvent } from '../../progress.ts';
+import { readRepositoryPassword, withPasswordOption } from '../password.ts';
+
+export function mib(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+/** Progress on a TTY as one rewritten stderr line; with json, one JSON object per event on stdout. */
+export function cliContext(cmd: Command, opts: { json?: boolean; quiet?: boolean } = {}): OperationContext & { endProgress(): void } {
+  const { signal } = cmd.optsWithGlobals() as { signal?: AbortSignal };
+  const tty = process.stderr.isTTY === true && !opts.json && !opts.quiet;
+  let shown = false;
+  let last = 0;
+  const onProgress = (e: ProgressEvent) => {
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ event: 'progress', ...e })}\n`);
+      return;
+    }
+    if (!tty || (!e.completed && Date.now() - last < 100)) return;
+    last = Date.now();
+    const pct = e.total ? ` ${Math.floor(((e.done ?? 0) * 100) / e.total)}% ${mib(e.done ?? 0)}/${mib(e.total)}` : '';
+    process.stderr.write(`\r\x1b[K${e.activity} ${e.target ?? ''}${pct} ${e.status ?? ''}`);
+    shown = true;
+  };
+  const endProgress = () => {
+    if (shown) process.stderr.write('\r\x1b[K');
+    shown = false;
+  };
+  return {
+    signal,
+    onProgress,
+    onLog: (e) => {
+      if (opts.json) process.stdout.write(`${JSON.stringify({ event: 'log', ...e })}\n`);
+      else if (e.level !== 'verbose' && !opts.quiet) {
+        endProgress();
+        process.stderr.write(`${e.level === 'warning' ? 'warning: ' : ''}${e.message}\n`);
+      }
+    },
+    endProgress,
+  };
+}
+
+/** Run with the repository password only when needed: env/file first, a prompt only if the repository is encrypted. */
+export async function withPassword<T>(opts: { passwordFile?: string }, fn: (password: string | undefined) => Promise<T>): Promise<T> {
+  const given = opts.passwordFile !== undefined || process.env.HVBACKUP_PASSWORD ? await readRepositoryPassword(opts) : undefined;
+  try {
+    return await fn(given);
+  } catch (err) {
+    if (!isHvError(err, 'ERR_AUTH') || given !== undefined) throw err;
+    return fn(await readRepositoryPassword(opts));
+  }
+}
+
+function positiveInt(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new HvError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${v}`);
+    return n;
+  };
+}
+
+export function printBackupResults(results: BackupResult[]): void {
+  const rows = results.map((r) => [r.vmName, r.status, r.method ?? '', r.consistency ?? '', r.pointId?.slice(0, 12) ?? '', mib(r.readBytes), mib(r.storedBytes),
+    r.error ? `${r.error.code}: ${r.error.message}` : r.methodReason ?? '']);
+  table(['VM', 'STATUS', 'METHOD', 'CONSISTENCY', 'POINT', 'READ', 'STORED', 'NOTE'], rows);
+}
+
+export function table(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ').trimEnd();
+  process.stdout.write(`${line(head)}\n${rows.map((r) => `${line(r)}\n`).join('')}`);
+}
+
+function printPoints(points: RestorePointInfo[]): void {
+  table(['ID', 'VM', 'CREATED', 'METHOD', 'CONSISTENCY', 'SIZE', 'STORED'],
+    points.map((p) => [p.id.slice(0, 12), p.vmName, p.createdAt, p.method, p.consistency, mib(p.totalBytes), mib(p.storedBytes)]));
+}
+
+function printVerify(r: VerifyReport): void {
+  process.stdout.write(`checked ${r.pointsChecked} restore point(s), ${r.chunksChecked} chunk(s), ${mib(r.bytesChecked)}\n`);
+  for (const p of r.problems) process.stdout.write(`problem: ${p.chunk ? `chunk ${p.chunk}` : p.object}: ${p.problem} (breaks ${p.points.map((x) => x.slice(0, 12)).join(', ')})\n`);
+  process.stdout.write(r.ok ? 'repository is OK\n' : `${r.problems.length} problem(s) found\n`);
+}
 
 export function register(program: Command): void {
-  void program;
+  withPasswordOption(program.command('backup <sources...>')
+    .description('back up VM folders, VM names (under --root) or bare .vhdx/.img disk files')
+    .requiredOption('--repo <repo>', 'repository folder')
+    .option('--full', 'read every allocated block (no incremental)')
+    .option('--parallel <n>', 'VMs backed up at once', positiveInt('--parallel'), 1)
+    .option('--root <dir>', 'folder where VM names are looked up (default: current folder)')
+    .option('--what-if', 'print what would be done, change nothing')
+    .option('--json', 'JSON progress lines and a JSON result'))
+    .action(async (sources: string[], opts: { repo: string; full?: boolean; parallel: number; root?: string; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+      const ctx = cliContext(cmd, opts);
+      const results = await withPassword(opts, (password) => backupVMs(ctx, { repository: opts.repo, password, sources, full: opts.full, parallel: opts.parallel, root: opts.root, whatIf: opts.whatIf }));
+      ctx.endProgress();
+      if (opts.json) process.stdout.write(`${JSON.stringify({ event: 'result', results })}\n`);
+      else if (opts.whatIf) for (const r of results) process.stdout.write(`${r.vmName}:\n${(r.plan ?? []).map((s) => `  - ${s}\n`).join('')}`);
+      else printBackupResults(results);
+      if (results.some((r) => r.status === 'failed')) process.exitCode = 1;
+    });
+
+  withPasswordOption(program.command('points')
+    .description('list restore points, newest first')
+    .requiredOption('--repo <repo>', 'repository folder')
+    .option('--vm <name>', 'only this VM')
+    .option('--latest', 'only the newest point of each VM')
+    .option('--json', 'print JSON'))
+    .action(async (opts: { repo: string; vm?: string; latest?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+      const ctx = cliContext(cmd, { quiet: true });
+      const points = await withPassword(opts, (password) => listRestorePoints(ctx, { repository: opts.repo, password, vmName: opts.vm, latest: opts.latest }));
+      if (opts.json) process.stdout.write(`${JSON.stringify(points, null, 2)}\n`);
+      else printPoints(points);
+    });
+
+  withPasswordOption(program.command('restore <point>')
+    .description('restore a restore point (id, id prefix, or "latest") into a new VM folder')
+    .requiredOption('--repo <repo>', 'repository folder')
+    .option('--vm <name>', 'the VM (needed with "latest" when the repository holds several VMs)')
+    .requiredOption('--to <dir>', 'destination folder (files there are never overwritten)')
+    .option('--name <newName>', 'restore as a new VM with this name and a new id')
+    .option('--disk <key>', 'restore only this disk (key or file name) into --to')
+    .option('--what-if', 'print what would be done, change nothing')
+    .option('--json', 'print the result as JSON'))
+    .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+      const ctx = cliContext(cmd, { quiet: opts.json });
+      const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, whatIf: opts.whatIf }));
+      ctx.endProgress();
+      if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else if (r.plan) process.stdout.write(r.plan.map((s) => `  - ${s}\n`).join(''));
+      else process.stdout.write(`restored ${r.vmName} from ${r.pointId.slice(0, 12)} to ${r.directory}\n${r.disks.map((d) => `  ${d.key}: ${d.path}\n`).join('')}`);
+    });
+
+  withPasswordOption(program.command('verify')
+    .description('re-read and re-hash every chunk the restore points reference')
+    .requiredOption('--repo <repo>', 'repository folder')
+    .option('--point <id>', 'only the chunks of this restore point')
+    .option('--json', 'print the report as JSON'))
+    .action(async (opts: { repo: string; point?: string; json?: boolean; passwordFile?: string }, cmd: Command) => {
+      const ctx = cliContext(cmd, { quiet: opts.json });
+      const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point }));
+      ctx.endProgress();
+      if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else printVerify(r);
+      if (!r.ok) process.exitCode = 1;
+    });
 }
