@@ -2,7 +2,7 @@
 // PowerShell. Proven on the invocation line, through the driver, and in a real PowerShell.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toVmDescription } from '../../core/hosts/hyperv/mapping.ts';
@@ -112,6 +112,16 @@ describe('HyperV PowerShell session: real PowerShell', function () {
   it('a failing step becomes ERR_HOST with PowerShell\'s message, and the session stays usable', async () => {
     await rejectsWith(session.invoke("# hvbackup:boom\nparam($p)\nthrow ('no VM named ' + $p.name)", { name: 'web01' }), 'ERR_HOST', 'PowerShell step boom failed: no VM named web01');
     assert.equal(await session.invoke('# hvbackup:null\nparam($p)\n$null', {}), null);
+  });
+
+  it('an idle session does not keep Node running (a CLI run exits without dispose)', () => {
+    const script = join(dir, 'no-dispose.ts');
+    writeFileSync(script, `import { NodePowerShellSession } from ${JSON.stringify(join(root, 'core', 'hosts', 'hyperv', 'session.ts'))};
+const s = new NodePowerShellSession({ executable: ${JSON.stringify(pwsh)} });
+console.log(await s.invoke('# hvbackup:pid\\nparam($p)\\n[pscustomobject]@{ Pid = $PID }', {}).then((r) => (r as { Pid: number }).Pid));\n`);
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\d+\n$/);
   });
 
   it('every driver script parses without syntax errors', async () => {

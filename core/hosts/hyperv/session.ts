@@ -61,10 +61,28 @@ export interface PowerShellSessionOptions {
   invocationTimeout?: number;
 }
 
+interface Refable { ref?(): unknown; unref?(): unknown }
+interface Shell {
+  invoke(cmd: string): Promise<{ raw: string; stdout?: Buffer; stderr?: Buffer }>;
+  dispose(): Promise<void>;
+  streams: { stdin: unknown; stdout: unknown; stderr: unknown };
+}
+
+/**
+ * Between calls the PowerShell process must not keep Node alive (a CLI run would never exit),
+ * so its process and pipes are unref'd while idle. node-powershell keeps the ChildProcess in a
+ * private field; if a later version renames it, only the process handle stays ref'd.
+ */
+function hold(shell: Shell, busy: boolean): void {
+  const handles = [shell.streams.stdin, shell.streams.stdout, shell.streams.stderr, (shell as unknown as { process?: unknown }).process] as Refable[];
+  for (const h of handles) (busy ? h?.ref : h?.unref)?.call(h);
+}
+
 /** The real session: node-powershell's PowerShell class, started on first use. */
 export class NodePowerShellSession implements PsSession {
   readonly #opts: PowerShellSessionOptions;
-  #shell: Promise<{ invoke(cmd: string): Promise<{ raw: string; stdout?: Buffer; stderr?: Buffer }>; dispose(): Promise<void> }> | undefined;
+  #shell: Promise<Shell> | undefined;
+  #busy = 0;
 
   constructor(opts: PowerShellSessionOptions = {}) {
     this.#opts = opts;
@@ -82,8 +100,13 @@ export class NodePowerShellSession implements PsSession {
 
   async invoke(script: string, params: Record<string, unknown>): Promise<unknown> {
     const shell = await this.#start();
-    const r = await shell.invoke(buildInvocation(script, params));
-    return parseAnswer(r.stdout?.toString('utf8') ?? r.raw, script);
+    if (this.#busy++ === 0) hold(shell, true);
+    try {
+      const r = await shell.invoke(buildInvocation(script, params));
+      return parseAnswer(r.stdout?.toString('utf8') ?? r.raw, script);
+    } finally {
+      if (--this.#busy === 0) hold(shell, false);
+    }
   }
 
   async dispose(): Promise<void> {
