@@ -77,7 +77,7 @@ describe('HyperVHost: full backup checkpoint (WS2016+ recovery checkpoint)', () 
     const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
     assert.deepEqual(calledScripts(session), CHECKPOINT_SCRIPTS);
     assert.deepEqual(paramsOf(session, 1), { vmId: VM_ID });
-    assert.deepEqual(paramsOf(session, 2), { vmId: VM_ID, snapshotType: 32768, consistencyLevel: 1 });
+    assert.deepEqual(paramsOf(session, 2), { vmId: VM_ID, name: 'HVBackup:job-1', snapshotType: 32768, consistencyLevel: 1 });
     assert.deepEqual(paramsOf(session, 3), { jobId: JOB });
     assert.deepEqual(paramsOf(session, 5), { jobId: JOB, vmId: VM_ID });
     assert.deepEqual(paramsOf(session, 6), { snapshotInstanceId: SNAP, name: 'HVBackup:job-1', notes: 'Created by HVBackup job job-1' });

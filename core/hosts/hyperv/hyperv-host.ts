@@ -203,7 +203,7 @@ export class HyperVHost implements Host {
     const userReason = await this.#prepareCheckpoints(vm, legacy !== undefined, opts.signal);
     const tag = `${CHECKPOINT_TAG}${this.jobId}`;
     if (legacy) return this.#legacyCheckpoint(vm, tag, legacy, opts.signal);
-    const { level, snapshot, note } = await this.#createRecoverySnapshot(vm, opts.consistency, opts.signal);
+    const { level, snapshot, note } = await this.#createRecoverySnapshot(vm, tag, opts.consistency, opts.signal);
     try {
       const job = this.#job('Naming the backup checkpoint', vm.name, opts.signal);
       await callMethod(job, S.TAG_SNAPSHOT, { snapshotInstanceId: snapshot.instanceId, name: tag, notes: `Created by HVBackup job ${this.jobId}` });
@@ -220,13 +220,13 @@ export class HyperVHost implements Host {
     }
   }
 
-  async #createRecoverySnapshot(vm: VmDescription, wanted: Consistency | 'auto', signal?: AbortSignal) {
+  async #createRecoverySnapshot(vm: VmDescription, tag: string, wanted: Consistency | 'auto', signal?: AbortSignal) {
     const levels: Consistency[] = wanted === 'auto' ? ['application', 'crash'] : [wanted];
     let note: string | undefined = wanted === 'crash' ? 'crash-consistent requested' : undefined;
     for (const level of levels) {
       const job = this.#job(`CreateSnapshot (recovery checkpoint, ${level}-consistent)`, vm.name, signal);
       try {
-        const r = await callMethod(job, S.CREATE_RECOVERY_SNAPSHOT, { vmId: vm.id, snapshotType: RECOVERY_SNAPSHOT_TYPE, consistencyLevel: CONSISTENCY_LEVEL[level] });
+        const r = await callMethod(job, S.CREATE_RECOVERY_SNAPSHOT, { vmId: vm.id, name: tag, snapshotType: RECOVERY_SNAPSHOT_TYPE, consistencyLevel: CONSISTENCY_LEVEL[level] });
         const snapshot = await this.#resultingSnapshot(vm, str(r.SnapshotInstanceId), str(r.JobId), signal);
         return { level, snapshot, note };
       } catch (err) {

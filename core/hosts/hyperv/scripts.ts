@@ -106,7 +106,7 @@ $vm = Get-CimInstance -Namespace $ns -ClassName Msvm_ComputerSystem | Where-Obje
 if (-not $vm) { throw ('virtual machine {0} not found' -f $p.vmId) }
 $svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSnapshotService
 $cls = Get-CimClass -Namespace $ns -ClassName Msvm_VirtualSystemSnapshotSettingData
-$sd = New-CimInstance -CimClass $cls -ClientOnly -Property @{ ConsistencyLevel = [byte]$p.consistencyLevel; IgnoreNonSnapshottableDisks = $true; GuestBackupType = [byte]1 }
+$sd = New-CimInstance -CimClass $cls -ClientOnly -Property @{ ElementName = [string]$p.name; ConsistencyLevel = [byte]$p.consistencyLevel; IgnoreNonSnapshottableDisks = $true; GuestBackupType = [byte]1 }
 $ser = [Microsoft.Management.Infrastructure.Serialization.CimSerializer]::Create()
 $text = [Text.Encoding]::Unicode.GetString($ser.Serialize($sd, [Microsoft.Management.Infrastructure.Serialization.InstanceSerializationOptions]::None))
 $r = Invoke-CimMethod -InputObject $svc -MethodName CreateSnapshot -Arguments @{ AffectedSystem = $vm; SnapshotSettings = $text; SnapshotType = [uint16]$p.snapshotType }
@@ -171,9 +171,12 @@ $vm = Get-VM | Where-Object { [string]$_.VMId -eq [string]$p.vmId }
 $snap = Get-VMSnapshot -VM $vm | Where-Object { [string]$_.Id -eq [string]$p.checkpointId }
 $drives = @()
 if ($snap) { $drives = @(Get-VMHardDiskDrive -VMSnapshot $snap) }
+$current = @(Get-VMHardDiskDrive -VM $vm)
 @($sasd | ForEach-Object {
   $path = [string]$_.HostResource[0]
   $d = $drives | Where-Object { $_.Path -eq $path } | Select-Object -First 1
+  # Not listed under the checkpoint: the VM's drive now writing to a child of this file.
+  if (-not $d) { $d = $current | Where-Object { (Get-VHD -Path $_.Path -ErrorAction SilentlyContinue).ParentPath -eq $path } | Select-Object -First 1 }
   $vhd = Get-VHD -Path $path -ErrorAction SilentlyContinue
   [pscustomobject]@{
     HostResource = @($_.HostResource); ControllerType = $d.ControllerType; ControllerNumber = $d.ControllerNumber
