@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isHvError } from '../../core/errors.ts';
+import { decodeVmConfig } from '../../core/hosts/local/config.ts';
+import { LocalHost } from '../../core/hosts/local/host.ts';
+import { guestWrite } from '../../core/hosts/local/guest.ts';
+import { createSampleVm } from '../../core/hosts/local/sample.ts';
+import { loadVm, saveVmConfig, withVmLock } from '../../core/hosts/local/vm-folder.ts';
+import { childPathFor } from '../../core/hosts/local/checkpoint.ts';
+import { repairVm } from '../../core/hosts/local/repair.ts';
+import { checkTracking } from '../../core/tracking/index.ts';
+import { bitmapRanges } from '../../core/tracking/format.ts';
+import { createDifferencingVhdx, openDisk } from '../../core/vhdx/index.ts';
+
+const MiB = 1 << 20;
+
+async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
+  const d = await openDisk(path);
+  try {
+    const b = Buffer.alloc(length);
+    await d.read(b, offset);
+    return b;
+  } finally {
+    await d.close();
+  }
+}
+
+describe('local host VM config', () => {
+  it('rejects bad configs with ERR_CORRUPT naming the file and the problem', () => {
+    const bad = (json: string, re: RegExp) => assert.throws(() => decodeVmConfig(Buffer.from(json), '/vm/Virtual Machines/a.json'),
+      (e: unknown) => isHvError(e, 'ERR_CORRUPT') && /a\.json/.test((e as Error).message) && re.test((e as Error).message));
+    bad('{', /not valid JSON/);
+    bad('{"schema":9,"id":"x","name":"a","generation":2,"disks":[]}', /schema 9/);
+    bad('{"schema":1,"id":"x","name":"a","generation":2,"disks":[{"key":"k","path":"../etc/passwd"}]}', /inside the VM folder/);
+    bad('{"schema":1,"id":"x","name":"a","generation":2,"disks":[{"key":"k","path":"a"},{"key":"k","path":"b"}]}', /appears twice/);
+  });
+
+  it('names a checkpoint child like Hyper-V: <disk>_<GUID>.avhdx beside the disk', () => {
+    assert.equal(childPathFor('Virtual Hard Disks/web01.vhdx', 'ab-cd'), 'Virtual Hard Disks/web01_AB-CD.avhdx');
+  });
+});
+
+describe('local host checkpoints', function () {
+  this.timeout(90_000);
+  let root: string;
+  let vmDir: string;
+  let diskPath: string;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'hvb-lhost-'));
+  });
+  beforeEach(async () => {
+    vmDir = join(root, `vm${Math.random().toString(36).slice(2, 8)}`);
+    diskPath = (await createSampleVm({}, { dir: vmDir, sizeBytes: 64 * MiB, seed: 5 })).disk;
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('redirects guest writes to the .avhdx, keeps the parent frozen, merges them back and tracks them', async () => {
+    const host = new LocalHost();
+    const vm = await host.describeVM(vmDir);
+    const before = await readAt(diskPath, 3 * MiB, 65536);
+    const cp = await host.createBackupCheckpoint(vm, { consistency: 'auto' });
+    assert.equal(cp.consistency, 'crash');
+    const cfg = (await loadVm(vmDir)).config;
+    assert.equal(cfg.backupCheckpoint?.state, 'active');
+    assert.match(cfg.disks[0]!.path, /_[0-9A-F-]{36}\.avhdx$/);
+    const data = Buffer.alloc(65536, 0x5a);
+    const [landed] = await guestWrite(vmDir, [{ offset: 3 * MiB, data }]);
+    assert.equal(landed!.file, cfg.disks[0]!.path);
+    const frozen = await cp.disks[0]!.open();
+    const b = Buffer.alloc(65536);
+    await frozen.read(b, 3 * MiB);
+    await frozen.close();
+    assert.ok(b.equals(before), 'the frozen parent does not see the guest write');
+    const refs = await host.removeBackupCheckpoint(cp, { keepReference: true });
+    const after = await loadVm(vmDir);
+    assert.equal(after.config.backupCheckpoint, undefined);
+    assert.equal(after.config.disks[0]!.path, 'Virtual Hard Disks/' + vm.name + '.vhdx');
+    assert.ok(!existsSync(join(vmDir, cfg.disks[0]!.path)), 'child deleted');
+    assert.ok((await readAt(diskPath, 3 * MiB, 65536)).equals(data), 'guest write merged into the parent');
+    const check = await checkTracking(diskPath, refs[0]!.referenceId, 64 * MiB);
+    assert.ok(check.trusted, !check.trusted ? check.reason : '');
+    assert.deepEqual(bitmapRanges(check.record), [{ offset: 3 * MiB, length: MiB }]);
+  });
+
+  it('is application-consistent only when the config declares a guest VSS hook', async () => {
+    const dir = join(root, 'vss');
+    await createSampleVm({}, { dir, sizeBytes: 16 * MiB, guestVss: true });
+    const host = new LocalHost();
+    const cp = await host.createBackupCheckpoint(await host.describeVM(dir), { consistency: 'auto' });
+    assert.equal(cp.consistency, 'application');
+    assert.match(cp.consistencyNote!, /VSS/);
+    await host.removeBackupCheckpoint(cp, { keepReference: false });
+    const plain = await host.describeVM(vmDir);
+    await assert.rejects(host.createBackupCheckpoint(plain, { consistency: 'application' }), (e: unknown) => isHvError(e, 'ERR_HOST'));
+  });
+
+  it('repair merges an active leftover checkpoint (killed backup) keeping every guest write', async () => {
+    const cp = await new LocalHost().createBackupCheckpoint(await new LocalHost().describeVM(vmDir), { consistency: 'auto' });
+    const data = Buffer.alloc(8192, 0x77);
+    await guestWrite(vmDir, [{ offset: 10 * MiB, data }]);
+    void cp; // the "killed" process never removes it
+    const host = new LocalHost();
+    const vm = await host.describeVM(vmDir);
+    assert.equal((await host.findLeftoverCheckpoints(vm)).length, 1);
+    const r = await repairVm({}, vmDir);
+    assert.equal(r.mergedCheckpoints, 1);
+    assert.deepEqual(await host.findLeftoverCheckpoints(await host.describeVM(vmDir)), []);
+    assert.ok((await readAt(diskPath, 10 * MiB, 8192)).equals(data));
+  });
+
+  it('repair deletes the empty children of a checkpoint killed while being created', async () => {
+    const vm = await loadVm(vmDir);
+    const child = childPathFor(vm.config.disks[0]!.path, 'dead-beef');
+    await saveVmConfig(vm, { ...vm.config, backupCheckpoint: { marker: 'hvbackup-backup-checkpoint', id: 'dead-beef', state: 'creating', createdAt: new Date().toISOString(), disks: [{ key: 'SCSI:0:0', parent: vm.config.disks[0]!.path, child }] } });
+    await createDifferencingVhdx(join(vmDir, child), diskPath);
+    await repairVm({}, vmDir);
+    assert.ok(!existsSync(join(vmDir, child)));
+    assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
+  });
+
+  it('repair finishes a checkpoint whose child was merged before the config pointed back', async () => {
+    const host = new LocalHost();
+    const cp = await host.createBackupCheckpoint(await host.describeVM(vmDir), { consistency: 'auto' });
+    const vm = await loadVm(vmDir);
+    rmSync(join(vmDir, vm.config.disks[0]!.path)); // as if the merge deleted it and then the process died
+    void cp;
+    await repairVm({}, vmDir);
+    const after = await loadVm(vmDir);
+    assert.equal(after.config.backupCheckpoint, undefined);
+    assert.equal(join(vmDir, after.config.disks[0]!.path), diskPath);
+  });
+
+  it('breaks a VM lock left by a dead process and lists VMs under a root by name', async () => {
+    writeFileSync(join(vmDir, '.hvbackup-vm.lock'), `999999\n${(await import('node:os')).hostname()}\n`);
+    assert.equal(await withVmLock(vmDir, async () => 42, 2000), 42);
+    const host = new LocalHost({ root });
+    const names = (await host.listVMs()).map((v) => v.name);
+    const name = (await loadVm(vmDir)).config.name;
+    assert.ok(names.includes(name));
+    assert.equal((await host.describeVM(name)).location, vmDir);
+    await assert.rejects(host.describeVM('no-such-vm'), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && /no-such-vm/.test((e as Error).message));
+  });
+
+  it('a bare disk file is a one-disk VM named after the file', async () => {
+    const vm = await new LocalHost().describeVM(diskPath);
+    assert.equal(vm.name, (await loadVm(vmDir)).config.name);
+    assert.equal(vm.disks.length, 1);
+    assert.equal(vm.disks[0]!.format, 'vhdx');
+    assert.deepEqual(JSON.parse(readFileSync(join(vmDir, 'Virtual Machines', `${vm.name}.json`), 'utf8')).disks.length, 1);
+  });
+});
