@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { backupVMs } from '../../core/api/backup.ts';
+import { listRestorePoints } from '../../core/api/points.ts';
+import { restoreVM } from '../../core/api/restore.ts';
+import { compareDisks, createSampleVM, guestWriteVM, startGuestWriter } from '../../core/api/vm.ts';
+import { planSlices, readRuns } from '../../core/backup/plan.ts';
+import { guestWrite, randomGuestWrites } from '../../core/hosts/local/guest.ts';
+import { loadVm } from '../../core/hosts/local/vm-folder.ts';
+import type { ProgressEvent } from '../../core/progress.ts';
+import { MiB, newRepo, qemuImg, scratch, Shadow } from './testing.ts';
+import type { Scratch } from './testing.ts';
+
+describe('backup planning', () => {
+  it('never reads zero extents, reads changed slices, reuses the rest from the previous point', () => {
+    const extents = [
+      { offset: 0, length: 3 * MiB, kind: 'data' as const },
+      { offset: 3 * MiB, length: 4 * MiB, kind: 'zero' as const },
+      { offset: 7 * MiB, length: 3 * MiB + 100, kind: 'data' as const },
+    ];
+    const virtualSize = 10 * MiB + 100;
+    assert.deepEqual(planSlices({ virtualSize, chunkSize: MiB, extents }), ['read', 'read', 'read', null, null, null, null, 'read', 'read', 'read', 'read']);
+    const previous = ['a', 'b', 'c', null, null, null, null, 'h', null, 'j', 'k'];
+    const plan = planSlices({ virtualSize, chunkSize: MiB, extents, changed: [{ offset: MiB + 5, length: 10 }, { offset: 10 * MiB, length: 50 }], previous });
+    assert.deepEqual(plan, ['a', 'read', 'c', null, null, null, null, 'h', null, 'j', 'read']);
+    assert.deepEqual(readRuns(['read', 'read', 'read', null, 'read'], MiB, 5 * MiB - 10, 2 * MiB), [
+      { first: 0, count: 2, offset: 0, length: 2 * MiB }, { first: 2, count: 1, offset: 2 * MiB, length: MiB }, { first: 4, count: 1, offset: 4 * MiB, length: MiB - 10 },
+    ]);
+  });
+});
+
+describe('backup and restore, end to end (local host)', function () {
+  this.timeout(180_000);
+  let s: Scratch;
+  let repo: string;
+  let vmDir: string;
+  let disk: string;
+  const ctx = {};
+
+  before(async () => {
+    s = scratch();
+    repo = await newRepo(s.path('repo'));
+    vmDir = s.path('vms', 'web01');
+    disk = (await createSampleVM(ctx, { dir: vmDir, sizeBytes: 64 * MiB, seed: 3 })).disk;
+  });
+  after(() => s.cleanup());
+
+  it('full + 3 incrementals with a guest writing during each: every point restores identical to its checkpoint', async () => {
+    const shadow = new Shadow(disk, s.dir);
+    const points: { id: string; expected: string }[] = [];
+    const events: ProgressEvent[] = [];
+    for (let round = 0; round < 4; round++) {
+      if (round > 0) {
+        const pre = randomGuestWrites(100 + round, 8, 65536, 64 * MiB);
+        await guestWrite(vmDir, pre);
+        await shadow.apply(pre);
+      }
+      const guest = await startGuestWriter(ctx, { dir: vmDir, seed: round + 1, size: 4096 * (round + 1), pauseMs: 1 });
+      const [r] = await backupVMs({ onProgress: (e) => events.push(e) }, { repository: repo, sources: [vmDir] });
+      const during = await guest.stop();
+      assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+      assert.equal(r!.method, round === 0 ? 'full' : 'changed-blocks', r!.methodReason);
+      const { expected, inCheckpoint } = await shadow.around(during);
+      assert.ok(inCheckpoint > 0, 'the guest wrote into the checkpoint while the backup ran');
+      if (round > 0) assert.ok(r!.readBytes <= 24 * MiB, `incremental read ${r!.readBytes} bytes`);
+      points.push({ id: r!.pointId!, expected });
+    }
+    assert.ok(events.some((e) => e.activity === 'backup' && e.total! > 0 && e.done === e.total && e.completed));
+    // Every guest write survived the merges: the VM disk equals the shadow.
+    assert.equal(await compareDisks(disk, shadow.path), -1);
+    assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
+    assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
+    for (const [i, p] of points.entries()) {
+      const to = s.path(`restore-${i}`);
+      const res = await restoreVM(ctx, { repository: repo, point: p.id, to });
+      const restored = res.disks[0]!.path;
+      const cmp = qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', restored, p.expected);
+      assert.equal(cmp.status, 0, `point ${i}: ${cmp.out}`);
+      const chk = qemuImg('check', '-f', 'vhdx', restored);
+      assert.equal(chk.status, 0, chk.out);
+    }
+  });
+
+  it('a change made outside the engine (qemu-io) makes the next backup scan, and it is still correct', async () => {
+    const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', 'write -P 0xab 5M 128k', '-c', 'write -P 0xcd 40M 4k', disk], { encoding: 'utf8' });
+    assert.equal(q.status, 0, q.stderr);
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+    assert.equal(r!.method, 'scan');
+    assert.match(r!.methodReason!, /outside change tracking/);
+    const [info] = await listRestorePoints(ctx, { repository: repo, vmName: 'web01', latest: true });
+    assert.equal(info!.method, 'scan');
+    assert.match(info!.methodReason!, /DataWriteGuid/);
+    assert.ok(r!.storedBytes < 4 * MiB, `a scan stores only new chunks (stored ${r!.storedBytes})`);
+    const res = await restoreVM(ctx, { repository: repo, point: r!.pointId!, to: s.path('restore-scan') });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+    // The scan started a new reference: the next backup is tracked again.
+    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 9 });
+    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
+  });
+
+  it('whatIf plans without touching the VM or the repository', async () => {
+    const before = await listRestorePoints(ctx, { repository: repo });
+    const cfg = (await loadVm(vmDir)).config;
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir], whatIf: true });
+    assert.equal(r!.status, 'planned');
+    assert.ok(r!.plan!.some((l) => /checkpoint/.test(l)) && r!.plan!.some((l) => /SCSI:0:0/.test(l)));
+    assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before.length);
+    assert.deepEqual((await loadVm(vmDir)).config, cfg);
+  });
+
+  it('backs up several VMs in parallel; one failing source does not stop the others', async () => {
+    const other = s.path('vms', 'db01');
+    await createSampleVM(ctx, { dir: other, sizeBytes: 32 * MiB, seed: 8, guestVss: true });
+    const results = await backupVMs(ctx, { repository: repo, sources: [vmDir, s.path('vms', 'missing'), other], parallel: 2 });
+    assert.deepEqual(results.map((r) => r.status), ['success', 'failed', 'success']);
+    assert.equal(results[1]!.error!.code, 'ERR_NOT_FOUND');
+    assert.match(results[1]!.error!.message, /missing/);
+    assert.equal(results[2]!.method, 'full');
+    assert.equal(results[2]!.consistency, 'application');
+    const latest = await listRestorePoints(ctx, { repository: repo, latest: true });
+    assert.deepEqual(latest.map((p) => p.vmName).sort(), ['db01', 'web01']);
+  });
+
+  it('a bare .vhdx file is backed up as a one-disk VM and restores alone with --disk', async () => {
+    const bare = s.path('bare', 'data01.vhdx');
+    await createSampleVM(ctx, { dir: s.path('bare-src'), sizeBytes: 16 * MiB, seed: 4, name: 'data01' });
+    (await import('node:fs')).mkdirSync(s.path('bare'));
+    (await import('node:fs')).copyFileSync(s.path('bare-src', 'Virtual Hard Disks', 'data01.vhdx'), bare);
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [bare] });
+    assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+    assert.equal(r!.vmName, 'data01');
+    const res = await restoreVM(ctx, { repository: repo, point: r!.pointId!, to: s.path('bare-restore'), disk: 'data01.vhdx' });
+    assert.ok(existsSync(s.path('bare-restore', 'data01.vhdx')));
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, bare).status, 0);
+  });
+});
