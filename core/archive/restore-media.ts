@@ -5,12 +5,11 @@
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HvError } from '../errors.ts';
-import type { Disk } from '../disk/disk.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
 import { referencedChunks } from '../repo/manifest.ts';
 import type { ChunkRef, RestorePointManifest } from '../repo/manifest-types.ts';
 import { Repository } from '../repo/repository.ts';
-import { createVhdx } from '../vhdx/index.ts';
+import { restoreDisk } from '../restore/disk-restore.ts';
 import { objectIndex } from './catalog.ts';
 import { catalogFromMedia, mediaBackend } from './media-set.ts';
 import type { MediaBackend } from './media-backend.ts';
@@ -82,14 +81,16 @@ export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMe
     for (const d of m.disks) {
       const path = safeJoin(dir, d.fileName);
       await refuseExisting(path);
-      const disk = d.format === 'vhdx'
-        ? await createVhdx(path, { size: d.virtualSize, blockSize: d.blockSize, logicalSectorSize: d.logicalSectorSize as 512 | 4096, physicalSectorSize: d.physicalSectorSize as 512 | 4096 })
-        : await createRawDisk(path, d.virtualSize);
+      // The restore engine's disk writer, over the media-backed repository; a partial file
+      // never carries the final name.
+      const partial = `${path}.partial`;
+      await fsp.rm(partial, { force: true });
+      let done = 0;
       try {
-        await writeSlices(ctx, repo, d.fileName, d.chunks, d.chunkSize, d.virtualSize, (buf, off) => disk.write(buf, off));
-        await disk.flush();
+        await restoreDisk(repo, d, partial, { signal, onBytes: (n) => progress(ctx, { activity: 'restore from media', target: d.fileName, done: (done += n) }) });
+        await moveNoClobber(partial, path);
       } finally {
-        await disk.close();
+        await fsp.rm(partial, { force: true });
       }
       disks.push({ key: d.key, path, bytes: d.virtualSize });
     }
@@ -135,16 +136,15 @@ export function safeJoin(dir: string, rel: string): string {
   return p;
 }
 
-async function refuseExisting(path: string): Promise<void> {
-  if (await fsp.stat(path).then(() => true, () => false)) throw new HvError('ERR_ALREADY_EXISTS', `${path} already exists; restore to an empty folder`, { target: path });
+async function moveNoClobber(from: string, to: string): Promise<void> {
+  try {
+    await fsp.link(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new HvError('ERR_ALREADY_EXISTS', `${to} already exists; not overwriting it`, { target: to });
+    throw err;
+  }
 }
 
-async function createRawDisk(path: string, size: number): Promise<Pick<Disk, 'write' | 'flush' | 'close'>> {
-  const fh = await fsp.open(path, 'wx');
-  await fh.truncate(size);
-  return {
-    write: async (buf: Buffer, off: number) => { await fh.write(buf, 0, buf.length, off); },
-    flush: () => fh.sync(),
-    close: () => fh.close(),
-  };
+async function refuseExisting(path: string): Promise<void> {
+  if (await fsp.stat(path).then(() => true, () => false)) throw new HvError('ERR_ALREADY_EXISTS', `${path} already exists; restore to an empty folder`, { target: path });
 }

@@ -166,4 +166,25 @@ describe('archive export and media', function () {
     assert.equal(r3.pointId, p3.id, 'a full set restores from its own media');
     assert.ok(readFileSync(r3.disks[0]!.path).equals(d3));
   });
+
+  it('restores a VHDX disk from media alone: valid (qemu-img check) and identical (qemu-img compare)', async () => {
+    const repoPath = join(s.dir, 'repo-vhdx');
+    const repo = await newRepo(repoPath);
+    const raw = testDisk(MiB, 24, 3);
+    await addTestPoint(repo, { vm: 'app01', createdAt: '2026-01-09T00:00:00.000Z', disk: raw, format: 'vhdx', fileName: 'app01.vhdx' });
+    await repo.close();
+    const dir = join(s.dir, 'media-vhdx');
+    await exportArchive(ctx, { repository: repoPath, pool: 'vhdx', mediaDir: dir, capacity: '4M' });
+    const to = join(s.dir, 'r-vhdx');
+    const r = await restoreFromArchive(ctx, { media: mediaFiles(dir), vmName: 'app01', to });
+    const vhdx = r.disks[0]!.path;
+    assert.equal(vhdx, join(to, 'app01.vhdx'));
+    const check = run('qemu-img', ['check', '-f', 'vhdx', vhdx]);
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    const rawFile = join(s.dir, 'app01.raw');
+    writeFileSync(rawFile, raw);
+    const cmp = run('qemu-img', ['compare', '-f', 'vhdx', '-F', 'raw', vhdx, rawFile]);
+    assert.equal(cmp.status, 0, cmp.stdout + cmp.stderr);
+    assert.equal(existsSync(`${vhdx}.partial`), false);
+  });
 });
