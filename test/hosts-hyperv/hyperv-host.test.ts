@@ -356,8 +356,9 @@ describe('HyperVHost: restore registration and version check', () => {
       disks: [{ key: 'SCSI:0:0', path: 'E:\\Restore\\web01-restored\\web01.vhdx' }],
     });
     assert.deepEqual(paramsOf(session, 0), {
-      configPath: 'E:\\Restore\\web01-restored\\Virtual Machines\\6B1C3F0E-8E4B-4F5B-9C1A-2D7E5A9B0C11.vmcx', newId: true,
+      configPath: 'E:\\Restore\\web01-restored\\Virtual Machines\\6B1C3F0E-8E4B-4F5B-9C1A-2D7E5A9B0C11.vmcx', newId: true, name: 'web01',
       directory: 'E:\\Restore\\web01-restored', vhdDestinationPath: 'E:\\Restore\\web01-restored\\Virtual Hard Disks',
+      stagingPath: 'E:\\Restore\\web01-restored\\.hvbackup-import-job-1',
       disks: [{ key: 'SCSI:0:0', path: 'E:\\Restore\\web01-restored\\web01.vhdx' }],
     });
     assert.deepEqual(vm, { id: 'e4d3c2b1-a098-4765-8432-10fedcba9876', name: 'web01', host: 'hyperv', location: 'E:\\Restore\\web01-restored', state: 'Off' });

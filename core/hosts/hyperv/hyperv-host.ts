@@ -348,9 +348,11 @@ export class HyperVHost implements Host {
       throw new HvError('ERR_INVALID_ARGUMENT', `restored VM ${restored.name} in ${restored.directory} has no .vmcx (or 2012 R2 .xml) configuration file to import`, { target: restored.directory });
     }
     const sep = restored.directory.includes('/') && !restored.directory.includes('\\') ? '/' : '\\';
-    const vhdDestinationPath = opts.vhdDestinationPath ?? `${restored.directory.replace(/[\\/]+$/, '')}${sep}Virtual Hard Disks`;
+    const dir = restored.directory.replace(/[\\/]+$/, '');
+    const vhdDestinationPath = opts.vhdDestinationPath ?? `${dir}${sep}Virtual Hard Disks`;
     const r = (await this.#invoke(S.IMPORT_VM, {
-      configPath, newId: restored.newId, directory: restored.directory, vhdDestinationPath, disks: restored.disks,
+      configPath, newId: restored.newId, name: restored.name, directory: restored.directory, vhdDestinationPath,
+      stagingPath: `${dir}${sep}.hvbackup-import-${this.jobId}`, disks: restored.disks,
     }, opts.signal)) as { Imported: boolean; Incompatibilities?: unknown } & Partial<RawVmSummary>;
     if (!r?.Imported) {
       const problems = asArray<{ Message: string; MessageId: number }>(r?.Incompatibilities).map((i) => `${i.Message} (${i.MessageId})`);

@@ -270,27 +270,49 @@ $drives = @(Get-VMHardDiskDrive -VMSnapshot $s | ForEach-Object {
 [pscustomobject]@{ Id = [string]$s.Id; Name = $s.Name; CreationTime = $s.CreationTime.ToUniversalTime().ToString('o'); HardDrives = $drives }`;
 
 /**
- * Import a restored VM. Compare-VM first so the disks can be pointed at the restored files
- * (by controller address) and any incompatibility is reported instead of half-imported.
+ * Import a restored VM: Compare-VM first so the disks can be pointed at the restored files (by
+ * controller address) and incompatibilities are reported instead of half-imported; then
+ * Import-VM -Copy (with -GenerateNewId beside the original), because the restored configuration
+ * sits in a staging folder the restore engine deletes afterwards. -Copy copies each disk into
+ * VhdDestinationPath; a restored disk already there is first moved into $p.stagingPath (inside
+ * the destination) and moved back if the import does not happen, so nothing is lost.
  */
 export const IMPORT_VM = `# hvbackup:import-vm
 param($p)
-$ia = @{ Path = [string]$p.configPath; ErrorAction = 'Stop' }
-if ($p.newId) {
-  $ia.Copy = $true; $ia.GenerateNewId = $true
-  $ia.VirtualMachinePath = [string]$p.directory; $ia.SnapshotFilePath = [string]$p.directory
-  $ia.SmartPagingFilePath = [string]$p.directory; $ia.VhdDestinationPath = [string]$p.vhdDestinationPath
-} else { $ia.Register = $true }
-$report = Compare-VM @args
+$stage = [string]$p.stagingPath
+$moved = @()
 foreach ($d in @($p.disks)) {
-  $drive = Get-VMHardDiskDrive -VM $report.VM | Where-Object {
-    ('{0}:{1}:{2}' -f $_.ControllerType, $_.ControllerNumber, $_.ControllerLocation) -eq [string]$d.key }
-  if ($drive) { Set-VMHardDiskDrive -VMHardDiskDrive $drive -Path ([string]$d.path) }
+  $leaf = Split-Path -Leaf ([string]$d.path)
+  if ((Join-Path ([string]$p.vhdDestinationPath) $leaf) -eq [string]$d.path) {
+    if (-not (Test-Path -LiteralPath $stage)) { New-Item -ItemType Directory -Path $stage | Out-Null }
+    $to = Join-Path $stage $leaf
+    Move-Item -LiteralPath ([string]$d.path) -Destination $to
+    $moved += [pscustomobject]@{ From = $to; To = [string]$d.path }
+    $d.path = $to
+  }
 }
-$report = Compare-VM -CompatibilityReport $report
-$left = @($report.Incompatibilities | ForEach-Object { [pscustomobject]@{ MessageId = $_.MessageId; Message = $_.Message } })
-if ($left.Count -gt 0) { return [pscustomobject]@{ Imported = $false; Incompatibilities = $left } }
-$vm = Import-VM -CompatibilityReport $report
+$vm = $null
+try {
+  $ia = @{ Path = [string]$p.configPath; Copy = $true; GenerateNewId = [bool]$p.newId
+    VirtualMachinePath = [string]$p.directory; SnapshotFilePath = [string]$p.directory
+    SmartPagingFilePath = [string]$p.directory; VhdDestinationPath = [string]$p.vhdDestinationPath }
+  $report = Compare-VM @ia
+  foreach ($d in @($p.disks)) {
+    $drive = Get-VMHardDiskDrive -VM $report.VM | Where-Object {
+      ('{0}:{1}:{2}' -f $_.ControllerType, $_.ControllerNumber, $_.ControllerLocation) -eq [string]$d.key }
+    if ($drive) { Set-VMHardDiskDrive -VMHardDiskDrive $drive -Path ([string]$d.path) }
+  }
+  $report = Compare-VM -CompatibilityReport $report
+  $left = @($report.Incompatibilities | ForEach-Object { [pscustomobject]@{ MessageId = $_.MessageId; Message = $_.Message } })
+  if ($left.Count -gt 0) { return [pscustomobject]@{ Imported = $false; Incompatibilities = $left } }
+  $vm = Import-VM -CompatibilityReport $report
+  if ($p.name -and $vm.Name -ne [string]$p.name) { Rename-VM -VM $vm -NewName ([string]$p.name); $vm = Get-VM -Id $vm.VMId }
+} finally {
+  if ($moved.Count -gt 0) {
+    if ($vm) { Remove-Item -LiteralPath $stage -Recurse -Force }
+    else { foreach ($m in $moved) { Move-Item -LiteralPath $m.From -Destination $m.To } ; Remove-Item -LiteralPath $stage -Force }
+  }
+}
 [pscustomobject]@{ Imported = $true; VMId = [string]$vm.VMId; Name = $vm.Name; State = $vm.State; ConfigurationLocation = $vm.ConfigurationLocation }`;
 
 /** Every script, for tests that check no script text carries data. */
