@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backupVMs } from '../../core/api/backup.ts';
+import { listRestorePoints } from '../../core/api/points.ts';
+import { restoreVM } from '../../core/api/restore.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
+import { createSampleVM } from '../../core/api/vm.ts';
+import { isHvError } from '../../core/errors.ts';
+import { readVhdxInfo } from '../../core/vhdx/index.ts';
+import { MiB, newRepo, qemuImg, scratch } from '../backup/testing.ts';
+import type { Scratch } from '../backup/testing.ts';
+
+function chunkFile(repo: string, id: string): string {
+  return join(repo, 'chunks', id.slice(0, 2), id);
+}
+
+describe('restore and verify', function () {
+  this.timeout(120_000);
+  let s: Scratch;
+  let repo: string;
+  let vmDir: string;
+  let disk: string;
+  let pointId: string;
+  const ctx = {};
+
+  before(async () => {
+    s = scratch('hvb-restore-');
+    repo = await newRepo(s.path('repo'));
+    vmDir = s.path('vms', 'app01');
+    disk = (await createSampleVM(ctx, { dir: vmDir, sizeBytes: 32 * MiB, seed: 21 })).disk;
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+    pointId = r!.pointId!;
+  });
+  after(() => s.cleanup());
+
+  it('restores as a new VM with --name: new name and id, same geometry and bytes, unallocated zeros', async () => {
+    const r = await restoreVM(ctx, { repository: repo, point: 'latest', vmName: 'app01', to: s.path('r-new'), newName: 'app01-copy' });
+    const cfg = JSON.parse(readFileSync(s.path('r-new', 'Virtual Machines', 'app01-copy.json'), 'utf8'));
+    const orig = JSON.parse(readFileSync(join(vmDir, 'Virtual Machines', 'app01.json'), 'utf8'));
+    assert.equal(cfg.name, 'app01-copy');
+    assert.notEqual(cfg.id, orig.id);
+    assert.deepEqual(cfg.disks, [{ key: 'SCSI:0:0', path: 'Virtual Hard Disks/app01.vhdx' }]);
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', r.disks[0]!.path, disk).status, 0);
+    const info = await readVhdxInfo(r.disks[0]!.path);
+    const src = await readVhdxInfo(disk);
+    assert.deepEqual([info.blockSize, info.logicalSectorSize, info.physicalSectorSize, info.virtualSize], [src.blockSize, src.logicalSectorSize, src.physicalSectorSize, src.virtualSize]);
+    assert.ok(info.allocatedBytes <= src.allocatedBytes, `zero slices were left unallocated (${info.allocatedBytes} > ${src.allocatedBytes})`);
+    assert.deepEqual(readdirSync(s.path('r-new')).filter((n) => n.startsWith('.')), [], 'no staging folder left');
+  });
+
+  it('refuses to overwrite existing files, naming the file, and leaves nothing partial', async () => {
+    await restoreVM(ctx, { repository: repo, point: pointId, to: s.path('r-twice') });
+    await assert.rejects(restoreVM(ctx, { repository: repo, point: pointId, to: s.path('r-twice') }),
+      (e: unknown) => isHvError(e, 'ERR_ALREADY_EXISTS') && /app01\.vhdx already exists/.test((e as Error).message));
+    assert.deepEqual(readdirSync(s.path('r-twice')).sort(), ['Virtual Hard Disks', 'Virtual Machines']);
+  });
+
+  it('a missing or non-repository folder gives a clear error', async () => {
+    await assert.rejects(listRestorePoints(ctx, { repository: s.path('nope') }), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && /nope does not exist/.test((e as Error).message));
+    mkdirSync(s.path('not-a-repo'));
+    await assert.rejects(restoreVM(ctx, { repository: s.path('not-a-repo'), point: 'latest', to: s.path('x') }),
+      (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && /not an HVBackup repository/.test((e as Error).message));
+    await assert.rejects(restoreVM(ctx, { repository: repo, point: 'latest', vmName: 'ghost', to: s.path('x') }), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && /ghost/.test((e as Error).message));
+  });
+
+  describe('damaged repository', () => {
+    let damaged: string;
+    let chunk: string;
+    let missing: string;
+    before(async () => {
+      damaged = await newRepo(s.path('repo2'));
+      const [r] = await backupVMs(ctx, { repository: damaged, sources: [vmDir] });
+      const ids = readdirSync(join(damaged, 'chunks')).flatMap((d) => readdirSync(join(damaged, 'chunks', d)));
+      chunk = ids[0]!;
+      missing = ids[1]!;
+      const f = chunkFile(damaged, chunk);
+      const buf = readFileSync(f);
+      buf[buf.length - 3] ^= 0x40;
+      writeFileSync(f, buf);
+      rmSync(chunkFile(damaged, missing));
+      pointId = r!.pointId!;
+    });
+
+    it('verify names each corrupt or missing chunk and the points it breaks', async () => {
+      const rep = await verifyRepository(ctx, { repository: damaged });
+      assert.equal(rep.ok, false);
+      const bad = rep.problems.find((p) => p.chunk === chunk)!;
+      assert.match(bad.problem, /corrupt/);
+      assert.deepEqual(bad.points, [pointId]);
+      assert.match(rep.problems.find((p) => p.chunk === missing)!.problem, /missing/);
+      assert.ok((await verifyRepository(ctx, { repository: repo })).ok, 'the intact repository verifies clean');
+    });
+
+    it('restore of a point with a corrupt chunk fails with ERR_CORRUPT/ERR_NOT_FOUND naming the chunk and leaves no disk', async () => {
+      await assert.rejects(restoreVM(ctx, { repository: damaged, point: pointId, to: s.path('r-bad') }),
+        (e: unknown) => (isHvError(e, 'ERR_CORRUPT') || isHvError(e, 'ERR_NOT_FOUND')) && new RegExp(`${chunk}|${missing}`).test((e as Error).message));
+      assert.ok(!existsSync(s.path('r-bad', 'Virtual Hard Disks', 'app01.vhdx')));
+      assert.deepEqual(readdirSync(s.path('r-bad')), []);
+    });
+
+    it('a corrupt manifest gives ERR_CORRUPT naming it, and verify reports it', async () => {
+      const f = join(damaged, 'manifests', pointId);
+      const buf = readFileSync(f);
+      buf[10] ^= 0xff;
+      writeFileSync(f, buf);
+      await assert.rejects(listRestorePoints(ctx, { repository: damaged }), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && (e as Error).message.includes(pointId));
+      const rep = await verifyRepository(ctx, { repository: damaged });
+      assert.ok(rep.problems.some((p) => p.object === `<manifests/${pointId}>`));
+    });
+  });
+});
