@@ -2,7 +2,7 @@
 // PowerShell. Proven on the invocation line, through the driver, and in a real PowerShell.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toVmDescription } from '../../core/hosts/hyperv/mapping.ts';
@@ -155,5 +155,67 @@ $null`, { dir });
     assert.deepEqual(vm.disks, [{ key: 'SCSI:0:0', path: join(dir, 'disk.vhdx'), format: 'vhdx' }]);
     assert.equal((toVmDescription((await session.invoke(S.DESCRIBE_VM, { ref: '0F9E8D7C-6B5A-4938-8271-605F4E3D2C1B' })) as RawVm)).name, 'web01', 'by id, any case');
     assert.equal(await session.invoke(S.DESCRIBE_VM, { ref: 'web*' }), null);
+  });
+
+  describe('IMPORT_VM against Compare-VM/Import-VM stand-ins', () => {
+    // Stand-ins record what the script asks Hyper-V and play the copy Import-VM -Copy makes.
+    const fakes = `# hvbackup:define-import-fakes
+param($p)
+$global:incompatible = [bool]$p.incompatible
+$global:calls = @()
+function global:Compare-VM { param($Path, [switch]$Copy, [bool]$GenerateNewId, $VirtualMachinePath, $SnapshotFilePath, $SmartPagingFilePath, $VhdDestinationPath, $CompatibilityReport)
+  if ($CompatibilityReport) {
+    $inc = @(); if ($global:incompatible) { $inc = @([pscustomobject]@{ MessageId = 33012; Message = "Could not find Ethernet switch 'External-LAN'." }) }
+    $CompatibilityReport.Incompatibilities = $inc; return $CompatibilityReport }
+  $global:calls += "compare copy=$Copy newid=$GenerateNewId vhd=$VhdDestinationPath"
+  [pscustomobject]@{ VM = [pscustomobject]@{ Name = 'web01'; Drives = @([pscustomobject]@{ ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 0; Path = 'C:\\orig\\web01.vhdx' }) }; Incompatibilities = @(); Dest = $VhdDestinationPath } }
+function global:Get-VMHardDiskDrive { param($VM) $VM.Drives }
+function global:Set-VMHardDiskDrive { param($VMHardDiskDrive, $Path) $VMHardDiskDrive.Path = $Path; $global:calls += "set $Path exists=$(Test-Path -LiteralPath $Path)" }
+function global:Import-VM { param($CompatibilityReport)
+  foreach ($d in $CompatibilityReport.VM.Drives) {
+    $dest = Join-Path $CompatibilityReport.Dest (Split-Path -Leaf $d.Path)
+    if (Test-Path -LiteralPath $dest) { throw "The file exists: $dest" }
+    New-Item -ItemType Directory -Force -Path $CompatibilityReport.Dest | Out-Null
+    Copy-Item -LiteralPath $d.Path -Destination $dest }
+  [pscustomobject]@{ VMId = [guid]'e4d3c2b1-a098-4765-8432-10fedcba9876'; Name = 'web01'; State = 3; ConfigurationLocation = 'x' } }
+function global:Rename-VM { param($VM, $NewName) $global:calls += "rename $NewName" }
+function global:Get-VM { param($Id) [pscustomobject]@{ VMId = $Id; Name = 'web01-copy'; State = 3; ConfigurationLocation = 'x' } }
+$null`;
+    const calls = '# hvbackup:calls\nparam($p)\n@($global:calls)';
+
+    function restoredFolder(): { to: string; disk: string; params: Record<string, unknown> } {
+      const to = mkdtempSync(join(dir, 'restore-'));
+      mkdirSync(join(to, 'Virtual Hard Disks'));
+      const disk = join(to, 'Virtual Hard Disks', 'web01.vhdx');
+      writeFileSync(disk, 'restored bytes');
+      const params = { configPath: join(to, 'staging', 'x.vmcx'), newId: true, name: 'web01-copy', directory: to,
+        vhdDestinationPath: join(to, 'Virtual Hard Disks'), stagingPath: join(to, '.hvbackup-import-job-1'), disks: [{ key: 'SCSI:0:0', path: disk }] };
+      return { to, disk, params };
+    }
+
+    it('stages a disk already at the destination, imports a copy with a new id, renames, and cleans up', async () => {
+      await session.invoke(fakes, { incompatible: false });
+      const { to, disk, params } = restoredFolder();
+      const r = (await session.invoke(S.IMPORT_VM, params)) as { Imported: boolean; Name: string; VMId: string };
+      assert.deepEqual([r.Imported, r.Name, r.VMId], [true, 'web01-copy', 'e4d3c2b1-a098-4765-8432-10fedcba9876']);
+      assert.deepEqual(await session.invoke(calls, {}), [
+        `compare copy=True newid=True vhd=${join(to, 'Virtual Hard Disks')}`,
+        `set ${join(to, '.hvbackup-import-job-1', 'web01.vhdx')} exists=True`,
+        'rename web01-copy',
+      ]);
+      assert.equal(readFileSync(disk, 'utf8'), 'restored bytes');
+      assert.deepEqual(readdirSync(to).sort(), ['Virtual Hard Disks']);
+    });
+
+    it('moves the disk back when Hyper-V reports incompatibilities, losing nothing', async () => {
+      await session.invoke(fakes, { incompatible: true });
+      const { to, disk, params } = restoredFolder();
+      const r = (await session.invoke(S.IMPORT_VM, params)) as { Imported: boolean; Incompatibilities: { MessageId: number }[] };
+      assert.equal(r.Imported, false);
+      assert.equal(r.Incompatibilities[0]!.MessageId, 33012);
+      assert.equal(readFileSync(disk, 'utf8'), 'restored bytes');
+      assert.deepEqual(readdirSync(to).sort(), ['Virtual Hard Disks']);
+      assert.deepEqual(readdirSync(join(to, 'Virtual Hard Disks')), ['web01.vhdx']);
+    });
   });
 });
