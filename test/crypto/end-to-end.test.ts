@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { backupVMs } from '../../core/api/backup.ts';
 import { addRepositoryKey } from '../../core/api/keys.ts';
 import { getRepositoryStats, initRepository } from '../../core/api/repository.ts';
+import { initRepository as initRepositoryWithKdf } from '../../core/repo/local.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { isHvError } from '../../core/errors.ts';
@@ -16,6 +17,9 @@ import { encodeObject } from '../../core/repo/object-format.ts';
 import { filesContaining, filesUnder, flipBit } from './scan.ts';
 
 const MiB = 1024 * 1024;
+/** Cheap scrypt so every unlock is fast; the CLI test below uses the default cost. */
+const CHEAP = { N: 2 ** 12, r: 8, p: 1 };
+const initEncrypted = async (path: string, password: string) => (await initRepositoryWithKdf(path, { password, keyOptions: { kdf: CHEAP } })).close();
 const root = join(import.meta.dirname, '..', '..');
 
 /** 12 MiB raw disk: 8 MiB of the 32-byte marker, 1 MiB random with the marker inside, 2 MiB zeros, 1 MiB other pattern. */
@@ -51,7 +55,7 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
   it('no repository file holds the marker or the compressed marker chunk; a second password restores byte-identical', async () => {
     const enc = join(dir, 'enc');
     const plain = join(dir, 'plain');
-    await initRepository({}, { path: enc, encrypt: true, password: 'first pw' });
+    await initEncrypted(enc, 'first pw');
     await initRepository({}, { path: plain });
     await backUp(enc, 'first pw');
     await backUp(plain);
@@ -63,7 +67,7 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     assert.deepEqual(filesContaining(enc, compressed), []);
     assert.deepEqual(filesContaining(enc, img.split('/').pop()!.replace('.img', '')), [], 'the VM name is sealed inside the manifest');
 
-    await addRepositoryKey({}, { repository: enc, password: 'first pw', newPassword: 'second pw' });
+    await addRepositoryKey({}, { repository: enc, password: 'first pw', newPassword: 'second pw', kdf: CHEAP });
     const res = await restoreVM({}, { repository: enc, password: 'second pw', point: 'latest', to: join(dir, 'out') });
     assert.equal(res.disks.length, 1);
     assert.ok(readFileSync(res.disks[0]!.path).equals(disk), 'restored disk differs');
@@ -73,7 +77,7 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
 
   it('detects a flipped bit in a chunk file, a manifest file and the key file, naming each object', async () => {
     const enc = join(dir, 'enc');
-    await initRepository({}, { path: enc, encrypt: true, password: 'pw' });
+    await initEncrypted(enc, 'pw');
     const { pointId } = await backUp(enc, 'pw');
     const chunkFiles = filesUnder(join(enc, 'chunks'));
     const victim = chunkFiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!; // the random chunk: biggest
@@ -98,7 +102,7 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
   it('an unencrypted repository keeps working next to encrypted ones; stats say which kind; a wrong password is ERR_AUTH', async () => {
     const enc = join(dir, 'enc');
     const plain = join(dir, 'plain');
-    await initRepository({}, { path: enc, encrypt: true, password: 'pw' });
+    await initEncrypted(enc, 'pw');
     await initRepository({}, { path: plain });
     await backUp(plain);
     const res = await restoreVM({}, { repository: plain, point: 'latest', to: join(dir, 'out') });
