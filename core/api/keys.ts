@@ -128,3 +128,23 @@ export async function removeRepositoryKey(ctx: OperationContext, params: { repos
     await k.backend.close();
   }
 }
+
+/**
+ * Change a password: add a key file for `newPassword`, prove it unlocks, then remove the
+ * key file `password` opened. The data is not rewritten. A crash between the two steps
+ * leaves both passwords working, never neither.
+ */
+export async function changeRepositoryPassword(ctx: OperationContext, params: { repository: string; password: string; newPassword: string; kdf?: Partial<ScryptParams> }): Promise<{ added: string; removed: string }> {
+  const old = await openKeys(ctx, params.repository, params.password);
+  const oldId = old.unlocked.keyId;
+  await old.backend.close();
+  const added = await addRepositoryKey(ctx, params);
+  const proof = await openKeys(ctx, params.repository, params.newPassword);
+  await proof.backend.close();
+  if (proof.unlocked.keyId !== added.id) {
+    // Another key file also opens with the new password; still safe to remove the old one.
+    log(ctx, 'verbose', `the new password also opens key ${proof.unlocked.keyId.slice(0, 8)}`, proof.backend.location);
+  }
+  await removeRepositoryKey(ctx, { repository: params.repository, password: params.newPassword, keyId: oldId, force: true });
+  return { added: added.id, removed: oldId };
+}

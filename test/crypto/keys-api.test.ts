@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addRepositoryKey, listRepositoryKeys, removeRepositoryKey } from '../../core/api/keys.ts';
+import { addRepositoryKey, changeRepositoryPassword, listRepositoryKeys, removeRepositoryKey } from '../../core/api/keys.ts';
 import { isHvError } from '../../core/errors.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 
@@ -50,6 +50,25 @@ describe('crypto: repository keys API and CLI', function () {
     assert.deepEqual(readdirSync(join(repoPath, 'locks')), []);
     await assert.rejects(openRepository(repoPath, { password: 'first' }), (e: unknown) => isHvError(e, 'ERR_AUTH'));
     await assert.rejects(listRepositoryKeys(ctx, { repository: repoPath, password: 'first' }), (e: unknown) => isHvError(e, 'ERR_AUTH') && e.message.includes(repoPath));
+  });
+
+  it('changes a password without rewriting data: the old one stops working, the new one reads the same chunks', async () => {
+    const repo = await openRepository(repoPath, { password: 'first', threads: 0 });
+    const w = repo.chunkWriter();
+    const { id } = await w.put(Buffer.from('chunk before the change'));
+    await repo.close();
+    const chunkFiles = () => readdirSync(join(repoPath, 'chunks'), { recursive: true }).sort();
+    const before = chunkFiles();
+    const r = await changeRepositoryPassword(ctx, { repository: repoPath, password: 'first', newPassword: 'changed', kdf: CHEAP });
+    assert.deepEqual(readdirSync(join(repoPath, 'keys')), [r.added]);
+    assert.deepEqual(chunkFiles(), before);
+    await assert.rejects(openRepository(repoPath, { password: 'first' }), (e: unknown) => isHvError(e, 'ERR_AUTH'));
+    const again = await openRepository(repoPath, { password: 'changed', threads: 0 });
+    try {
+      assert.equal((await again.loadChunk(id)).toString(), 'chunk before the change');
+    } finally {
+      await again.close();
+    }
   });
 
   it('refuses unencrypted repositories, unknown key ids, and missing repositories with clear errors', async () => {

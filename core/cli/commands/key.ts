@@ -2,7 +2,7 @@
 // core/api/keys.ts. Passwords come from core/cli/password.ts, never from arguments.
 
 import type { Command } from 'commander';
-import { addRepositoryKey, listRepositoryKeys, removeRepositoryKey, type RepositoryKeyInfo } from '../../api/keys.ts';
+import { addRepositoryKey, changeRepositoryPassword, listRepositoryKeys, removeRepositoryKey, type RepositoryKeyInfo } from '../../api/keys.ts';
 import type { OperationContext } from '../../progress.ts';
 import { readNewPassword, readRepositoryPassword, withPasswordOption } from '../password.ts';
 
@@ -35,6 +35,18 @@ export function register(program: Command): void {
       const newPassword = await readNewPassword(opts);
       const k = await addRepositoryKey(contextOf(cmd), { repository: opts.repo, password, newPassword });
       process.stdout.write(opts.json ? `${JSON.stringify(k, null, 2)}\n` : `added key ${k.id.slice(0, 8)}\n`);
+    });
+
+  withPasswordOption(key.command('passwd')
+    .description('change this password: add a key file for the new one, then remove the one this password opens (data is not rewritten)')
+    .requiredOption('--repo <repo>', 'repository folder')
+    .option('--new-password-file <file>', 'read the new password from this file')
+    .option('--json', 'print the result as JSON'))
+    .action(async (opts: KeyOpts, cmd: Command) => {
+      const password = await readRepositoryPassword(opts);
+      const newPassword = await readNewPassword(opts);
+      const r = await changeRepositoryPassword(contextOf(cmd), { repository: opts.repo, password, newPassword });
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `password changed: added key ${r.added.slice(0, 8)}, removed key ${r.removed.slice(0, 8)}\n`);
     });
 
   withPasswordOption(key.command('list')
