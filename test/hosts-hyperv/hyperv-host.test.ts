@@ -217,6 +217,15 @@ describe('HyperVHost: consistency fallback and WMI job failures', () => {
     assert.ok(logs.some((l) => l.startsWith('warning: VM web01: application-consistent checkpoint failed')), logs.join('\n'));
   });
 
+  it('asks a VM that is off for a crash-consistent checkpoint at once, saying why', async () => {
+    const { host, session } = hostWith(checkpointSteps());
+    const cp = await host.createBackupCheckpoint({ ...web01(), state: 'Off' }, { consistency: 'auto' });
+    assert.equal(paramsOf(session, 2).consistencyLevel, 2);
+    assert.equal(session.invoke.getCalls().filter((c) => c.args[0] === S.CREATE_RECOVERY_SNAPSHOT).length, 1);
+    assert.equal(cp.consistency, 'crash');
+    assert.equal(cp.consistencyNote, 'VM was off: no guest to quiesce, disks at rest');
+  });
+
   it('does not fall back when application consistency was demanded', async () => {
     const { host, session } = hostWith([
       [S.HOST_INFO, fx('host-info-2022')], [S.LIST_CHECKPOINTS, null],

@@ -221,8 +221,12 @@ export class HyperVHost implements Host {
   }
 
   async #createRecoverySnapshot(vm: VmDescription, tag: string, wanted: Consistency | 'auto', signal?: AbortSignal) {
-    const levels: Consistency[] = wanted === 'auto' ? ['application', 'crash'] : [wanted];
-    let note: string | undefined = wanted === 'crash' ? 'crash-consistent requested' : undefined;
+    // A VM that is off (or saved) has no guest to ask: its disks are at rest, so don't
+    // wait for a VSS attempt that can only fail.
+    const resting = vm.state === 'Off' || vm.state === 'Saved';
+    const levels: Consistency[] = wanted === 'auto' ? (resting ? ['crash'] : ['application', 'crash']) : [wanted];
+    let note: string | undefined = wanted === 'crash' ? 'crash-consistent requested'
+      : wanted === 'auto' && resting ? `VM was ${vm.state!.toLowerCase()}: no guest to quiesce, disks at rest` : undefined;
     for (const level of levels) {
       const job = this.#job(`CreateSnapshot (recovery checkpoint, ${level}-consistent)`, vm.name, signal);
       try {
