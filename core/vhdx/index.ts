@@ -136,8 +136,12 @@ export async function createDifferencingVhdx(childPath: string, parentPath: stri
   }
 }
 
-/** Merge a differencing child into its parent (Hyper-V's checkpoint delete) and delete the child. */
-export async function mergeDifferencingVhdx(childPath: string, opts: { keepChild?: boolean } = {}): Promise<MergeResult> {
+/**
+ * Merge a differencing child into its parent (Hyper-V's checkpoint delete) and delete the child.
+ * resume: finish a merge that was interrupted (the parent's DataWriteGuid no longer matches the
+ * child's parent_linkage because the first attempt already wrote it).
+ */
+export async function mergeDifferencingVhdx(childPath: string, opts: { keepChild?: boolean; resume?: boolean } = {}): Promise<MergeResult> {
   return mergeChild(childPath, opts);
 }
 

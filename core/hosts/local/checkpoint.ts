@@ -80,7 +80,14 @@ export async function removeCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
     if (d.merged) continue;
     const child = abs(d.child);
     if (existsSync(child)) {
-      const res = await mergeDifferencingVhdx(child);
+      // Note the merge before starting it: a merge cut short has already changed the
+      // parent's DataWriteGuid, and the retry must then resume instead of refusing.
+      const resume = d.merging === true;
+      if (!resume) {
+        const marked = record.disks.map((x) => (x.key === d.key ? { ...x, merging: true } : x));
+        await saveVmConfig(vm, { ...vm.config, backupCheckpoint: { ...record, disks: marked } });
+      }
+      const res = await mergeDifferencingVhdx(child, { resume });
       await recordMergedRanges(abs(d.parent), res.changed, d.parentDataWriteGuid);
       log({ level: 'verbose', message: `merged ${d.child} into ${d.parent} (${sumBytes(res.changed)} bytes written during the checkpoint)`, target: vm.dir });
     } else {

@@ -24,6 +24,8 @@ export interface CheckpointDiskRecord {
   child: string;
   /** Parent's DataWriteGuid when it was frozen: tracking stays trusted across our merge only if it still matches. */
   parentDataWriteGuid?: string;
+  /** Set just before the merge of this disk's child starts (a retry must resume it). */
+  merging?: boolean;
   /** Set once this disk's child has been merged and `path` points back at the parent. */
   merged?: boolean;
 }

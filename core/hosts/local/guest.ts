@@ -4,7 +4,10 @@
 // in, so tests can tell writes before a checkpoint from writes during it.
 
 import { join } from 'node:path';
-import { HvError } from '../../errors.ts';
+import type { Disk } from '../../disk/disk.ts';
+import { HvError, isHvError } from '../../errors.ts';
+import { removeCheckpoint } from './checkpoint.ts';
+import type { LoadedVm } from './vm-folder.ts';
 import { openDisk } from '../../vhdx/index.ts';
 import { attachChangeTracking } from '../../tracking/index.ts';
 import { prng, randomBytesSeeded } from './content.ts';
@@ -25,18 +28,36 @@ export interface LandedWrite {
 /** Write `writes` into disk `diskKey` (default: the first) of the VM at `vmDir`, as its running guest. */
 export async function guestWrite(vmDir: string, writes: GuestWrite[], diskKey?: string): Promise<LandedWrite[]> {
   return withVmLock(vmDir, async () => {
-    const vm = await loadVm(vmDir);
+    let vm = await loadVm(vmDir);
     const d = diskKey === undefined ? vm.config.disks[0] : vm.config.disks.find((x) => x.key === diskKey);
     if (!d) throw new HvError('ERR_NOT_FOUND', `VM ${vm.config.name} has no disk ${diskKey ?? '(none)'}`, { target: vm.configFile });
-    const disk = await openDisk(join(vm.dir, d.path), { writable: true });
+    const disk = await openCurrentDisk(vm, d.key);
     try {
       await attachChangeTracking(disk);
       for (const w of writes) await disk.write(w.data, w.offset);
     } finally {
       await disk.close();
     }
-    return writes.map((w) => ({ offset: w.offset, length: w.data.length, file: d.path }));
+    vm = await loadVm(vmDir);
+    const file = vm.config.disks.find((x) => x.key === d.key)!.path;
+    return writes.map((w) => ({ offset: w.offset, length: w.data.length, file }));
   });
+}
+
+/**
+ * Open the disk the VM writes to now. A backup killed in the middle of merging leaves the
+ * current child half-merged (or already deleted); like Hyper-V's VMMS on restart, finish
+ * that merge first (we hold the VM lock, so its owner is gone).
+ */
+async function openCurrentDisk(vm: LoadedVm, key: string): Promise<Disk> {
+  const path = () => join(vm.dir, vm.config.disks.find((x) => x.key === key)!.path);
+  try {
+    return await openDisk(path(), { writable: true });
+  } catch (err) {
+    if (!vm.config.backupCheckpoint || !(isHvError(err, 'ERR_PARENT') || isHvError(err, 'ERR_NOT_FOUND') || (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
+    await removeCheckpoint(vm, (rel) => join(vm.dir, rel), () => undefined);
+    return openDisk(path(), { writable: true });
+  }
 }
 
 /** `count` seeded random writes of `size` bytes at 4 KiB-aligned offsets within `diskSize`. */

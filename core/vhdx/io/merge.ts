@@ -1,5 +1,6 @@
 // Merging a differencing child into its parent (Hyper-V's checkpoint delete) and
 // listing what a child holds.
+import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { ByteRange } from '../../disk/disk.ts';
 import { HvError } from '../../errors.ts';
@@ -7,7 +8,7 @@ import { MiB } from '../format/constants.ts';
 import type { MergeResult } from '../index.ts';
 import { openParent, openVhdxDisk } from './open.ts';
 import type { LayerRange } from './layout.ts';
-import { parentInfoFromLocator } from './parent.ts';
+import { parentCandidates, parentInfoFromLocator } from './parent.ts';
 import type { VhdxDisk } from './vhdx-disk.ts';
 
 const COPY_CHUNK = 32 * MiB;
@@ -56,14 +57,22 @@ async function copyRanges(from: VhdxDisk, to: VhdxDisk, ranges: LayerRange[]): P
   }
 }
 
-export async function mergeChild(childPath: string, opts: { keepChild?: boolean }): Promise<MergeResult> {
+export async function mergeChild(childPath: string, opts: { keepChild?: boolean; resume?: boolean }): Promise<MergeResult> {
   const child = await openChildLayer(childPath);
   let parentPath: string;
   try {
     const info = parentInfoFromLocator(childPath, child.file.metadata.parentLocator!);
-    const check = await openParent(childPath, info);
-    parentPath = check.path;
-    await check.close();
+    if (opts.resume) {
+      // An interrupted merge of this child already changed the parent's DataWriteGuid;
+      // the caller vouches the parent is this child's (copying the child again is idempotent).
+      const found = parentCandidates(childPath, info).find((p) => existsSync(p));
+      if (!found) throw new HvError('ERR_PARENT', `parent of ${childPath} not found`, { target: childPath });
+      parentPath = found;
+    } else {
+      const check = await openParent(childPath, info);
+      parentPath = check.path;
+      await check.close();
+    }
     const parent = await openVhdxDisk(parentPath, { writable: true });
     try {
       // The writable open may have replayed a log, which does not change DataWriteGuid.
