@@ -123,8 +123,9 @@ export class BridgeServer {
     this.running.set(req.id, ctl);
     try {
       const fn: ApiFunction = await load();
+      // A method that returns after a cancel finished cleanly on its own terms (a watch
+      // that runs until cancelled returns its summary): its result is the answer.
       const result = await fn(this.context(req.id, ctl.signal), req.params);
-      if (ctl.signal.aborted) throw new HvError('ERR_CANCELLED', `${req.method} cancelled`);
       this.send({ id: req.id, type: 'result', result: result ?? null });
     } catch (err) {
       const wire = toWireError(err);

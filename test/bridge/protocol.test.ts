@@ -75,6 +75,24 @@ describe('bridge server process', function () {
     assert.equal(existsSync(file), false, 'the cancelled operation left its partial file');
   });
 
+  it('answers with the result when a method finishes cleanly on cancel (a watch)', async () => {
+    client.send({ id: 'w1', method: 'test.watch', params: {} });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    client.send({ type: 'cancel', id: 'w1' });
+    const res = await client.final('w1');
+    assert.equal(res.type, 'result');
+    assert.equal((res.result as { stopped: boolean }).stopped, true);
+  });
+
+  it('dispatches to the real API: a missing repository is ERR_NOT_FOUND naming it', async () => {
+    const missing = join(scratch, 'no-repo');
+    client.send({ id: 'a1', method: 'getRepositoryStats', params: { path: missing } });
+    const res = await client.final('a1');
+    const err = res.error as { code: string; message: string };
+    assert.equal(err.code, 'ERR_NOT_FOUND');
+    assert.ok(err.message.includes(missing), err.message);
+  });
+
   it('rejects an unknown method without dying', async () => {
     client.send({ id: 'u1', method: 'rm -rf', params: {} });
     const res = await client.final('u1');
