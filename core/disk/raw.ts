@@ -3,6 +3,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { HvError } from '../errors.ts';
 import { Disk, type DiskExtent, type DiskGeometry } from './disk.ts';
+import { preadParallel, pwriteParallel } from './file-io.ts';
 
 export class RawDisk extends Disk {
   readonly #fh: FileHandle;
@@ -44,17 +45,12 @@ export class RawDisk extends Disk {
   }
 
   protected async _read(buffer: Buffer, offset: number): Promise<void> {
-    let done = 0;
-    while (done < buffer.length) {
-      const { bytesRead } = await this.#fh.read(buffer, done, buffer.length - done, offset + done);
-      if (bytesRead === 0) throw new HvError('ERR_IO', `${this.path}: unexpected end of file at ${offset + done}`, { target: this.path });
-      done += bytesRead;
-    }
+    // The size is fixed at open, so a read inside it never meets EOF unless someone truncated the file.
+    await preadParallel(this.#fh, buffer, 0, buffer.length, offset);
   }
 
   protected async _write(buffer: Buffer, offset: number): Promise<void> {
-    let done = 0;
-    while (done < buffer.length) done += (await this.#fh.write(buffer, done, buffer.length - done, offset + done)).bytesWritten;
+    await pwriteParallel(this.#fh, buffer, offset);
   }
 
   protected async _zero(offset: number, length: number): Promise<void> {

@@ -13,7 +13,7 @@ import { decodeHeader, encodeHeader, isVhdxSignature, selectHeader, type HeaderD
 import { decodeRegionTable, regionEntryProblems } from '../format/region-table.ts';
 import type { CheckResult } from '../index.ts';
 import { batProblems } from './bat-check.ts';
-import { pwriteFully, readAt } from './file-io.ts';
+import { pwriteFully, readAt } from '../../disk/file-io.ts';
 import { findActiveSequence } from './log.ts';
 import { openParent } from './open.ts';
 import { parentInfoFromLocator } from './parent.ts';

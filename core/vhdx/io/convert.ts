@@ -1,6 +1,6 @@
 // Copy one Disk into another, skipping known-zero extents and all-zero blocks, so
 // zero ranges stay unallocated in a dynamic destination and holes in a raw one.
-import type { Disk } from '../../disk/disk.ts';
+import type { ByteRange, Disk, DiskExtent } from '../../disk/disk.ts';
 import { throwIfAborted } from '../../errors.ts';
 import { MiB } from '../format/constants.ts';
 
@@ -9,31 +9,48 @@ export interface CopyOptions {
   granularity: number;
   /** Bytes per read/write call. */
   chunkSize?: number;
+  /** Chunks in flight (default 2). */
+  parallel?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * `parallel` workers each read a chunk and write it, so reads of the source overlap
+ * writes of the destination (a VhdxDisk serialises its own writes).
+ */
 export async function copyDisk(src: Disk, dst: Disk, opts: CopyOptions): Promise<{ dataBytes: number }> {
   const gran = opts.granularity;
   const chunk = Math.max(gran, Math.floor((opts.chunkSize ?? 32 * MiB) / gran) * gran);
-  const buf = Buffer.allocUnsafe(chunk);
   const zero = Buffer.alloc(gran);
+  const it = chunks(await src.extents(), gran, chunk);
   let dataBytes = 0;
-  for (const ext of await src.extents()) {
+  const worker = async () => {
+    const buf = Buffer.allocUnsafe(chunk);
+    for (let n = it.next(); !n.done; n = it.next()) {
+      throwIfAborted(opts.signal);
+      const piece = n.value;
+      const b = buf.subarray(0, piece.length);
+      await src.read(b, piece.offset);
+      dataBytes += await writeNonZeroRuns(dst, b, piece.offset, gran, zero);
+      opts.onProgress?.(piece.offset + piece.length, src.size);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.parallel ?? 2 }, worker));
+  return { dataBytes };
+}
+
+/** Data extents cut into chunks aligned to the granularity (a skipped piece is a whole destination block). */
+function* chunks(extents: DiskExtent[], gran: number, chunk: number): Generator<ByteRange> {
+  for (const ext of extents) {
     if (ext.kind === 'zero') continue;
     const end = ext.offset + ext.length;
-    // Align chunks to the granularity so a skipped piece is a whole destination block.
     for (let pos = ext.offset; pos < end;) {
-      throwIfAborted(opts.signal);
-      const next = Math.min(end, (Math.floor(pos / gran) * gran) + chunk);
-      const b = buf.subarray(0, next - pos);
-      await src.read(b, pos);
-      dataBytes += await writeNonZeroRuns(dst, b, pos, gran, zero);
-      opts.onProgress?.(next, src.size);
+      const next = Math.min(end, Math.floor(pos / gran) * gran + chunk);
+      yield { offset: pos, length: next - pos };
       pos = next;
     }
   }
-  return { dataBytes };
 }
 
 /** Write the runs of `b` whose granule is not all zeros; returns the bytes written. */

@@ -10,7 +10,7 @@ import { newGuid, NULL_GUID } from '../format/guid.ts';
 import { encodeFileIdentifier, encodeHeader } from '../format/header.ts';
 import { encodeDiskMetadataItems, encodeMetadataRegion, type ParentLocator } from '../format/metadata.ts';
 import { encodeRegionTable } from '../format/region-table.ts';
-import { pwriteFully } from './file-io.ts';
+import { pwriteFully } from '../../disk/file-io.ts';
 
 export const CREATOR = 'HVBackup 0.1.0';
 const LOG_OFFSET = MiB;

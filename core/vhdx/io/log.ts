@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { LOG_SECTOR_SIZE, MiB } from '../format/constants.ts';
 import type { VhdxHeader } from '../format/header.ts';
 import { decodeLogEntry, decodeLogEntryHeader, encodeLogEntry, entryLengthFor, type LogEntry, type LogWrite } from '../format/log.ts';
-import { preadFully, pwriteFully, readAt } from './file-io.ts';
+import { preadFully, pwriteFully, readAt } from '../../disk/file-io.ts';
 
 interface FoundEntry { offset: number; entry: LogEntry }
 

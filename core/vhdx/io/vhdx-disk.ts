@@ -10,7 +10,7 @@ import {
 } from '../format/constants.ts';
 import { bracedGuid } from '../format/guid.ts';
 import type { VhdxInfo } from '../index.ts';
-import { pwriteFully } from './file-io.ts';
+import { pwriteParallel } from '../../disk/file-io.ts';
 import { bitmapFileOffset, layerRanges, planRead, type LayerRange } from './layout.ts';
 import type { VhdxFile } from './vhdx-file.ts';
 
@@ -26,6 +26,8 @@ export class VhdxDisk extends Disk {
   readonly parentInfo: VhdxInfo['parent'];
   #bitmaps = new Map<number, Buffer>();
   #allocEnd: number;
+  /** Writes and zeroes run one at a time: allocation and the log are not re-entrant. */
+  #writeChain: Promise<unknown> = Promise.resolve();
 
   constructor(file: VhdxFile, parent: Disk | undefined, parentInfo: VhdxInfo['parent']) {
     super(file.path, !file.writable);
@@ -78,7 +80,21 @@ export class VhdxDisk extends Disk {
     }
   }
 
-  protected async _write(buffer: Buffer, offset: number): Promise<void> {
+  #serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#writeChain.then(fn, fn);
+    this.#writeChain = run.catch(() => {});
+    return run;
+  }
+
+  protected _write(buffer: Buffer, offset: number): Promise<void> {
+    return this.#serialised(() => this.#write(buffer, offset));
+  }
+
+  protected _zero(offset: number, length: number): Promise<void> {
+    return this.#serialised(() => this.#zero(offset, length));
+  }
+
+  async #write(buffer: Buffer, offset: number): Promise<void> {
     const lss = this.file.metadata.logicalSectorSize;
     if (this.parent && (offset % lss || buffer.length % lss)) {
       // Sector bitmaps are per sector, so a child writes whole sectors: fill the edges from below.
@@ -129,7 +145,7 @@ export class VhdxDisk extends Disk {
     const pages = new Map<number, Buffer>();
     const sbPages = this.#planBitmaps(sbRanges, batChanges);
     await f.ensureSize(this.#allocEnd);
-    for (const w of writes) await pwriteFully(f.fh, buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
+    for (const w of writes) await pwriteParallel(f.fh, buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
     this.#applyBat(batChanges, pages);
     for (const [off, page] of sbPages) pages.set(off, page);
     await f.commitPages(pages);
@@ -174,7 +190,7 @@ export class VhdxDisk extends Disk {
     }
   }
 
-  protected async _zero(offset: number, length: number): Promise<void> {
+  async #zero(offset: number, length: number): Promise<void> {
     const f = this.file, g = f.geometry;
     await f.beginDataWrite();
     const changes = new Map<number, BatEntry>();
@@ -197,7 +213,7 @@ export class VhdxDisk extends Disk {
     await f.commitPages(pages);
     for (const r of partial) {
       for (let o = r.offset; o < r.offset + r.length; o += ZERO_CHUNK) {
-        await this._write(Buffer.alloc(Math.min(ZERO_CHUNK, r.offset + r.length - o)), o);
+        await this.#write(Buffer.alloc(Math.min(ZERO_CHUNK, r.offset + r.length - o)), o);
       }
     }
   }

@@ -15,7 +15,7 @@ import {
   decodeDiskMetadata, decodeMetadataTable, diskMetadataProblems, metadataEntryProblems, type DiskMetadata,
 } from '../format/metadata.ts';
 import { decodeRegionTable, regionEntryProblems, type RegionEntry } from '../format/region-table.ts';
-import { preadFully, pwriteFully, readAt } from './file-io.ts';
+import { preadParallel, pwriteFully, readAt } from '../../disk/file-io.ts';
 import { findActiveSequence, logOverlay, LogWriter, replayEntries } from './log.ts';
 
 export interface VhdxFileOpenOptions {
@@ -219,10 +219,11 @@ export class VhdxFile {
   }
 
   /**
-   * Make `pages` (4 KiB-aligned file offset → 4 KiB content) durable through the log:
-   * flush data, set LogGuid and write the entry, flush, write in place, flush, clear
-   * LogGuid. The clearing header is flushed by the next transaction or close;
-   * replaying an already applied entry is harmless.
+   * Make `pages` (4 KiB-aligned file offset → 4 KiB content) durable through the log,
+   * with two flushes: [payload data, header with LogGuid, log entry] flush, then
+   * [pages in place, header clearing LogGuid] flush. A crash before the first flush
+   * loses only this unacknowledged write (new blocks lie past the old end of file);
+   * after it, replay re-applies the entry, which is idempotent.
    */
   async commitPages(pages: Map<number, Buffer>): Promise<void> {
     if (pages.size === 0) return;
@@ -235,19 +236,18 @@ export class VhdxFile {
 
   async #commitBatch(pages: [number, Buffer][]): Promise<void> {
     const log = this.#log!;
-    await this.fh.sync();
-    if (this.header.logGuid !== log.logGuid) await this.writeHeader({ logGuid: log.logGuid });
+    await this.writeHeader({ logGuid: log.logGuid });
     const writes: LogWrite[] = pages.map(([fileOffset, data]) => ({ fileOffset, data }));
     await log.append(this.fh, writes, this.fileSize);
-    await this.fh.sync();
+    await this.fh.datasync();
     if (vhdxTestHooks.crashAfterLogFlush) {
       this.#crashed = true;
       await this.fh.close();
       throw new HvError('ERR_INTERNAL', `${this.path}: simulated crash after the log entry was flushed`, { target: this.path });
     }
     for (const [off, data] of pages) await pwriteFully(this.fh, data, off);
-    await this.fh.sync();
     await this.writeHeader({ logGuid: NULL_GUID });
+    await this.fh.datasync();
   }
 
   /** Extend the file (sparse) so that every allocated block lies inside it. */
@@ -272,7 +272,7 @@ export class VhdxFile {
   }
 
   async readPayload(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
-    await preadFully(this.fh, buf, bufOffset, length, position);
+    await preadParallel(this.fh, buf, bufOffset, length, position);
     if (this.overlay) this.applyOverlay(buf.subarray(bufOffset, bufOffset + length), position);
   }
 }
