@@ -175,7 +175,7 @@ function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: Restor
   };
 }
 
-/** The VM's config files as chunks, paths relative to the VM folder. */
+/** The VM's config files as chunks, paths relative to the checkpoint's VM folder (Hyper-V: its exported config). */
 async function storeConfigFiles(vm: VmDescription, cp: BackupCheckpoint, chunkSize: number, writer: ChunkWriter): Promise<ConfigFileManifest[]> {
   const out: ConfigFileManifest[] = [];
   for (const file of cp.vm.configFiles) {
@@ -185,7 +185,7 @@ async function storeConfigFiles(vm: VmDescription, cp: BackupCheckpoint, chunkSi
       const slice = data.subarray(off, Math.min(off + chunkSize, data.length));
       chunks.push(isAllZero(slice) ? null : (await writer.put(slice)).id);
     }
-    out.push({ path: relative(vm.location, file).split(sep).join('/'), size: data.length, chunks });
+    out.push({ path: relative(cp.vm.location, file).split(sep).join('/'), size: data.length, chunks });
   }
   return out;
 }
