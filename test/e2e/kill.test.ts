@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { backupVMs } from '../../core/api/backup.ts';
+import { restoreVM } from '../../core/api/restore.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
+import { compareDisks, createSampleVM, repairVM, startGuestWriter } from '../../core/api/vm.ts';
+import { guestWrite, randomGuestWrites } from '../../core/hosts/local/guest.ts';
+import { prng } from '../../core/hosts/local/content.ts';
+import { loadVm } from '../../core/hosts/local/vm-folder.ts';
+import { MiB, newRepo, qemuImg, scratch, Shadow } from '../backup/testing.ts';
+import type { Scratch } from '../backup/testing.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function hasCheckpoint(vmDir: string): boolean {
+  try {
+    return readFileSync(join(vmDir, 'Virtual Machines', 'kill01.json'), 'utf8').includes('backupCheckpoint');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Run the CLI backup in a child process and SIGKILL it `ms` after it starts or, with
+ * afterCheckpoint, `ms` after its checkpoint appears in the VM config (so the kill lands
+ * while the VM runs on the checkpoint: reading, writing the manifest, or merging).
+ */
+function backupKilledAfter(vmDir: string, repo: string, ms: number, afterCheckpoint: boolean): Promise<{ killed: boolean; stderr: string; code: number | null; sawCheckpoint: boolean }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'core', 'cli', 'main.ts'), 'backup', vmDir, '--repo', repo], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let killed = false;
+    let sawCheckpoint = false;
+    let timer: NodeJS.Timeout | undefined;
+    const poll = setInterval(() => {
+      if (!hasCheckpoint(vmDir) || sawCheckpoint) return;
+      sawCheckpoint = true;
+      if (afterCheckpoint) timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, ms);
+    }, 2);
+    if (!afterCheckpoint) timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, ms);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      resolve({ killed, stderr, code, sawCheckpoint });
+    });
+  });
+}
+
+describe('kill -9 of a backup at random moments', function () {
+  this.timeout(300_000);
+  let s: Scratch;
+  let repo: string;
+  let vmDir: string;
+  let disk: string;
+  let shadow: Shadow;
+  const ctx = {};
+
+  before(async () => {
+    s = scratch('hvb-kill-');
+    repo = await newRepo(s.path('repo'));
+    vmDir = s.path('vms', 'kill01');
+    disk = (await createSampleVM(ctx, { dir: vmDir, sizeBytes: 64 * MiB, seed: 13 })).disk;
+    shadow = new Shadow(disk, s.dir);
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(r!.status, 'success');
+  });
+  after(() => s.cleanup());
+
+  const leftovers: boolean[] = [];
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const afterCheckpoint = seed > 2;
+    it(`seed ${seed} (${afterCheckpoint ? 'after the checkpoint' : 'from the start'}): repository verifies clean, repair leaves no checkpoint, every guest write is kept`, async () => {
+      const pre = randomGuestWrites(seed * 31, 6, 65536, 64 * MiB);
+      await guestWrite(vmDir, pre);
+      await shadow.apply(pre);
+      const r = prng(seed * 7919)();
+      const delay = afterCheckpoint ? Math.floor(r * 250) : 150 + Math.floor(r * 1800);
+      const guest = await startGuestWriter(ctx, { dir: vmDir, seed: seed * 101, size: 8192, pauseMs: 3 });
+      const run = await backupKilledAfter(vmDir, repo, delay, afterCheckpoint);
+      const during = await guest.stop();
+      assert.ok(run.killed || run.code === 0, `backup exited ${run.code} without being killed: ${run.stderr}`);
+      await shadow.apply(during.map((w) => w.write));
+      leftovers.push((await loadVm(vmDir)).config.backupCheckpoint !== undefined);
+      await repairVM(ctx, { dir: vmDir });
+      const cfg = (await loadVm(vmDir)).config;
+      assert.equal(cfg.backupCheckpoint, undefined, 'no checkpoint after repair');
+      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), [], 'no orphaned .avhdx');
+      assert.equal(await compareDisks(disk, shadow.path), -1, `every guest write kept (killed after ${delay} ms)`);
+      const rep = await verifyRepository(ctx, { repository: repo });
+      assert.ok(rep.ok, JSON.stringify(rep.problems));
+    });
+  }
+
+  it('at least two kills left a checkpoint behind for repair to merge', () => {
+    assert.ok(leftovers.filter(Boolean).length >= 2, `leftover checkpoints: ${JSON.stringify(leftovers)}`);
+  });
+
+  it('the next backup after the kills succeeds and restores identical to the disk', async () => {
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+    const res = await restoreVM(ctx, { repository: repo, point: r!.pointId!, to: s.path('after-kill') });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+    assert.equal(qemuImg('check', '-f', 'vhdx', disk).status, 0);
+  });
+});
