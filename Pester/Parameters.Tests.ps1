@@ -11,6 +11,13 @@ BeforeDiscovery {
         @{ Name = 'Remove-HVRestorePoint'; Params = 'Repository', 'Id', 'Password'; Mandatory = 'Repository', 'Id'; ByProperty = 'Repository', 'Id'; ShouldProcess = $true; Output = 'HVBackup.RemoveResult'; Sets = '__AllParameterSets' }
         @{ Name = 'Get-HVVM'; Params = 'Path', 'Name'; Mandatory = @(); ByProperty = 'Path'; ShouldProcess = $false; Output = 'HVBackup.VM'; Sets = '__AllParameterSets' }
         @{ Name = 'New-HVSandbox'; Params = 'Path', 'VMCount', 'SizeBytes'; Mandatory = 'Path'; ByProperty = 'Path', 'VMCount', 'SizeBytes'; ShouldProcess = $true; Output = 'HVBackup.Sandbox'; Sets = '__AllParameterSets' }
+        @{ Name = 'Invoke-HVRetention'; Params = 'Repository', 'KeepLast', 'Daily', 'Weekly', 'Monthly', 'Yearly', 'VMName', 'Prune', 'Password'; Mandatory = 'Repository'; ByProperty = 'Repository', 'VMName'; ShouldProcess = $true; Output = 'HVBackup.RetentionResult'; Sets = '__AllParameterSets' }
+        @{ Name = 'Export-HVArchive'; Params = 'Repository', 'Pool', 'MediaPath', 'Device', 'Id', 'VMName', 'Full', 'Capacity', 'RetentionDays', 'Password'; Mandatory = 'Repository', 'Pool', 'MediaPath', 'Device'; ByProperty = 'Repository', 'Pool', 'Id', 'VMName'; ShouldProcess = $true; Output = 'HVBackup.ArchiveExport'; Sets = 'Device', 'Folder' }
+        @{ Name = 'Import-HVArchive'; Params = 'MediaPath', 'Repository', 'Password'; Mandatory = 'MediaPath'; ByProperty = 'MediaPath'; ShouldProcess = $true; Output = 'HVBackup.ArchiveCatalog'; Sets = '__AllParameterSets' }
+        @{ Name = 'Start-HVArchiveWatch'; Params = 'Repository', 'Pool', 'MediaPath', 'Device', 'VMName', 'Capacity', 'RetentionDays', 'Duration', 'Password'; Mandatory = 'Repository', 'Pool', 'MediaPath', 'Device'; ByProperty = 'Repository', 'Pool'; ShouldProcess = $true; Output = 'HVBackup.ArchiveWatch'; Sets = 'Device', 'Folder' }
+        @{ Name = 'Add-HVRepositoryKey'; Params = 'Repository', 'Password', 'NewPassword'; Mandatory = 'Repository', 'Password', 'NewPassword'; ByProperty = 'Repository'; ShouldProcess = $true; Output = 'HVBackup.RepositoryKey'; Sets = '__AllParameterSets' }
+        @{ Name = 'Get-HVRepositoryKey'; Params = 'Repository', 'Password'; Mandatory = 'Repository', 'Password'; ByProperty = 'Repository'; ShouldProcess = $false; Output = 'HVBackup.RepositoryKey'; Sets = '__AllParameterSets' }
+        @{ Name = 'Remove-HVRepositoryKey'; Params = 'Repository', 'Id', 'Password', 'Force'; Mandatory = 'Repository', 'Id', 'Password'; ByProperty = 'Repository', 'Id'; ShouldProcess = $true; Output = 'HVBackup.RemoveResult'; Sets = '__AllParameterSets' }
     )
 }
 

@@ -9,14 +9,21 @@
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
     FunctionsToExport    = @(
+        'Add-HVRepositoryKey'
         'Backup-HVVM'
+        'Export-HVArchive'
         'Get-HVRepository'
+        'Get-HVRepositoryKey'
         'Get-HVRestorePoint'
         'Get-HVVM'
+        'Import-HVArchive'
+        'Invoke-HVRetention'
         'New-HVRepository'
         'New-HVSandbox'
+        'Remove-HVRepositoryKey'
         'Remove-HVRestorePoint'
         'Restore-HVVM'
+        'Start-HVArchiveWatch'
         'Test-HVRestorePoint'
     )
     CmdletsToExport      = @()

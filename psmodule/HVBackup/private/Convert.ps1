@@ -19,7 +19,7 @@ function ConvertTo-HVDateTime {
 function ConvertTo-HVValue {
     param([string] $Name, [object] $Value)
     if ($null -eq $Value) { return $null }
-    if ($Name -match 'At$' -and ($Value -is [string] -or $Value -is [datetime])) { return ConvertTo-HVDateTime $Value }
+    if ($Name -match '(At|Created|Since)$' -and ($Value -is [string] -or $Value -is [datetime])) { return ConvertTo-HVDateTime $Value }
     if ($Name -match '(Bytes|Size|Count|Checked|Points|VMs)$' -and ($Value -is [int] -or $Value -is [long] -or $Value -is [double] -or $Value -is [decimal])) {
         return [long]$Value
     }

@@ -8,7 +8,9 @@ function Invoke-HVEngine {
     param(
         [Parameter(Mandatory)] [string] $Method,
         [hashtable] $Params = @{},
-        [int] $ProgressId = 1
+        [int] $ProgressId = 1,
+        # Cancel the request after this long (for operations that run until cancelled).
+        [int] $CancelAfterMs = 0
     )
     $engine = Get-HVEngine
     $script:HVEngineNextId++
@@ -17,8 +19,17 @@ function Invoke-HVEngine {
     $done = $false
     try {
         Send-HVEngineLine -Engine $engine -Message @{ id = $id; method = $Method; params = $Params }
+        $clock = [System.Diagnostics.Stopwatch]::StartNew()
+        $cancelSent = $false
         while ($true) {
-            $msg = Read-HVEngineMessage -Engine $engine
+            $timeout = -1
+            if ($CancelAfterMs -gt 0 -and -not $cancelSent) { $timeout = [int][math]::Max(0, $CancelAfterMs - $clock.ElapsedMilliseconds) }
+            $msg = Read-HVEngineMessage -Engine $engine -TimeoutMs $timeout
+            if ($null -eq $msg) {
+                Send-HVEngineLine -Engine $engine -Message @{ type = 'cancel'; id = $id }
+                $cancelSent = $true
+                continue
+            }
             if ($msg.id -ne $id) { continue }   # late messages of an earlier, cancelled request
             switch ($msg.type) {
                 'progress' { Write-HVEngineProgress -Message $msg -Bars $bars -BaseId $ProgressId }
