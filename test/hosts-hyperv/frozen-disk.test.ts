@@ -48,11 +48,12 @@ describe('HyperVHost: frozen disks through the VHDX library', () => {
       [S.HOST_INFO, fx('host-info-2022')], [S.LIST_CHECKPOINTS, null],
       [S.CREATE_RECOVERY_SNAPSHOT, { ReturnValue: 0, JobId: '', SnapshotInstanceId: 'Microsoft:7A8B9C0D-1E2F-4A3B-8C4D-5E6F7A8B9C0D' }],
       [S.TAG_SNAPSHOT, fx('method-done')], [S.GET_SNAPSHOT_DISKS, snapshotDisks],
+      [S.EXPORT_SNAPSHOT_CONFIG, fx('export-done')], [S.LIST_EXPORT, fx('list-export')],
       [S.GET_VIRTUAL_DISK_CHANGES, { ReturnValue: 0, JobId: '', ProcessedByteLength: 64 * MiB, ChangedByteOffsets: [MiB], ChangedByteLengths: [192 * 1024] }],
     ]);
     const cp = await host.createBackupCheckpoint(toVmDescription(fx<RawVm>('describe-vm-web01')), { consistency: 'crash' });
     const r = await host.getChangedRanges(cp, cp.disks[0]!, { diskKey: 'SCSI:0:1', referenceId: 'rctX:1:1' });
-    assert.deepEqual(paramsOf(session, 5), { path: vhdx, limitId: 'rctX:1:1', byteOffset: 0, byteLength: 64 * MiB });
+    assert.deepEqual(paramsOf(session, 7), { path: vhdx, limitId: 'rctX:1:1', byteOffset: 0, byteLength: 64 * MiB });
     assert.deepEqual(r, { available: true, method: 'rct', ranges: [{ offset: MiB, length: 192 * 1024 }] });
   });
 });

@@ -29,9 +29,13 @@ function checkpointSteps(checkpoints = 'checkpoints-none'): Step[] {
     [S.GET_JOB_SNAPSHOT, fx('job-snapshot')],
     [S.TAG_SNAPSHOT, fx('method-done')],
     [S.GET_SNAPSHOT_DISKS, fx('snapshot-disks')],
+    [S.EXPORT_SNAPSHOT_CONFIG, fx('export-done')],
+    [S.LIST_EXPORT, fx('list-export')],
   ];
 }
-const CHECKPOINT_SCRIPTS = ['host-info', 'list-checkpoints', 'create-recovery-snapshot', 'get-job', 'get-job', 'get-job-snapshot', 'tag-snapshot', 'get-snapshot-disks'];
+const CHECKPOINT_SCRIPTS = ['host-info', 'list-checkpoints', 'create-recovery-snapshot', 'get-job', 'get-job', 'get-job-snapshot', 'tag-snapshot',
+  'get-snapshot-disks', 'export-snapshot-config', 'list-export'];
+const EXPORT_DIR = 'C:\\Users\\hvbackup\\AppData\\Local\\Temp\\hvbackup-export-job-1-6b1c3f0e-8e4b-4f5b-9c1a-2d7e5a9b0c11';
 
 describe('HyperVHost: discovery', () => {
   it('maps Get-VM / Get-VMHardDiskDrive output onto VmDescription with controller disk keys', async () => {
@@ -82,6 +86,11 @@ describe('HyperVHost: full backup checkpoint (WS2016+ recovery checkpoint)', () 
     assert.deepEqual(paramsOf(session, 5), { jobId: JOB, vmId: VM_ID });
     assert.deepEqual(paramsOf(session, 6), { snapshotInstanceId: SNAP, name: 'HVBackup:job-1', notes: 'Created by HVBackup job job-1' });
     assert.deepEqual(paramsOf(session, 7), { vmId: VM_ID, snapshotInstanceId: SNAP, checkpointId: '7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d' });
+    assert.deepEqual(paramsOf(session, 8), { vmId: VM_ID, snapshotInstanceId: SNAP, folderName: 'hvbackup-export-job-1-6b1c3f0e-8e4b-4f5b-9c1a-2d7e5a9b0c11' });
+    assert.deepEqual(paramsOf(session, 9), { directory: EXPORT_DIR });
+    assert.equal(cp.vm.location, EXPORT_DIR, 'the engine stores the exported config, relative to the export folder');
+    assert.deepEqual(cp.vm.configFiles, fx('list-export'));
+    assert.deepEqual(cp.vm.disks, web01().disks);
     assert.deepEqual(sleep.args, [[250]], 'polls once while JobState is 4 (running)');
     assert.equal(cp.mode, 'recovery');
     assert.equal(cp.consistency, 'application');
@@ -91,6 +100,18 @@ describe('HyperVHost: full backup checkpoint (WS2016+ recovery checkpoint)', () 
       ['SCSI:0:0', OS_VHDX, 'vhdx', 137438953472, 0],
       ['SCSI:0:1', DATA_VHDX, 'vhdx', 268435456, 1],
     ]);
+  });
+
+  it('when the configuration export fails, stores the live configuration files and says so', async () => {
+    const steps = checkpointSteps().slice(0, 8);
+    const { host, session, logs } = hostWith([...steps,
+      [S.EXPORT_SNAPSHOT_CONFIG, { ReturnValue: 4096, JobId: JOB, Directory: EXPORT_DIR }],
+      [S.GET_JOB, { ...fx<object>('job-failed-disk'), ErrorDescription: 'Failed to export the virtual machine configuration: Access is denied. (0x80070005)' }],
+      [S.REMOVE_EXPORT, null]]);
+    const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
+    assert.deepEqual(calledScripts(session).slice(-3), ['export-snapshot-config', 'get-job', 'remove-export']);
+    assert.deepEqual(cp.vm, web01());
+    assert.ok(logs.some((l) => l.includes('could not export the checkpoint') && l.includes('Access is denied')), logs.join('\n'));
   });
 
   it('without an earlier reference point, asks the engine to scan', async () => {
@@ -107,13 +128,15 @@ describe('HyperVHost: full backup checkpoint (WS2016+ recovery checkpoint)', () 
       [S.CONVERT_TO_REFERENCE_POINT, fx('convert-started')],
       [S.GET_JOB, fx('job-convert-completed')],
       [S.GET_REFERENCE_POINTS, [fx<unknown[]>('reference-points')[0]]],
+      [S.REMOVE_EXPORT, null],
     ]);
     const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
     const refs = await host.removeBackupCheckpoint(cp, { keepReference: true });
-    assert.deepEqual(calledScripts(session).slice(-3), ['convert-to-reference-point', 'get-job', 'get-reference-points']);
-    assert.deepEqual(paramsOf(session, 8), { snapshotInstanceId: SNAP });
-    assert.deepEqual(paramsOf(session, 9), { jobId: 'C9D0E1F2-A3B4-4C5D-8E6F-708192A3B4C5' });
-    assert.deepEqual(paramsOf(session, 10), { vmId: VM_ID, instanceId: null, jobId: 'C9D0E1F2-A3B4-4C5D-8E6F-708192A3B4C5' });
+    assert.deepEqual(calledScripts(session).slice(-4), ['convert-to-reference-point', 'get-job', 'get-reference-points', 'remove-export']);
+    assert.deepEqual(paramsOf(session, 10), { snapshotInstanceId: SNAP });
+    assert.deepEqual(paramsOf(session, 11), { jobId: 'C9D0E1F2-A3B4-4C5D-8E6F-708192A3B4C5' });
+    assert.deepEqual(paramsOf(session, 12), { vmId: VM_ID, instanceId: null, jobId: 'C9D0E1F2-A3B4-4C5D-8E6F-708192A3B4C5' });
+    assert.deepEqual(paramsOf(session, 13), { directory: EXPORT_DIR });
     assert.deepEqual(refs, [
       { diskKey: 'SCSI:0:0', referenceId: 'rctX:7e1f2a3b-0000-4000-8000-000000000001:3' },
       { diskKey: 'SCSI:0:1', referenceId: 'rctX:7e1f2a3b-0000-4000-8000-000000000002:3' },
@@ -121,11 +144,11 @@ describe('HyperVHost: full backup checkpoint (WS2016+ recovery checkpoint)', () 
   });
 
   it('merges the checkpoint with DestroySnapshot when no reference is wanted', async () => {
-    const { host, session } = hostWith([...checkpointSteps(), [S.DESTROY_SNAPSHOT, fx('method-done')]]);
+    const { host, session } = hostWith([...checkpointSteps(), [S.DESTROY_SNAPSHOT, fx('method-done')], [S.REMOVE_EXPORT, null]]);
     const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
     assert.deepEqual(await host.removeBackupCheckpoint(cp, { keepReference: false }), []);
-    assert.deepEqual(calledScripts(session).at(-1), 'destroy-snapshot');
-    assert.deepEqual(paramsOf(session, 8), { snapshotInstanceId: SNAP });
+    assert.deepEqual(calledScripts(session).slice(-2), ['destroy-snapshot', 'remove-export']);
+    assert.deepEqual(paramsOf(session, 10), { snapshotInstanceId: SNAP });
   });
 
   it('destroys only the reference points holding the RCT ids retention gave up', async () => {
@@ -153,8 +176,8 @@ describe('HyperVHost: RCT incrementals', () => {
     ]);
     const r = await host.getChangedRanges(cp, cp.disks[1]!, since);
     assert.deepEqual(calledScripts(session).slice(-2), ['get-virtual-disk-changes', 'get-virtual-disk-changes']);
-    assert.deepEqual(paramsOf(session, 8), { path: DATA_VHDX, limitId: since.referenceId, byteOffset: 0, byteLength: 268435456 });
-    assert.deepEqual(paramsOf(session, 9), { path: DATA_VHDX, limitId: since.referenceId, byteOffset: 134217728, byteLength: 134217728 });
+    assert.deepEqual(paramsOf(session, 10), { path: DATA_VHDX, limitId: since.referenceId, byteOffset: 0, byteLength: 268435456 });
+    assert.deepEqual(paramsOf(session, 11), { path: DATA_VHDX, limitId: since.referenceId, byteOffset: 134217728, byteLength: 134217728 });
     assert.deepEqual(r, {
       available: true, method: 'rct', ranges: [
         { offset: 0, length: 65536 }, { offset: 1048576, length: 2097152 }, { offset: 67108864, length: 4194304 },
@@ -208,6 +231,8 @@ describe('HyperVHost: consistency fallback and WMI job failures', () => {
       [S.GET_JOB_SNAPSHOT, fx('job-snapshot')],
       [S.TAG_SNAPSHOT, fx('method-done')],
       [S.GET_SNAPSHOT_DISKS, fx('snapshot-disks')],
+      [S.EXPORT_SNAPSHOT_CONFIG, fx('export-done')],
+      [S.LIST_EXPORT, fx('list-export')],
     ]);
     const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
     assert.equal(paramsOf(session, 2).consistencyLevel, 1);
@@ -310,12 +335,12 @@ describe('HyperVHost: checkpoint hygiene', () => {
 
   it('with allowUserCheckpoints backs up by scanning and keeps no reference point', async () => {
     const steps = checkpointSteps('checkpoints-user');
-    const { host, session } = hostWith([...steps, [S.DESTROY_SNAPSHOT, fx('method-done')]], { allowUserCheckpoints: true });
+    const { host, session } = hostWith([...steps, [S.DESTROY_SNAPSHOT, fx('method-done')], [S.REMOVE_EXPORT, null]], { allowUserCheckpoints: true });
     const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
     const r = await host.getChangedRanges(cp, cp.disks[0]!, { diskKey: 'SCSI:0:0', referenceId: 'rctX:x:1' });
     assert.ok(!r.available && r.reason.includes('user checkpoints ("before patch Tuesday"'), JSON.stringify(r));
     assert.deepEqual(await host.removeBackupCheckpoint(cp, { keepReference: true }), []);
-    assert.equal(calledScripts(session).at(-1), 'destroy-snapshot');
+    assert.deepEqual(calledScripts(session).slice(-2), ['destroy-snapshot', 'remove-export']);
     assert.ok(!calledScripts(session).includes('remove-checkpoint'), 'user checkpoints untouched');
   });
 });

@@ -73,6 +73,8 @@ describe('HyperV PowerShell session: hostile VM names', () => {
       assert.match(s, /^# hvbackup:[\w-]+\nparam\(\$p\)\n/, s.slice(0, 60));
       assert.ok(!/\$\{|Invoke-Expression|iex /i.test(s), `script ${s.slice(0, 40)} must not build code from strings`);
     }
+    // A stray "\r" or "\v" in a TypeScript template literal would silently corrupt a WMI path.
+    for (const s of ALL_SCRIPTS) assert.ok(![...s].some((c) => c < ' ' && c !== '\n'), `control character in ${S.scriptName(s)}`);
   });
 
   it('parseAnswer finds the answer line inside terminal noise and turns failures into ERR_HOST', async () => {

@@ -82,6 +82,8 @@ export interface HyperVCheckpoint extends BackupCheckpoint {
   readonly tag: string;
   /** Set when incrementals must scan (user checkpoints allowed, 2012 R2, config < 6.2). */
   readonly rctUnavailableReason?: string;
+  /** Host folder holding the checkpoint's exported configuration (cp.vm.configFiles), removed with the checkpoint. */
+  readonly exportDirectory?: string;
   disks: HyperVFrozenDisk[];
 }
 
@@ -208,9 +210,11 @@ export class HyperVHost implements Host {
       const job = this.#job('Naming the backup checkpoint', vm.name, opts.signal);
       await callMethod(job, S.TAG_SNAPSHOT, { snapshotInstanceId: snapshot.instanceId, name: tag, notes: `Created by HVBackup job ${this.jobId}` });
       const disks = await this.#snapshotDisks(vm, snapshot, opts.signal);
+      const exported = await this.#exportConfig(vm, snapshot.instanceId, opts.signal);
       return {
-        id: snapshot.checkpointId, vm, mode: 'recovery', snapshotInstanceId: snapshot.instanceId, tag,
+        id: snapshot.checkpointId, vm: exported?.vm ?? vm, mode: 'recovery', snapshotInstanceId: snapshot.instanceId, tag,
         consistency: level, consistencyNote: note, createdAt: new Date(), disks, rctUnavailableReason: userReason,
+        exportDirectory: exported?.directory,
       };
     } catch (err) {
       // Never leave an untagged checkpoint behind: later runs could not tell it is ours.
@@ -263,6 +267,33 @@ export class HyperVHost implements Host {
     });
   }
 
+  /**
+   * The checkpoint's configuration exported as an importable VM; the engine stores these files
+   * (relative to cp.vm.location). If the export fails, fall back to the live files with a warning.
+   */
+  async #exportConfig(vm: VmDescription, snapshotInstanceId: string, signal?: AbortSignal): Promise<{ vm: VmDescription; directory: string } | undefined> {
+    const folderName = `hvbackup-export-${`${this.jobId}-${vm.id}`.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+    let directory: string | undefined;
+    try {
+      const job = this.#job('ExportSystemDefinition (checkpoint configuration)', vm.name, signal);
+      await callMethod(job, S.EXPORT_SNAPSHOT_CONFIG, { vmId: vm.id, snapshotInstanceId, folderName }, (r) => { directory = str(r.Directory) || undefined; });
+      if (!directory) throw new HvError('ERR_HOST', 'ExportSystemDefinition did not say where it wrote');
+      const files = asArray<string>(await this.#invoke(S.LIST_EXPORT, { directory }, signal));
+      if (!files.some((f) => /\.vmcx$/i.test(f))) throw new HvError('ERR_HOST', `the export in ${directory} holds no .vmcx`, { target: directory });
+      return { vm: { ...vm, location: directory, configFiles: files }, directory };
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      this.#log('warning', `VM ${vm.name}: could not export the checkpoint's configuration (${(err as Error).message}); storing the live configuration files`, vm.name);
+      if (directory) await this.#removeExport(directory);
+      return undefined;
+    }
+  }
+
+  async #removeExport(directory: string): Promise<void> {
+    await this.#invoke(S.REMOVE_EXPORT, { directory }).catch((e: unknown) =>
+      this.#log('warning', `could not remove the configuration export ${directory}: ${(e as Error).message}`, directory));
+  }
+
   async #legacyCheckpoint(vm: VmDescription, tag: string, legacy: string, signal?: AbortSignal): Promise<HyperVCheckpoint> {
     const r = (await this.#invoke(S.LEGACY_CHECKPOINT, { vmId: vm.id, name: tag }, signal)) as { Id: string; CreationTime: string; HardDrives: unknown };
     const disks = asArray<RawDrive & { Size?: number | null }>(r.HardDrives)
@@ -288,7 +319,15 @@ export class HyperVHost implements Host {
 
   async removeBackupCheckpoint(cp: BackupCheckpoint, opts: HostCallOptions & { keepReference: boolean }): Promise<DiskReference[]> {
     const hcp = asHyperVCheckpoint(cp);
-    const vm = cp.vm;
+    try {
+      return await this.#removeCheckpoint(hcp, opts);
+    } finally {
+      if (hcp.exportDirectory) await this.#removeExport(hcp.exportDirectory);
+    }
+  }
+
+  async #removeCheckpoint(hcp: HyperVCheckpoint, opts: HostCallOptions & { keepReference: boolean }): Promise<DiskReference[]> {
+    const vm = hcp.vm;
     if (hcp.mode === 'legacy') {
       await this.#invoke(S.REMOVE_CHECKPOINT, { vmId: vm.id, checkpointId: hcp.id }, opts.signal);
       return [];

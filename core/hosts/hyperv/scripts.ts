@@ -184,6 +184,44 @@ $current = @(Get-VMHardDiskDrive -VM $vm)
   }
 })`;
 
+/**
+ * The checkpoint's configuration as an importable VM (Msvm_VirtualSystemManagementService.
+ * ExportSystemDefinition with CopySnapshotConfiguration 3 = ExportOneSnapshotUseVmId, no
+ * storage, no runtime state, disks pointing at the base VHDX), into a fresh folder under the
+ * host's temp folder: the live .vmcx/.vmrs of a running VM change under us and may be locked.
+ */
+export const EXPORT_SNAPSHOT_CONFIG = `# hvbackup:export-snapshot-config
+param($p)
+${NS}
+$vm = Get-CimInstance -Namespace $ns -ClassName Msvm_ComputerSystem | Where-Object { $_.Name -eq [string]$p.vmId }
+if (-not $vm) { throw ('virtual machine {0} not found' -f $p.vmId) }
+$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
+if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
+$dir = Join-Path ([IO.Path]::GetTempPath()) ([string]$p.folderName)
+New-Item -ItemType Directory -Path $dir -Force | Out-Null
+$es = Get-CimAssociatedInstance -InputObject $vm -ResultClassName Msvm_VirtualSystemExportSettingData | Select-Object -First 1
+$es.CopySnapshotConfiguration = [byte]3
+$es.CopyVmRuntimeInformation = $false
+$es.CopyVmStorage = $false
+$es.CreateVmExportSubdirectory = $false
+$es.StorageConfiguration = [byte]1
+$es.SnapshotVirtualSystem = ('\\\\{0}\\root\\virtualization\\v2:Msvm_VirtualSystemSettingData.InstanceID="{1}"' -f $env:COMPUTERNAME, $s.InstanceID)
+$ser = [Microsoft.Management.Infrastructure.Serialization.CimSerializer]::Create()
+$text = [Text.Encoding]::Unicode.GetString($ser.Serialize($es, [Microsoft.Management.Infrastructure.Serialization.InstanceSerializationOptions]::None))
+$svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemManagementService
+$r = Invoke-CimMethod -InputObject $svc -MethodName ExportSystemDefinition -Arguments @{ ComputerSystem = $vm; ExportDirectory = $dir; ExportSettingData = $text }
+[pscustomobject]@{ ReturnValue = [int]$r.ReturnValue; JobId = [string]$r.Job.InstanceID; Directory = $dir }`;
+
+export const LIST_EXPORT = `# hvbackup:list-export
+param($p)
+@(Get-ChildItem -LiteralPath ([string]$p.directory) -Recurse -File | ForEach-Object { $_.FullName })`;
+
+/** Delete a configuration export folder; only folders named by EXPORT_SNAPSHOT_CONFIG are passed. */
+export const REMOVE_EXPORT = `# hvbackup:remove-export
+param($p)
+if (Test-Path -LiteralPath ([string]$p.directory)) { Remove-Item -LiteralPath ([string]$p.directory) -Recurse -Force }
+$null`;
+
 /** Msvm_ImageManagementService.GetVirtualDiskChanges for one window of the disk. */
 export const GET_VIRTUAL_DISK_CHANGES = `# hvbackup:get-virtual-disk-changes
 param($p)
@@ -318,7 +356,7 @@ try {
 /** Every script, for tests that check no script text carries data. */
 export const ALL_SCRIPTS: readonly string[] = [
   ENVELOPE, HOST_INFO, LIST_VMS, DESCRIBE_VM, LIST_CHECKPOINTS, REMOVE_CHECKPOINT, CREATE_RECOVERY_SNAPSHOT,
-  GET_JOB, GET_JOB_SNAPSHOT, TAG_SNAPSHOT, GET_SNAPSHOT_DISKS, GET_VIRTUAL_DISK_CHANGES, CONVERT_TO_REFERENCE_POINT,
+  GET_JOB, GET_JOB_SNAPSHOT, TAG_SNAPSHOT, GET_SNAPSHOT_DISKS, EXPORT_SNAPSHOT_CONFIG, LIST_EXPORT, REMOVE_EXPORT, GET_VIRTUAL_DISK_CHANGES, CONVERT_TO_REFERENCE_POINT,
   GET_REFERENCE_POINTS, DESTROY_REFERENCE_POINT, DESTROY_SNAPSHOT, LEGACY_CHECKPOINT, IMPORT_VM,
 ];
 

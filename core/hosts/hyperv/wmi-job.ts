@@ -46,9 +46,11 @@ export interface JobContext {
 export class MethodFailed extends HvError {}
 
 /** Call a script that invokes a WMI method; wait for its job; fail with Hyper-V's message. */
-export async function callMethod(ctx: JobContext, script: string, params: Record<string, unknown>): Promise<MethodResult> {
+export async function callMethod(ctx: JobContext, script: string, params: Record<string, unknown>, seen?: (r: MethodResult) => void): Promise<MethodResult> {
   throwIfAborted(ctx.signal);
   const r = (await ctx.session.invoke(script, params)) as MethodResult | null;
+  // Lets a caller learn what the script made (e.g. a folder) even when the job then fails.
+  if (r) seen?.(r);
   if (!r || typeof r.ReturnValue !== 'number') {
     throw new MethodFailed('ERR_HOST', `${ctx.step} of VM ${ctx.vmName}: Hyper-V returned no result`, { target: ctx.vmName });
   }
