@@ -119,4 +119,18 @@ export interface Host {
 
   /** Make restored files a VM the host knows (Hyper-V Import-VM; local host: write its config). */
   registerRestoredVM(restored: RestoredVm, opts?: HostCallOptions): Promise<VmSummary>;
+
+  /**
+   * Optional: refuse (ERR_UNSUPPORTED, naming the VM and versions) a VM this host cannot run,
+   * e.g. a Hyper-V configuration version newer than the host supports. The restore engine
+   * calls it before writing any byte.
+   */
+  checkRestoreCompatibility?(vmName: string, configVersion: string | undefined, opts?: HostCallOptions): Promise<void>;
+
+  /**
+   * Optional: let the host forget references no restore point needs any more (Hyper-V:
+   * DestroyReferencePoint for the reference points holding these RCT ids). Returns how many
+   * host objects were released. Retention calls it for the points it removes.
+   */
+  releaseReferences?(vm: VmDescription, refs: DiskReference[], opts?: HostCallOptions): Promise<number>;
 }

@@ -154,7 +154,7 @@ describe('HyperVHost: full backup checkpoint (WS2016+ recovery checkpoint)', () 
   it('destroys only the reference points holding the RCT ids retention gave up', async () => {
     const [, older] = fx<{ InstanceID: string }[]>('reference-points');
     const { host, session } = hostWith([[S.GET_REFERENCE_POINTS, fx('reference-points')], [S.DESTROY_REFERENCE_POINT, fx('method-done')]]);
-    const n = await host.destroyReferencePoints(web01(), [{ diskKey: 'SCSI:0:1', referenceId: 'rctX:7e1f2a3b-0000-4000-8000-000000000002:2' }]);
+    const n = await host.releaseReferences(web01(), [{ diskKey: 'SCSI:0:1', referenceId: 'rctX:7e1f2a3b-0000-4000-8000-000000000002:2' }]);
     assert.equal(n, 1);
     assert.deepEqual(calledScripts(session), ['get-reference-points', 'destroy-reference-point']);
     assert.deepEqual(paramsOf(session, 1), { referencePointId: older!.InstanceID });

@@ -353,6 +353,10 @@ export class HyperVHost implements Host {
    * Destroy the VM's reference points that hold any of `refs` (the DiskReferences of restore
    * points retention no longer needs). Returns how many were destroyed.
    */
+  releaseReferences(vm: VmDescription, refs: DiskReference[], opts: HostCallOptions = {}): Promise<number> {
+    return this.destroyReferencePoints(vm, refs, opts);
+  }
+
   async destroyReferencePoints(vm: VmDescription, refs: DiskReference[], opts: HostCallOptions = {}): Promise<number> {
     const wanted = new Set(refs.map((r) => r.referenceId).filter(Boolean));
     const rps = asArray<RawReferencePoint>(await this.#invoke(S.GET_REFERENCE_POINTS, { vmId: vm.id, instanceId: null, jobId: null }, opts.signal));
