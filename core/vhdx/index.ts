@@ -2,6 +2,7 @@
 // imports from here (or from core/disk), never from the format modules directly.
 // CONTRACT: these names and signatures are relied on by backup/restore/hosts.
 
+import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { ByteRange, Disk } from '../disk/disk.ts';
 import { RawDisk } from '../disk/raw.ts';
@@ -12,7 +13,7 @@ import { checkFile } from './io/check.ts';
 import { writeNewVhdx } from './io/create.ts';
 import { changedRanges, mergeChild } from './io/merge.ts';
 import { openVhdxDisk } from './io/open.ts';
-import { buildParentLocator } from './io/parent.ts';
+import { buildParentLocator, parentCandidates } from './io/parent.ts';
 import { VhdxDisk } from './io/vhdx-disk.ts';
 
 export { VhdxDisk };
@@ -43,6 +44,12 @@ export interface OpenOptions {
   writable?: boolean;
   /** Read-only open of a disk whose log needs replay: replay into memory instead of refusing. */
   replayLogInMemory?: boolean;
+  /**
+   * Default true: every completed write call is on stable storage. false: each call is
+   * still one log transaction, but nothing is flushed until flush()/close(), as
+   * qemu-img convert does by default; only for a target discarded if the process dies.
+   */
+  durable?: boolean;
 }
 
 export interface CreateOptions {
@@ -52,6 +59,8 @@ export interface CreateOptions {
   blockSize?: number;
   logicalSectorSize?: 512 | 4096;
   physicalSectorSize?: 512 | 4096;
+  /** See OpenOptions.durable. */
+  durable?: boolean;
 }
 
 export interface MergeResult {
@@ -106,6 +115,9 @@ export async function readVhdxInfo(path: string): Promise<VhdxInfo> {
   try {
     const info = disk.info;
     info.logPending = disk.file.overlay !== undefined;
+    // Where the parent would be found, without opening (and so without requiring) it.
+    const resolved = info.parent && parentCandidates(path, info.parent).find((p) => existsSync(p));
+    if (info.parent && resolved) info.parent.resolvedPath = resolved;
     return info;
   } finally {
     await disk.close();
@@ -118,7 +130,7 @@ export async function createVhdx(path: string, opts: CreateOptions): Promise<Dis
     size: opts.size, type: opts.type ?? 'dynamic', blockSize: opts.blockSize ?? 32 * MiB,
     logicalSectorSize: opts.logicalSectorSize ?? 512, physicalSectorSize: opts.physicalSectorSize ?? 4096,
   });
-  return openVhdxDisk(path, { writable: true });
+  return openVhdxDisk(path, { writable: true, durable: opts.durable });
 }
 
 /** Create a differencing child (.avhdx) of `parentPath`; the child is not opened. */

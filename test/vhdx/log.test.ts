@@ -67,4 +67,23 @@ describe('VHDX log replay', () => {
     assert.ok((await readRange(f, 0, 2 * MiB)).equals(patternBuffer(2 * MiB, 1)));
     qemuCheck(f);
   });
+
+  it('the log ring wraps over hundreds of transactions in one session and the last entry still replays', async () => {
+    const f = s.path('wrap.vhdx');
+    // 2048 blocks of 1 MiB: writes 1 MiB apart touch many BAT pages and wrap the 1 MiB log.
+    const d = await createVhdx(f, { size: 2048 * MiB, blockSize: MiB });
+    for (let i = 0; i < 300; i++) await d.write(Buffer.alloc(512, (i % 250) + 1), i * 6 * MiB % (2048 * MiB));
+    vhdxTestHooks.crashAfterLogFlush = true;
+    try {
+      await assert.rejects(d.write(Buffer.alloc(4096, 0xfe), 2047 * MiB), /simulated crash/);
+    } finally {
+      vhdxTestHooks.crashAfterLogFlush = false;
+    }
+    await d.close();
+    const r = await checkVhdx(f, { repair: true });
+    assert.deepEqual(r.problems, []);
+    assert.ok((await readRange(f, 2047 * MiB, 4096)).every((b) => b === 0xfe));
+    assert.ok((await readRange(f, 6 * MiB * 299 % (2048 * MiB), 512)).every((b) => b === (299 % 250) + 1));
+    qemuCheck(f);
+  });
 });

@@ -50,7 +50,8 @@ async function convert(src: string, dst: string, o: { to?: string; type?: string
   try {
     const blockSize = o.blockSize === undefined ? 32 * MiB : parseBytes('block-size', o.blockSize) * MiB;
     target = to === 'raw' ? await RawDisk.create(dst, source.size)
-      : await createVhdx(dst, { size: source.size, type, blockSize, logicalSectorSize: source.geometry.logicalSectorSize === 4096 ? 4096 : 512 });
+      // Not durable per call: a failed convert deletes dst; close() flushes once at the end.
+      : await createVhdx(dst, { size: source.size, type, blockSize, logicalSectorSize: source.geometry.logicalSectorSize === 4096 ? 4096 : 512, durable: false });
     // Raw targets: small chunks, several in flight (stays in CPU cache); VHDX targets:
     // whole blocks per call, since each call is one log transaction.
     const copy = to === 'raw' ? { granularity: MiB, chunkSize: 4 * MiB, parallel: 4 } : { granularity: blockSize, chunkSize: Math.max(blockSize, 32 * MiB), parallel: 2 };

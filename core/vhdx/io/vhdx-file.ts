@@ -23,6 +23,12 @@ export interface VhdxFileOpenOptions {
   replayLogInMemory?: boolean;
   /** Leave BAT problems to the caller (checkVhdx lists them one by one). */
   skipBatCheck?: boolean;
+  /**
+   * false: still one log transaction per write call, but no flushes until flush() or
+   * close() — qemu-img convert's default (cache=unsafe). Only for files that are thrown
+   * away if the process dies (a fresh convert or restore target). Default true.
+   */
+  durable?: boolean;
 }
 
 /** Test seams: simulate a crash at a chosen point of a metadata transaction. */
@@ -50,6 +56,7 @@ export class VhdxFile {
   #log: LogWriter | undefined;
   #dataGuidChanged = false;
   #crashed = false;
+  #durable = true;
 
   private constructor(path: string, fh: FileHandle, writable: boolean, headers: [HeaderDecodeResult, HeaderDecodeResult], index: 0 | 1, header: VhdxHeader) {
     this.path = path;
@@ -70,6 +77,7 @@ export class VhdxFile {
     }
     try {
       const f = await VhdxFile.#parseHeaders(path, fh, !!opts.writable);
+      f.#durable = opts.durable ?? true;
       await f.#loadLog(opts);
       await f.#loadStructure(!!opts.skipBatCheck);
       return f;
@@ -213,9 +221,9 @@ export class VhdxFile {
     this.#dataGuidChanged = true;
     const changes = { fileWriteGuid: newGuid(), dataWriteGuid: newGuid() };
     await this.writeHeader(changes);
-    await this.fh.sync();
+    await this.#barrier();
     await this.writeHeader(changes);
-    await this.fh.sync();
+    await this.#barrier();
   }
 
   /**
@@ -239,7 +247,7 @@ export class VhdxFile {
     await this.writeHeader({ logGuid: log.logGuid });
     const writes: LogWrite[] = pages.map(([fileOffset, data]) => ({ fileOffset, data }));
     await log.append(this.fh, writes, this.fileSize);
-    await this.fh.datasync();
+    await this.#barrier();
     if (vhdxTestHooks.crashAfterLogFlush) {
       this.#crashed = true;
       await this.fh.close();
@@ -247,7 +255,12 @@ export class VhdxFile {
     }
     for (const [off, data] of pages) await pwriteFully(this.fh, data, off);
     await this.writeHeader({ logGuid: NULL_GUID });
-    await this.fh.datasync();
+    await this.#barrier();
+  }
+
+  /** Ordering point of the write protocol: a datasync, unless the file is not durable. */
+  async #barrier(): Promise<void> {
+    if (this.#durable) await this.fh.datasync();
   }
 
   /** Extend the file (sparse) so that every allocated block lies inside it. */
