@@ -41,7 +41,7 @@ export class DirectoryTarget implements MediaTarget {
       throw new HvError('ERR_ALREADY_EXISTS', `media file ${final} exists but the pool's catalog does not know it; move it away or rebuild the catalog (hvbackup archive catalog)`, { target: final });
     }
     const temp = `${final}.partial`;
-    const stream = createWriteStream(temp, { flags: 'w' });
+    const stream = createWriteStream(temp, { flags: 'w', highWaterMark: 4 * 1024 * 1024 });
     return {
       stream,
       async commit() {
