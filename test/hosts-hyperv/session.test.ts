@@ -164,13 +164,16 @@ $null`, { dir });
     const fakes = `# hvbackup:define-import-fakes
 param($p)
 $global:incompatible = [bool]$p.incompatible
+$global:extraDrive = [bool]$p.extraDrive
 $global:calls = @()
 function global:Compare-VM { param($Path, [switch]$Copy, [bool]$GenerateNewId, $VirtualMachinePath, $SnapshotFilePath, $SmartPagingFilePath, $VhdDestinationPath, $CompatibilityReport)
   if ($CompatibilityReport) {
     $inc = @(); if ($global:incompatible) { $inc = @([pscustomobject]@{ MessageId = 33012; Message = "Could not find Ethernet switch 'External-LAN'." }) }
     $CompatibilityReport.Incompatibilities = $inc; return $CompatibilityReport }
   $global:calls += "compare copy=$Copy newid=$GenerateNewId vhd=$VhdDestinationPath"
-  [pscustomobject]@{ VM = [pscustomobject]@{ Name = 'web01'; Drives = @([pscustomobject]@{ ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 0; Path = 'C:\\orig\\web01.vhdx' }) }; Incompatibilities = @(); Dest = $VhdDestinationPath } }
+  $drives = @([pscustomobject]@{ ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 0; Path = 'C:\\orig\\web01.vhdx'; DiskNumber = $null })
+  if ($global:extraDrive) { $drives += [pscustomobject]@{ ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 1; Path = 'C:\\orig\\logs.vhdx'; DiskNumber = $null } }
+  [pscustomobject]@{ VM = [pscustomobject]@{ Name = 'web01'; Drives = $drives }; Incompatibilities = @(); Dest = $VhdDestinationPath } }
 function global:Get-VMHardDiskDrive { param($VM) $VM.Drives }
 function global:Set-VMHardDiskDrive { param($VMHardDiskDrive, $Path) $VMHardDiskDrive.Path = $Path; $global:calls += "set $Path exists=$(Test-Path -LiteralPath $Path)" }
 function global:Import-VM { param($CompatibilityReport)
@@ -205,6 +208,16 @@ $null`;
         `set ${join(to, '.hvbackup-import-job-1', 'web01.vhdx')} exists=True`,
         'rename web01-copy',
       ]);
+      assert.equal(readFileSync(disk, 'utf8'), 'restored bytes');
+      assert.deepEqual(readdirSync(to).sort(), ['Virtual Hard Disks']);
+    });
+
+    it('refuses when a drive of the configuration has no restored file (it would copy the live original)', async () => {
+      await session.invoke(fakes, { incompatible: false, extraDrive: true });
+      const { to, disk, params } = restoredFolder();
+      const r = (await session.invoke(S.IMPORT_VM, params)) as { Imported: boolean; Incompatibilities: { Message: string }[] };
+      assert.equal(r.Imported, false);
+      assert.deepEqual(r.Incompatibilities.map((i) => i.Message), ['drive SCSI:0:1 (C:\\orig\\logs.vhdx) was not restored']);
       assert.equal(readFileSync(disk, 'utf8'), 'restored bytes');
       assert.deepEqual(readdirSync(to).sort(), ['Virtual Hard Disks']);
     });

@@ -335,11 +335,17 @@ try {
     VirtualMachinePath = [string]$p.directory; SnapshotFilePath = [string]$p.directory
     SmartPagingFilePath = [string]$p.directory; VhdDestinationPath = [string]$p.vhdDestinationPath }
   $report = Compare-VM @ia
-  foreach ($d in @($p.disks)) {
-    $drive = Get-VMHardDiskDrive -VM $report.VM | Where-Object {
-      ('{0}:{1}:{2}' -f $_.ControllerType, $_.ControllerNumber, $_.ControllerLocation) -eq [string]$d.key }
-    if ($drive) { Set-VMHardDiskDrive -VMHardDiskDrive $drive -Path ([string]$d.path) }
+  $byKey = @{}
+  foreach ($d in @($p.disks)) { $byKey[[string]$d.key] = [string]$d.path }
+  # Every file-backed drive must point at a restored file: left alone, it would name the
+  # original VM's (live) disk and Import-VM -Copy would copy that instead.
+  $unmapped = @()
+  foreach ($drive in @(Get-VMHardDiskDrive -VM $report.VM)) {
+    $key = '{0}:{1}:{2}' -f $drive.ControllerType, $drive.ControllerNumber, $drive.ControllerLocation
+    if ($byKey.ContainsKey($key)) { Set-VMHardDiskDrive -VMHardDiskDrive $drive -Path $byKey[$key] }
+    elseif ($null -eq $drive.DiskNumber) { $unmapped += [pscustomobject]@{ MessageId = 0; Message = ('drive {0} ({1}) was not restored' -f $key, $drive.Path) } }
   }
+  if ($unmapped.Count -gt 0) { return [pscustomobject]@{ Imported = $false; Incompatibilities = $unmapped } }
   $report = Compare-VM -CompatibilityReport $report
   $left = @($report.Incompatibilities | ForEach-Object { [pscustomobject]@{ MessageId = $_.MessageId; Message = $_.Message } })
   if ($left.Count -gt 0) { return [pscustomobject]@{ Imported = $false; Incompatibilities = $left } }
