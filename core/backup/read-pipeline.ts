@@ -26,9 +26,13 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
   const reads: Promise<Buffer>[] = [];
   const pending: Promise<void>[] = [];
   let next = 0;
+  // Run buffers are reused: the writer copies a slice before submit() resolves.
+  const free: Buffer[] = [];
+  const maxRun = runs.reduce((a, r) => Math.max(a, r.length), 0);
   const startRead = () => {
     const run = runs[next++]!;
-    const buf = Buffer.allocUnsafe(run.length);
+    const whole = free.pop() ?? Buffer.allocUnsafeSlow(maxRun);
+    const buf = whole.subarray(0, run.length);
     const p = disk.read(buf, run.offset).then(() => buf, (err: unknown) => {
       throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${disk.path}`, disk.path);
     });
@@ -40,16 +44,19 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
     throwIfAborted(opts.signal);
     const run = runs[r]!;
     const buf = await reads.shift()!;
-    if (next < runs.length) startRead();
     for (let k = 0; k < run.count; k++) {
       const slice = buf.subarray(k * opts.chunkSize, Math.min((k + 1) * opts.chunkSize, buf.length));
       const idx = run.first + k;
       if (isAllZero(slice)) continue;
-      const { done } = await writer.submit(slice);
+      // A view into the 8 MiB run buffer would be structured-cloned whole when posted to a
+      // worker; an exact-size copy costs one memcpy of the slice.
+      const { done } = await writer.submit(Buffer.from(slice));
       const stored = done.then((res: PutResult) => { refs[idx] = res.id; });
       stored.catch(() => undefined); // observed by Promise.all below; avoid an unhandled rejection meanwhile
       pending.push(stored);
     }
+    free.push(Buffer.from(buf.buffer, 0, maxRun));
+    if (next < runs.length) startRead();
     opts.onRead?.(run.length);
   }
   await Promise.all(pending);
