@@ -78,6 +78,22 @@ describe('archive export and media', function () {
     }
   });
 
+  it('README.txt on the media restores the disk by hand with tar, sh, python3 and zstd alone', async () => {
+    const out = join(s.dir, 'by-hand');
+    mkdirSync(out);
+    for (const f of media) assert.equal(run('tar', ['-xf', f, '-C', out]).status, 0);
+    const readme = readFileSync(join(out, 'README.txt'), 'utf8');
+    const join2 = readme.split('\n').filter((l) => /Join split chunks:|^\s+for i in/.test(l)).map((l) => l.replace(/^.*Join split chunks:\s*/, '').trim()).join('\n');
+    const sh = run('sh', ['-c', join2.replace(/\\\n/g, ' ')], out);
+    assert.equal(sh.status, 0, sh.stderr);
+    const lines = readme.split('\n');
+    const py = lines.slice(lines.findIndex((l) => l.includes('import json')), lines.findIndex((l) => l.includes('out.write(')) + 1).map((l) => l.slice(7)).join('\n');
+    writeFileSync(join(out, 'restore.py'), py);
+    const r = run('python3', ['restore.py', `manifests/${point.id}`], out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(readFileSync(join(out, 'web01.raw.raw')).equals(disk), 'hand-restored disk differs');
+  });
+
   it('restores byte-identical disks and config files from the media alone', async () => {
     const logs: string[] = [];
     const to = join(s.dir, 'restored');
