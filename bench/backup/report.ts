@@ -1,0 +1,44 @@
+// bench helper: summary table with ratios and goals from a run_peers.sh results folder.
+// Usage: node bench/backup/report.ts <results/RUN_ID>
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2]!;
+interface Row { tool: string; op: string; secs: number; mbps: number; rss: number; repo: number; rc: string }
+const rows: Row[] = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split('\n').slice(1).map((l) => {
+  const c = l.split(',');
+  return { tool: c[0]!, op: c[1]!, secs: Number(c[2]), mbps: Number(c[3]), rss: Number(c[4]), repo: Number(c[6]), rc: c[7]! };
+});
+const get = (tool: string, op: string) => rows.find((r) => r.tool === tool && r.op === op);
+const result = (op: string): { storedBytes: number; readBytes: number; method: string; methodReason?: string } | undefined => {
+  const f = join(dir, 'logs', `hvbackup-${op}.out`);
+  if (!existsSync(f)) return undefined;
+  const line = readFileSync(f, 'utf8').trim().split('\n').reverse().find((l) => l.includes('"event":"result"'));
+  return line ? JSON.parse(line).results[0] : undefined;
+};
+const limits = existsSync(join(dir, 'limits.json')) ? JSON.parse(readFileSync(join(dir, 'limits.json'), 'utf8')) : {};
+const MB = (b: number) => (b / 1e6).toFixed(1);
+const ratio = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}x` : 'n/a');
+const changed = 328 * 65536; // mutate.sh / engine-mutate.ts: round(2 GiB * 1 % / 64 KiB) writes of 64 KiB
+const hv = { full: get('hvbackup', 'full'), scan: get('hvbackup', 'incr1-qemu-io'), tracked: get('hvbackup', 'incr-tracked'), restore: get('hvbackup', 'restore-latest') };
+const rs = { full: get('restic', 'full'), incr: get('restic', 'incr1-qemu-io'), restore: get('restic', 'restore-incr2') };
+const bg = { full: get('borg-none', 'full'), incr: get('borg-none', 'incr1-qemu-io'), restore: get('borg-none', 'extract-incr2') };
+const scanRes = result('incr1-qemu-io');
+const trackedRes = result('incr-tracked');
+const peak = Math.max(...[hv.full, hv.scan, hv.tracked, hv.restore].map((r) => r?.rss ?? 0));
+const ok = (b: boolean | undefined) => (b === undefined ? '?' : b ? 'met' : 'NOT met');
+const lines = [
+  `| measure | HVBackup | restic | borg (none, zstd,1) | vs restic | vs borg | goal |`,
+  `|---|---:|---:|---:|---:|---:|---|`,
+  `| full backup MB/s (s) | ${hv.full?.mbps} (${hv.full?.secs}) | ${rs.full?.mbps} (${rs.full?.secs}) | ${bg.full?.mbps} (${bg.full?.secs}) | ${ratio(hv.full?.mbps, rs.full?.mbps)} | ${ratio(hv.full?.mbps, bg.full?.mbps)} | ≥4x restic, ≥3x borg: ${ok(hv.full && rs.full && bg.full ? hv.full.mbps >= 4 * rs.full.mbps && hv.full.mbps >= 3 * bg.full.mbps : undefined)} |`,
+  `| 1 % change by qemu-io (untracked → ${scanRes?.method ?? '?'}) MB/s (s) | ${hv.scan?.mbps} (${hv.scan?.secs}) | ${rs.incr?.mbps} (${rs.incr?.secs}) | ${bg.incr?.mbps} (${bg.incr?.secs}) | ${ratio(hv.scan?.mbps, rs.incr?.mbps)} | ${ratio(hv.scan?.mbps, bg.incr?.mbps)} | ≥2x restic: ${ok(hv.scan && rs.incr ? hv.scan.mbps >= 2 * rs.incr.mbps : undefined)} |`,
+  `| 1 % change through the engine (tracked → ${trackedRes?.method ?? '?'}) s | ${hv.tracked?.secs} (${hv.tracked && hv.full ? ((100 * hv.tracked.secs) / hv.full.secs).toFixed(1) : '?'} % of full) | — | — | | | ≤3 % of full: ${ok(hv.tracked && hv.full ? hv.tracked.secs <= 0.03 * hv.full.secs : undefined)} |`,
+  `| restore MB/s (s) | ${hv.restore?.mbps} (${hv.restore?.secs}) | ${rs.restore?.mbps} (${rs.restore?.secs}) | ${bg.restore?.mbps} (${bg.restore?.secs}) | ${ratio(hv.restore?.mbps, rs.restore?.mbps)} | ${ratio(hv.restore?.mbps, bg.restore?.mbps)} | ≥2x restic: ${ok(hv.restore && rs.restore ? hv.restore.mbps >= 2 * rs.restore.mbps : undefined)} |`,
+  `| repo after full MB | ${MB(hv.full?.repo ?? 0)} | ${MB(rs.full?.repo ?? 0)} | ${MB(bg.full?.repo ?? 0)} | ${ratio(hv.full?.repo, rs.full?.repo)} | ${ratio(hv.full?.repo, bg.full?.repo)} | ≤ restic: ${ok(hv.full && rs.full ? hv.full.repo <= rs.full.repo : undefined)} |`,
+  `| stored for the 1 % change (${MB(changed)} MB changed), MB | untracked ${MB(scanRes?.storedBytes ?? 0)} (${ratio(scanRes?.storedBytes, changed)}); tracked ${MB(trackedRes?.storedBytes ?? 0)} (${ratio(trackedRes?.storedBytes, changed)}) | ${MB((rs.incr?.repo ?? 0) - (rs.full?.repo ?? 0))} | ${MB((bg.incr?.repo ?? 0) - (bg.full?.repo ?? 0))} | | | ≤4x changed: ${ok(scanRes && trackedRes ? Math.max(scanRes.storedBytes, trackedRes.storedBytes) <= 4 * changed : undefined)} |`,
+  `| peak RSS MiB | ${peak} | ${Math.max(rs.full?.rss ?? 0, rs.incr?.rss ?? 0, rs.restore?.rss ?? 0)} | ${Math.max(bg.full?.rss ?? 0, bg.incr?.rss ?? 0, bg.restore?.rss ?? 0)} | | | ≤256 MiB: ${ok(peak > 0 ? peak <= 256 : undefined)} |`,
+  `| limit: Node SHA-256 / zstd -1 one core MB/s | ${limits.sha256MBps} / ${limits.zstd1MBps} (zstd ratio ${limits.zstdRatio}) | | | | | |`,
+];
+const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
+writeFileSync(join(dir, 'summary.md'), text);
+process.stdout.write(text);
