@@ -5,7 +5,7 @@ BeforeAll {
     Import-HVBackupForTest
     $script:sb = New-HVSandbox -Path 'TestDrive:\sb' -VMCount 2 -SizeBytes 32MB
     $script:node = Join-Path $RepoRoot 'node_modules/node/bin/node'
-    if ($env:OS -eq 'Windows_NT') { $script:node = Join-Path $RepoRoot 'node_modules/node/node.exe' }
+    if ($env:OS -eq 'Windows_NT') { $script:node = Join-Path $RepoRoot 'node_modules/node/bin/node.exe' }
 
     function Get-RawDiskHash {
         # SHA-256 of a VHDX's flat (raw) content, converted by the engine's CLI.
@@ -113,6 +113,23 @@ Describe 'HVBackup on local-host VMs' -Tag Integration {
         $removed.Status | Should -Be 'removed'
         @(Get-HVRestorePoint -Repository $sb.Repository -VMName vm02).Id | Should -Not -Contain $old[0].Id
         (Get-HVRepository -Path $sb.Repository).RestorePoints | Should -Be 4
+    }
+
+    # (One Describe: Pester removes what a Describe added to TestDrive when it ends.)
+    It 'shows engine progress as Write-Progress bars that complete, and engine logs with -Verbose' {
+        Mock Write-Progress -ModuleName HVBackup {}
+        $verbose = Get-HVVM -Path $sb.VMFolder -Name vm01 | Backup-HVVM -Repository $sb.Repository -Full -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        Should -Invoke Write-Progress -ModuleName HVBackup -ParameterFilter { $PercentComplete -ge 0 -and -not $Completed }
+        Should -Invoke Write-Progress -ModuleName HVBackup -ParameterFilter { $Completed }
+        @($verbose).Count | Should -BeGreaterThan 0
+        (@($verbose | ForEach-Object Message) -join "`n") | Should -Match 'vm01'
+    }
+    It 'restores a point under -NewName beside the original' {
+        $r = Get-HVRestorePoint -Repository $sb.Repository -VMName vm02 -Latest | Restore-HVVM -Path 'TestDrive:\copy' -NewName 'vm02-copy'
+        $r.Status | Should -Be 'success'
+        $vm = @(Get-HVVM -Path 'TestDrive:' -Name 'vm02-copy')
+        $vm.Count | Should -Be 1
+        $vm[0].Id | Should -Not -Be (Get-HVVM -Path $sb.VMFolder -Name vm02).Id
     }
 }
 
