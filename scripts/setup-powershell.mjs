@@ -56,8 +56,16 @@ function ensurePwsh() {
 
 function ensurePester(pwsh) {
   if (existsSync(pesterPsd1)) return;
+  // A system Pester found once is remembered (per pwsh), so later runs start no PowerShell.
+  const stamp = join(tools, '.hvbackup-system-pester');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === pwsh) return;
   const sys = runPwsh(pwsh, "if (Get-Module -ListAvailable Pester | Where-Object { $_.Version -ge [version]'5.0' }) { 'yes' } else { 'no' }");
-  if (sys.status === 0 && sys.stdout === 'yes') { say('using the system Pester 5'); return; }
+  if (sys.status === 0 && sys.stdout === 'yes') {
+    say('using the system Pester 5');
+    mkdirSync(tools, { recursive: true });
+    writeFileSync(stamp, pwsh);
+    return;
+  }
   if (!onPath('dotnet')) fail('Pester 5 is not installed: run "Install-Module Pester -MinimumVersion 5.0 -Scope CurrentUser" in PowerShell');
   say(`restoring Pester ${PESTER_VERSION} from NuGet into tools/nuget`);
   const dir = join(tools, 'pester-restore');
