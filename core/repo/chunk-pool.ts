@@ -61,7 +61,10 @@ export class ChunkPool {
     }
     const slot = this.#pick();
     const tid = this.#nextTid++;
-    const reply = this.#request(slot, { op: 'hash', tid, data: plain });
+    // Copy into a buffer of its own and transfer that: posting a view would clone the
+    // whole ArrayBuffer behind it (an 8 MiB read buffer, or a pooled slab) every time.
+    const data = new Uint8Array(plain);
+    const reply = this.#request(slot, { op: 'hash', tid, data }, [data.buffer]);
     const { id } = await reply;
     return {
       id: id!,
