@@ -60,7 +60,7 @@ describe('VHDX bad input', () => {
     await expectRejected(f, 'ERR_CORRUPT', /truncated/);
   });
 
-  it('one corrupted header still opens from the other; check reports it and --repair rewrites it', async () => {
+  it('one corrupted header (or region table) still opens from the other; check reports it and --repair rewrites it', async () => {
     writeAtSync(f, 64 * 1024 + 200, Buffer.from('garbage'));
     const d = await openDisk(f);
     const b = Buffer.alloc(4);
@@ -70,8 +70,10 @@ describe('VHDX bad input', () => {
     const r = await checkVhdx(f);
     assert.equal(r.problems.length, 1);
     assert.match(r.problems[0], /header 1 .*checksum/);
+    writeAtSync(f, 256 * 1024 + 16, Buffer.from('damage'));
+    assert.match((await checkVhdx(f)).problems.join('\n'), /region table 2 .*checksum/);
     const fixed = await checkVhdx(f, { repair: true });
-    assert.deepEqual(fixed.repaired, ['header 1 rewritten from header 2']);
+    assert.deepEqual(fixed.repaired, ['header 1 rewritten from header 2', 'region table 2 rewritten from region table 1']);
     assert.deepEqual(fixed.problems, []);
     qemuCheck(f);
   });

@@ -96,6 +96,7 @@ async function diff(parent: string, child: string): Promise<void> {
   const disk = await openDisk(child);
   const resolved = (disk as unknown as { parentInfo?: { resolvedPath?: string } }).parentInfo?.resolvedPath;
   await disk.close();
+  if (!existsSync(parent)) throw new HvError('ERR_NOT_FOUND', `${parent} does not exist`, { target: parent });
   if (!resolved || realpathSync(resolved) !== realpathSync(parent)) {
     throw new HvError('ERR_PARENT', `${child} is a child of ${resolved ?? 'an unresolved parent'}, not of ${parent}`, { target: child });
   }
