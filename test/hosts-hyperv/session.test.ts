@@ -126,6 +126,19 @@ console.log(await s.invoke('# hvbackup:pid\\nparam($p)\\n[pscustomobject]@{ Pid 
     assert.match(r.stdout, /^\d+\n$/);
   });
 
+  it('dispose waits for PowerShell to exit after an idle period', () => {
+    const script = join(dir, 'dispose.ts');
+    writeFileSync(script, `import { NodePowerShellSession } from ${JSON.stringify(join(root, 'core', 'hosts', 'hyperv', 'session.ts'))};
+const s = new NodePowerShellSession({ executable: ${JSON.stringify(pwsh)} });
+await s.invoke('# hvbackup:one\\nparam($p)\\n1', {});
+await new Promise((r) => setTimeout(r, 50));
+await s.dispose();
+console.log('disposed');\n`);
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'disposed\n');
+  });
+
   it('every driver script parses without syntax errors', async () => {
     const check = `# hvbackup:parse
 param($p)

@@ -112,6 +112,10 @@ export class NodePowerShellSession implements PsSession {
   async dispose(): Promise<void> {
     const shell = this.#shell;
     this.#shell = undefined;
-    if (shell) await (await shell).dispose();
+    if (!shell) return;
+    const sh = await shell;
+    // Keep Node alive until PowerShell has exited (its handles are unref'd while idle).
+    hold(sh, true);
+    await sh.dispose();
   }
 }
