@@ -19,6 +19,8 @@ export interface MediaTarget {
   readonly location: string;
   /** True when each medium is a file we can name (and later read back by position). */
   readonly files: boolean;
+  /** True when every write must be exactly one record (a tape device); files need not. */
+  readonly exactRecords: boolean;
   open(mediumId: string, fileName: string, opts: { replace: boolean }): Promise<OpenMedium>;
 }
 
@@ -29,6 +31,7 @@ export function mediaFileName(mediumId: string): string {
 export class DirectoryTarget implements MediaTarget {
   readonly location: string;
   readonly files = true;
+  readonly exactRecords = false;
   constructor(dir: string) {
     this.location = dir;
   }
@@ -63,6 +66,7 @@ export class DirectoryTarget implements MediaTarget {
 export class DeviceTarget implements MediaTarget {
   readonly location: string;
   readonly files = false;
+  readonly exactRecords = true;
   readonly #changeMedium: ((mediumId: string) => Promise<void>) | undefined;
   #opened = 0;
 

@@ -27,10 +27,10 @@ export class MediumWriter {
   #error: unknown;
 
   /** `reserve`: tar bytes kept free for the trailer entry. */
-  constructor(mediumId: string, out: OpenMedium, opts: { capacity: number; recordSize: number; reserve: number; mtime: Date }) {
+  constructor(mediumId: string, out: OpenMedium, opts: { capacity: number; recordSize: number; reserve: number; mtime: Date; exactRecords: boolean }) {
     this.mediumId = mediumId;
     this.#mtime = opts.mtime;
-    this.#blocker = new RecordBlocker(opts.recordSize);
+    this.#blocker = new RecordBlocker(opts.recordSize, { exact: opts.exactRecords });
     this.#usable = Math.floor(opts.capacity / opts.recordSize) * opts.recordSize - END_BLOCKS - opts.reserve;
     this.#done = pipeline(this.#pack, this.#blocker, out.stream).catch((e: unknown) => {
       this.#error = e;

@@ -1,6 +1,8 @@
 // Tape drives write fixed-size records; a tar stream is re-blocked into exactly
 // `recordSize`-byte writes (like `tar -b`), the last record padded with zeros, so the
-// same bytes land on a tape device and in a media file.
+// same bytes land on a tape device and in a media file. A file does not care where one
+// write ends and the next begins, so for media files (`exact: false`) data passes
+// through uncopied and only the end is padded: the bytes are identical either way.
 
 import { Transform, type TransformCallback } from 'node:stream';
 
@@ -8,16 +10,24 @@ export class RecordBlocker extends Transform {
   readonly recordSize: number;
   #pending: Buffer;
   #fill = 0;
-  /** Bytes pushed downstream so far (always a multiple of recordSize). */
+  /** Bytes pushed downstream so far (a multiple of recordSize once flushed). */
   written = 0;
 
-  constructor(recordSize: number) {
+  readonly #exact: boolean;
+
+  constructor(recordSize: number, opts: { exact?: boolean } = {}) {
     super({ highWaterMark: 2 });
     this.recordSize = recordSize;
+    this.#exact = opts.exact ?? true;
     this.#pending = Buffer.allocUnsafe(recordSize);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.#exact) {
+      this.#fill = (this.#fill + chunk.length) % this.recordSize;
+      this.#emit(chunk);
+      return cb();
+    }
     let off = 0;
     while (off < chunk.length) {
       if (this.#fill === 0 && chunk.length - off >= this.recordSize) {
@@ -40,6 +50,11 @@ export class RecordBlocker extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
+    if (!this.#exact) {
+      if (this.#fill > 0) this.#emit(Buffer.alloc(this.recordSize - this.#fill));
+      this.#fill = 0;
+      return cb();
+    }
     if (this.#fill > 0) {
       this.#pending.fill(0, this.#fill);
       this.#emit(this.#pending);

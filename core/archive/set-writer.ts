@@ -137,7 +137,7 @@ export class MediaSetWriter {
     const out = await this.#o.target.open(next.id, next.file, { replace: next.replace });
     log(this.#ctx, 'info', `${next.replace ? 'reusing expired' : 'writing'} medium ${next.id} (volume ${label.volume} of set ${label.set})`, next.id);
     const { capacity, recordSize } = this.#o.pool;
-    const writer = new MediumWriter(next.id, out, { capacity, recordSize, reserve: this.#reserve, mtime: new Date(label.writtenAt) });
+    const writer = new MediumWriter(next.id, out, { capacity, recordSize, reserve: this.#reserve, mtime: new Date(label.writtenAt), exactRecords: this.#o.target.exactRecords });
     this.#cur = { writer, out, label, file: this.#o.target.files ? next.file : undefined };
     try {
       await writer.add(LABEL_ENTRY, encodeLabel(label), false);

@@ -40,6 +40,24 @@ describe('archive units', () => {
     assert.equal(b.written, 3072);
   });
 
+  it('without exact records (media files) passes data through uncopied and pads the end the same way', async () => {
+    const collect = async (exact: boolean) => {
+      const b = new RecordBlocker(1024, { exact });
+      const out: Buffer[] = [];
+      b.on('data', (c: Buffer) => out.push(Buffer.from(c)));
+      for (const n of [100, 2400, 500]) b.write(Buffer.alloc(n, n % 251));
+      b.end();
+      await new Promise((r) => b.on('end', r));
+      return { bytes: Buffer.concat(out), sizes: out.map((c) => c.length), written: b.written };
+    };
+    const exact = await collect(true);
+    const loose = await collect(false);
+    assert.ok(loose.bytes.equals(exact.bytes));
+    assert.equal(loose.written, 3072);
+    assert.deepEqual(exact.sizes, [1024, 1024, 1024]);
+    assert.deepEqual(loose.sizes, [100, 2400, 500, 72]);
+  });
+
   it('names split chunks so a person understands them, and parses them back', () => {
     assert.equal(objectEntryName('chunks', ID, 2, 3), `chunks/${ID}.part2of3`);
     assert.deepEqual(parseEntryName(`chunks/${ID}.part2of3`, 'm'), { type: 'chunks', name: ID, part: 2, parts: 3 });
