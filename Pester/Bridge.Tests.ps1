@@ -102,7 +102,9 @@ Describe 'Stopping a command (Ctrl+C)' -Tag Unit {
             $ps.InvocationStateInfo.State | Should -Be 'Stopped'
             Test-Path -LiteralPath $file | Should -BeFalse -Because 'the cancelled operation cleaned up before the stop returned'
         } finally {
-            & (Get-Module HVBackup) { } | Out-Null
+            # Unload the module in that runspace: its engine's stdin closes and it exits.
+            $ps.Commands.Clear()
+            [void]$ps.AddScript({ Remove-Module HVBackup -Force -ErrorAction SilentlyContinue }).Invoke()
             $ps.Dispose()
             Remove-Item -LiteralPath $file -ErrorAction SilentlyContinue
         }
