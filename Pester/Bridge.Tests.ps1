@@ -83,6 +83,38 @@ Describe 'Invoke-HVEngine' -Tag Unit {
     }
 }
 
+Describe 'Starting the engine' -Tag Unit {
+    BeforeEach {
+        $script:savedRoot = $env:HVBACKUP_ENGINE_ROOT
+        $script:savedNode = $env:HVBACKUP_NODE
+        InModuleScope HVBackup { Stop-HVEngine }
+    }
+    AfterEach {
+        $env:HVBACKUP_ENGINE_ROOT = $savedRoot
+        $env:HVBACKUP_NODE = $savedNode
+        InModuleScope HVBackup { Stop-HVEngine }
+    }
+    It 'names the missing engine and how to point at one' {
+        $env:HVBACKUP_ENGINE_ROOT = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'no-engine'
+        $caught = $null
+        try { Get-HVRepository -Path (Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'repo') } catch { $caught = $_ }
+        $caught.FullyQualifiedErrorId | Should -Be 'HVBackup.ERR_NOT_FOUND,Get-HVRepository'
+        $caught.Exception.Message | Should -BeLike '*no-engine*server.ts does not exist*HVBACKUP_ENGINE_ROOT*'
+    }
+    It 'refuses an engine that speaks another protocol version' {
+        $fake = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'fake-engine'
+        New-Item -ItemType Directory -Path (Join-Path $fake 'bridge') -Force | Out-Null
+        Set-Content -LiteralPath (Join-Path $fake 'bridge/server.ts') -Value 'process.stdout.write(JSON.stringify({ type: "hello", protocol: 99, engine: "9.9.9", node: process.version, pid: process.pid, methods: [] }) + "\n"); process.stdin.resume(); process.stdin.on("end", () => process.exit(0));'
+        $env:HVBACKUP_ENGINE_ROOT = $fake
+        $env:HVBACKUP_NODE = Join-Path $RepoRoot 'node_modules/node/bin/node'
+        if ($env:OS -eq 'Windows_NT') { $env:HVBACKUP_NODE = Join-Path $RepoRoot 'node_modules/node/bin/node.exe' }
+        $caught = $null
+        try { Get-HVRepository -Path $fake } catch { $caught = $_ }
+        $caught.FullyQualifiedErrorId | Should -Be 'HVBackup.ERR_UNSUPPORTED,Get-HVRepository'
+        $caught.Exception.Message | Should -BeLike '*protocol 99*speaks 1*'
+    }
+}
+
 Describe 'Stopping a command (Ctrl+C)' -Tag Unit {
     It 'cancels the engine request, which unwinds and removes its partial file' {
         $file = Join-Path ([System.IO.Path]::GetTempPath()) ("hvb-cancel-" + [guid]::NewGuid() + '.part')
