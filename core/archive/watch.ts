@@ -4,7 +4,7 @@
 // only remembers since when points count as new, so points that land while the watcher
 // is down are exported after a restart, while history older than the first start is not.
 
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import chokidar from 'chokidar';
 import { wrapError } from '../errors.ts';
 import { log, type OperationContext } from '../progress.ts';
@@ -75,10 +75,14 @@ export async function watchRepository(ctx: OperationContext, o: WatchOptions): P
   const summary: WatchSummary = { pool: o.request.pool, since: state.since, exported: [], failed: [] };
   const queue: string[] = [];
   let wake: (() => void) | undefined;
-  const watcher = chokidar.watch(join(o.repository, 'manifests'), { depth: 0, ignoreInitial: false });
+  // Watch the repository folder itself, but only its manifests/ (which may not exist yet):
+  // chokidar does not notice a watched folder that is created later.
+  const root = resolve(o.repository);
+  const manifests = join(root, 'manifests');
+  const watcher = chokidar.watch(root, { depth: 1, ignoreInitial: false, ignored: (p: string) => p !== root && p !== manifests && dirname(p) !== manifests });
   watcher.on('add', (path: string) => {
-    const id = path.slice(path.length - 64);
-    if (isRestorePointId(id) && !queue.includes(id)) { queue.push(id); wake?.(); }
+    const id = basename(path);
+    if (dirname(path) === manifests && isRestorePointId(id) && !queue.includes(id)) { queue.push(id); wake?.(); }
   });
   watcher.on('error', (e: unknown) => log(ctx, 'warning', `watching ${o.repository}: ${(e as Error).message}`));
   const stopped = new Promise<void>((r) => { if (signal?.aborted) r(); else signal?.addEventListener('abort', () => r(), { once: true }); });

@@ -66,4 +66,18 @@ describe('archive watch (linked archive)', function () {
     assert.equal(mediaFiles(s.mediaDir).length, mediaBefore + 1);
     await repo.close();
   });
+
+  it('picks up the first restore point of a new repository (manifests/ created after the watch started)', async () => {
+    const repo = await newRepo(s.repoPath);
+    const logs: LogEvent[] = [];
+    const abort = new AbortController();
+    const done = watchArchive({ signal: abort.signal, onLog: (e) => logs.push(e) }, { repository: s.repoPath, pool: 'linked', mediaDir: s.mediaDir, capacity: '16M' });
+    await until('the watcher to start', () => logs.some((l) => /watching/.test(l.message)));
+    await new Promise((r) => setTimeout(r, 300));
+    const p1 = await addTestPoint(repo, { vm: 'web01', createdAt: new Date().toISOString(), disk: testDisk(MiB, 2, 1), format: 'raw' });
+    await until('p1 exported', () => logs.some((l) => l.message.includes(`exported restore point ${p1.id}`)));
+    abort.abort();
+    assert.deepEqual((await done).exported, [p1.id]);
+    await repo.close();
+  });
 });
