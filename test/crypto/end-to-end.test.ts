@@ -12,6 +12,7 @@ import { getRepositoryStats, initRepository } from '../../core/api/repository.ts
 import { initRepository as initRepositoryWithKdf } from '../../core/repo/local.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
+import { createSampleVM, guestWriteVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
 import { filesContaining, filesUnder, flipBit } from './scan.ts';
@@ -111,6 +112,25 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     assert.equal((await getRepositoryStats({}, { path: enc, password: 'pw' })).encrypted, true);
     await assert.rejects(backupVMs({}, { repository: enc, password: 'wrong', sources: [img] }), (e: unknown) => isHvError(e, 'ERR_AUTH') && e.message.includes(enc));
     await assert.rejects(backupVMs({}, { repository: enc, sources: [img] }), (e: unknown) => isHvError(e, 'ERR_AUTH'));
+  });
+
+  it('a VHDX VM: full then changed-blocks backup encrypted; restore with a second password passes qemu-img compare and check', async () => {
+    const enc = join(dir, 'enc');
+    const vm = await createSampleVM({}, { dir: join(dir, 'vm'), sizeBytes: 64 * MiB, name: 'web01', seed: 11 });
+    await initEncrypted(enc, 'pw');
+    const [full] = await backupVMs({}, { repository: enc, password: 'pw', sources: [vm.dir] });
+    assert.equal(full!.status, 'success', JSON.stringify(full!.error));
+    await guestWriteVM({}, { dir: vm.dir, count: 4, seed: 5 });
+    const [incr] = await backupVMs({}, { repository: enc, password: 'pw', sources: [vm.dir] });
+    assert.equal(incr!.status, 'success', JSON.stringify(incr!.error));
+    assert.equal(incr!.method, 'changed-blocks');
+    assert.ok(incr!.storedBytes < full!.storedBytes / 2, `incremental stored ${incr!.storedBytes} of ${full!.storedBytes} bytes`);
+    await addRepositoryKey({}, { repository: enc, password: 'pw', newPassword: 'second', kdf: CHEAP });
+    const res = await restoreVM({}, { repository: enc, password: 'second', point: 'latest', to: join(dir, 'out') });
+    const compare = spawnSync('qemu-img', ['compare', vm.disk, res.disks[0]!.path], { encoding: 'utf8' });
+    assert.equal(compare.status, 0, compare.stdout + compare.stderr);
+    const check = spawnSync('qemu-img', ['check', res.disks[0]!.path], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
   });
 
   it('CLI: repo init --encrypt, backup, restore with passwords from a file and the environment', () => {
