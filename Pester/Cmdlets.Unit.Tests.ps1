@@ -7,8 +7,8 @@ BeforeAll {
     function Get-VM { param([string[]] $Name) }
     $script:ids = @([guid]'11111111-2222-3333-4444-555555555555', [guid]'66666666-7777-8888-9999-000000000000')
     Mock Get-VM {
-        [pscustomobject]@{ PSTypeName = 'Microsoft.HyperV.PowerShell.VirtualMachine'; Name = 'web01'; Id = $ids[0]; VMId = $ids[0]; Path = 'C:\ProgramData\Microsoft\Windows\Hyper-V'; State = 'Running'; ComputerName = 'HV1' }
-        [pscustomobject]@{ PSTypeName = 'Microsoft.HyperV.PowerShell.VirtualMachine'; Name = 'db01'; Id = $ids[1]; VMId = $ids[1]; Path = 'C:\ProgramData\Microsoft\Windows\Hyper-V'; State = 'Running'; ComputerName = 'HV1' }
+        [pscustomobject]@{ PSTypeName = 'Microsoft.HyperV.PowerShell.VirtualMachine'; Name = 'web01'; VMName = 'web01'; Id = $ids[0]; VMId = $ids[0]; Path = 'C:\ProgramData\Microsoft\Windows\Hyper-V'; State = 'Running'; ComputerName = 'HV1' }
+        [pscustomobject]@{ PSTypeName = 'Microsoft.HyperV.PowerShell.VirtualMachine'; Name = 'db01'; VMName = 'db01'; Id = $ids[1]; VMId = $ids[1]; Path = 'C:\ProgramData\Microsoft\Windows\Hyper-V'; State = 'Running'; ComputerName = 'HV1' }
     }
 }
 
