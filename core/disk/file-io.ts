@@ -1,6 +1,6 @@
 // Positioned I/O on a FileHandle that never returns short: reads past EOF are zeros
 // (a VHDX block may end beyond a sparse file's end), writes loop until done. Large
-// transfers go as parallel 4 MiB pieces. Shared by RawDisk and the VHDX file layer.
+// writes go as 2 MiB pieces. Shared by RawDisk and the VHDX file layer.
 import type { FileHandle } from 'node:fs/promises';
 
 /** Read `length` bytes at `position` into `buf` at `bufOffset`; bytes past EOF read as zeros. */
@@ -30,28 +30,20 @@ export async function pwriteFully(fh: FileHandle, buf: Buffer, position: number)
   }
 }
 
-const PIECE = 4 * 1024 * 1024;
-const PARALLEL = 4;
+/**
+ * Large writes as a loop of 2 MiB pwrites: measured here, that is several times faster
+ * than one huge pwrite (the copy stays in CPU cache) or parallel pwrites to one file
+ * (they contend for the inode lock).
+ */
+const WRITE_PIECE = 2 * 1024 * 1024;
 
-/** Run `fn` over [0,length) in 4 MiB pieces, four at a time (libuv's pool has four threads). */
-async function inPieces(length: number, fn: (off: number, len: number) => Promise<void>): Promise<void> {
-  if (length <= PIECE) return fn(0, length);
-  let next = 0;
-  const worker = async () => {
-    while (next < length) {
-      const off = next;
-      next += PIECE;
-      await fn(off, Math.min(PIECE, length - off));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, Math.ceil(length / PIECE)) }, worker));
+export async function pwriteLarge(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  for (let o = 0; o < buf.length; o += WRITE_PIECE) {
+    await pwriteFully(fh, buf.subarray(o, Math.min(buf.length, o + WRITE_PIECE)), position + o);
+  }
 }
 
-/** Large reads as parallel 4 MiB preads: overlaps copies out of the page cache on several cores. */
-export async function preadParallel(fh: FileHandle, buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
-  await inPieces(length, (o, l) => preadFully(fh, buf, bufOffset + o, l, position + o));
-}
-
-export async function pwriteParallel(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  await inPieces(buf.length, (o, l) => pwriteFully(fh, buf.subarray(o, o + l), position + o));
+/** Reads showed no gain from splitting or parallelism; kept as one call for symmetry. */
+export async function preadLarge(fh: FileHandle, buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
+  await preadFully(fh, buf, bufOffset, length, position);
 }

@@ -3,7 +3,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { HvError } from '../errors.ts';
 import { Disk, type DiskExtent, type DiskGeometry } from './disk.ts';
-import { preadParallel, pwriteParallel } from './file-io.ts';
+import { preadLarge, pwriteLarge } from './file-io.ts';
 
 export class RawDisk extends Disk {
   readonly #fh: FileHandle;
@@ -46,11 +46,11 @@ export class RawDisk extends Disk {
 
   protected async _read(buffer: Buffer, offset: number): Promise<void> {
     // The size is fixed at open, so a read inside it never meets EOF unless someone truncated the file.
-    await preadParallel(this.#fh, buffer, 0, buffer.length, offset);
+    await preadLarge(this.#fh, buffer, 0, buffer.length, offset);
   }
 
   protected async _write(buffer: Buffer, offset: number): Promise<void> {
-    await pwriteParallel(this.#fh, buffer, offset);
+    await pwriteLarge(this.#fh, buffer, offset);
   }
 
   protected async _zero(offset: number, length: number): Promise<void> {

@@ -54,7 +54,7 @@ async function convert(src: string, dst: string, o: { to?: string; type?: string
       : await createVhdx(dst, { size: source.size, type, blockSize, logicalSectorSize: source.geometry.logicalSectorSize === 4096 ? 4096 : 512, durable: false });
     // Raw targets: small chunks, several in flight (stays in CPU cache); VHDX targets:
     // whole blocks per call, since each call is one log transaction.
-    const copy = to === 'raw' ? { granularity: MiB, chunkSize: 4 * MiB, parallel: 4 } : { granularity: blockSize, chunkSize: Math.max(blockSize, 32 * MiB), parallel: 2 };
+    const copy = to === 'raw' ? { granularity: MiB, chunkSize: 8 * MiB, parallel: 2 } : { granularity: blockSize, chunkSize: Math.max(blockSize, 32 * MiB), parallel: 2 };
     await copyDisk(source, target, { ...copy, signal: o.signal });
     await target.close();
   } catch (err) {

@@ -17,7 +17,7 @@ export interface CopyOptions {
 
 /**
  * `parallel` workers each read a chunk and write it, so reads of the source overlap
- * writes of the destination (a VhdxDisk serialises its own writes).
+ * writes of the destination; the writes themselves are serialised.
  */
 export async function copyDisk(src: Disk, dst: Disk, opts: CopyOptions): Promise<{ dataBytes: number }> {
   const gran = opts.granularity;
@@ -25,6 +25,8 @@ export async function copyDisk(src: Disk, dst: Disk, opts: CopyOptions): Promise
   const zero = Buffer.alloc(gran);
   const it = chunks(await src.extents(), gran, chunk);
   let dataBytes = 0;
+  // Writes go one at a time, in order: concurrent writes to one file contend for its lock.
+  let writing: Promise<unknown> = Promise.resolve();
   const worker = async () => {
     const buf = Buffer.allocUnsafe(chunk);
     for (let n = it.next(); !n.done; n = it.next()) {
@@ -32,7 +34,9 @@ export async function copyDisk(src: Disk, dst: Disk, opts: CopyOptions): Promise
       const piece = n.value;
       const b = buf.subarray(0, piece.length);
       await src.read(b, piece.offset);
-      dataBytes += await writeNonZeroRuns(dst, b, piece.offset, gran, zero);
+      const w = writing.then(() => writeNonZeroRuns(dst, b, piece.offset, gran, zero));
+      writing = w.catch(() => {});
+      dataBytes += await w;
       opts.onProgress?.(piece.offset + piece.length, src.size);
     }
   };

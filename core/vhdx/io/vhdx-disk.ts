@@ -10,7 +10,7 @@ import {
 } from '../format/constants.ts';
 import { bracedGuid } from '../format/guid.ts';
 import type { VhdxInfo } from '../index.ts';
-import { pwriteParallel } from '../../disk/file-io.ts';
+import { pwriteLarge } from '../../disk/file-io.ts';
 import { bitmapFileOffset, layerRanges, planRead, type LayerRange } from './layout.ts';
 import type { VhdxFile } from './vhdx-file.ts';
 
@@ -145,7 +145,7 @@ export class VhdxDisk extends Disk {
     const pages = new Map<number, Buffer>();
     const sbPages = this.#planBitmaps(sbRanges, batChanges);
     await f.ensureSize(this.#allocEnd);
-    for (const w of writes) await pwriteParallel(f.fh, buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
+    for (const w of writes) await pwriteLarge(f.fh, buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
     this.#applyBat(batChanges, pages);
     for (const [off, page] of sbPages) pages.set(off, page);
     await f.commitPages(pages);

@@ -15,7 +15,7 @@ import {
   decodeDiskMetadata, decodeMetadataTable, diskMetadataProblems, metadataEntryProblems, type DiskMetadata,
 } from '../format/metadata.ts';
 import { decodeRegionTable, regionEntryProblems, type RegionEntry } from '../format/region-table.ts';
-import { preadParallel, pwriteFully, readAt } from '../../disk/file-io.ts';
+import { preadLarge, pwriteFully, readAt } from '../../disk/file-io.ts';
 import { findActiveSequence, logOverlay, LogWriter, replayEntries } from './log.ts';
 
 export interface VhdxFileOpenOptions {
@@ -285,7 +285,7 @@ export class VhdxFile {
   }
 
   async readPayload(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
-    await preadParallel(this.fh, buf, bufOffset, length, position);
+    await preadLarge(this.fh, buf, bufOffset, length, position);
     if (this.overlay) this.applyOverlay(buf.subarray(bufOffset, bufOffset + length), position);
   }
 }
