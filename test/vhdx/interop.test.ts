@@ -78,6 +78,25 @@ describe('VHDX interop with qemu-img', function () {
     });
   }
 
+  for (const sub of ['dynamic', 'fixed']) {
+    it(`writes into a qemu-created ${sub} disk; qemu-img check and compare still pass`, async () => {
+      const f = s.path('q.vhdx');
+      run('qemu-img', ['create', '-q', '-f', 'vhdx', '-o', `subformat=${sub},block_size=2M,block_state_zero=off`, f, String(SIZE)]);
+      qemuWrite(f, WRITES);
+      const model = qemuToRaw(f, s.path('before.raw'));
+      const disk = await openDisk(f, { writable: true });
+      const data = patternBuffer(5 * MiB + 512, 21);
+      await disk.write(data, 9 * MiB - 512);
+      data.copy(model, 9 * MiB - 512);
+      await disk.zero(40 * MiB, 2 * MiB);
+      model.fill(0, 40 * MiB, 42 * MiB);
+      await disk.close();
+      writeFileSync(s.path('expected.raw'), model);
+      qemuCheck(f);
+      qemuCompare(s.path('expected.raw'), f);
+    });
+  }
+
   it('first data write changes DataWriteGuid (both headers, two sequence numbers); later writes do not', async () => {
     const f = s.path('g.vhdx');
     const disk = (await createVhdx(f, { size: SIZE, blockSize: MiB })) as VhdxDisk;
