@@ -90,7 +90,7 @@ export class Repository {
       throw wrapError(err, `open repository ${backend.location}`, backend.location);
     }
     const config = decodeConfig(raw, `${backend.location} <config>`);
-    const codec = config.encryption === null ? plainCodec() : await unlock(backend, config, opts);
+    const codec = config.encryption === null ? await plainUnlessKeys(backend, opts.signal) : await unlock(backend, config, opts);
     return new Repository(backend, config, codec, opts.threads);
   }
 
@@ -242,6 +242,18 @@ async function refuseNonEmpty(backend: Backend, signal?: AbortSignal): Promise<v
       throw new HvError('ERR_ALREADY_EXISTS', `cannot create a repository in ${backend.location}: it already holds ${type === 'config' ? 'a repository' : `${type}/ objects`}`, { target: backend.location });
     }
   }
+}
+
+/**
+ * An unencrypted config next to key files means someone altered the config (a downgrade):
+ * backing up into it would write plaintext where the owner expects ciphertext. Refuse.
+ */
+async function plainUnlessKeys(backend: Backend, signal?: AbortSignal): Promise<ObjectCodec> {
+  for await (const o of backend.list(signal, 'keys')) {
+    const where = `${backend.location} <config>`;
+    throw new HvError('ERR_CORRUPT', `${where} says the repository is not encrypted, but keys/ holds key file ${o.name}: the config was altered or damaged; refusing to use it unencrypted`, { target: where });
+  }
+  return plainCodec();
 }
 
 async function unlock(backend: Backend, config: RepositoryConfig, opts: OpenOptions): Promise<ObjectCodec> {

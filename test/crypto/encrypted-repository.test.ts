@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addRepositoryKey } from '../../core/api/keys.ts';
@@ -92,6 +92,16 @@ describe('crypto: encrypted repository (repository API)', function () {
     const [keyName] = readdirSync(join(enc, 'keys'));
     flipBit(join(enc, 'keys', keyName!), 200, 1);
     await assert.rejects(openRepository(enc, { password: 'pw' }), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<keys/${keyName}>`));
+  });
+
+  it('refuses a config downgraded to "not encrypted" while key files exist (no plaintext written into it)', async () => {
+    const enc = join(dir, 'enc');
+    await backUp(enc, 'pw', disk, vmName);
+    const configFile = join(enc, 'config');
+    const config = JSON.parse(readFileSync(configFile, 'utf8'));
+    writeFileSync(configFile, JSON.stringify({ ...config, encryption: null }, null, 2));
+    await assert.rejects(openRepository(enc), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && /<config> says the repository is not encrypted, but keys\//.test(e.message));
+    await assert.rejects(openRepository(enc, { password: 'pw' }), (e: unknown) => isHvError(e, 'ERR_CORRUPT'));
   });
 
   it('restores byte-identical data with a second password; stats say which kind each repository is', async () => {
