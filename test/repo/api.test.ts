@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRepositoryStats, initRepository, removeRestorePoints } from '../../core/api/repository.ts';
-import { isHvError } from '../../core/errors.ts';
+import { isHvError, type ErrorCode } from '../../core/errors.ts';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { openRepository } from '../../core/repo/local.ts';
 import { encodeLock } from '../../core/repo/lock.ts';
@@ -14,7 +14,7 @@ import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'hvbackup.js');
 const CHUNK = 64 * 1024;
 
-function code(c: string, mention?: string) {
+function code(c: ErrorCode, mention?: string) {
   return (e: unknown) => isHvError(e, c) && (mention === undefined || e.message.includes(mention));
 }
 
