@@ -44,6 +44,14 @@ Describe 'Export-HVArchive and Import-HVArchive' -Tag Integration {
         $cat.Pool | Should -Be 'weekly'
         @($cat.Points).Count | Should -Be 2
     }
+    It 'restores the newest point of vm01 from the media alone, same disk content' {
+        $files = @(Get-ChildItem -LiteralPath (Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'media') -Filter '*.tar' | Sort-Object Name)
+        $r = Restore-HVVM -MediaPath $files.FullName -VMName vm01 -Path 'TestDrive:\from-media'
+        $r.PSObject.TypeNames[0] | Should -Be 'HVBackup.RestoreResult'
+        $r.VMName | Should -Be 'vm01'
+        $restored = @($r.Disks)[0].Path
+        Get-RawDiskHash $restored | Should -Be (Get-RawDiskHash (Join-Path $sb.VMPaths[0] 'Virtual Hard Disks/vm01.vhdx'))
+    }
     It 'Start-HVArchiveWatch stops after -Duration with a summary' {
         $w = Start-HVArchiveWatch -Repository $sb.Repository -Pool live -MediaPath (Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'live') -Duration (New-TimeSpan -Seconds 2)
         $w.PSObject.TypeNames[0] | Should -Be 'HVBackup.ArchiveWatch'

@@ -4,17 +4,7 @@ BeforeAll {
     Remove-Item Env:HVBACKUP_BRIDGE_TEST_METHODS -ErrorAction SilentlyContinue
     Import-HVBackupForTest
     $script:sb = New-HVSandbox -Path 'TestDrive:\sb' -VMCount 2 -SizeBytes 32MB
-    $script:node = Join-Path $RepoRoot 'node_modules/node/bin/node'
-    if ($env:OS -eq 'Windows_NT') { $script:node = Join-Path $RepoRoot 'node_modules/node/bin/node.exe' }
 
-    function Get-RawDiskHash {
-        # SHA-256 of a VHDX's flat (raw) content, converted by the engine's CLI.
-        param([string] $Vhdx)
-        $raw = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath ("raw-" + [guid]::NewGuid() + '.img')
-        & $node (Join-Path $RepoRoot 'bin/hvbackup.js') vhdx convert --to raw $Vhdx $raw 2>&1 | Out-Null
-        if ($LASTEXITCODE -ne 0) { throw "hvbackup vhdx convert failed for $Vhdx" }
-        try { (Get-FileHash -LiteralPath $raw -Algorithm SHA256).Hash } finally { Remove-Item -LiteralPath $raw }
-    }
 }
 
 AfterAll {

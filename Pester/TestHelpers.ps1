@@ -2,6 +2,8 @@
 $script:RepoRoot = Split-Path -Parent $PSScriptRoot
 $script:ModuleManifest = Join-Path $script:RepoRoot 'psmodule/HVBackup/HVBackup.psd1'
 $script:FixtureMethods = Join-Path $script:RepoRoot 'test/bridge/fixtures/test-methods.ts'
+$script:node = Join-Path $script:RepoRoot 'node_modules/node/bin/node'
+if ($env:OS -eq 'Windows_NT') { $script:node = Join-Path $script:RepoRoot 'node_modules/node/bin/node.exe' }
 
 function Import-HVBackupForTest {
     Import-Module $script:ModuleManifest -Force -ErrorAction Stop
@@ -19,4 +21,13 @@ function New-TestEngineException {
     # The exception Invoke-HVEngine throws for an engine error (for mocks of it).
     param([string] $Code, [string] $Message, [string] $Target)
     & (Get-Module HVBackup) { param($c, $m, $t) New-HVEngineException -Code $c -Message $m -Target $t } $Code $Message $Target
+}
+
+function Get-RawDiskHash {
+    # SHA-256 of a VHDX's flat (raw) content, converted by the engine's CLI into TestDrive:.
+    param([string] $Vhdx)
+    $raw = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath ("raw-" + [guid]::NewGuid() + '.img')
+    & $script:node (Join-Path $script:RepoRoot 'bin/hvbackup.js') vhdx convert --to raw $Vhdx $raw 2>&1 | Out-Null
+    if ($LASTEXITCODE -ne 0) { throw "hvbackup vhdx convert failed for $Vhdx" }
+    try { (Get-FileHash -LiteralPath $raw -Algorithm SHA256).Hash } finally { Remove-Item -LiteralPath $raw }
 }

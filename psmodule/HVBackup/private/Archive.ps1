@@ -10,3 +10,24 @@ function Get-HVArchiveTarget {
     if ($RetentionDays -gt 0) { $target['retentionDays'] = $RetentionDays }
     $target
 }
+
+function Restore-HVVMFromMedia {
+    # Restore-HVVM -MediaPath: a restore point read from archive media alone.
+    [CmdletBinding()]
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string[]] $MediaPath, [string] $VMName, [string] $Id, [string] $Path, [System.Security.SecureString] $Password)
+    $media = @($MediaPath | ForEach-Object { ConvertTo-HVFileSystemPath $_ -Cmdlet $Cmdlet })
+    $to = ConvertTo-HVFileSystemPath $Path -Cmdlet $Cmdlet
+    $params = @{ media = $media; vmName = $VMName; to = $to }
+    if ($Id) { $params['point'] = $Id }
+    Add-HVPassword -Params $params -Password $Password
+    $which = "the newest restore point of VM '$VMName'"
+    if ($Id) { $which = "restore point $Id of VM '$VMName'" }
+    if (-not $Cmdlet.ShouldProcess("Restore $which from $($media.Count) archive medium/media to '$to'", "Restore $which to '$to'?", 'Restore-HVVM')) { return }
+    try {
+        $r = Invoke-HVEngine -Method 'restoreFromArchive' -Params $params
+    } catch {
+        $Cmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject ($media -join ', ')))
+    }
+    $obj = ConvertTo-HVObject -InputObject $r -TypeName 'HVBackup.RestoreResult'
+    $obj | Add-Member -NotePropertyName 'Status' -NotePropertyValue 'success' -PassThru
+}

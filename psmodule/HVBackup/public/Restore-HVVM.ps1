@@ -1,23 +1,28 @@
 function Restore-HVVM {
     <#
     .SYNOPSIS
-    Restores a VM from a restore point.
+    Restores a VM from a restore point, in a repository or on archive media.
 
     .DESCRIPTION
     Writes the VM's disks and configuration from a restore point into a folder, and on the
     host registers the restored VM (with a new id, under -NewName if given, so it can run
     beside the original). Every restored block is checked against its stored hash. Nothing
     is written outside the -Path folder. -WhatIf prints the engine's restore plan and writes
-    nothing.
+    nothing. With -MediaPath, the restore point is read from archive media alone (written by
+    Export-HVArchive), without the repository.
 
     .PARAMETER Repository
     The repository folder. Taken from the Repository property of Get-HVRestorePoint output.
 
     .PARAMETER Id
-    The restore point's id. Taken from the Id property of Get-HVRestorePoint output.
+    The restore point's id (or a unique prefix). Taken from the Id property of Get-HVRestorePoint output.
+    With -MediaPath it is optional: the VM's newest restore point on the media is used.
 
     .PARAMETER VMName
-    The VM to restore when the restore point holds several. Taken from the VMName property.
+    The VM whose restore point to restore (required with -MediaPath). Taken from the VMName property.
+
+    .PARAMETER MediaPath
+    Archive media files to restore from, in order, instead of a repository.
 
     .PARAMETER Path
     The folder to restore into. Created if needed; existing files are never overwritten.
@@ -45,31 +50,45 @@ function Restore-HVVM {
     Get-HVRestorePoint -Repository D:\Backups\Repo1 -VMName db01 -Latest | Restore-HVVM -Path D:\Restored -WhatIf
 
     Shows what the restore would write.
+
+    .EXAMPLE
+    Restore-HVVM -MediaPath (Get-ChildItem E:\Media\weekly-*.tar | Sort-Object Name).FullName -VMName web01 -Path D:\FromTape
+
+    Restores web01's newest archived restore point from media alone.
     #>
-    [CmdletBinding(SupportsShouldProcess)]
+    [CmdletBinding(SupportsShouldProcess, DefaultParameterSetName = 'Repository')]
     [OutputType('HVBackup.RestoreResult')]
     param(
-        [Parameter(Mandatory, ValueFromPipelineByPropertyName)]
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName, ParameterSetName = 'Repository')]
         [string] $Repository,
 
-        [Parameter(Mandatory, ValueFromPipelineByPropertyName)]
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName, ParameterSetName = 'Repository')]
+        [Parameter(ParameterSetName = 'Media')]
         [Alias('PointId', 'RestorePointId')]
         [string] $Id,
 
-        [Parameter(ValueFromPipelineByPropertyName)]
+        [Parameter(ValueFromPipelineByPropertyName, ParameterSetName = 'Repository')]
+        [Parameter(Mandatory, ParameterSetName = 'Media')]
         [string] $VMName,
+
+        [Parameter(Mandatory, ParameterSetName = 'Media')]
+        [string[]] $MediaPath,
 
         [Parameter(Mandatory, Position = 0)]
         [Alias('Destination')]
         [string] $Path,
 
-        [Parameter()]
+        [Parameter(ParameterSetName = 'Repository')]
         [string] $NewName,
 
         [Parameter()]
         [System.Security.SecureString] $Password
     )
     process {
+        if ($PSCmdlet.ParameterSetName -eq 'Media') {
+            Restore-HVVMFromMedia -Cmdlet $PSCmdlet -MediaPath $MediaPath -VMName $VMName -Id $Id -Path $Path -Password $Password
+            return
+        }
         $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $to = ConvertTo-HVFileSystemPath $Path -Cmdlet $PSCmdlet
         $params = @{ repository = $repoPath; point = $Id; to = $to }
