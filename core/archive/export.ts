@@ -15,7 +15,8 @@ import { objectEntryName } from './entries.ts';
 import type { ArchivedPoint } from './label.ts';
 import { mediumName } from './label.ts';
 import { mediaFileName, type MediaTarget } from './media-target.ts';
-import { MediaSetWriter, type NextMedium } from './set-writer.ts';
+import { MediaSetWriter, type NextMedium, type WrittenMark } from './set-writer.ts';
+import { StoredObjectReader, type StoredObject } from './stored-reader.ts';
 
 export const DEFAULT_RECORD_SIZE = 256 * 1024;
 export const DEFAULT_CAPACITY = 12e12; // LTO-8 native
@@ -138,14 +139,19 @@ async function writeSet(ctx: OperationContext, repo: Repository, target: MediaTa
     },
   });
   summary.set = set;
+  const reader = new StoredObjectReader(repo);
+  const inFlight: { obj: StoredObject; mark: WrittenMark }[] = [];
+  reader.reclaim = () => {
+    while (inFlight.length > 0 && inFlight[0]!.mark.writer.hasWritten(inFlight[0]!.mark.end)) inFlight.shift()!.obj.release();
+  };
   try {
     let done = 0;
-    for await (const { id, data } of loadStored(repo, 'chunks', plan.toWrite, signal)) {
-      await writer.writeObject('chunks', id, data);
+    for await (const obj of reader.readAll('chunks', plan.toWrite, signal)) {
+      inFlight.push({ obj, mark: await writer.writeObject('chunks', obj.id, obj.data) });
       summary.chunksWritten++;
       if (++done % 16 === 0 || done === plan.toWrite.length) progress(ctx, { activity: 'export', target: start.pool.name, status: 'writing chunks', done, total: plan.toWrite.length });
     }
-    for await (const { id, data } of loadStored(repo, 'manifests', plan.points.map((p) => p.id), signal)) await writer.writeObject('manifests', id, data);
+    for await (const obj of reader.readAll('manifests', plan.points.map((p) => p.id), signal)) await writer.writeObject('manifests', obj.id, obj.data);
     await writer.finish();
   } catch (e) {
     await writer.abort();
@@ -163,28 +169,4 @@ async function perMediumObjects(repo: Repository, signal?: AbortSignal): Promise
   for await (const o of repo.backend.list(signal, 'keys')) keys.push(o.name);
   for (const k of keys.sort()) out.push({ name: objectEntryName('keys', k), data: await repo.backend.load(signal, { type: 'keys', name: k }) });
   return out;
-}
-
-/** Stored objects in order, a few loads ahead of the writer so media writes are never idle. */
-async function* loadStored(repo: Repository, type: 'chunks' | 'manifests', ids: string[], signal?: AbortSignal): AsyncGenerator<{ id: string; data: Buffer }> {
-  const window = 8;
-  const queue: { id: string; data: Promise<Buffer> }[] = [];
-  let next = 0;
-  const fill = () => {
-    while (queue.length < window && next < ids.length) {
-      const id = ids[next++]!;
-      const data = repo.backend.load(signal, { type, name: id });
-      data.catch(() => {});
-      queue.push({ id, data });
-    }
-  };
-  fill();
-  while (queue.length > 0) {
-    const head = queue.shift()!;
-    const data = await head.data.catch((err: unknown) => {
-      throw repo.backend.isNotFound(err) ? new HvError('ERR_NOT_FOUND', `<${type}/${head.id}> is missing from ${repo.location}; run hvbackup verify`, { target: `<${type}/${head.id}>`, cause: err }) : err;
-    });
-    fill();
-    yield { id: head.id, data };
-  }
 }

@@ -25,10 +25,13 @@ export class MediumWriter {
   readonly #done: Promise<void>;
   readonly #mtime: Date;
   #error: unknown;
+  #finished = false;
+  readonly #out: OpenMedium;
 
   /** `reserve`: tar bytes kept free for the trailer entry. */
   constructor(mediumId: string, out: OpenMedium, opts: { capacity: number; recordSize: number; reserve: number; mtime: Date; exactRecords: boolean }) {
     this.mediumId = mediumId;
+    this.#out = out;
     this.#mtime = opts.mtime;
     this.#blocker = new RecordBlocker(opts.recordSize, { exact: opts.exactRecords });
     this.#usable = Math.floor(opts.capacity / opts.recordSize) * opts.recordSize - END_BLOCKS - opts.reserve;
@@ -61,7 +64,14 @@ export class MediumWriter {
   async finish(): Promise<number> {
     this.#pack.finalize();
     await this.#done;
+    this.#finished = true;
     return this.#blocker.written;
+  }
+
+  /** True once the first `end` tar bytes have been handed to the medium (their buffers may be reused). */
+  hasWritten(end: number): boolean {
+    const written = (this.#out.stream as { bytesWritten?: number }).bytesWritten;
+    return this.#finished || (typeof written === 'number' && written >= end);
   }
 
   destroy(): void {

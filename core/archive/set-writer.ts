@@ -24,6 +24,12 @@ export interface NextMedium {
   replace: boolean;
 }
 
+export interface WrittenMark {
+  writer: MediumWriter;
+  /** Tar offset on that medium just past the object's last part. */
+  end: number;
+}
+
 export interface SetWriterOptions {
   target: MediaTarget;
   pool: MediaPoolDefinition;
@@ -61,12 +67,16 @@ export class MediaSetWriter {
     this.#reserve = tarEntrySize(worst.length);
   }
 
-  async writeObject(type: ObjectEntryType, name: string, data: Buffer): Promise<void> {
+  /**
+   * Writes one object (split across media when it must). Resolves once the pipeline has taken
+   * it; `mark.writer.hasWritten(mark.end)` says when its bytes have reached the medium.
+   */
+  async writeObject(type: ObjectEntryType, name: string, data: Buffer): Promise<WrittenMark> {
     let cur = this.#cur ?? (await this.#openNext());
-    if (data.length <= cur.writer.room()) return cur.writer.add(objectEntryName(type, name), data, true);
-    if (cur.writer.room() < Math.min(MIN_PART, data.length)) {
-      cur = await this.#rotate();
-      if (data.length <= cur.writer.room()) return cur.writer.add(objectEntryName(type, name), data, true);
+    if (data.length > cur.writer.room() && cur.writer.room() < Math.min(MIN_PART, data.length)) cur = await this.#rotate();
+    if (data.length <= cur.writer.room()) {
+      await cur.writer.add(objectEntryName(type, name), data, true);
+      return { writer: cur.writer, end: cur.writer.tarBytes };
     }
     const sizes = this.#planParts(data.length, cur.writer.room());
     let off = 0;
@@ -75,6 +85,7 @@ export class MediaSetWriter {
       await cur.writer.add(objectEntryName(type, name, i + 1, sizes.length), data.subarray(off, off + sizes[i]!), true);
       off += sizes[i]!;
     }
+    return { writer: cur.writer, end: cur.writer.tarBytes };
   }
 
   /** Closes the last medium (trailer says the set ends here). */
