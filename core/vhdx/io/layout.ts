@@ -80,9 +80,8 @@ function pushRange(out: LayerRange[], r: LayerRange): void {
  * What this file itself defines: 'data' (present blocks/sectors) and 'zero' (ZERO,
  * UNDEFINED, UNMAPPED); NOT_PRESENT ranges are left out (they come from below).
  */
-export function layerRanges(bat: Buffer, g: BatGeometry, bitmaps: BitmapLookup): LayerRange[] {
-  const out: LayerRange[] = [];
-  for (let b = 0; b < g.payloadBlocks; b++) {
+export function layerRanges(bat: Buffer, g: BatGeometry, bitmaps: BitmapLookup, firstBlock = 0, endBlock = g.payloadBlocks, out: LayerRange[] = []): LayerRange[] {
+  for (let b = firstBlock; b < Math.min(endBlock, g.payloadBlocks); b++) {
     const bStart = b * g.blockSize;
     const bEnd = Math.min(g.virtualSize, bStart + g.blockSize);
     const entry = readBatEntry(bat, payloadEntryIndex(g, b));

@@ -35,7 +35,7 @@ export function toByteRanges(ranges: LayerRange[]): ByteRange[] {
 export async function changedRanges(childPath: string): Promise<ByteRange[]> {
   const child = await openChildLayer(childPath);
   try {
-    return toByteRanges(child.ownRanges());
+    return toByteRanges(await child.ownRanges());
   } finally {
     await child.close();
   }
@@ -76,7 +76,7 @@ export async function mergeChild(childPath: string, opts: { keepChild?: boolean;
     const parent = await openVhdxDisk(parentPath, { writable: true });
     try {
       // The writable open may have replayed a log, which does not change DataWriteGuid.
-      const ranges = child.ownRanges();
+      const ranges = await child.ownRanges();
       await copyRanges(child, parent, ranges);
       await parent.flush();
       const changed = toByteRanges(ranges);

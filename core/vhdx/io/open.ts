@@ -25,9 +25,7 @@ export async function openVhdxDisk(path: string, opts: VhdxOpenOptions = {}): Pr
         info.resolvedPath = p.path;
       }
     }
-    const disk = new VhdxDisk(file, parent, info);
-    await disk.loadBitmaps();
-    return disk;
+    return new VhdxDisk(file, parent, info);
   } catch (err) {
     await parent?.close().catch(() => {});
     await file.close().catch(() => {});

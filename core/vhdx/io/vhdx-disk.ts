@@ -17,6 +17,8 @@ import type { VhdxFile } from './vhdx-file.ts';
 /** Writes larger than this are split so one log entry always fits the 1 MiB log. */
 const MAX_WRITE = 256 * MiB;
 const ZERO_CHUNK = 4 * MiB;
+/** Read-only children keep at most this many 1 MiB sector bitmaps cached. */
+const MAX_CACHED_BITMAPS = 64;
 
 interface PlannedWrite { fOff: number; bufOff: number; len: number }
 
@@ -37,14 +39,33 @@ export class VhdxDisk extends Disk {
     this.#allocEnd = Math.ceil(file.fileSize / MiB) * MiB;
   }
 
-  /** Sector bitmaps of a differencing disk are loaded once and kept (1 MiB per 2^23 sectors). */
-  async loadBitmaps(): Promise<void> {
+  /**
+   * Load the sector bitmaps (1 MiB per 2^23 sectors) of chunks [first, last] on demand.
+   * A read-only disk keeps the most recently used few; a writable one keeps every
+   * bitmap it loaded, since its in-memory copies are what the next transaction logs.
+   */
+  async #ensureBitmaps(first: number, last: number): Promise<void> {
     const g = this.file.geometry;
     if (!g.hasParent) return;
-    for (let c = 0; c < g.sectorBitmapBlocks; c++) {
+    for (let c = first; c <= Math.min(last, g.sectorBitmapBlocks - 1); c++) {
+      const cached = this.#bitmaps.get(c);
+      if (cached) {
+        this.#bitmaps.delete(c);
+        this.#bitmaps.set(c, cached);
+        continue;
+      }
       const off = bitmapFileOffset(this.file.bat, g, c);
-      if (off !== undefined) this.#bitmaps.set(c, await this.file.readMeta(off, SECTOR_BITMAP_BLOCK_SIZE));
+      if (off === undefined) continue;
+      const bm = await this.file.readMeta(off, SECTOR_BITMAP_BLOCK_SIZE);
+      if (this.#bitmaps.has(c)) continue;
+      this.#bitmaps.set(c, bm);
+      if (this.readOnly && this.#bitmaps.size > MAX_CACHED_BITMAPS) this.#bitmaps.delete(this.#bitmaps.keys().next().value!);
     }
+  }
+
+  #chunksOf(offset: number, length: number): [number, number] {
+    const per = SECTORS_PER_CHUNK * this.file.geometry.logicalSectorSize;
+    return [Math.floor(offset / per), Math.floor((offset + Math.max(length, 1) - 1) / per)];
   }
 
   get geometry(): DiskGeometry {
@@ -71,6 +92,7 @@ export class VhdxDisk extends Disk {
 
   protected async _read(buffer: Buffer, offset: number): Promise<void> {
     const g = this.file.geometry;
+    await this.#ensureBitmaps(...this.#chunksOf(offset, buffer.length));
     const segs = planRead(this.file.bat, g, this.parent !== undefined, (c) => this.#bitmaps.get(c), offset, buffer.length);
     for (const s of segs) {
       const bufOff = s.vOff - offset;
@@ -113,6 +135,7 @@ export class VhdxDisk extends Disk {
 
   async #writePiece(buffer: Buffer, offset: number): Promise<void> {
     const f = this.file, g = f.geometry;
+    await this.#ensureBitmaps(...this.#chunksOf(offset, buffer.length));
     const writes: PlannedWrite[] = [];
     const batChanges = new Map<number, BatEntry>();
     const sbRanges: ByteRange[] = [];
@@ -231,12 +254,19 @@ export class VhdxDisk extends Disk {
   }
 
   /** Ranges this file defines itself (for a child: what a merge would write into the parent). */
-  ownRanges(): LayerRange[] {
-    return layerRanges(this.file.bat, this.file.geometry, (c) => this.#bitmaps.get(c));
+  async ownRanges(): Promise<LayerRange[]> {
+    const g = this.file.geometry;
+    if (!g.hasParent) return layerRanges(this.file.bat, g, () => undefined);
+    const out: LayerRange[] = [];
+    for (let c = 0; c < g.sectorBitmapBlocks; c++) {
+      await this.#ensureBitmaps(c, c);
+      layerRanges(this.file.bat, g, (k) => this.#bitmaps.get(k), c * g.chunkRatio, (c + 1) * g.chunkRatio, out);
+    }
+    return out;
   }
 
   protected async _extents(): Promise<DiskExtent[]> {
-    const own = this.ownRanges();
+    const own = await this.ownRanges();
     const below: DiskExtent[] = this.parent ? await this.parent.extents() : [{ offset: 0, length: this.size, kind: 'zero' }];
     return overlayExtents(own, below, this.size);
   }
