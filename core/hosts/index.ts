@@ -14,7 +14,8 @@ export interface GetHostOptions extends LocalHostOptions {
 export async function getHost(kind: HostKind, opts: GetHostOptions = {}): Promise<Host> {
   if (kind === 'local') return new LocalHost(opts);
   const mod = (await import('./hyperv/index.ts')) as { createHyperVHost: (o?: Record<string, unknown>) => Host };
-  return mod.createHyperVHost(opts.hyperv ?? {});
+  // The engine's log sink reaches the driver too (VSS fallback, leftover checkpoints, ...).
+  return mod.createHyperVHost({ ...(opts.onLog ? { onLog: opts.onLog } : {}), ...(opts.hyperv ?? {}) });
 }
 
 export { LocalHost } from './local/host.ts';

@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { toVmDescription } from '../../core/hosts/hyperv/mapping.ts';
 import type { RawVm } from '../../core/hosts/hyperv/mapping.ts';
+import { getHost } from '../../core/hosts/index.ts';
 import { HyperVFrozenDisk } from '../../core/hosts/hyperv/hyperv-host.ts';
-import type { HyperVCheckpoint } from '../../core/hosts/hyperv/hyperv-host.ts';
+import type { HyperVCheckpoint, HyperVHost } from '../../core/hosts/hyperv/hyperv-host.ts';
 import { createHyperVHost } from '../../core/hosts/hyperv/index.ts';
 import * as S from '../../core/hosts/hyperv/scripts.ts';
-import { calledScripts, fx, hostWith, paramsOf, rejectsWith } from './testing.ts';
+import { calledScripts, fx, hostWith, paramsOf, rejectsWith, scriptedSession } from './testing.ts';
 import type { Step } from './testing.ts';
 
 const VM_ID = '6b1c3f0e-8e4b-4f5b-9c1a-2d7e5a9b0c11';
@@ -413,6 +414,16 @@ describe('HyperVHost: restore registration and version check', () => {
 });
 
 describe('HyperVHost: factory and contract', () => {
+  it("getHost('hyperv') builds the driver with the engine's log sink and the given options", async () => {
+    const logs: string[] = [];
+    const session = scriptedSession([[S.LIST_CHECKPOINTS, fx('checkpoints-leftover')], [S.REMOVE_CHECKPOINT, { Removed: 1 }]]);
+    const host = await getHost('hyperv', { onLog: (e) => logs.push(e.message), hyperv: { session, jobId: 'job-9' } });
+    assert.equal(host.kind, 'hyperv');
+    assert.equal((host as HyperVHost).jobId, 'job-9');
+    assert.equal(await host.removeLeftoverCheckpoints(web01()), 1);
+    assert.ok(logs.some((l) => l.includes('left behind by an earlier backup of VM web01')), logs.join('\n'));
+  });
+
   it('createHyperVHost returns a host of kind hyperv whose checkpoints only it accepts', async () => {
     const host = createHyperVHost({ session: { invoke: async () => null } });
     assert.equal(host.kind, 'hyperv');
