@@ -14,5 +14,6 @@ for (let i = 0; ; i++) {
   const data = Buffer.concat([randomBytes(5 * repo.chunkSize), shared, Buffer.alloc(repo.chunkSize)]);
   const disk = await storeDisk(repo, data);
   await repo.saveManifest(makeManifest({ disks: [disk] }));
+  process.stdout.write('saved\n');
   void lock;
 }

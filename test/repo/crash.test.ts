@@ -17,13 +17,25 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Start the writer, wait until it writes, kill -9 it after `delayMs`. */
-function runAndKill(repo: string, delayMs: number): Promise<void> {
+/**
+ * Start the writer, let it save `saves` restore points (timing-independent on a busy
+ * machine), then kill -9 it `delayMs` later, somewhere in the next chunks or manifest.
+ */
+function runAndKill(repo: string, saves: number, delayMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, repo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
-    child.stdout.once('data', () => setTimeout(() => child.kill('SIGKILL'), delayMs));
+    let seen = -1;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      for (const line of d.split('\n')) {
+        if (line === 'ready' || line === 'saved') seen++;
+        if (seen === saves) {
+          seen++;
+          setTimeout(() => child.kill('SIGKILL'), delayMs);
+        }
+      }
+    });
     child.on('exit', (code, signal) => {
       if (signal === 'SIGKILL') resolve();
       else reject(new Error(`writer exited on its own (code ${code}): ${stderr}`));
@@ -42,7 +54,7 @@ describe('Repository crash safety (kill -9)', function () {
       const path = join(dir, 'repo');
       await (await initRepository(path, { chunkSize: 64 * 1024 })).close();
       const random = rng(seed);
-      for (let round = 0; round < 4; round++) await runAndKill(path, 50 + Math.floor(random() * 400));
+      for (let round = 0; round < 4; round++) await runAndKill(path, 1 + Math.floor(random() * 3), Math.floor(random() * 60));
       const repo = await openRepository(path);
       try {
         const manifests = await repo.listManifests();
