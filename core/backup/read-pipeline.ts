@@ -23,17 +23,19 @@ export interface PipelineOptions {
 export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[], writer: ChunkWriter, opts: PipelineOptions): Promise<ChunkRef[]> {
   const refs: ChunkRef[] = plan.map((p) => (p === 'read' ? null : p));
   const window = opts.inFlight ?? 4;
-  const reads: Promise<Buffer>[] = [];
+  const cs = opts.chunkSize;
+  // Each slice is read into its own chunk-sized buffer from a pool: a buffer posted to a
+  // worker is copied whole, so it must not be a view into something larger, and it is
+  // free again as soon as submit() resolves — no garbage, flat memory.
+  const free: Buffer[] = [];
+  const take = () => free.pop() ?? Buffer.allocUnsafeSlow(cs);
+  const reads: Promise<Buffer[]>[] = [];
   const pending: Promise<void>[] = [];
   let next = 0;
-  // Run buffers are reused: the writer copies a slice before submit() resolves.
-  const free: Buffer[] = [];
-  const maxRun = runs.reduce((a, r) => Math.max(a, r.length), 0);
   const startRead = () => {
     const run = runs[next++]!;
-    const whole = free.pop() ?? Buffer.allocUnsafeSlow(maxRun);
-    const buf = whole.subarray(0, run.length);
-    const p = disk.read(buf, run.offset).then(() => buf, (err: unknown) => {
+    const slices = Array.from({ length: run.count }, (_, k) => take().subarray(0, Math.min(cs, run.offset + run.length - (run.offset + k * cs))));
+    const p = Promise.all(slices.map((b, k) => disk.read(b, run.offset + k * cs))).then(() => slices, (err: unknown) => {
       throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${disk.path}`, disk.path);
     });
     p.catch(() => undefined);
@@ -43,19 +45,18 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
   for (let r = 0; r < runs.length; r++) {
     throwIfAborted(opts.signal);
     const run = runs[r]!;
-    const buf = await reads.shift()!;
-    for (let k = 0; k < run.count; k++) {
-      const slice = buf.subarray(k * opts.chunkSize, Math.min((k + 1) * opts.chunkSize, buf.length));
+    const slices = await reads.shift()!;
+    for (let k = 0; k < slices.length; k++) {
+      const slice = slices[k]!;
       const idx = run.first + k;
-      if (isAllZero(slice)) continue;
-      // A view into the 8 MiB run buffer would be structured-cloned whole when posted to a
-      // worker; an exact-size copy costs one memcpy of the slice.
-      const { done } = await writer.submit(Buffer.from(slice));
-      const stored = done.then((res: PutResult) => { refs[idx] = res.id; });
-      stored.catch(() => undefined); // observed by Promise.all below; avoid an unhandled rejection meanwhile
-      pending.push(stored);
+      if (!isAllZero(slice)) {
+        const { done } = await writer.submit(slice);
+        const stored = done.then((res: PutResult) => { refs[idx] = res.id; });
+        stored.catch(() => undefined); // observed by Promise.all below; avoid an unhandled rejection meanwhile
+        pending.push(stored);
+      }
+      free.push(Buffer.from(slice.buffer, 0, cs));
     }
-    free.push(Buffer.from(buf.buffer, 0, maxRun));
     if (next < runs.length) startRead();
     opts.onRead?.(run.length);
   }
