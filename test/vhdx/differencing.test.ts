@@ -140,4 +140,23 @@ describe('VHDX differencing disks', () => {
     renameSync(s.path('base.vhdx'), s.path('gone.vhdx'));
     await assert.rejects(openDisk(s.path('c.avhdx')), (e) => isHvError(e, 'ERR_PARENT') && e.message.includes(s.path('c.avhdx')) && e.message.includes('base.vhdx') && /not found/.test(e.message));
   });
+
+  it('sector bitmaps of several chunks: writes either side of a 4 GiB chunk boundary read back and are listed exactly', async () => {
+    const GiB = 1024 * MiB;
+    const big = await createVhdx(s.path('big.vhdx'), { size: 10 * GiB, blockSize: 32 * MiB });
+    await big.write(Buffer.alloc(64 * MiB, 0x11), 8 * GiB - 32 * MiB);
+    await big.close();
+    await createDifferencingVhdx(s.path('bigc.avhdx'), s.path('big.vhdx'));
+    await writeAt(s.path('bigc.avhdx'), undefined, Buffer.alloc(512, 0x33), 8 * GiB - 512);
+    await writeAt(s.path('bigc.avhdx'), undefined, Buffer.alloc(512, 0x44), 8 * GiB);
+    await writeAt(s.path('bigc.avhdx'), undefined, Buffer.alloc(4096, 0x55), 9 * GiB + 512);
+    assert.deepEqual(await differencingChangedRanges(s.path('bigc.avhdx')), [
+      { offset: 8 * GiB - 512, length: 1024 }, { offset: 9 * GiB + 512, length: 4096 },
+    ]);
+    const d = await openDisk(s.path('bigc.avhdx'));
+    const b = Buffer.alloc(2048);
+    await d.read(b, 8 * GiB - 1024);
+    await d.close();
+    assert.deepEqual([b[0], b[511], b[512], b[1023], b[1024], b[1535], b[1536]], [0x11, 0x11, 0x33, 0x33, 0x44, 0x44, 0x11]);
+  });
 });
