@@ -2,7 +2,8 @@
 // the first SIZE MiB of the benchmark disk (bench/data/base.raw, else random data), then
 // (a) hvbackup archive export to a media file (256 KiB records, one medium) and
 // (b) `tar -b 512 -cf` of the repository's chunks/ manifests/ config (same record size).
-// Both read warm page cache and write to the same file system. Median of RUNS runs each.
+// Both read warm page cache and write to the same file system, alternating, each run after a
+// global sync (no dirty pages left by the previous one). Median of RUNS runs each.
 // Usage: node bench/archive/export.ts [SIZE_MIB] [RUNS]
 
 import { spawnSync } from 'node:child_process';
@@ -50,11 +51,13 @@ try {
   const tarsSynced: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const media = join(work, `media-${i}`);
+    spawnSync('sync'); // every run starts with no dirty pages of the previous one
     let t = performance.now();
     await exportArchive({}, { repository: repoPath, pool: `bench${i}`, mediaDir: media, capacity: 'LTO-8' });
     ours.push((performance.now() - t) / 1000);
     rmSync(media, { recursive: true, force: true });
     const out = join(work, 'tar.tar');
+    spawnSync('sync');
     t = performance.now();
     const r = spawnSync('tar', ['-b', '512', '-cf', out, '-C', repoPath, 'chunks', 'manifests', 'config']);
     tars.push((performance.now() - t) / 1000);
