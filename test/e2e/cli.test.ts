@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scratch } from '../backup/testing.ts';
+import type { Scratch } from '../backup/testing.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function hvb(...args: string[]): { status: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(root, 'core', 'cli', 'main.ts'), ...args], { encoding: 'utf8', cwd: root, env: { ...process.env, HVBACKUP_PASSWORD: '' } });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('CLI: vm, backup, points, restore, verify', function () {
+  this.timeout(180_000);
+  let s: Scratch;
+  before(() => { s = scratch('hvb-cli-'); });
+  after(() => s.cleanup());
+
+  it('runs a sample VM through backup, incremental, points, restore and verify with the documented exit codes', () => {
+    const vm = s.path('vms', 'cli01');
+    const repo = s.path('repo');
+    assert.equal(hvb('vm', 'sample', vm, '--size', '0.03125').status, 0);
+    assert.equal(hvb('repo', 'init', repo).status, 0);
+    const full = hvb('backup', vm, '--repo', repo, '--json');
+    assert.equal(full.status, 0, full.err);
+    const lines = full.out.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(lines.some((l) => l.event === 'progress' && l.activity === 'backup'));
+    const result = lines.at(-1);
+    assert.equal(result.event, 'result');
+    assert.equal(result.results[0].method, 'full');
+    assert.equal(hvb('vm', 'guest-write', vm, '--count', '4', '--seed', '2').status, 0);
+    const incr = hvb('backup', vm, '--repo', repo);
+    assert.equal(incr.status, 0, incr.err);
+    assert.match(incr.out, /cli01\s+success\s+changed-blocks/);
+    const points = JSON.parse(hvb('points', '--repo', repo, '--vm', 'cli01', '--json').out);
+    assert.deepEqual(points.map((p: { method: string }) => p.method), ['changed-blocks', 'full']);
+    const restore = hvb('restore', 'latest', '--repo', repo, '--vm', 'cli01', '--to', s.path('r'), '--name', 'cli01-restored');
+    assert.equal(restore.status, 0, restore.err);
+    assert.match(restore.out, /restored cli01-restored/);
+    const again = hvb('restore', 'latest', '--repo', repo, '--vm', 'cli01', '--to', s.path('r'), '--name', 'cli01-restored');
+    assert.equal(again.status, 1);
+    assert.match(again.err, /already exists/);
+    const verify = hvb('verify', '--repo', repo);
+    assert.equal(verify.status, 0, verify.err);
+    assert.match(verify.out, /repository is OK/);
+    const mixed = hvb('backup', vm, s.path('vms', 'nope'), '--repo', repo);
+    assert.equal(mixed.status, 1, 'exit 1 when any VM failed');
+    assert.match(mixed.out, /nope\s+failed/);
+    assert.match(mixed.out, /cli01\s+success/);
+    const noRepo = hvb('backup', vm, '--repo', s.path('no-repo'));
+    assert.equal(noRepo.status, 1);
+    assert.match(noRepo.err, /no-repo does not exist/);
+    const repair = hvb('vm', 'repair', vm);
+    assert.equal(repair.status, 0);
+    assert.match(repair.out, /no leftover backup checkpoint/);
+    const list = hvb('vm', 'list', s.path('vms'));
+    assert.match(list.out, /cli01/);
+  });
+});
