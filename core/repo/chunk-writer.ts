@@ -60,6 +60,11 @@ export function createChunkWriter(store: ChunkStoreState, opts: { signal?: Abort
     throwIfAborted(opts.signal);
     if (firstError) throw firstError;
     while (active >= capacity) await new Promise<void>((r) => waiters.push(r));
+    if (opts.signal?.aborted || firstError) {
+      waiters.shift()?.();
+      throwIfAborted(opts.signal);
+      throw firstError;
+    }
     active++;
     let hashed;
     try {

@@ -220,8 +220,12 @@ export class Repository {
 
   // ---- locks ----
 
-  lock(opts: { exclusive: boolean; operation: string; signal?: AbortSignal }): Promise<HeldLock> {
-    return acquireLock(this.backend, opts);
+  async lock(opts: { exclusive: boolean; operation: string; signal?: AbortSignal }): Promise<HeldLock> {
+    const held = await acquireLock(this.backend, opts);
+    // Whatever happened before we held the lock (another process's GC) may have removed
+    // chunks: list them afresh rather than skip writing a chunk that is gone.
+    this.#known = undefined;
+    return held;
   }
 
   /** Remove stale locks; with force, every lock (the user asserts nobody else is running). */

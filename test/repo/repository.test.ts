@@ -243,3 +243,24 @@ class SlowBackend extends MemoryBackend {
   }
 }
 
+
+describe('Repository chunks after garbage collection elsewhere', () => {
+  it('lists chunks afresh when a lock is taken, so a chunk removed meanwhile is written again', async () => {
+    const backend = new MemoryBackend();
+    const repo = await Repository.init(backend, { chunkSize: CHUNK });
+    const data = randomBytes(CHUNK);
+    const first = await repo.chunkWriter().put(data);
+    // Another process's GC removes the chunk while this Repository stays open.
+    const other = await Repository.open(backend, { threads: 0 });
+    const gc = await other.lock({ exclusive: true, operation: 'gc' });
+    await other.removeChunk(first.id);
+    await gc.release();
+    const lock = await repo.lock({ exclusive: false, operation: 'backup' });
+    const again = await repo.chunkWriter().put(data);
+    await lock.release();
+    assert.equal(again.isNew, true);
+    assert.deepEqual(await repo.loadChunk(first.id), data);
+    await repo.close();
+    await other.close();
+  });
+});
