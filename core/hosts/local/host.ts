@@ -127,12 +127,16 @@ export class LocalHost implements Host {
     const virtualSize = disk.size;
     await disk.close();
     const tracking = new Map([[d.key, await checkTracking(d.path, undefined, virtualSize)]]);
-    const referenceId = await startReference(d.path, virtualSize);
+    // The tracking file lives beside the disk; a read-only folder only costs the next backup a scan.
+    const referenceId = await startReference(d.path, virtualSize).catch((err: unknown) => {
+      this.#onLog({ level: 'warning', message: `cannot start change tracking beside ${d.path} (${(err as Error).message}); the next backup will scan`, target: d.path });
+      return undefined;
+    });
     const id = `bare-${Date.now().toString(36)}`;
     this.#live.set(id, { tracking });
     return {
       id, vm, consistency: 'crash', consistencyNote: 'bare disk file: read in place, no checkpoint (nothing may write it during the backup)',
-      createdAt: new Date(), references: [{ diskKey: d.key, referenceId }],
+      createdAt: new Date(), references: referenceId ? [{ diskKey: d.key, referenceId }] : [],
       disks: [{ key: d.key, path: d.path, format: d.format, open: () => openDisk(d.path) }],
     };
   }
