@@ -34,7 +34,7 @@ export interface MediaRestoreSummary {
 
 export async function openMediaRepository(scanned: ScannedMedium[], password: string | undefined, signal?: AbortSignal): Promise<{ repo: Repository; backend: MediaBackend }> {
   const backend = mediaBackend(scanned);
-  const repo = await Repository.open(backend, { password, signal, threads: 0 });
+  const repo = await Repository.open(backend, { password, signal });
   return { repo, backend };
 }
 
@@ -79,6 +79,7 @@ export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMe
     await fsp.mkdir(dir, { recursive: true });
     const disks: MediaRestoreSummary['disks'] = [];
     for (const d of m.disks) {
+      if (d.fileName.includes('/')) throw new HvError('ERR_CORRUPT', `restore point ${m.id} names a disk file ${JSON.stringify(d.fileName)} that is not a plain file name; refusing`, { target: d.fileName });
       const path = safeJoin(dir, d.fileName);
       await refuseExisting(path);
       // The restore engine's disk writer, over the media-backed repository; a partial file
