@@ -3,12 +3,14 @@
 // the test wrote, and restore points restore byte-identical.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sinon from 'sinon';
 import { restoreVM } from '../../core/api/restore.ts';
 import { runBackupJob } from '../../core/backup/engine.ts';
+import { restoreVm } from '../../core/restore/restore.ts';
 import { HyperVHost } from '../../core/hosts/hyperv/hyperv-host.ts';
+import * as S from '../../core/hosts/hyperv/scripts.ts';
 import { scriptName } from '../../core/hosts/hyperv/scripts.ts';
 import { openRepository } from '../../core/repo/index.ts';
 import { MiB, newRepo, qemuImg, scratch } from '../backup/testing.ts';
@@ -72,10 +74,10 @@ describe('HyperVHost under the backup engine', function () {
   });
   after(() => s.cleanup());
 
-  async function backup(host: HyperVHost) {
+  async function backup(host: HyperVHost, full = false) {
     const repo = await openRepository(s.path('repo'));
     try {
-      const [r] = await runBackupJob({}, { repo, host, sources: ['web01'] });
+      const [r] = await runBackupJob({}, { repo, host, sources: ['web01'], full });
       assert.equal(r!.status, 'success', JSON.stringify(r!.error));
       return { result: r!, manifest: await repo.loadManifest(r!.pointId!) };
     } finally {
@@ -120,5 +122,35 @@ describe('HyperVHost under the backup engine', function () {
     const calls = session.invoke.getCalls().map((c) => scriptName(c.args[0]));
     assert.equal(calls.filter((c) => c === 'convert-to-reference-point').length, 3, 'each checkpoint became a reference point');
     assert.equal(calls.filter((c) => c === 'remove-export').length, 3, 'each export folder was removed');
+  });
+
+  it('the restore engine hands Import-VM the staged exported config and the restored disks by controller key', async () => {
+    const { session } = fakeHyperV(s, vhdx);
+    const host = new HyperVHost({ session, jobId: 'e2e-restore', sleep: async () => undefined });
+    const { result, manifest } = await backup(host, true);
+    assert.equal(manifest.method, 'full');
+    let seen: Record<string, unknown> | undefined;
+    session.invoke.withArgs(S.IMPORT_VM).callsFake(async (_script, p) => {
+      // What Import-VM needs must exist while it runs: the staged .vmcx and the restored disk.
+      const disks = p.disks as { key: string; path: string }[];
+      seen = { ...p, configText: readFileSync(String(p.configPath), 'utf8'), disksExist: disks.map((d) => existsSync(d.path)) };
+      return fx('import-ok');
+    });
+    const repo = await openRepository(s.path('repo'));
+    try {
+      const to = s.path('restored-copy');
+      await restoreVm({}, { repo, host, manifest: await repo.loadManifest(result.pointId!), to, newName: 'web01-copy' });
+      assert.ok(seen, 'Import-VM was called');
+      assert.equal(seen.newId, true);
+      assert.equal(seen.name, 'web01-copy');
+      assert.match(String(seen.configPath), new RegExp(`Virtual Machines[\\\\/]${VM_ID.toUpperCase()}\\.vmcx$`));
+      assert.match(String(seen.configText), /^config of snapshot \d+$/);
+      assert.deepEqual(seen.disks, [{ key: 'SCSI:0:0', path: join(to, 'Virtual Hard Disks', 'web01.vhdx') }]);
+      assert.deepEqual(seen.disksExist, [true]);
+      const cmp = qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', vhdx, join(to, 'Virtual Hard Disks', 'web01.vhdx'));
+      assert.equal(cmp.status, 0, cmp.out);
+    } finally {
+      await repo.close();
+    }
   });
 });
