@@ -7,6 +7,9 @@ import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { DryRunBackend } from '../../core/repo/backend-dryrun.ts';
 import { backendSuite } from './backend-suite.ts';
+import { RetryBackend } from '../../core/repo/backend-retry.ts';
+import { HvError, isHvError } from '../../core/errors.ts';
+import type { Handle } from '../../core/repo/backend.ts';
 
 backendSuite('local', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hvb-backend-'));
@@ -59,5 +62,52 @@ describe('DryRunBackend', () => {
       { op: 'remove', type: 'manifests', name: 'aa11', size: 0 },
     ]);
     await assert.rejects(inner.stat(undefined, { type: 'chunks', name: 'bb22' }), (e) => inner.isNotFound(e));
+  });
+});
+
+backendSuite('retry over memory', async () => ({ backend: new RetryBackend(new MemoryBackend(), { initialDelayMs: 1 }), cleanup: async () => {} }));
+
+/** Fails the first `failures` calls of each kind with a transient error; can lose a save's reply. */
+class FlakyBackend extends MemoryBackend {
+  failures = new Map<string, number>();
+  loseSaveReply = false;
+  #count(op: string): void {
+    const n = this.failures.get(op) ?? 0;
+    if (n > 0) {
+      this.failures.set(op, n - 1);
+      throw new HvError('ERR_IO', `${op}: connection reset`);
+    }
+  }
+  override async save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts?: { overwrite?: boolean }): Promise<void> {
+    this.#count('save');
+    await super.save(signal, h, data, opts);
+    if (this.loseSaveReply) {
+      this.loseSaveReply = false;
+      throw new HvError('ERR_IO', 'save: reply lost');
+    }
+  }
+  override async load(signal: AbortSignal | undefined, h: Handle, opts?: { offset?: number; length?: number }): Promise<Buffer> {
+    this.#count('load');
+    return super.load(signal, h, opts);
+  }
+}
+
+describe('RetryBackend', () => {
+  it('retries transient failures, not permanent ones, and treats a lost save reply as success', async () => {
+    const flaky = new FlakyBackend();
+    const retries: string[] = [];
+    const b = new RetryBackend(flaky, { initialDelayMs: 1, attempts: 3, onRetry: (what) => retries.push(what) });
+    const h: Handle = { type: 'chunks', name: 'abc123' };
+    flaky.failures.set('save', 2);
+    await b.save(undefined, h, Buffer.from('data'));
+    assert.deepEqual(retries, ['save <chunks/abc123>', 'save <chunks/abc123>']);
+    flaky.loseSaveReply = true;
+    await b.save(undefined, { type: 'chunks', name: 'abc124' }, Buffer.from('x'));
+    await assert.rejects(b.save(undefined, h, Buffer.from('other')), (e) => isHvError(e, 'ERR_ALREADY_EXISTS'));
+    flaky.failures.set('load', 3);
+    await assert.rejects(b.load(undefined, h), /connection reset/);
+    retries.length = 0;
+    await assert.rejects(b.load(undefined, { type: 'chunks', name: 'nope00' }), (e) => b.isNotFound(e));
+    assert.deepEqual(retries, [], 'not found is permanent');
   });
 });
