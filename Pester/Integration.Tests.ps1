@@ -125,12 +125,17 @@ Describe 'HVBackup on local-host VMs' -Tag Integration {
 
 Describe 'What -WhatIf prints' -Tag Integration {
     It 'is the engine''s own plan for the backup' {
-        # The pwsh the test runner uses (a .NET-tool pwsh runs as "dotnet", so not $PID's path).
-        $pwsh = (& $node (Join-Path $RepoRoot 'scripts/find-pwsh.mjs') | Select-Object -First 1)
-        $script = "Import-Module '$ModuleManifest'; Get-HVVM -Path '$($sb.VMFolder)' -Name vm01 | Backup-HVVM -Repository '$($sb.Repository)' -WhatIf"
-        $text = (& $pwsh -NoLogo -NoProfile -NonInteractive -Command $script 2>&1 | Out-String)
+        # What-if lines go to the host, not to a stream: a transcript records them.
+        $transcript = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'whatif.txt'
+        Start-Transcript -LiteralPath $transcript | Out-Null
+        try {
+            Get-HVVM -Path $sb.VMFolder -Name vm01 | Backup-HVVM -Repository $sb.Repository -WhatIf
+        } finally {
+            Stop-Transcript | Out-Null
+        }
+        $text = Get-Content -LiteralPath $transcript -Raw
         $text | Should -Match "What if: Back up VM 'vm01'"
-        $text | Should -Match 'checkpoint'
+        $text | Should -Match 'create a backup checkpoint of VM vm01'
         $text | Should -Match 'vm01\.vhdx'
     }
 }
