@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HvError } from '../errors.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
 import { referencedChunks } from '../repo/manifest.ts';
-import type { ChunkRef, RestorePointManifest } from '../repo/manifest-types.ts';
+import type { ChunkRef, ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
 import { Repository } from '../repo/repository.ts';
 import { restoreDisk } from '../restore/disk-restore.ts';
 import { objectIndex } from './catalog.ts';
@@ -78,37 +78,40 @@ export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMe
     const dir = resolve(req.to);
     await fsp.mkdir(dir, { recursive: true });
     const disks: MediaRestoreSummary['disks'] = [];
-    for (const d of m.disks) {
-      if (d.fileName.includes('/')) throw new HvError('ERR_CORRUPT', `restore point ${m.id} names a disk file ${JSON.stringify(d.fileName)} that is not a plain file name; refusing`, { target: d.fileName });
-      const path = safeJoin(dir, d.fileName);
-      await refuseExisting(path);
-      // The restore engine's disk writer, over the media-backed repository; a partial file
-      // never carries the final name.
-      const partial = `${path}.partial`;
-      await fsp.rm(partial, { force: true });
-      let done = 0;
-      try {
-        await restoreDisk(repo, d, partial, { signal, onBytes: (n) => progress(ctx, { activity: 'restore from media', target: d.fileName, done: (done += n) }) });
-        await moveNoClobber(partial, path);
-      } finally {
-        await fsp.rm(partial, { force: true });
-      }
-      disks.push({ key: d.key, path, bytes: d.virtualSize });
-    }
-    for (const f of m.configFiles) {
-      const path = safeJoin(join(dir, 'config'), f.path);
-      await fsp.mkdir(dirname(path), { recursive: true });
-      const fh = await fsp.open(path, 'wx');
-      try {
-        await fh.truncate(f.size);
-        await writeSlices(ctx, repo, f.path, f.chunks, repo.chunkSize, f.size, async (buf, off) => { await fh.write(buf, 0, buf.length, off); });
-      } finally {
-        await fh.close();
-      }
-    }
+    for (const d of m.disks) disks.push({ key: d.key, path: await restoreOneDisk(ctx, repo, m, d, dir), bytes: d.virtualSize });
+    for (const f of m.configFiles) await restoreConfigFile(ctx, repo, f, dir);
     return { pointId: m.id, vmName: m.vm.name, createdAt: m.createdAt, directory: dir, disks, mediaNeeded };
   } finally {
     await repo.close();
+  }
+}
+
+/** The restore engine's disk writer over the media-backed repository; a partial file never carries the final name. */
+async function restoreOneDisk(ctx: OperationContext, repo: Repository, m: RestorePointManifest, d: DiskManifest, dir: string): Promise<string> {
+  if (d.fileName.includes('/')) throw new HvError('ERR_CORRUPT', `restore point ${m.id} names a disk file ${JSON.stringify(d.fileName)} that is not a plain file name; refusing`, { target: d.fileName });
+  const path = safeJoin(dir, d.fileName);
+  await refuseExisting(path);
+  const partial = `${path}.partial`;
+  await fsp.rm(partial, { force: true });
+  let done = 0;
+  try {
+    await restoreDisk(repo, d, partial, { signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore from media', target: d.fileName, done: (done += n), total: d.virtualSize }) });
+    await moveNoClobber(partial, path);
+  } finally {
+    await fsp.rm(partial, { force: true });
+  }
+  return path;
+}
+
+async function restoreConfigFile(ctx: OperationContext, repo: Repository, f: ConfigFileManifest, dir: string): Promise<void> {
+  const path = safeJoin(join(dir, 'config'), f.path);
+  await fsp.mkdir(dirname(path), { recursive: true });
+  const fh = await fsp.open(path, 'wx');
+  try {
+    await fh.truncate(f.size);
+    await writeSlices(ctx, repo, f.path, f.chunks, repo.chunkSize, f.size, async (buf, off) => { await fh.write(buf, 0, buf.length, off); });
+  } finally {
+    await fh.close();
   }
 }
 

@@ -114,6 +114,15 @@ describe('archive export and media', function () {
     const summary = await importArchive(ctx, { media });
     assert.deepEqual(summary, await getArchiveCatalog(ctx, { repository: s.repoPath, pool: 'weekly' }));
     assert.deepEqual(summary.points.map((p) => p.id), [point.id]);
+    // A lost catalog is rebuilt into the repository from the media.
+    const r2 = await reopen(s.repoPath);
+    await r2.backend.remove(undefined, { type: 'catalog', name: 'weekly' });
+    await r2.close();
+    await assert.rejects(getArchiveCatalog(ctx, { repository: s.repoPath, pool: 'weekly' }), (e) => isHvError(e, 'ERR_NOT_FOUND'));
+    await importArchive(ctx, { media, repository: s.repoPath });
+    const r3 = await reopen(s.repoPath);
+    assert.deepEqual(await loadCatalog(r3, 'weekly'), stored);
+    await r3.close();
   });
 
   it('a truncated medium is an error naming the medium, never a short success', async () => {
