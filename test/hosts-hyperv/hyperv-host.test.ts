@@ -329,7 +329,7 @@ describe('HyperVHost: checkpoint hygiene', () => {
   it('refuses a VM with user checkpoints and names them', async () => {
     const { host, session } = hostWith([[S.HOST_INFO, fx('host-info-2022')], [S.LIST_CHECKPOINTS, fx('checkpoints-user')]]);
     const err = await rejectsWith(host.createBackupCheckpoint(web01(), { consistency: 'auto' }), 'ERR_UNSUPPORTED');
-    assert.equal(err.message, 'VM web01 has user checkpoints ("before patch Tuesday", "web01 - (11/12/2026 - 9:14:02 AM)"): merge or delete them, or run with -AllowUserCheckpoints (scan)');
+    assert.equal(err.message, 'VM web01 has user checkpoints ("before patch Tuesday", "web01 - (11/12/2026 - 9:14:02 AM)", "HVBackup: before upgrade"): merge or delete them, or run with -AllowUserCheckpoints (scan)');
     assert.equal(err.target, 'web01');
     assert.deepEqual(calledScripts(session), ['host-info', 'list-checkpoints'], 'nothing created, nothing removed');
   });
@@ -420,6 +420,7 @@ describe('HyperVHost: factory and contract', () => {
     const host = await getHost('hyperv', { onLog: (e) => logs.push(e.message), hyperv: { session, jobId: 'job-9' } });
     assert.equal(host.kind, 'hyperv');
     assert.equal((host as HyperVHost).jobId, 'job-9');
+    assert.equal(createHyperVHost({ session, jobId: 'nightly run/1' }).jobId, 'nightly-run-1', 'job id kept to name-safe characters');
     assert.equal(await host.removeLeftoverCheckpoints(web01()), 1);
     assert.ok(logs.some((l) => l.includes('left behind by an earlier backup of VM web01')), logs.join('\n'));
   });

@@ -7,6 +7,13 @@ import { parseDate, snapshotTypeName, str } from './mapping.ts';
 
 /** Prefix of the ElementName (checkpoint name) of every checkpoint we create, then the job id. */
 export const CHECKPOINT_TAG = 'HVBackup:';
+/** Exactly our names: a user's "HVBackup: before upgrade" is not ours and is never touched. */
+const OUR_NAME = /^HVBackup:[A-Za-z0-9._-]+$/;
+
+/** The job id as it may appear in a checkpoint name. */
+export function tagSafe(jobId: string): string {
+  return jobId.replace(/[^A-Za-z0-9._-]/g, '-') || 'job';
+}
 
 export interface RawCheckpoint {
   Id: string;
@@ -37,7 +44,7 @@ export function classifyCheckpoints(raw: RawCheckpoint[]): CheckpointClasses {
   const out: CheckpointClasses = { ours: [], user: [], foreign: [] };
   for (const r of raw) {
     const c: CheckpointInfo = { id: str(r.Id).toLowerCase(), name: str(r.Name), type: snapshotTypeName(r.SnapshotType), createdAt: parseDate(r.CreationTime) };
-    if (c.name.startsWith(CHECKPOINT_TAG)) out.ours.push(c);
+    if (OUR_NAME.test(c.name)) out.ours.push(c);
     else if (NOT_USER_TYPES.has(c.type)) out.foreign.push(c);
     else out.user.push(c);
   }

@@ -13,7 +13,7 @@ import type {
   BackupCheckpoint, ChangedRanges, Consistency, DiskReference, FrozenDisk, Host, HostCallOptions,
   RestoredVm, VmDescription, VmSummary,
 } from '../host.ts';
-import { CHECKPOINT_TAG, classifyCheckpoints, describeCheckpoint, userCheckpointsError } from './checkpoints.ts';
+import { CHECKPOINT_TAG, classifyCheckpoints, describeCheckpoint, tagSafe, userCheckpointsError } from './checkpoints.ts';
 import type { CheckpointInfo, RawCheckpoint } from './checkpoints.ts';
 import { asArray, compareVersions, diskFormat, diskKey, parseDate, str, toVmDescription, toVmSummary } from './mapping.ts';
 import type { RawDrive, RawVm, RawVmSummary } from './mapping.ts';
@@ -97,7 +97,7 @@ export class HyperVHost implements Host {
   constructor(opts: HyperVHostOptions = {}) {
     this.#opts = opts;
     this.#session = opts.session ?? new NodePowerShellSession({ executable: opts.executable });
-    this.jobId = opts.jobId ?? randomUUID();
+    this.jobId = tagSafe(opts.jobId ?? randomUUID());
   }
 
   async dispose(): Promise<void> {
