@@ -37,14 +37,27 @@ export class LocalBackend implements Backend {
     const target = this.pathOf(h);
     const tmp = await this.#writeTemp(h, data);
     try {
-      await this.#ensureDir(dirname(target));
-      if (opts.overwrite) await fsp.rename(tmp, target);
-      else await this.#linkExclusive(h, tmp, target);
+      await this.#place(h, tmp, target, opts.overwrite === true);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw isHvErr(err) ? err : wrapError(err, `save ${handleString(h)}`, handleString(h));
     }
     await syncDir(dirname(target));
+  }
+
+  async #place(h: Handle, tmp: string, target: string, overwrite: boolean): Promise<void> {
+    const dir = dirname(target);
+    await this.#ensureDir(dir);
+    try {
+      if (overwrite) await fsp.rename(tmp, target);
+      else await this.#linkExclusive(h, tmp, target);
+    } catch (err) {
+      // The folder was removed behind our back (someone tidied empty chunk folders): make it again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.#madeDirs.delete(dir)) throw err;
+      await this.#ensureDir(dir);
+      if (overwrite) await fsp.rename(tmp, target);
+      else await this.#linkExclusive(h, tmp, target);
+    }
   }
 
   async #linkExclusive(h: Handle, tmp: string, target: string): Promise<void> {

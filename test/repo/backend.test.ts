@@ -111,3 +111,18 @@ describe('RetryBackend', () => {
     assert.deepEqual(retries, [], 'not found is permanent');
   });
 });
+
+describe('LocalBackend folders', () => {
+  it('recreates a chunk folder removed behind its back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvb-local-'));
+    try {
+      const b = new LocalBackend(dir);
+      await b.save(undefined, { type: 'chunks', name: 'ab01' }, Buffer.from('1'));
+      rmSync(join(dir, 'chunks', 'ab'), { recursive: true });
+      await b.save(undefined, { type: 'chunks', name: 'ab02' }, Buffer.from('2'));
+      assert.equal((await b.load(undefined, { type: 'chunks', name: 'ab02' })).toString(), '2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
