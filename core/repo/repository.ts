@@ -124,7 +124,7 @@ export class Repository {
 
   /** Chunks in order, `window` loads and decodes in flight ahead of the consumer (restore read-ahead). */
   async *readChunks(ids: Iterable<string>, opts: { window?: number; verify?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<{ id: string; data: Buffer }> {
-    const window = opts.window ?? Math.max(4, this.pool.threads * 2);
+    const window = opts.window ?? Math.max(8, this.pool.threads * 4);
     const queue: { id: string; data: Promise<Buffer> }[] = [];
     const it = ids[Symbol.iterator]();
     const fill = () => {
