@@ -4,14 +4,16 @@
 // naming the medium, never a short success.
 
 import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { HvError, isHvError } from '../errors.ts';
+import { HvError, isHvError, wrapError } from '../errors.ts';
 import type { CatalogEntry } from './catalog.ts';
 import { LABEL_ENTRY, README_ENTRY, TRAILER_ENTRY, parseEntryName, tarEntrySize, type ObjectEntryName } from './entries.ts';
 import { decodeLabel, decodeTrailer, type MediumLabel, type MediumTrailer } from './label.ts';
+import { decodeTarHeader, isZeroBlock } from './tar-header.ts';
 
 export interface ScannedMedium {
   /** What the user gave us (file path or device), for messages and positional reads. */
@@ -26,8 +28,47 @@ export interface ScannedMedium {
 /** Called for each repository object entry with its data stream; must consume it. */
 export type EntryHook = (entry: CatalogEntry, parsed: ObjectEntryName, data: AsyncIterable<Buffer>) => Promise<void>;
 
+/**
+ * A media file: its headers are walked by position (entry data is skipped, not read), so
+ * scanning costs a few reads per entry, not a pass over the whole medium. With `onObject`
+ * the data is needed anyway and the file is streamed.
+ */
 export async function scanMediumFile(path: string, onObject?: EntryHook): Promise<ScannedMedium> {
-  return scanMediumStream(createReadStream(path, { highWaterMark: 1 << 20 }), path, onObject);
+  if (onObject) return scanMediumStream(createReadStream(path, { highWaterMark: 1 << 20 }), path, onObject);
+  const state: ScanState = { name: basename(path), pos: 0, entries: [], objects: 0, bytes: 0 };
+  const fh = await open(path, 'r').catch((e: unknown) => { throw wrapError(e, `open medium ${path}`, path); });
+  try {
+    const size = (await fh.stat()).size;
+    const block = Buffer.alloc(512);
+    while (state.pos + 512 <= size) {
+      await readExactly(fh, block, state.pos);
+      if (isZeroBlock(block)) break;
+      const h = decodeTarHeader(block, state.name, state.pos);
+      const end = state.pos + tarEntrySize(h.size);
+      if (end > size) {
+        throw new HvError('ERR_CORRUPT', `medium ${state.name} is truncated: entry ${JSON.stringify(h.name)} needs bytes up to ${end} but the medium ends at ${size}`, { target: path });
+      }
+      const dataAt = state.pos + 512;
+      await checkedEntry(state, { name: h.name, size: h.size, plainFile: h.typeflag === '0' && h.linkname === '' }, async () => {
+        const data = Buffer.alloc(h.size);
+        await readExactly(fh, data, dataAt);
+        return data;
+      });
+    }
+    state.bytes = size;
+  } finally {
+    await fh.close();
+  }
+  return finishScan(state, path);
+}
+
+async function readExactly(fh: FileHandle, buf: Buffer, at: number): Promise<void> {
+  let n = 0;
+  while (n < buf.length) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, at + n);
+    if (bytesRead === 0) throw new HvError('ERR_CORRUPT', `medium ended while reading ${buf.length} bytes at ${at}`);
+    n += bytesRead;
+  }
 }
 
 export async function scanMediumStream(input: Readable, source: string, onObject?: EntryHook): Promise<ScannedMedium> {
@@ -59,28 +100,42 @@ interface ScanState {
 }
 
 async function onEntry(state: ScanState, header: tar.Header, stream: unknown, onObject: EntryHook | undefined): Promise<void> {
-  const parsed = parseEntryName(header.name, state.name);
-  const size = header.size ?? 0;
-  if (header.type !== 'file' || header.pax || (header as { linkname?: string | null }).linkname) {
-    throw new HvError('ERR_CORRUPT', `medium ${state.name}: entry ${JSON.stringify(header.name)} is a ${header.type ?? 'unknown'} entry with extended headers or links; HVBackup media hold plain files only`, { target: state.name });
+  const data = stream as AsyncIterable<Buffer>;
+  const plainFile = header.type === 'file' && !header.pax && !(header as { linkname?: string | null }).linkname;
+  const parsed = await checkedEntry(state, { name: header.name, size: header.size ?? 0, plainFile }, () => collect(data), onObject ? (e, p) => onObject(e, p, data) : undefined);
+  if (parsed !== 'consumed') await drain(data);
+}
+
+/**
+ * The checks every entry gets, whichever way the medium is read: a safe known name, a plain
+ * file, label first, nothing after the trailer. Reads label and trailer through `read`.
+ */
+async function checkedEntry(state: ScanState, e: { name: string; size: number; plainFile: boolean }, read: () => Promise<Buffer>, onObject?: (entry: CatalogEntry, parsed: ObjectEntryName) => Promise<void>): Promise<'consumed' | 'skipped'> {
+  const parsed = parseEntryName(e.name, state.name);
+  if (!e.plainFile) {
+    throw new HvError('ERR_CORRUPT', `medium ${state.name}: entry ${JSON.stringify(e.name)} is not a plain file (a link, folder or extended header); HVBackup media hold plain files only`, { target: state.name });
   }
-  if (state.trailer) throw new HvError('ERR_CORRUPT', `medium ${state.name}: entry ${header.name} follows the trailer`, { target: state.name });
-  if (!state.label && header.name !== LABEL_ENTRY) {
-    throw new HvError('ERR_CORRUPT', `medium ${state.name} does not start with an HVBackup label (first entry is ${JSON.stringify(header.name)}); it is not an HVBackup archive medium`, { target: state.name });
+  if (state.trailer) throw new HvError('ERR_CORRUPT', `medium ${state.name}: entry ${e.name} follows the trailer`, { target: state.name });
+  if (!state.label && e.name !== LABEL_ENTRY) {
+    throw new HvError('ERR_CORRUPT', `medium ${state.name} does not start with an HVBackup label (first entry is ${JSON.stringify(e.name)}); it is not an HVBackup archive medium`, { target: state.name });
   }
-  const entry: CatalogEntry = { name: header.name, offset: state.pos + 512, length: size };
+  const entry: CatalogEntry = { name: e.name, offset: state.pos + 512, length: e.size };
   state.entries.push(entry);
-  state.pos += tarEntrySize(size);
+  state.pos += tarEntrySize(e.size);
   if (parsed && (parsed.type === 'chunks' || parsed.type === 'manifests')) state.objects++;
-  if (parsed && onObject) return onObject(entry, parsed, stream as unknown as AsyncIterable<Buffer>);
-  if (parsed || header.name === README_ENTRY) return drain(stream as unknown as AsyncIterable<Buffer>);
-  const data = await collect(stream as unknown as AsyncIterable<Buffer>);
-  if (header.name === LABEL_ENTRY) {
+  if (parsed && onObject) {
+    await onObject(entry, parsed);
+    return 'consumed';
+  }
+  if (parsed || e.name === README_ENTRY) return 'skipped';
+  const data = await read();
+  if (e.name === LABEL_ENTRY) {
     if (state.label) throw new HvError('ERR_CORRUPT', `medium ${state.name} has two labels`, { target: state.name });
     state.label = decodeLabel(data, state.name);
-  } else if (header.name === TRAILER_ENTRY) {
+  } else {
     state.trailer = decodeTrailer(data, state.name);
   }
+  return 'consumed';
 }
 
 function finishScan(state: ScanState, source: string): ScannedMedium {

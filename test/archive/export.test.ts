@@ -5,7 +5,8 @@ import tar from 'tar-stream';
 import { exportArchive, importArchive, restoreFromArchive, getArchiveCatalog } from '../../core/api/archive.ts';
 import { loadCatalog } from '../../core/archive/catalog-store.ts';
 import { catalogFromMedia, scanMediaFiles } from '../../core/archive/media-set.ts';
-import { scanMediumFile } from '../../core/archive/scan.ts';
+import { scanMediumFile, scanMediumStream } from '../../core/archive/scan.ts';
+import { createReadStream } from 'node:fs';
 import { addTestPoint, changeSlices, testDisk } from '../../core/archive/testing.ts';
 import { isHvError } from '../../core/errors.ts';
 import type { RestorePointManifest } from '../../core/repo/manifest-types.ts';
@@ -132,10 +133,27 @@ describe('archive export and media', function () {
       const sc = await scanMediumFile(media[1]!);
       const chunk = sc.entries.find((e) => e.name.startsWith('chunks/'))!;
       truncateSync(bad, cut === 'mid-entry' ? chunk.offset + 1000 : chunk.offset + Math.ceil(chunk.length / 512) * 512);
-      await assert.rejects(scanMediumFile(bad), (e) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(bad.split('/').pop()!) && /truncated/.test(e.message), cut);
+      const named = (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(bad.split('/').pop()!) && /truncated/.test(e.message);
+      await assert.rejects(scanMediumFile(bad), named, `file walk, ${cut}`);
+      await assert.rejects(scanMediumStream(createReadStream(bad), bad), named, `stream, ${cut}`);
       await assert.rejects(restoreFromArchive(ctx, { media: [media[0]!, bad, media[2]!], vmName: 'web01', to: join(s.dir, `t-${cut}`) }), (e) => isHvError(e, 'ERR_CORRUPT'));
       assert.equal(existsSync(join(s.dir, `t-${cut}`)), false);
     }
+  });
+
+  it('walking a media file by position and streaming it (tape) find the same entries; a bad header checksum is refused', async () => {
+    for (const f of media) {
+      const walked = await scanMediumFile(f);
+      const streamed = await scanMediumStream(createReadStream(f), f);
+      assert.deepEqual(walked, streamed);
+    }
+    const bad = join(s.dir, 'bad-header.tar');
+    const buf = readFileSync(media[0]!);
+    const second = (await scanMediumFile(media[0]!)).entries[1]!.offset - 512;
+    buf[second + 5] ^= 0x20;
+    writeFileSync(bad, buf);
+    await assert.rejects(scanMediumFile(bad), (e) => isHvError(e, 'ERR_CORRUPT') && /bad-header\.tar/.test(e.message) && /checksum/.test(e.message));
+    await assert.rejects(scanMediumStream(createReadStream(bad), bad), (e) => isHvError(e, 'ERR_CORRUPT') && /bad-header\.tar/.test(e.message));
   });
 
   it('media given out of order are refused, naming the medium and the volumes', async () => {
@@ -157,10 +175,23 @@ describe('archive export and media', function () {
       const to = join(s.dir, 'evil-out');
       await assert.rejects(restoreFromArchive(ctx, { media: [file], vmName: 'web01', to }), (e) => isHvError(e, 'ERR_CORRUPT') && /evil\.tar/.test(e.message) && /escape/.test(e.message), evil);
       await assert.rejects(importArchive(ctx, { media: [file] }), /escape/);
+      await assert.rejects(scanMediumStream(createReadStream(file), file), /escape/);
       assert.equal(existsSync(to), false);
       assert.equal(existsSync(join(s.dir, 'escaped.txt')), false);
       assert.equal(existsSync('/tmp/hvb-absolute-escape.txt'), false);
     }
+    // A long escaping name travels in a pax extended header: refused both ways too.
+    const pack = tar.pack();
+    pack.entry({ name: 'HVBACKUP-LABEL.json' }, JSON.stringify(label));
+    pack.entry({ name: `../${'a'.repeat(120)}` }, 'owned');
+    pack.finalize();
+    const parts: Buffer[] = [];
+    for await (const c of pack) parts.push(c as Buffer);
+    const paxFile = join(s.dir, 'pax-evil.tar');
+    writeFileSync(paxFile, Buffer.concat(parts));
+    await assert.rejects(scanMediumFile(paxFile), (e) => isHvError(e, 'ERR_CORRUPT') && /pax-evil\.tar/.test(e.message));
+    await assert.rejects(scanMediumStream(createReadStream(paxFile), paxFile), (e) => isHvError(e, 'ERR_CORRUPT') && /escape/.test(e.message));
+    assert.equal(existsSync(join(s.dir, 'a'.repeat(120))), false);
   });
 
   it('exports a later point incrementally: only chunks the pool lacks; --full writes them all', async () => {
