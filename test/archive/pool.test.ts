@@ -36,6 +36,10 @@ describe('archive media pools', function () {
     await assert.rejects(restoreFromArchive({}, { media, vmName: 'secure01', to: join(s.dir, 'badpw'), password: 'wrong' }), (e) => isHvError(e, 'ERR_AUTH'));
     const r = await restoreFromArchive({}, { media, vmName: 'secure01', to: join(s.dir, 'out'), password: 'tape secret' });
     assert.ok(readFileSync(r.disks[0]!.path).equals(disk));
+    // The catalog in the encrypted repository is sealed: it reads back with the password only.
+    const cat = await getArchiveCatalog({}, { repository: s.repoPath, password: 'tape secret', pool: 'vault' });
+    assert.deepEqual(cat.points.map((p) => p.vm), ['secure01']);
+    assert.equal(readFileSync(join(s.repoPath, 'catalog', 'vault')).includes('secure01'), false);
   });
 
   it('expired media are reused in place and the catalog forgets what they held; protected media never', async () => {
