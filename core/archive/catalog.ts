@@ -26,6 +26,15 @@ export interface CatalogEntry {
   /** Byte offset of the entry's data (after its 512-byte header) from the start of the medium. */
   offset: number;
   length: number;
+  /** For a part of a split object: which part, of how many (also in the name). */
+  part?: number;
+  parts?: number;
+}
+
+/** The catalog entry for `name` with its data at `offset`. */
+export function catalogEntry(name: string, offset: number, length: number): CatalogEntry {
+  const m = /\.part(\d+)of(\d+)$/.exec(name);
+  return m ? { name, offset, length, part: Number(m[1]), parts: Number(m[2]) } : { name, offset, length };
 }
 
 export interface CatalogMedium {

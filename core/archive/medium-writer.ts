@@ -5,7 +5,7 @@
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { HvError, wrapError } from '../errors.ts';
-import type { CatalogEntry } from './catalog.ts';
+import { catalogEntry, type CatalogEntry } from './catalog.ts';
 import { tarEntrySize } from './entries.ts';
 import type { OpenMedium } from './media-target.ts';
 import { RecordBlocker } from './records.ts';
@@ -52,7 +52,7 @@ export class MediumWriter {
     if (isObject && data.length > this.room()) {
       throw new HvError('ERR_INTERNAL', `entry ${name} (${data.length} bytes) does not fit on medium ${this.mediumId}`, { target: this.mediumId });
     }
-    this.entries.push({ name, offset: this.tarBytes + 512, length: data.length });
+    this.entries.push(catalogEntry(name, this.tarBytes + 512, data.length));
     this.tarBytes += tarEntrySize(data.length);
     if (isObject) this.objectEntries++;
     await new Promise<void>((resolve, reject) => {

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { HvError, isHvError, wrapError } from '../errors.ts';
-import type { CatalogEntry } from './catalog.ts';
+import { catalogEntry, type CatalogEntry } from './catalog.ts';
 import { LABEL_ENTRY, README_ENTRY, TRAILER_ENTRY, parseEntryName, tarEntrySize, type ObjectEntryName } from './entries.ts';
 import { decodeLabel, decodeTrailer, type MediumLabel, type MediumTrailer } from './label.ts';
 import { decodeTarHeader, isZeroBlock } from './tar-header.ts';
@@ -119,7 +119,7 @@ async function checkedEntry(state: ScanState, e: { name: string; size: number; p
   if (!state.label && e.name !== LABEL_ENTRY) {
     throw new HvError('ERR_CORRUPT', `medium ${state.name} does not start with an HVBackup label (first entry is ${JSON.stringify(e.name)}); it is not an HVBackup archive medium`, { target: state.name });
   }
-  const entry: CatalogEntry = { name: e.name, offset: state.pos + 512, length: e.size };
+  const entry = catalogEntry(e.name, state.pos + 512, e.size);
   state.entries.push(entry);
   state.pos += tarEntrySize(e.size);
   if (parsed && (parsed.type === 'chunks' || parsed.type === 'manifests')) state.objects++;
