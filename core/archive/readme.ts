@@ -10,6 +10,7 @@ export function mediumReadme(label: MediumLabel): Buffer {
     `Written ${label.writtenAt}; capacity ${formatSize(label.capacity)}; tar records of ${label.recordSize} bytes.`,
     '',
     'This medium is a plain POSIX tar archive. List it:  tar -tvf <medium>   (tape: tar -b ' + label.recordSize / 512 + ' -tvf /dev/nst0)',
+    `From tape, copy each medium to a file first:  dd if=/dev/nst0 of=${label.mediumId}.tar bs=${label.recordSize}`,
     '',
     'Layout (in this order):',
     '  HVBACKUP-LABEL.json   which medium this is (pool, sequence, set, volume, record size, capacity)',
