@@ -142,9 +142,14 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       consistency: cp.consistency, startedAt, finishedAt: manifest.finishedAt, totalBytes: manifest.stats.totalBytes,
       readBytes: manifest.stats.readBytes, storedBytes: manifest.stats.storedBytes,
     };
-  } finally {
-    // Never leave the VM on a checkpoint, whatever happened above.
-    if (!removed) await opts.host.removeBackupCheckpoint(cp, { keepReference: false });
+  } catch (err) {
+    // Never leave the VM on a checkpoint, whatever happened above; report the first failure.
+    if (!removed) {
+      await opts.host.removeBackupCheckpoint(cp, { keepReference: false }).catch((mergeErr: unknown) => {
+        log(ctx, 'warning', `VM ${vm.name}: removing checkpoint ${cp.id} after a failed backup also failed: ${(mergeErr as Error).message}; run "hvbackup vm repair"`, vm.name);
+      });
+    }
+    throw err;
   }
 }
 

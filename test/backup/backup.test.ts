@@ -109,6 +109,18 @@ describe('backup and restore, end to end (local host)', function () {
     assert.equal(next!.method, 'changed-blocks', next!.methodReason);
   });
 
+  it('a backup that fails after the checkpoint (cancelled) still merges it and leaves no restore point', async () => {
+    const abort = new AbortController();
+    const onLog = (e: { message: string }) => { if (/checkpoint/.test(e.message)) abort.abort(); };
+    const before = (await listRestorePoints(ctx, { repository: repo })).length;
+    const [r] = await backupVMs({ signal: abort.signal, onLog }, { repository: repo, sources: [vmDir] });
+    assert.equal(r!.status, 'failed');
+    assert.equal(r!.error!.code, 'ERR_CANCELLED');
+    assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined, 'checkpoint merged after the failure');
+    assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
+    assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before, 'no restore point from a failed backup');
+  });
+
   it('whatIf plans without touching the VM or the repository', async () => {
     const before = await listRestorePoints(ctx, { repository: repo });
     const cfg = (await loadVm(vmDir)).config;
