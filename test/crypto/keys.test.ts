@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { isHvError } from '../../core/errors.ts';
-import { addKeyFile, checkKeyRemoval, createEncryptedRepositoryKeys, describeKeyFile, unlockRepository, type NewRepositoryKeys } from '../../core/repo/crypto/index.ts';
+import { addKeyFile, checkKeyRemoval, clearUnlockMemo, createEncryptedRepositoryKeys, describeKeyFile, unlockRepository, type NewRepositoryKeys } from '../../core/repo/crypto/index.ts';
 import { decodeKeyFile } from '../../core/repo/crypto/key-file.ts';
 
 const CHEAP = { kdf: { N: 2 ** 10, r: 8, p: 1 } };
@@ -57,6 +57,24 @@ describe('crypto: repository keys', function () {
     const wrong = performance.now() - t0;
     // As fast as a successful unlock (one scrypt), not a retry loop or a slower path.
     assert.ok(wrong < 2 * right + 500 && wrong < 10_000, `wrong password took ${wrong.toFixed(0)} ms, a right one ${right.toFixed(0)} ms`);
+  });
+
+  it('remembers a successful unlock in the process (same key file bytes and password), never a failed one', async () => {
+    clearUnlockMemo();
+    const strong = await createEncryptedRepositoryKeys('memo pw');
+    const files = [{ name: strong.keyId, data: strong.keyFile }];
+    let t0 = performance.now();
+    await unlockRepository(files, strong.configCrypto, 'memo pw');
+    const first = performance.now() - t0;
+    t0 = performance.now();
+    const again = await unlockRepository(files, strong.configCrypto, 'memo pw');
+    const second = performance.now() - t0;
+    assert.equal(again.keyId, strong.keyId);
+    assert.ok(second < first / 4, `remembered unlock took ${second.toFixed(0)} ms, the first ${first.toFixed(0)} ms`);
+    await assert.rejects(unlockRepository(files, strong.configCrypto, 'memo pw '), (e: unknown) => isHvError(e, 'ERR_AUTH'));
+    const other = await createEncryptedRepositoryKeys('memo pw', CHEAP);
+    await assert.rejects(unlockRepository(files, other.configCrypto, 'memo pw'), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && /another repository/.test(e.message));
+    clearUnlockMemo();
   });
 
   it('a second password unlocks the same repository; the data is not rewritten', async () => {

@@ -12,7 +12,7 @@ export type { ScryptParams } from './key-file.ts';
 export { plainCodec } from './plain-codec.ts';
 export { SEAL_OVERHEAD } from './sealed-object.ts';
 export {
-  addKeyFile, checkConfigCrypto, checkKeyRemoval, createEncryptedRepositoryKeys, DEFAULT_SCRYPT, describeKeyFile, unlockRepository,
+  addKeyFile, checkConfigCrypto, checkKeyRemoval, clearUnlockMemo, createEncryptedRepositoryKeys, DEFAULT_SCRYPT, describeKeyFile, unlockRepository,
   type KeyOptions, type KeySummary, type NewRepositoryKeys, type UnlockedRepository,
 } from './keys.ts';
 

@@ -2,7 +2,7 @@
 // file per password), unlock with any of them, add and remove passwords. Storage of key
 // files (keys/<id>) is the caller's: these functions take and return bytes.
 
-import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { HvError, isHvError } from '../../errors.ts';
 import type { ObjectCodec } from './codec.ts';
@@ -118,6 +118,35 @@ export function checkConfigCrypto(configCrypto: Record<string, unknown> | null |
   return check as string | undefined;
 }
 
+/**
+ * Successful unlocks are remembered in this process, so a long-lived engine (the PowerShell
+ * bridge opens the repository on every call) pays scrypt once per password, not per call.
+ * The memo is keyed by an HMAC (random per-process key) of the exact key-file bytes and the
+ * password: a removed or changed key file, or another password, never hits it; wrong
+ * passwords are never remembered. The values are master keys any open repository holds anyway.
+ */
+const UNLOCK_MEMO_MAX = 16;
+const unlockMemoSecret = randomBytes(32);
+const unlockMemo = new Map<string, MasterKeys>();
+
+function unlockMemoKey(keyFile: Buffer, password: string): string {
+  return createHmac('sha256', unlockMemoSecret).update(password.normalize('NFC')).update('\0').update(keyFile).digest('hex');
+}
+
+function rememberUnlock(memo: string, keys: MasterKeys): void {
+  unlockMemo.delete(memo);
+  unlockMemo.set(memo, keys);
+  for (const oldest of unlockMemo.keys()) {
+    if (unlockMemo.size <= UNLOCK_MEMO_MAX) break;
+    unlockMemo.delete(oldest);
+  }
+}
+
+/** Forget remembered unlocks (tests; an engine that wants every call to pay scrypt again). */
+export function clearUnlockMemo(): void {
+  unlockMemo.clear();
+}
+
 export interface UnlockedRepository {
   codec: ObjectCodec;
   keyId: string;
@@ -146,8 +175,10 @@ export async function unlockRepository(keyFiles: { name: string; data: Buffer }[
       damaged.push(err);
       continue;
     }
-    const keys = await unwrapKeys(file, password);
+    const memo = unlockMemoKey(data, password);
+    const keys = unlockMemo.get(memo) ?? (await unwrapKeys(file, password));
     if (!keys) continue;
+    rememberUnlock(memo, keys);
     if (check !== undefined && !keyCheckMatches(keys, check)) {
       damaged.push(new HvError('ERR_CORRUPT', `key file ${where} opens with this password but holds keys of another repository; it was not used`, { target: where }));
       continue;
