@@ -23,6 +23,12 @@ export interface LockInfo {
 export interface HeldLock {
   readonly name: string;
   readonly info: LockInfo;
+  /**
+   * Throw ERR_LOCKED when the lock can no longer be trusted (removed by someone else, or not
+   * refreshed for almost the stale time, so others may already treat it as stale). Call it
+   * before a step that relies on the lock, e.g. before writing a manifest.
+   */
+  check(): void;
   release(): Promise<void>;
 }
 
@@ -96,21 +102,41 @@ export async function acquireLock(backend: Backend, opts: { exclusive: boolean; 
 
 function holdLock(backend: Backend, name: string, info: LockInfo): HeldLock {
   let released = false;
+  let lastRefresh = Date.now();
+  let lostReason: string | undefined;
+  const h = { type: 'locks' as const, name };
+  const refresh = async () => {
+    try {
+      // Someone ran `repo unlock --force`: our lock is gone, do not quietly put it back.
+      await backend.stat(undefined, h);
+    } catch (err) {
+      if (backend.isNotFound(err)) lostReason = 'its lock file was removed (repo unlock --force?)';
+      return;
+    }
+    const next = { ...info, time: new Date().toISOString() };
+    await backend.save(undefined, h, encodeLock(next), { overwrite: true });
+    info.time = next.time;
+    lastRefresh = Date.now();
+  };
   const timer = setInterval(() => {
-    info.time = new Date().toISOString();
-    backend.save(undefined, { type: 'locks', name }, encodeLock(info), { overwrite: true }).catch(() => {
-      // A failed refresh is retried next minute; the lock only goes stale after 30.
-    });
+    // A failed refresh is retried next minute; the lock only goes stale after 30.
+    refresh().catch(() => {});
   }, LOCK_REFRESH_MS);
   timer.unref();
   return {
     name,
     info,
+    check() {
+      const reason = lostReason ?? (Date.now() - lastRefresh > LOCK_STALE_MS - 2 * LOCK_REFRESH_MS ? `it could not be refreshed since ${new Date(lastRefresh).toISOString()}` : undefined);
+      if (reason && !released) {
+        throw new HvError('ERR_LOCKED', `lost the lock on repository ${backend.location} for '${info.operation}': ${reason}`, { target: backend.location });
+      }
+    },
     async release() {
       if (released) return;
       released = true;
       clearInterval(timer);
-      await backend.remove(undefined, { type: 'locks', name });
+      await backend.remove(undefined, h);
     },
   };
 }

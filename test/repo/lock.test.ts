@@ -70,7 +70,7 @@ describe('Repository locks', () => {
     await ex.release();
   });
 
-  it('refreshes a held lock so it never goes stale while work runs', async () => {
+  it('refreshes a held lock so it never goes stale while work runs, and notices when it is broken', async () => {
     const clock = (await import('sinon')).default.useFakeTimers({ now: Date.now(), toFake: ['setInterval', 'clearInterval', 'Date'] });
     try {
       const held = await repo.lock({ exclusive: false, operation: 'backup' });
@@ -80,6 +80,13 @@ describe('Repository locks', () => {
       const stored = JSON.parse((await backend.load(undefined, { type: 'locks', name: held.name })).toString()) as LockInfo;
       assert.notEqual(stored.time, first);
       assert.ok(!isStale(stored, Date.now()));
+      held.check();
+      // Someone forces the lock away: the next refresh notices and does not put it back.
+      await repo.breakStaleLocks({ force: true });
+      clock.tick(60 * 1000);
+      await clock.tickAsync(0);
+      assert.throws(() => held.check(), locked("lost the lock", "'backup'", 'removed'));
+      assert.deepEqual(await lockNames(backend), []);
       await held.release();
     } finally {
       clock.restore();
