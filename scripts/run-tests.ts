@@ -7,8 +7,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Mocha from 'mocha';
+import module from 'node:module';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// Every engine process the tests start (CLI, bridge) reuses compiled, type-stripped code.
+process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'node-compile-cache');
+module.enableCompileCache?.(process.env.NODE_COMPILE_CACHE);
 const suites = new Set((process.env.HVB_TEST_SUITES ?? 'typecheck,mocha,pester').split(','));
 
 interface Tally { passed: number; failed: number; skipped: number }
