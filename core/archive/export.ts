@@ -14,7 +14,8 @@ import { loadCatalog, saveCatalog, checkPoolName } from './catalog-store.ts';
 import { objectEntryName } from './entries.ts';
 import type { ArchivedPoint } from './label.ts';
 import { mediumName } from './label.ts';
-import { mediaFileName, type MediaTarget } from './media-target.ts';
+import { DirectoryTarget, mediaFileName, type MediaTarget } from './media-target.ts';
+import { publishSealedMedia } from './media-recovery.ts';
 import { MediaSetWriter, type NextMedium, type WrittenMark } from './set-writer.ts';
 import { StoredObjectReader, type StoredObject } from './stored-reader.ts';
 
@@ -95,6 +96,7 @@ export async function exportPoints(ctx: OperationContext, repo: Repository, targ
   try {
     const chosen = await selectPoints(repo, req, signal);
     const existing = await loadCatalog(repo, req.pool, signal);
+    if (existing && target instanceof DirectoryTarget) await publishSealedMedia(ctx, target.location, existing);
     let cat: Catalog = existing ?? emptyCatalog(poolDefinition(undefined, req), repo.config.id, repo.codec.encrypted);
     cat = { ...cat, pool: poolDefinition(cat.pool, req) };
     if (cat.repositoryId !== repo.config.id) {

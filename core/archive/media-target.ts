@@ -2,15 +2,21 @@
 // plain sequential stream (never seeked, like `tar -cf /dev/nst0`).
 
 import { createWriteStream, constants as fsc, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { HvError, wrapError } from '../errors.ts';
 
 export interface OpenMedium {
   stream: Writable;
-  /** Make the medium durable and visible (media file: fsync, then rename into place). */
-  commit(): Promise<void>;
+  /** Make the medium durable (media file: fsync, still under its temporary name). */
+  seal(): Promise<void>;
+  /**
+   * Make it visible under its final name (media file: rename into place). Called after the
+   * catalog names the medium, so a crash in between leaves a sealed `<file>.partial` that the
+   * next export publishes (publishSealedMedia), never a final file the catalog does not know.
+   */
+  publish(): Promise<void>;
   /** Forget a half-written medium. */
   abort(): Promise<void>;
 }
@@ -26,6 +32,12 @@ export interface MediaTarget {
 
 export function mediaFileName(mediumId: string): string {
   return `${mediumId}.tar`;
+}
+
+export async function publishFile(temp: string, final: string): Promise<void> {
+  await fsp.rename(temp, final);
+  const dir = await fsp.open(dirname(final), 'r').catch(() => undefined);
+  if (dir) { try { await dir.sync(); } catch { /* not supported on every platform */ } finally { await dir.close(); } }
 }
 
 export class DirectoryTarget implements MediaTarget {
@@ -47,14 +59,12 @@ export class DirectoryTarget implements MediaTarget {
     const stream = createWriteStream(temp, { flags: 'w', highWaterMark: 4 * 1024 * 1024 });
     return {
       stream,
-      async commit() {
+      async seal() {
         await finished(stream).catch(() => undefined);
         const fh = await fsp.open(temp, 'r+');
         try { await fh.sync(); } finally { await fh.close(); }
-        await fsp.rename(temp, final);
-        const dir = await fsp.open(join(final, '..'), 'r').catch(() => undefined);
-        if (dir) { try { await dir.sync(); } catch { /* not supported on every platform */ } finally { await dir.close(); } }
       },
+      publish: () => publishFile(temp, final),
       async abort() {
         stream.destroy();
         await fsp.rm(temp, { force: true });
@@ -85,7 +95,8 @@ export class DeviceTarget implements MediaTarget {
     const stream = fh.createWriteStream();
     return {
       stream,
-      async commit() { await finished(stream).catch(() => undefined); },
+      async seal() { await finished(stream).catch(() => undefined); },
+      async publish() {},
       async abort() { stream.destroy(); },
     };
   }

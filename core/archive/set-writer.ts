@@ -170,10 +170,11 @@ export class MediaSetWriter {
     } as const;
     await cur.writer.add(TRAILER_ENTRY, encodeTrailer(trailer), false);
     const bytes = await cur.writer.finish();
-    await cur.out.commit();
+    await cur.out.seal();
     this.#cur = undefined;
     const medium = catalogMediumFromLabel(cur.label, trailer, cur.writer.entries, bytes, cur.file);
     this.media.push(medium);
     await this.#o.onMedium(medium);
+    await cur.out.publish();
   }
 }
