@@ -57,7 +57,7 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       batchLen = 0;
     };
     let k = 0;
-    for await (const { data } of repo.readChunks(order.map((i) => d.chunks[i]!), { signal: opts.signal })) {
+    for await (const { data } of repo.readChunks(order.map((i) => d.chunks[i]!), { signal: opts.signal, window: 16 })) {
       throwIfAborted(opts.signal);
       const i = order[k++]!;
       const offset = i * d.chunkSize;
