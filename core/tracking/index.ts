@@ -41,8 +41,12 @@ export async function diskIdentity(path: string): Promise<string> {
   return `raw:${st.size}:${st.mtimeNs}`;
 }
 
-export async function loadTracking(diskPath: string): Promise<TrackingRecord | undefined> {
-  const file = trackingPath(diskPath);
+/** The record a new reference replaced, kept so a backup that failed does not cost the next one a scan. */
+export function previousTrackingPath(diskPath: string): string {
+  return `${diskPath}.hvrct.prev`;
+}
+
+export async function loadTracking(diskPath: string, file = trackingPath(diskPath)): Promise<TrackingRecord | undefined> {
   let buf: Buffer;
   try {
     buf = await readFile(file);
@@ -54,8 +58,7 @@ export async function loadTracking(diskPath: string): Promise<TrackingRecord | u
 }
 
 /** Replace the record atomically (temp file, fsync, rename): a reader sees the old or the new one. */
-export async function saveTracking(diskPath: string, rec: TrackingRecord): Promise<void> {
-  const file = trackingPath(diskPath);
+export async function saveTracking(diskPath: string, rec: TrackingRecord, file = trackingPath(diskPath)): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
   const fh = await open(tmp, 'w');
   try {
@@ -69,11 +72,20 @@ export async function saveTracking(diskPath: string, rec: TrackingRecord): Promi
 
 export async function removeTracking(diskPath: string): Promise<void> {
   await unlink(trackingPath(diskPath)).catch(() => undefined);
+  await unlink(previousTrackingPath(diskPath)).catch(() => undefined);
 }
 
-/** Start a new reference: empty bitmap, new reference id, the disk's current identity. Returns the id. */
+/**
+ * Start a new reference: empty bitmap, new reference id, the disk's current identity. The
+ * replaced record, if trusted, is kept as `.hvrct.prev` (written first, so the pair is
+ * always consistent): if the backup that started this reference fails, the next one can
+ * still ask for changes since the older reference (previous ∪ current). Returns the id.
+ */
 export async function startReference(diskPath: string, virtualSize: number): Promise<string> {
   const old = await loadTracking(diskPath).catch(() => undefined);
+  const check = await checkTracking(diskPath, undefined, virtualSize);
+  if (check.trusted) await saveTracking(diskPath, check.record, previousTrackingPath(diskPath));
+  else await unlink(previousTrackingPath(diskPath)).catch(() => undefined);
   const referenceId = randomUUID();
   await saveTracking(diskPath, {
     state: 'clean',
@@ -110,6 +122,31 @@ export async function checkTracking(diskPath: string, referenceId: string | unde
     return { trusted: false, reason: `${diskPath} was written outside change tracking (DataWriteGuid ${now}, tracked ${rec.diskIdentity})` };
   }
   return { trusted: true, record: rec };
+}
+
+/** The tracking state of a disk frozen at a checkpoint: the current record and the one before it. */
+export interface FrozenTracking {
+  current: TrackingCheck;
+  previous?: TrackingRecord;
+}
+
+export async function freezeTracking(diskPath: string, virtualSize: number): Promise<FrozenTracking> {
+  const current = await checkTracking(diskPath, undefined, virtualSize);
+  const previous = current.trusted ? await loadTracking(diskPath, previousTrackingPath(diskPath)).catch(() => undefined) : undefined;
+  return { current, ...(previous?.state === 'clean' && previous.virtualSize === virtualSize ? { previous } : {}) };
+}
+
+/** Changed ranges since `referenceId` from a frozen state, or why they cannot be trusted. */
+export function changesSince(frozen: FrozenTracking, referenceId: string, diskPath: string): { ranges: ByteRange[] } | { reason: string } {
+  const cur = frozen.current;
+  if (!cur.trusted) return { reason: cur.reason };
+  if (cur.record.referenceId === referenceId) return { ranges: bitmapRanges(cur.record) };
+  const prev = frozen.previous;
+  if (prev && prev.referenceId === referenceId && prev.granularity === cur.record.granularity) {
+    const bitmap = Uint8Array.from(cur.record.bitmap, (b, i) => b | (prev.bitmap[i] ?? 0));
+    return { ranges: bitmapRanges({ ...cur.record, bitmap }) };
+  }
+  return { reason: `change-tracking reference ${cur.record.referenceId} of ${diskPath} is not the previous restore point's reference ${referenceId}` };
 }
 
 /** Mark a record untrusted, keeping the reason for the next backup's methodReason. */

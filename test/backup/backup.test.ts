@@ -109,7 +109,7 @@ describe('backup and restore, end to end (local host)', function () {
     assert.equal(next!.method, 'changed-blocks', next!.methodReason);
   });
 
-  it('a backup that fails after the checkpoint (cancelled) still merges it and leaves no restore point', async () => {
+  it('a backup that fails after the checkpoint (cancelled) still merges it, leaves no restore point, and the next one is still tracked', async () => {
     const abort = new AbortController();
     const onLog = (e: { message: string }) => { if (/checkpoint/.test(e.message)) abort.abort(); };
     const before = (await listRestorePoints(ctx, { repository: repo })).length;
@@ -119,6 +119,12 @@ describe('backup and restore, end to end (local host)', function () {
     assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined, 'checkpoint merged after the failure');
     assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
     assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before, 'no restore point from a failed backup');
+    // The reference the failed backup started is unknown to the repository; the one before it was kept.
+    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 44 });
+    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
+    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-cancel') });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
   });
 
   it('whatIf plans without touching the VM or the repository', async () => {

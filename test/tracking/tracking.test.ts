@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isHvError } from '../../core/errors.ts';
 import { bitmapBytes, bitmapRanges, decodeTracking, encodeTracking, markRange, TRACKING_GRANULARITY } from '../../core/tracking/format.ts';
 import type { TrackingRecord } from '../../core/tracking/format.ts';
-import { attachChangeTracking, checkTracking, loadTracking, startReference, trackingPath } from '../../core/tracking/index.ts';
+import { attachChangeTracking, changesSince, checkTracking, freezeTracking, loadTracking, startReference, trackingPath } from '../../core/tracking/index.ts';
 import { createVhdx, openDisk } from '../../core/vhdx/index.ts';
 
 const MiB = 1 << 20;
@@ -98,5 +98,32 @@ describe('change tracking beside a disk', function () {
     buf[50] ^= 0xff;
     writeFileSync(trackingPath(disk), buf);
     assert.match((await checkTracking(disk, undefined, 64 * MiB) as { reason: string }).reason, /checksum/);
+  });
+});
+
+describe('change tracking across a failed backup', function () {
+  this.timeout(60_000);
+  it('keeps the replaced record: changes since the older reference are previous ∪ current', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvb-track2-'));
+    try {
+      const disk = join(dir, 'd.vhdx');
+      const d0 = await createVhdx(disk, { size: 16 * MiB, blockSize: MiB });
+      await d0.close();
+      const r1 = await startReference(disk, 16 * MiB);
+      const write = async (off: number) => {
+        const d = await openDisk(disk, { writable: true });
+        await attachChangeTracking(d);
+        await d.write(Buffer.alloc(4096, 9), off);
+        await d.close();
+      };
+      await write(2 * MiB);
+      await startReference(disk, 16 * MiB); // r2: the backup that started it fails
+      await write(7 * MiB);
+      const frozen = await freezeTracking(disk, 16 * MiB);
+      assert.deepEqual(changesSince(frozen, r1, disk), { ranges: [{ offset: 2 * MiB, length: MiB }, { offset: 7 * MiB, length: MiB }] });
+      assert.match((changesSince(frozen, 'older', disk) as { reason: string }).reason, /not the previous restore point's reference older/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

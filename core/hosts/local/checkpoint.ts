@@ -12,8 +12,8 @@ import { unlink } from 'node:fs/promises';
 import { basename, extname, posix } from 'node:path';
 import type { ByteRange } from '../../disk/disk.ts';
 import { createDifferencingVhdx, mergeDifferencingVhdx } from '../../vhdx/index.ts';
-import { checkTracking, diskIdentity, recordMergedRanges, startReference } from '../../tracking/index.ts';
-import type { TrackingCheck } from '../../tracking/index.ts';
+import { diskIdentity, freezeTracking, recordMergedRanges, startReference } from '../../tracking/index.ts';
+import type { FrozenTracking } from '../../tracking/index.ts';
 import type { LogEvent } from '../../progress.ts';
 import { BACKUP_CHECKPOINT_MARKER } from './config.ts';
 import type { BackupCheckpointRecord, CheckpointDiskRecord } from './config.ts';
@@ -31,7 +31,7 @@ export function childPathFor(parentRel: string, checkpointId: string): string {
 export interface CreatedCheckpoint {
   record: BackupCheckpointRecord;
   /** Per disk key: the tracking state of the frozen parent before the new reference started. */
-  tracking: Map<string, TrackingCheck>;
+  tracking: Map<string, FrozenTracking>;
   /** Per disk key: the reference started at the freeze. */
   references: Map<string, string>;
 }
@@ -45,11 +45,11 @@ export async function createCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
   const record: BackupCheckpointRecord = { marker: BACKUP_CHECKPOINT_MARKER, id, state: 'creating', createdAt: new Date().toISOString(), disks };
   await saveVmConfig(vm, { ...vm.config, backupCheckpoint: record });
   for (const d of disks) await createDifferencingVhdx(abs(d.child), abs(d.parent));
-  const tracking = new Map<string, TrackingCheck>();
+  const tracking = new Map<string, FrozenTracking>();
   const references = new Map<string, string>();
   for (const d of disks) {
     const size = (await readVhdxInfo(abs(d.parent))).virtualSize;
-    tracking.set(d.key, await checkTracking(abs(d.parent), undefined, size));
+    tracking.set(d.key, await freezeTracking(abs(d.parent), size));
     references.set(d.key, await startReference(abs(d.parent), size));
     d.parentDataWriteGuid = await diskIdentity(abs(d.parent));
   }

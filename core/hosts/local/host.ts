@@ -8,8 +8,8 @@ import { basename, join, relative, resolve, sep } from 'node:path';
 import { HvError } from '../../errors.ts';
 import type { LogEvent } from '../../progress.ts';
 import { openDisk } from '../../vhdx/index.ts';
-import { bitmapRanges, checkTracking, startReference } from '../../tracking/index.ts';
-import type { TrackingCheck } from '../../tracking/index.ts';
+import { changesSince, freezeTracking, startReference } from '../../tracking/index.ts';
+import type { FrozenTracking } from '../../tracking/index.ts';
 import type {
   BackupCheckpoint, ChangedRanges, Consistency, DiskReference, FrozenDisk, Host, HostCallOptions,
   RestoredVm, VmDescription, VmSummary,
@@ -24,7 +24,7 @@ import { encodeVmConfig } from './config.ts';
 const DISK_EXTENSIONS = ['.vhdx', '.avhdx', '.img', '.raw'];
 
 interface LiveCheckpoint {
-  tracking: Map<string, TrackingCheck>;
+  tracking: Map<string, FrozenTracking>;
 }
 
 export interface LocalHostOptions {
@@ -126,7 +126,7 @@ export class LocalHost implements Host {
     const disk = await openDisk(d.path);
     const virtualSize = disk.size;
     await disk.close();
-    const tracking = new Map([[d.key, await checkTracking(d.path, undefined, virtualSize)]]);
+    const tracking = new Map([[d.key, await freezeTracking(d.path, virtualSize)]]);
     // The tracking file lives beside the disk; a read-only folder only costs the next backup a scan.
     const referenceId = await startReference(d.path, virtualSize).catch((err: unknown) => {
       this.#onLog({ level: 'warning', message: `cannot start change tracking beside ${d.path} (${(err as Error).message}); the next backup will scan`, target: d.path });
@@ -142,14 +142,11 @@ export class LocalHost implements Host {
   }
 
   async getChangedRanges(cp: BackupCheckpoint, disk: FrozenDisk, since: DiskReference | undefined): Promise<ChangedRanges> {
-    const check = this.#live.get(cp.id)?.tracking.get(disk.key);
+    const frozen = this.#live.get(cp.id)?.tracking.get(disk.key);
     if (!since) return { available: false, reason: 'the previous restore point has no change-tracking reference for this disk' };
-    if (!check) return { available: false, reason: `no change-tracking state for disk ${disk.key}` };
-    if (!check.trusted) return { available: false, reason: check.reason };
-    if (check.record.referenceId !== since.referenceId) {
-      return { available: false, reason: `change-tracking reference ${check.record.referenceId} of ${disk.path} is not the previous restore point's ${since.referenceId}` };
-    }
-    return { available: true, ranges: bitmapRanges(check.record), method: 'local-tracking' };
+    if (!frozen) return { available: false, reason: `no change-tracking state for disk ${disk.key}` };
+    const r = changesSince(frozen, since.referenceId, disk.path);
+    return 'ranges' in r ? { available: true, ranges: r.ranges, method: 'local-tracking' } : { available: false, reason: r.reason };
   }
 
   async removeBackupCheckpoint(cp: BackupCheckpoint, opts: HostCallOptions & { keepReference: boolean }): Promise<DiskReference[]> {
