@@ -74,7 +74,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: { signal?: Abort
       throw err;
     }
     const size = plain.length;
-    const done = store1(store, hashed, size, opts.signal, stats).finally(release);
+    const done = storeChunk(store, hashed, size, opts.signal, stats).finally(release);
     done.catch((err: unknown) => { firstError ??= err; });
     outstanding.add(done);
     void done.finally(() => outstanding.delete(done)).catch(() => {});
@@ -92,7 +92,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: { signal?: Abort
   };
 }
 
-async function store1(store: ChunkStoreState, hashing: ReturnType<ChunkPool['hash']>, size: number, signal: AbortSignal | undefined, stats: ChunkWriterStats): Promise<PutResult> {
+async function storeChunk(store: ChunkStoreState, hashing: ReturnType<ChunkPool['hash']>, size: number, signal: AbortSignal | undefined, stats: ChunkWriterStats): Promise<PutResult> {
   const [h, known] = await Promise.all([hashing, store.knownIds()]);
   stats.chunks++;
   stats.plainBytes += size;
