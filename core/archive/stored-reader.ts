@@ -33,18 +33,14 @@ export class StoredObjectReader {
   }
 
   /**
-   * A free pool buffer; after a short wait, a new one (which joins the pool when released).
-   * The pipeline's own backpressure bounds how many are ever out at once.
+   * A free pool buffer, else a new one (it joins the pool when released). Never waits: the
+   * pipeline's own backpressure (read-ahead window, stream buffers) bounds how many are out,
+   * so the pool grows to that working set once and is then recycled.
    */
-  async #acquire(signal?: AbortSignal): Promise<Buffer> {
-    for (let waited = 0; waited < 50; waited++) {
-      throwIfAborted(signal);
-      this.reclaim();
-      const b = this.#free.pop();
-      if (b) return b;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    return Buffer.allocUnsafe(this.#size);
+  #acquire(signal?: AbortSignal): Buffer {
+    throwIfAborted(signal);
+    this.reclaim();
+    return this.#free.pop() ?? Buffer.allocUnsafe(this.#size);
   }
 
   #release(b: Buffer): void {
@@ -54,7 +50,7 @@ export class StoredObjectReader {
   async load(type: 'chunks' | 'manifests', id: string, signal?: AbortSignal): Promise<StoredObject> {
     const backend = this.#repo.backend;
     if (type === 'chunks' && backend instanceof LocalBackend) {
-      const buf = await this.#acquire(signal);
+      const buf = this.#acquire(signal);
       const n = await readInto(backend.pathOf({ type, name: id }), buf).catch((err: unknown) => {
         this.#release(buf);
         throw (err as NodeJS.ErrnoException)?.code === 'ENOENT' ? missing(type, id, this.#repo.location, err) : err;
@@ -72,7 +68,7 @@ export class StoredObjectReader {
   }
 
   /** Objects in order, `window` loads ahead of the consumer. */
-  async *readAll(type: 'chunks' | 'manifests', ids: string[], signal?: AbortSignal, window = 8): AsyncGenerator<StoredObject> {
+  async *readAll(type: 'chunks' | 'manifests', ids: string[], signal?: AbortSignal, window = 16): AsyncGenerator<StoredObject> {
     const queue: Promise<StoredObject>[] = [];
     let next = 0;
     const fill = () => {
