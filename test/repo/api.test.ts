@@ -95,5 +95,18 @@ describe('Repository API and CLI', () => {
       assert.match(r.stdout, /removed 1 lock\b/);
       assert.deepEqual(readdirSync(join(path, 'locks')), []);
     }
+    {
+      const enc = join(dir, 'enc');
+      const env = (v: Record<string, string>) => ({ ...process.env, HVBACKUP_PASSWORD: '', HVBACKUP_NEW_PASSWORD: '', ...v });
+      let e = spawnSync(process.execPath, [BIN, 'repo', 'init', '--encrypt', enc], { encoding: 'utf8', env: env({ HVBACKUP_NEW_PASSWORD: 'pw one' }) });
+      assert.equal(e.status, 0, e.stderr);
+      assert.match(e.stdout, /created encrypted repository/);
+      e = spawnSync(process.execPath, [BIN, 'repo', 'stats', enc, '--json'], { encoding: 'utf8', env: env({ HVBACKUP_PASSWORD: 'pw one' }) });
+      assert.equal(e.status, 0, e.stderr);
+      assert.equal(JSON.parse(e.stdout).encrypted, true);
+      e = spawnSync(process.execPath, [BIN, 'repo', 'stats', enc], { encoding: 'utf8', env: env({ HVBACKUP_PASSWORD: 'wrong' }) });
+      assert.equal(e.status, 1);
+      assert.match(e.stderr, /wrong password/);
+    }
   });
 });
