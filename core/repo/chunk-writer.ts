@@ -93,7 +93,16 @@ export function createChunkWriter(store: ChunkStoreState, opts: { signal?: Abort
 }
 
 async function storeChunk(store: ChunkStoreState, hashing: ReturnType<ChunkPool['hash']>, size: number, signal: AbortSignal | undefined, stats: ChunkWriterStats): Promise<PutResult> {
-  const [h, known] = await Promise.all([hashing, store.knownIds()]);
+  const knowing = store.knownIds();
+  knowing.catch(() => {});
+  const h = await hashing;
+  let known: Set<string>;
+  try {
+    known = await knowing;
+  } catch (err) {
+    h.drop();
+    throw err;
+  }
   stats.chunks++;
   stats.plainBytes += size;
   const pending = store.inFlight.get(h.id);
