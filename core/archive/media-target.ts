@@ -1,9 +1,9 @@
 // Where media are written: media files in a folder, or a tape device written as one
 // plain sequential stream (never seeked, like `tar -cf /dev/nst0`).
 
-import { createWriteStream, constants as fsc, promises as fsp } from 'node:fs';
+import { closeSync, constants as fsc, openSync, promises as fsp, writevSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { HvError, wrapError } from '../errors.ts';
 
@@ -28,6 +28,67 @@ export interface MediaTarget {
   /** True when every write must be exactly one record (a tape device); files need not. */
   readonly exactRecords: boolean;
   open(mediumId: string, fileName: string, opts: { replace: boolean }): Promise<OpenMedium>;
+}
+
+/**
+ * Writes a media file with synchronous vectored writes of up to 4 MiB. Local media files
+ * are written at page-cache speed; doing it on the main thread keeps libuv's thread pool
+ * for the chunk reads, which otherwise queue ahead of the writes (bench/archive: the
+ * write phase took up to 4x longer through fs.WriteStream). Tape devices, which can block
+ * for seconds, keep the asynchronous stream.
+ */
+export class SyncFileWriter extends Writable {
+  readonly path: string;
+  bytesWritten = 0;
+  #fd: number | undefined;
+
+  constructor(path: string) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
+    this.path = path;
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    try {
+      this.#fd = openSync(this.path, 'w');
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    try {
+      let bufs = chunks.map((c) => c.chunk);
+      while (bufs.length > 0) {
+        let n = writevSync(this.#fd!, bufs);
+        this.bytesWritten += n;
+        while (bufs.length > 0 && n >= bufs[0]!.length) n -= bufs.shift()!.length;
+        if (n > 0) bufs[0] = bufs[0]!.subarray(n);
+      }
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this._destroy(null, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const fd = this.#fd;
+    this.#fd = undefined;
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch (e) {
+      return cb(err ?? (e as Error));
+    }
+    cb(err);
+  }
 }
 
 export function mediaFileName(mediumId: string): string {
@@ -56,7 +117,7 @@ export class DirectoryTarget implements MediaTarget {
       throw new HvError('ERR_ALREADY_EXISTS', `media file ${final} exists but the pool's catalog does not know it; move it away or rebuild the catalog (hvbackup archive catalog)`, { target: final });
     }
     const temp = `${final}.partial`;
-    const stream = createWriteStream(temp, { flags: 'w', highWaterMark: 4 * 1024 * 1024 });
+    const stream = new SyncFileWriter(temp);
     return {
       stream,
       async seal() {
