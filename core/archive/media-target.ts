@@ -1,7 +1,7 @@
 // Where media are written: media files in a folder, or a tape device written as one
 // plain sequential stream (never seeked, like `tar -cf /dev/nst0`).
 
-import { closeSync, constants as fsc, openSync, promises as fsp, writevSync } from 'node:fs';
+import { closeSync, fdatasync, constants as fsc, openSync, promises as fsp, writevSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -37,10 +37,15 @@ export interface MediaTarget {
  * write phase took up to 4x longer through fs.WriteStream). Tape devices, which can block
  * for seconds, keep the asynchronous stream.
  */
+const FLUSH_EVERY = 64 * 1024 * 1024;
+
 export class SyncFileWriter extends Writable {
   readonly path: string;
   bytesWritten = 0;
   #fd: number | undefined;
+  /** Background fdatasync started every FLUSH_EVERY bytes, so the disk writes while we copy. */
+  #flushing: Promise<void> | undefined;
+  #flushedTo = 0;
 
   constructor(path: string) {
     super({ highWaterMark: 4 * 1024 * 1024 });
@@ -62,6 +67,7 @@ export class SyncFileWriter extends Writable {
       while (bufs.length > 0) {
         let n = writevSync(this.#fd!, bufs);
         this.bytesWritten += n;
+        this.#startFlush();
         while (bufs.length > 0 && n >= bufs[0]!.length) n -= bufs.shift()!.length;
         if (n > 0) bufs[0] = bufs[0]!.subarray(n);
       }
@@ -75,8 +81,16 @@ export class SyncFileWriter extends Writable {
     this._writev([{ chunk }], cb);
   }
 
+  #startFlush(): void {
+    if (this.#flushing || this.bytesWritten - this.#flushedTo < FLUSH_EVERY || this.#fd === undefined) return;
+    this.#flushedTo = this.bytesWritten;
+    const fd = this.#fd;
+    this.#flushing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => { this.#flushing = undefined; });
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
-    this._destroy(null, cb);
+    // Never close the descriptor under a running background flush.
+    void (this.#flushing ?? Promise.resolve()).then(() => this._destroy(null, cb));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
