@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark, each beside its peers in the same run; results under bench/results/.
+# Not part of `npm test`: run when the machine is otherwise idle (`npm run bench`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node scripts/setup.mjs --no-powershell
+for b in vhdx backup archive crypto bridge; do
+  echo "=== bench/$b"
+  case $b in
+    crypto) node_modules/.bin/node bench/crypto/run.ts ;;
+    *) bash "bench/$b/run.sh" ;;
+  esac
+done
