@@ -127,6 +127,17 @@ describe('backup and restore, end to end (local host)', function () {
     assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
   });
 
+  it('two backups of one VM at once: the second is refused, the running one is not disturbed', async () => {
+    const results = await backupVMs(ctx, { repository: repo, sources: [vmDir, vmDir], parallel: 2 });
+    assert.deepEqual(results.map((r) => r.status).sort(), ['failed', 'success']);
+    const failed = results.find((r) => r.status === 'failed')!;
+    assert.ok(['ERR_LOCKED', 'ERR_HOST'].includes(failed.error!.code), failed.error!.message);
+    assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
+    const ok = results.find((r) => r.status === 'success')!;
+    const res = await restoreVM(ctx, { repository: repo, point: ok.pointId!, to: s.path('restore-concurrent') });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+  });
+
   it('whatIf plans without touching the VM or the repository', async () => {
     const before = await listRestorePoints(ctx, { repository: repo });
     const cfg = (await loadVm(vmDir)).config;

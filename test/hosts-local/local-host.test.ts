@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { isHvError } from '../../core/errors.ts';
 import { decodeVmConfig } from '../../core/hosts/local/config.ts';
 import { LocalHost } from '../../core/hosts/local/host.ts';
@@ -25,6 +26,12 @@ async function readAt(path: string, offset: number, length: number): Promise<Buf
   } finally {
     await d.close();
   }
+}
+
+/** Make the VM's checkpoint look like a backup process that died (kill -9) left it. */
+async function killOwner(vmDir: string): Promise<void> {
+  const vm = await loadVm(vmDir);
+  await saveVmConfig(vm, { ...vm.config, backupCheckpoint: { ...vm.config.backupCheckpoint!, owner: { pid: 999_999, host: hostname() } } });
 }
 
 describe('local host VM config', () => {
@@ -102,6 +109,8 @@ describe('local host checkpoints', function () {
     await guestWrite(vmDir, [{ offset: 10 * MiB, data }]);
     void cp; // the "killed" process never removes it
     const host = new LocalHost();
+    await assert.rejects(repairVm({}, vmDir), (e: unknown) => isHvError(e, 'ERR_LOCKED') && /being backed up right now/.test((e as Error).message), 'a live backup\'s checkpoint is not a leftover');
+    await killOwner(vmDir);
     const vm = await host.describeVM(vmDir);
     assert.equal((await host.findLeftoverCheckpoints(vm)).length, 1);
     const r = await repairVm({}, vmDir);
@@ -126,6 +135,7 @@ describe('local host checkpoints', function () {
     const vm = await loadVm(vmDir);
     rmSync(join(vmDir, vm.config.disks[0]!.path)); // as if the merge deleted it and then the process died
     void cp;
+    await killOwner(vmDir);
     await repairVm({}, vmDir);
     const after = await loadVm(vmDir);
     assert.equal(after.config.backupCheckpoint, undefined);
@@ -133,7 +143,7 @@ describe('local host checkpoints', function () {
   });
 
   it('breaks a VM lock left by a dead process and lists VMs under a root by name', async () => {
-    writeFileSync(join(vmDir, '.hvbackup-vm.lock'), `999999\n${(await import('node:os')).hostname()}\n`);
+    writeFileSync(join(vmDir, '.hvbackup-vm.lock'), `999999\n${hostname()}\n`);
     assert.equal(await withVmLock(vmDir, async () => 42, 2000), 42);
     const host = new LocalHost({ root });
     const names = (await host.listVMs()).map((v) => v.name);

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, extname, posix } from 'node:path';
 import type { ByteRange } from '../../disk/disk.ts';
 import { createDifferencingVhdx, mergeDifferencingVhdx } from '../../vhdx/index.ts';
@@ -42,7 +43,8 @@ export async function createCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
   for (const d of vm.config.disks) {
     disks.push({ key: d.key, parent: d.path, child: childPathFor(d.path, id), parentDataWriteGuid: await diskIdentity(abs(d.path)) });
   }
-  const record: BackupCheckpointRecord = { marker: BACKUP_CHECKPOINT_MARKER, id, state: 'creating', createdAt: new Date().toISOString(), disks };
+  const record: BackupCheckpointRecord = { marker: BACKUP_CHECKPOINT_MARKER, id, state: 'creating', createdAt: new Date().toISOString(), owner: { pid: process.pid, host: hostname() }, disks };
+  liveInThisProcess.add(id);
   await saveVmConfig(vm, { ...vm.config, backupCheckpoint: record });
   for (const d of disks) await createDifferencingVhdx(abs(d.child), abs(d.parent));
   const tracking = new Map<string, FrozenTracking>();
@@ -74,6 +76,7 @@ export async function removeCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
     // The VM never wrote to the children: they are empty; delete them.
     for (const d of record.disks) await unlink(abs(d.child)).catch(() => undefined);
     await saveVmConfig(vm, { ...vm.config, backupCheckpoint: undefined });
+    liveInThisProcess.delete(record.id);
     return;
   }
   for (const d of record.disks) {
@@ -104,6 +107,25 @@ export async function removeCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
     record.disks = disks;
   }
   await saveVmConfig(vm, { ...vm.config, backupCheckpoint: undefined });
+  liveInThisProcess.delete(record.id);
+}
+
+/** Checkpoints this process created and has not removed yet. */
+const liveInThisProcess = new Set<string>();
+
+/**
+ * Is the backup that owns this checkpoint still running? Then it is not a leftover: merging
+ * it would write the parent under a running backup's reads.
+ */
+export function checkpointOwnerAlive(rec: BackupCheckpointRecord): boolean {
+  if (!rec.owner || rec.owner.host !== hostname()) return false;
+  if (rec.owner.pid === process.pid) return liveInThisProcess.has(rec.id);
+  try {
+    process.kill(rec.owner.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function sumBytes(r: ByteRange[]): number {

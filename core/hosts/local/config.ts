@@ -36,6 +36,8 @@ export interface BackupCheckpointRecord {
   /** creating: children may exist but the VM still writes to the parents; active: VM writes to the children. */
   state: 'creating' | 'active';
   createdAt: string;
+  /** The process running the backup: a checkpoint is a leftover only once that process is gone. */
+  owner?: { pid: number; host: string };
   disks: CheckpointDiskRecord[];
 }
 

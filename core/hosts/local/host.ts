@@ -15,8 +15,8 @@ import type {
   RestoredVm, VmDescription, VmSummary,
 } from '../host.ts';
 import { VM_CONFIG_SCHEMA, decodeVmConfig, newVmId } from './config.ts';
-import type { VmConfig } from './config.ts';
-import { bareDiskName, createCheckpoint, removeCheckpoint } from './checkpoint.ts';
+import type { BackupCheckpointRecord, VmConfig } from './config.ts';
+import { bareDiskName, checkpointOwnerAlive, createCheckpoint, removeCheckpoint } from './checkpoint.ts';
 import { VM_CONFIG_DIR, findConfigFile, loadVm, withVmLock, writeFileAtomic } from './vm-folder.ts';
 import type { LoadedVm } from './vm-folder.ts';
 import { encodeVmConfig } from './config.ts';
@@ -165,6 +165,7 @@ export class LocalHost implements Host {
     if (isBare(vm)) return [];
     const rec = (await loadVm(vm.location)).config.backupCheckpoint;
     if (!rec) return [];
+    refuseIfOwnerAlive(vm.name, rec);
     return [{ id: rec.id, description: `hvbackup backup checkpoint ${rec.id} (${rec.state}, created ${rec.createdAt}; ${rec.disks.map((d) => d.child).join(', ')})` }];
   }
 
@@ -173,6 +174,7 @@ export class LocalHost implements Host {
     return withVmLock(vm.location, async () => {
       const loaded = await loadVm(vm.location);
       if (!loaded.config.backupCheckpoint) return 0;
+      refuseIfOwnerAlive(loaded.config.name, loaded.config.backupCheckpoint);
       this.#onLog({ level: 'warning', message: `merging leftover backup checkpoint ${loaded.config.backupCheckpoint.id} of VM ${loaded.config.name}`, target: loaded.dir });
       await removeCheckpoint(loaded, (rel) => join(loaded.dir, rel), this.#onLog);
       return 1;
@@ -196,6 +198,12 @@ export class LocalHost implements Host {
     await mkdir(join(restored.directory, VM_CONFIG_DIR), { recursive: true });
     await writeFileAtomic(file, encodeVmConfig(config), { noClobber: true });
     return { id: config.id, name: config.name, host: 'local', location: restored.directory, state: 'ready' };
+  }
+}
+
+function refuseIfOwnerAlive(name: string, rec: BackupCheckpointRecord): void {
+  if (checkpointOwnerAlive(rec)) {
+    throw new HvError('ERR_LOCKED', `VM ${name} is being backed up right now (checkpoint ${rec.id}, process ${rec.owner?.pid} on ${rec.owner?.host}); its checkpoint is not a leftover`, { target: name });
   }
 }
 
