@@ -10,8 +10,8 @@ const rows: Row[] = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split(
   return { tool: c[0]!, op: c[1]!, secs: Number(c[2]), mbps: Number(c[3]), rss: Number(c[4]), repo: Number(c[6]), rc: c[7]! };
 });
 const get = (tool: string, op: string) => rows.find((r) => r.tool === tool && r.op === op);
-const result = (op: string): { storedBytes: number; readBytes: number; method: string; methodReason?: string } | undefined => {
-  const f = join(dir, 'logs', `hvbackup-${op}.out`);
+const result = (op: string, tool = 'hvbackup'): { storedBytes: number; readBytes: number; method: string; methodReason?: string } | undefined => {
+  const f = join(dir, 'logs', `${tool}-${op}.out`);
   if (!existsSync(f)) return undefined;
   const line = readFileSync(f, 'utf8').trim().split('\n').reverse().find((l) => l.includes('"event":"result"'));
   return line ? JSON.parse(line).results[0] : undefined;
@@ -39,6 +39,11 @@ const lines = [
   `| peak RSS MiB | ${peak} | ${Math.max(rs.full?.rss ?? 0, rs.incr?.rss ?? 0, rs.restore?.rss ?? 0)} | ${Math.max(bg.full?.rss ?? 0, bg.incr?.rss ?? 0, bg.restore?.rss ?? 0)} | | | ≤256 MiB: ${ok(peak > 0 ? peak <= 256 : undefined)} |`,
   `| limit: Node SHA-256 / zstd -1 one core MB/s | ${limits.sha256MBps} / ${limits.zstd1MBps} (zstd ratio ${limits.zstdRatio}) | | | | | |`,
 ];
+for (const tool of [...new Set(rows.map((r) => r.tool))].filter((t) => t.startsWith('hvbackup-'))) {
+  const f = get(tool, 'full'), sc = get(tool, 'incr1-qemu-io'), tr = get(tool, 'incr-tracked'), re = get(tool, 'restore-latest');
+  const us = result('incr1-qemu-io', tool)?.storedBytes, ts = result('incr-tracked', tool)?.storedBytes;
+  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; ${tr?.secs} s; ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
+}
 const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
 writeFileSync(join(dir, 'summary.md'), text);
 process.stdout.write(text);

@@ -4,7 +4,8 @@
 # full backup, the peers' 1 % qemu-io change (untracked → scan), a 1 % change made through
 # the engine (tracked → changed blocks), restore; Node's SHA-256 and zstd as the limit.
 # Prints results/<run>/results.md and a summary with ratios (bench/backup/report.ts).
-# Env: TOOLS (default "phys restic borg-none"), HVB_CHUNK_SIZE (repo chunk size), RUN_ID.
+# Env: TOOLS (default "phys restic borg-none"), HVB_CHUNK_SIZE (repo chunk size), RUN_ID,
+#      HVB_ALSO_CHUNK_SIZES (default 262144: our engine once more with that chunk size).
 # Takes a few minutes; on a shared machine the figures move with the load (see env.txt).
 set -uo pipefail
 BENCH=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,7 @@ export DATA=${DATA:-$BENCH/data}
 export RUN_ID=${RUN_ID:-backup-$(date -u +%Y%m%dT%H%M%SZ)}
 export WORK=${WORK:-$HVB_ROOT/.tmp/bench-backup-work}
 export TOOLS=${TOOLS:-"phys restic borg-none"}
+export HVB_ALSO_CHUNK_SIZES=${HVB_ALSO_CHUNK_SIZES-262144}
 [ -f "$DATA/base.vhdx" ] || "$BENCH/make_disk.sh" "$DATA"
 PEERBENCH_EXTRA="$BENCH/backup/engine.sh" "$BENCH/run_peers.sh" > /dev/null
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$BENCH/results/$RUN_ID/env.txt"
