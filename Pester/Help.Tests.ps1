@@ -39,3 +39,11 @@ Describe 'Help of <Name>' -Tag Unit -ForEach $commands {
         }
     }
 }
+
+Describe 'Remove-HVRepositoryKey help' -Tag Unit {
+    It 'does not claim -Force removes the last key (the engine never removes it)' {
+        $text = (Get-Help Remove-HVRepositoryKey -Full | Out-String) -replace '\s+', ' '
+        $text | Should -Not -Match 'last key, or the one the given password opened, unless -Force'
+        $text | Should -Match 'never removes the last key file'
+    }
+}

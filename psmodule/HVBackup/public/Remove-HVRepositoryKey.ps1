@@ -4,9 +4,9 @@ function Remove-HVRepositoryKey {
     Removes a password (key file) from an encrypted repository.
 
     .DESCRIPTION
-    Deletes one key file, so its password no longer opens the repository. The engine
-    refuses to remove the last key, or the one the given password opened, unless -Force.
-    Asks for confirmation unless -Confirm:$false is given.
+    Deletes one key file, so its password no longer opens the repository. The engine never
+    removes the last key file (not even with -Force), and refuses to remove the key the given
+    password opened unless -Force is given. Asks for confirmation unless -Confirm:$false is given.
 
     .PARAMETER Repository
     The encrypted repository's folder. Taken from the Repository property of Get-HVRepositoryKey output.
@@ -18,7 +18,7 @@ function Remove-HVRepositoryKey {
     A current password of the repository.
 
     .PARAMETER Force
-    Remove the key even when it is the one -Password opened.
+    Remove the key even when it is the one -Password opened. Does not allow removing the last key.
 
     .OUTPUTS
     HVBackup.RemoveResult. The removed key id and the status.
