@@ -80,4 +80,19 @@ Describe 'Repository keys' -Tag Integration {
         $caught.FullyQualifiedErrorId | Should -Be 'HVBackup.ERR_AUTH,Get-HVRepository'
         [string]$caught.CategoryInfo.Category | Should -Be 'AuthenticationError'
     }
+    It 'changes the password with Set-HVRepositoryKey; the old one fails, the new one works' {
+        $pw3 = ConvertTo-SecureString 'third password' -AsPlainText -Force
+        $k = Set-HVRepositoryKey -Repository $enc -Password $pw2 -NewPassword $pw3
+        $k.PSObject.TypeNames[0] | Should -Be 'HVBackup.RepositoryKey'
+        $k.Repository | Should -Be $enc
+        $caught = $null
+        try { Get-HVRepository -Path $enc -Password $pw2 } catch { $caught = $_ }
+        $caught.FullyQualifiedErrorId | Should -Be 'HVBackup.ERR_AUTH,Get-HVRepository'
+        [string]$caught.CategoryInfo.Category | Should -Be 'AuthenticationError'
+        (Get-HVRepository -Path $enc -Password $pw3).Encrypted | Should -BeTrue
+        $keys = @(Get-HVRepositoryKey -Repository $enc -Password $pw3)
+        $keys.Count | Should -Be 1
+        $keys[0].Id | Should -Be $k.Id
+        $keys[0].Current | Should -BeTrue
+    }
 }

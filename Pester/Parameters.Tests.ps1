@@ -18,6 +18,7 @@ BeforeDiscovery {
         @{ Name = 'Add-HVRepositoryKey'; Params = 'Repository', 'Password', 'NewPassword'; Mandatory = 'Repository', 'Password', 'NewPassword'; ByProperty = 'Repository'; ShouldProcess = $true; Output = 'HVBackup.RepositoryKey'; Sets = '__AllParameterSets' }
         @{ Name = 'Get-HVRepositoryKey'; Params = 'Repository', 'Password'; Mandatory = 'Repository', 'Password'; ByProperty = 'Repository'; ShouldProcess = $false; Output = 'HVBackup.RepositoryKey'; Sets = '__AllParameterSets' }
         @{ Name = 'Remove-HVRepositoryKey'; Params = 'Repository', 'Id', 'Password', 'Force'; Mandatory = 'Repository', 'Id', 'Password'; ByProperty = 'Repository', 'Id'; ShouldProcess = $true; Output = 'HVBackup.RemoveResult'; Sets = '__AllParameterSets' }
+        @{ Name = 'Set-HVRepositoryKey'; Params = 'Repository', 'Password', 'NewPassword'; Mandatory = 'Repository', 'Password', 'NewPassword'; ByProperty = 'Repository'; ShouldProcess = $true; Output = 'HVBackup.RepositoryKey'; Sets = '__AllParameterSets' }
     )
 }
 

@@ -33,6 +33,7 @@ export const API_METHODS: Record<string, readonly [string, string]> = {
   addRepositoryKey: ['keys', 'addRepositoryKey'],
   listRepositoryKeys: ['keys', 'listRepositoryKeys'],
   removeRepositoryKey: ['keys', 'removeRepositoryKey'],
+  changeRepositoryPassword: ['keys', 'changeRepositoryPassword'],
 };
 
 /** Load `<dir>/<module>.ts` and return its export `fn`, or an ERR_UNSUPPORTED naming what is missing. */

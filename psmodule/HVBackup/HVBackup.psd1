@@ -23,6 +23,7 @@
         'Remove-HVRepositoryKey'
         'Remove-HVRestorePoint'
         'Restore-HVVM'
+        'Set-HVRepositoryKey'
         'Start-HVArchiveWatch'
         'Test-HVRestorePoint'
     )
