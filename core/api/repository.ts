@@ -21,8 +21,10 @@ function optionalPassword(value: unknown): string | undefined {
 }
 
 /** Open a repository folder for any API call (password only for encrypted ones). Close it when done. */
+/** Opens a repository for an API call; problems that did not stop the open (a damaged key file skipped) go to `log(ctx, 'warning', …)`. */
 export function openRepositoryForApi(path: string, password?: string, ctx?: OperationContext): Promise<Repository> {
-  return openRepository(requireString(path, 'repository path'), { password, signal: ctx?.signal });
+  const location = requireString(path, 'repository path');
+  return openRepository(location, { password, signal: ctx?.signal, onWarning: (w) => log(ctx, 'warning', w, location) });
 }
 
 export function repositoryInfo(repo: Repository): RepositoryInfo {

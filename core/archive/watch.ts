@@ -70,7 +70,7 @@ export interface WatchOptions {
 
 export async function watchRepository(ctx: OperationContext, o: WatchOptions): Promise<WatchSummary> {
   const signal = ctx.signal;
-  const repo = await openRepository(o.repository, { password: o.password, signal });
+  const repo = await openRepository(o.repository, { password: o.password, signal, onWarning: (w) => log(ctx, 'warning', w, o.repository) });
   const state = await loadOrCreateState(repo, o.request.pool, signal);
   const summary: WatchSummary = { pool: o.request.pool, since: state.since, exported: [], failed: [] };
   const queue: string[] = [];

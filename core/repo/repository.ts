@@ -32,6 +32,8 @@ export interface OpenOptions {
   signal?: AbortSignal;
   /** Worker threads for hashing/compression; 0 = inline. Default: one per core. */
   threads?: number;
+  /** Called for each problem that did not stop the open (e.g. a damaged key file skipped); also kept in `warnings`. */
+  onWarning?: (message: string) => void;
 }
 
 export class Repository {
@@ -39,14 +41,17 @@ export class Repository {
   readonly config: RepositoryConfig;
   readonly codec: ObjectCodec;
   readonly pool: ChunkPool;
+  /** Problems found at open that did not stop it, e.g. damaged key files skipped while another one unlocked. */
+  readonly warnings: readonly string[];
   readonly #manifests: ManifestStore;
   readonly #store: ChunkStoreState;
   #known: Promise<Set<string>> | undefined;
 
-  private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number) {
+  private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number, warnings: readonly string[] = []) {
     this.backend = backend;
     this.config = config;
     this.codec = codec;
+    this.warnings = warnings;
     this.pool = new ChunkPool(codec, { threads });
     this.#manifests = new ManifestStore(backend, codec);
     this.#store = { backend, pool: this.pool, knownIds: () => this.#knownIds(), inFlight: new Map() };
@@ -90,8 +95,9 @@ export class Repository {
       throw wrapError(err, `open repository ${backend.location}`, backend.location);
     }
     const config = decodeConfig(raw, `${backend.location} <config>`);
-    const codec = config.encryption === null ? await plainUnlessKeys(backend, opts.signal) : await unlock(backend, config, opts);
-    return new Repository(backend, config, codec, opts.threads);
+    const { codec, warnings } = config.encryption === null ? { codec: await plainUnlessKeys(backend, opts.signal), warnings: [] } : await unlock(backend, config, opts);
+    for (const w of warnings) opts.onWarning?.(w);
+    return new Repository(backend, config, codec, opts.threads, warnings);
   }
 
   get location(): string {
@@ -260,7 +266,7 @@ async function plainUnlessKeys(backend: Backend, signal?: AbortSignal): Promise<
   return plainCodec();
 }
 
-async function unlock(backend: Backend, config: RepositoryConfig, opts: OpenOptions): Promise<ObjectCodec> {
+async function unlock(backend: Backend, config: RepositoryConfig, opts: OpenOptions): Promise<{ codec: ObjectCodec; warnings: string[] }> {
   if (opts.password === undefined || opts.password === '') {
     throw new HvError('ERR_AUTH', `repository ${backend.location} is encrypted: a password is needed`, { target: backend.location });
   }
@@ -269,5 +275,6 @@ async function unlock(backend: Backend, config: RepositoryConfig, opts: OpenOpti
   if (keyFiles.length === 0) {
     throw new HvError('ERR_CORRUPT', `repository ${backend.location} is encrypted but has no key files in keys/`, { target: backend.location });
   }
-  return (await unlockRepository(keyFiles, config.encryption!, opts.password, backend.location)).codec;
+  const { codec, warnings } = await unlockRepository(keyFiles, config.encryption!, opts.password, backend.location);
+  return { codec, warnings };
 }

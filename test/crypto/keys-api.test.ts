@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addRepositoryKey, changeRepositoryPassword, listRepositoryKeys, removeRepositoryKey } from '../../core/api/keys.ts';
+import { getRepositoryStats } from '../../core/api/repository.ts';
 import { isHvError } from '../../core/errors.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 
@@ -79,6 +80,27 @@ describe('crypto: repository keys API and CLI', function () {
     await assert.rejects(removeRepositoryKey(ctx, { repository: repoPath, password: 'first', keyId: 'deadbeef' }), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND'));
     await assert.rejects(removeRepositoryKey(ctx, { repository: repoPath, password: 'first', keyId: 'xyz' }), (e: unknown) => isHvError(e, 'ERR_INVALID_ARGUMENT'));
     await assert.rejects(listRepositoryKeys(ctx, { repository: join(dir, 'none'), password: 'x' }), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND'));
+  });
+
+  it('opens with the good password despite damaged key files and reports each of them as a warning (repository and API)', async () => {
+    const before = '0'.repeat(64);
+    const after = 'f'.repeat(64);
+    writeFileSync(join(repoPath, 'keys', before), '{"version": 1, "id": "truncated');
+    writeFileSync(join(repoPath, 'keys', after), 'not a key file at all');
+    const repo = await openRepository(repoPath, { password: 'first', threads: 0 });
+    try {
+      assert.equal(repo.warnings.length, 2, repo.warnings.join('\n'));
+      assert.ok(repo.warnings.some((w) => w.includes(`<keys/${before}>`)), repo.warnings.join('\n'));
+      assert.ok(repo.warnings.some((w) => w.includes(`<keys/${after}>`)), repo.warnings.join('\n'));
+    } finally {
+      await repo.close();
+    }
+    const logs: { level: string; message: string }[] = [];
+    const stats = await getRepositoryStats({ onLog: (e) => logs.push(e) }, { path: repoPath, password: 'first' });
+    assert.equal(stats.restorePoints, 0);
+    const warnings = logs.filter((l) => l.level === 'warning').map((l) => l.message);
+    assert.equal(warnings.length, 2, warnings.join('\n'));
+    assert.ok(warnings.some((w) => w.includes(`<keys/${before}>`)) && warnings.some((w) => w.includes(`<keys/${after}>`)), warnings.join('\n'));
   });
 
   it('CLI: key add/list/remove with passwords from env and files, never arguments', () => {

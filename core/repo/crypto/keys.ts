@@ -165,7 +165,7 @@ export async function unlockRepository(keyFiles: { name: string; data: Buffer }[
   const check = checkConfigCrypto(configCrypto);
   if (keyFiles.length === 0) throw new HvError('ERR_CORRUPT', `${repo} is encrypted but has no key files (keys/ is empty)`, { target: location });
   const damaged: HvError[] = [];
-  for (const { name, data } of keyFiles) {
+  for (const [i, { name, data }] of keyFiles.entries()) {
     const where = `<keys/${name}>`;
     let file: KeyFile;
     try {
@@ -182,6 +182,15 @@ export async function unlockRepository(keyFiles: { name: string; data: Buffer }[
     if (check !== undefined && !keyCheckMatches(keys, check)) {
       damaged.push(new HvError('ERR_CORRUPT', `key file ${where} opens with this password but holds keys of another repository; it was not used`, { target: where }));
       continue;
+    }
+    // Key files after this one are not needed to unlock, but a damaged one is still worth reporting.
+    for (const rest of keyFiles.slice(i + 1)) {
+      try {
+        decodeKeyFile(rest.data, `<keys/${rest.name}>`);
+      } catch (err) {
+        if (!isHvError(err)) throw err;
+        damaged.push(err);
+      }
     }
     return { codec: new EncryptedCodec(keys), keyId: file.id, warnings: damaged.map((e) => e.message) };
   }
