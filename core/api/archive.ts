@@ -11,7 +11,8 @@ import { loadCatalog, saveCatalog } from '../archive/catalog-store.ts';
 import { exportPoints, type ExportSummary } from '../archive/export.ts';
 import { DeviceTarget, DirectoryTarget, type MediaTarget } from '../archive/media-target.ts';
 import { catalogFromMedia, scanMediaFiles } from '../archive/media-set.ts';
-import { restoreFromMedia, type MediaRestoreSummary } from '../archive/restore-media.ts';
+import { openMediaRepository, restoreFromMedia, type MediaRestoreSummary } from '../archive/restore-media.ts';
+import { addSealedPoints } from '../archive/sealed-points.ts';
 import { parseSize } from '../archive/size.ts';
 import { watchRepository, type WatchSummary } from '../archive/watch.ts';
 import { openRepositoryForApi } from './repository.ts';
@@ -86,10 +87,19 @@ export async function exportArchive(ctx: OperationContext, params: ExportArchive
 /**
  * Rebuild a pool's catalog by scanning media alone. With a repository, the rebuilt catalog
  * is stored there (replacing a lost or damaged one); the repository must be the one the media came from.
+ * Media of an encrypted repository need the password: their restore points are read from the sealed manifests.
  */
 export async function importArchive(ctx: OperationContext, params: { media: string[]; repository?: string; password?: string }): Promise<CatalogSummary> {
   const scanned = await scanMediaFiles(ctx, requireMedia(params.media));
-  const cat = catalogFromMedia(scanned);
+  let cat = catalogFromMedia(scanned);
+  if (cat.encrypted) {
+    const { repo } = await openMediaRepository(scanned, optionalString(params.password, 'password'), ctx.signal, ctx);
+    try {
+      cat = await addSealedPoints(ctx, cat, scanned, repo);
+    } finally {
+      await repo.close();
+    }
+  }
   if (params.repository !== undefined) {
     const repo = await openRepositoryForApi(params.repository, optionalString(params.password, 'password'), ctx);
     try {

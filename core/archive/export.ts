@@ -131,7 +131,9 @@ async function writeSet(ctx: OperationContext, repo: Repository, target: MediaTa
   const reused = new Set(expiredMedia(cat, plan.now).map((m) => m.id));
   const writer = new MediaSetWriter(ctx, {
     target, pool: cat.pool, set, repositoryId: repo.config.id, encrypted: repo.codec.encrypted,
-    perMedium: await perMediumObjects(repo, signal), nextMedium: mediaAllocator(cat, plan.now), points: archived,
+    // Encrypted repository: no VM names or backup times in the plain-text trailer; a catalog
+    // rebuilt from the media reads them from the sealed manifests (sealed-points.ts).
+    perMedium: await perMediumObjects(repo, signal), nextMedium: mediaAllocator(cat, plan.now), points: repo.codec.encrypted ? [] : archived,
     now: () => plan.now,
     onMedium: async (m) => {
       cat = putMedium(cat, m);

@@ -14,6 +14,7 @@ import { objectIndex } from './catalog.ts';
 import { catalogFromMedia, mediaBackend } from './media-set.ts';
 import type { MediaBackend } from './media-backend.ts';
 import type { ScannedMedium } from './scan.ts';
+import { manifestSets } from './sealed-points.ts';
 
 export interface MediaRestoreRequest {
   vmName: string;
@@ -32,9 +33,9 @@ export interface MediaRestoreSummary {
   mediaNeeded: string[];
 }
 
-export async function openMediaRepository(scanned: ScannedMedium[], password: string | undefined, signal?: AbortSignal): Promise<{ repo: Repository; backend: MediaBackend }> {
+export async function openMediaRepository(scanned: ScannedMedium[], password: string | undefined, signal?: AbortSignal, ctx?: OperationContext): Promise<{ repo: Repository; backend: MediaBackend }> {
   const backend = mediaBackend(scanned);
-  const repo = await Repository.open(backend, { password, signal });
+  const repo = await Repository.open(backend, { password, signal, onWarning: (w) => log(ctx, 'warning', w, backend.location) });
   return { repo, backend };
 }
 
@@ -65,13 +66,14 @@ export function mediaNeededFor(scanned: ScannedMedium[], backend: MediaBackend, 
 
 export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMedium[], req: MediaRestoreRequest): Promise<MediaRestoreSummary> {
   const { signal } = ctx;
-  const { repo, backend } = await openMediaRepository(scanned, req.password, signal);
+  const { repo, backend } = await openMediaRepository(scanned, req.password, signal, ctx);
   try {
     const m = await choosePoint(repo, req.vmName, req.point, signal);
     // Read the copies the point's own export relied on (its set and the sets before it), so a
     // restore asks for the fewest media; copies written later are the fallback.
     const cat = catalogFromMedia(scanned);
-    const set = cat.points.find((p) => p.id === m.id)?.set;
+    // Media of an encrypted repository list no points in their trailers: the set is the one carrying the manifest.
+    const set = cat.points.find((p) => p.id === m.id)?.set ?? manifestSets(scanned).get(m.id);
     if (set) backend.prefer(objectIndex(cat, set));
     const mediaNeeded = mediaNeededFor(scanned, backend, m);
     for (const id of mediaNeeded) log(ctx, 'info', `insert medium ${id} (${basename(scanned.find((s) => s.label.mediumId === id)!.source)})`, id);

@@ -16,7 +16,8 @@ function Import-HVArchive {
     Store the rebuilt catalog in this repository.
 
     .PARAMETER Password
-    The password of an encrypted repository.
+    The password of an encrypted repository. Media of an encrypted repository need it even without
+    -Repository: their restore points are read from the sealed manifests on the media.
 
     .OUTPUTS
     HVBackup.ArchiveCatalog. Pool, RepositoryId, Encrypted, Media, Points, Chunks.
