@@ -6,6 +6,7 @@ import type { Repository } from '../repo/index.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
 import { optionalString, requireString, withRepo } from '../backup/open.ts';
 import { getHost } from '../hosts/index.ts';
+import type { HostKind } from '../hosts/index.ts';
 import { restoreVm } from '../restore/restore.ts';
 
 export interface RestoreParams {
@@ -18,6 +19,17 @@ export interface RestoreParams {
   newName?: string;
   disk?: string;
   whatIf?: boolean;
+  /**
+   * Host that receives the VM: default Hyper-V for a whole-VM restore of a Hyper-V restore
+   * point, else the local host (VM folder). A single-disk restore never needs a hypervisor.
+   */
+  host?: HostKind;
+}
+
+/** The host a restore registers the VM with: `forced` if given, else by the point's host and scope. */
+export function restoreHostKind(m: RestorePointManifest, disk: string | undefined, forced: HostKind | undefined): HostKind {
+  if (forced !== undefined) return forced;
+  return m.vm.host === 'hyperv' && disk === undefined ? 'hyperv' : 'local';
 }
 
 export async function resolvePoint(repo: Repository, point: string, vmName: string | undefined, signal?: AbortSignal): Promise<RestorePointManifest> {
@@ -38,9 +50,14 @@ export async function restoreVM(ctx: OperationContext, params: RestoreParams): P
   const point = requireString(params.point, 'point');
   const to = requireString(params.to, 'to');
   const vmName = optionalString(params.vmName, 'vmName');
-  const host = await getHost('local', { onLog: ctx.onLog });
+  const disk = optionalString(params.disk, 'disk');
+  const forced = optionalString(params.host, 'host');
+  if (forced !== undefined && forced !== 'local' && forced !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', `host must be "local" or "hyperv", got ${JSON.stringify(forced)}`);
   return withRepo(params.repository, params.password, ctx.signal, async (repo) => {
     const manifest = await resolvePoint(repo, point, vmName, ctx.signal);
-    return restoreVm(ctx, { repo, host, manifest, to, newName: optionalString(params.newName, 'newName'), disk: optionalString(params.disk, 'disk'), whatIf: params.whatIf === true });
+    const host = await getHost(restoreHostKind(manifest, disk, forced as HostKind | undefined), { onLog: ctx.onLog });
+    // A whole VM must be one this host can run: refuse before any byte is written.
+    if (disk === undefined) await host.checkRestoreCompatibility?.(manifest.vm.name, manifest.vm.configVersion, { signal: ctx.signal });
+    return restoreVm(ctx, { repo, host, manifest, to, newName: optionalString(params.newName, 'newName'), disk, whatIf: params.whatIf === true });
   });
 }
