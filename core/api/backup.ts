@@ -19,6 +19,20 @@ export interface BackupParams {
   root?: string;
   host?: HostKind;
   consistency?: 'auto' | 'crash' | 'application';
+  /** Hyper-V driver options (host: 'hyperv'). */
+  hyperv?: {
+    /** Back up VMs that have user checkpoints, by scanning (-AllowUserCheckpoints); default: refuse them. */
+    allowUserCheckpoints?: boolean;
+  };
+}
+
+function hypervOptions(v: unknown): { allowUserCheckpoints?: boolean } {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new HvError('ERR_INVALID_ARGUMENT', 'hyperv must be an object like {"allowUserCheckpoints": true}');
+  const allow = (v as { allowUserCheckpoints?: unknown }).allowUserCheckpoints;
+  if (allow === undefined || allow === null) return {};
+  if (typeof allow !== 'boolean') throw new HvError('ERR_INVALID_ARGUMENT', `hyperv.allowUserCheckpoints must be true or false, got ${JSON.stringify(allow)}`);
+  return { allowUserCheckpoints: allow };
 }
 
 export async function backupVMs(ctx: OperationContext, params: BackupParams): Promise<BackupResult[]> {
@@ -28,7 +42,9 @@ export async function backupVMs(ctx: OperationContext, params: BackupParams): Pr
   }
   const parallel = params.parallel ?? 1;
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new HvError('ERR_INVALID_ARGUMENT', `parallel must be an integer from 1 to 64, got ${String(parallel)}`);
-  const host = await getHost(params.host ?? 'local', { root: optionalString(params.root, 'root') ?? process.cwd(), onLog: ctx.onLog });
+  const kind = params.host ?? 'local';
+  if (kind !== 'local' && kind !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', `host must be "local" or "hyperv", got ${JSON.stringify(kind)}`);
+  const host = await getHost(kind, { root: optionalString(params.root, 'root') ?? process.cwd(), onLog: ctx.onLog, hyperv: hypervOptions(params.hyperv) });
   return withRepo(params.repository, params.password, ctx.signal, (repo) =>
     runBackupJob(ctx, { repo, host, sources, full: params.full === true, parallel, whatIf: params.whatIf === true, consistency: params.consistency }));
 }

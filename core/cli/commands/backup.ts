@@ -1,5 +1,6 @@
 // hvbackup backup | points | restore | verify — thin commands over core/api.
 
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { backupVMs } from '../../api/backup.ts';
 import { listRestorePoints } from '../../api/points.ts';
@@ -98,11 +99,15 @@ export function register(program: Command): void {
     .option('--full', 'read every allocated block (no incremental)')
     .option('--parallel <n>', 'VMs backed up at once', positiveInt('--parallel'), 1)
     .option('--root <dir>', 'folder where VM names are looked up (default: current folder)')
+    .addOption(new Option('--host <kind>', 'where the VMs live: local (VM folders, disk files) or hyperv (VM names or ids on this Hyper-V host)').choices(['local', 'hyperv']).default('local'))
+    .option('--allow-user-checkpoints', 'Hyper-V: back up VMs that have user checkpoints, by scanning (no change tracking)')
     .option('--what-if', 'print what would be done, change nothing')
     .option('--json', 'JSON progress lines and a JSON result'))
-    .action(async (sources: string[], opts: { repo: string; full?: boolean; parallel: number; root?: string; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+    .action(async (sources: string[], opts: { repo: string; full?: boolean; parallel: number; root?: string; host: 'local' | 'hyperv'; allowUserCheckpoints?: boolean; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, opts);
-      const results = await withPassword(opts, (password) => backupVMs(ctx, { repository: opts.repo, password, sources, full: opts.full, parallel: opts.parallel, root: opts.root, whatIf: opts.whatIf }));
+      if (opts.allowUserCheckpoints && opts.host !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', '--allow-user-checkpoints needs --host hyperv');
+      const hyperv = opts.allowUserCheckpoints ? { allowUserCheckpoints: true } : undefined;
+      const results = await withPassword(opts, (password) => backupVMs(ctx, { repository: opts.repo, password, sources, full: opts.full, parallel: opts.parallel, root: opts.root, host: opts.host, hyperv, whatIf: opts.whatIf }));
       ctx.endProgress();
       if (opts.json) process.stdout.write(`${JSON.stringify({ event: 'result', results })}\n`);
       else if (opts.whatIf) for (const r of results) process.stdout.write(`${r.vmName}:\n${(r.plan ?? []).map((s) => `  - ${s}\n`).join('')}`);
@@ -130,11 +135,12 @@ export function register(program: Command): void {
     .requiredOption('--to <dir>', 'destination folder (files there are never overwritten)')
     .option('--name <newName>', 'restore as a new VM with this name and a new id')
     .option('--disk <key>', 'restore only this disk (key or file name) into --to')
+    .addOption(new Option('--host <kind>', 'register the VM with this host (default: hyperv for a whole Hyper-V VM, else local)').choices(['local', 'hyperv']))
     .option('--what-if', 'print what would be done, change nothing')
     .option('--json', 'print the result as JSON'))
-    .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+    .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; host?: 'local' | 'hyperv'; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
-      const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, whatIf: opts.whatIf }));
+      const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, host: opts.host, whatIf: opts.whatIf }));
       ctx.endProgress();
       if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else if (r.plan) process.stdout.write(r.plan.map((s) => `  - ${s}\n`).join(''));
