@@ -11,7 +11,7 @@ import { HvError, isHvError, throwIfAborted } from '../errors.ts';
 import type { BackupCheckpoint, DiskReference, Host, VmDescription } from '../hosts/host.ts';
 import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
-import type { ChunkWriter, Repository } from '../repo/index.ts';
+import type { ChunkWriter, HeldLock, Repository } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import type { ChunkRef, ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
 import { MANIFEST_VERSION } from '../repo/manifest-types.ts';
@@ -36,7 +36,7 @@ export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions
     const worker = async () => {
       while (next < opts.sources.length) {
         const i = next++;
-        results[i] = await backupSource(ctx, opts, opts.sources[i]!);
+        results[i] = await backupSource(ctx, opts, opts.sources[i]!, lock);
       }
     };
     const n = Math.max(1, Math.min(opts.parallel ?? 1, opts.sources.length));
@@ -47,7 +47,7 @@ export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions
   }
 }
 
-async function backupSource(ctx: OperationContext, opts: BackupJobOptions, source: string): Promise<BackupResult> {
+async function backupSource(ctx: OperationContext, opts: BackupJobOptions, source: string, lock: HeldLock | undefined): Promise<BackupResult> {
   const startedAt = new Date().toISOString();
   let vm: VmDescription | undefined;
   try {
@@ -61,7 +61,7 @@ async function backupSource(ctx: OperationContext, opts: BackupJobOptions, sourc
       await opts.host.removeLeftoverCheckpoints(vm, { signal: ctx.signal });
       vm = await opts.host.describeVM(source, { signal: ctx.signal });
     }
-    return await backupVm(ctx, opts, vm, source, startedAt, previous);
+    return await backupVm(ctx, opts, vm, source, startedAt, previous, lock);
   } catch (err) {
     const e = isHvError(err) ? err : new HvError('ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
     log(ctx, 'warning', `backup of ${vm?.name ?? source} failed: ${e.message}`, vm?.name ?? source);
@@ -97,7 +97,7 @@ function combineMethods(full: boolean, disks: DiskBackupResult[]): { method: Bac
   return { method: 'scan', reason: scans.map((d) => `${d.manifest.key}: ${d.choice.reason}`).join('; ') };
 }
 
-async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined): Promise<BackupResult> {
+async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined, lock: HeldLock | undefined): Promise<BackupResult> {
   const t0 = Date.now();
   const full = opts.full === true || !previous;
   const cp = await opts.host.createBackupCheckpoint(vm, { consistency: opts.consistency ?? 'auto', signal: ctx.signal });
@@ -130,6 +130,9 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
     const { method, reason } = combineMethods(full, disks);
     const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, writer, t0);
     throwIfAborted(ctx.signal);
+    // The shared lock is what keeps GC from deleting the chunks this manifest names: if it was
+    // force-removed or could not be refreshed, GC may have run, so write no manifest (ERR_LOCKED).
+    lock?.check();
     const pointId = await opts.repo.saveManifest(manifest, ctx.signal);
     log(ctx, 'info', `VM ${vm.name}: restore point ${pointId} (${method})`, vm.name);
     if (!removed) {
