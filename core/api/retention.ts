@@ -6,6 +6,7 @@ import type { OperationContext } from '../progress.ts';
 import { applyRetentionIn, type RetentionResult } from '../retention/apply.ts';
 import { collectGarbageIn, type GcResult } from '../retention/gc.ts';
 import type { RetentionPolicy } from '../retention/gfs.ts';
+import { getHost } from '../hosts/index.ts';
 import { openRepositoryForApi } from './repository.ts';
 
 export type { GcResult, RetentionResult, RetentionPolicy };
@@ -34,7 +35,7 @@ export async function applyRetention(ctx: OperationContext, params: ApplyRetenti
   }
   const repo = await openRepositoryForApi(params.repository, params.password ?? undefined, ctx);
   try {
-    return await applyRetentionIn(ctx, repo, policy, { vmName: params.vmName ?? undefined, whatIf: params.whatIf === true, prune: params.prune === true });
+    return await applyRetentionIn(ctx, repo, policy, { vmName: params.vmName ?? undefined, whatIf: params.whatIf === true, prune: params.prune === true, getHost: (kind) => getHost(kind, { onLog: ctx.onLog }) });
   } finally {
     await repo.close();
   }
