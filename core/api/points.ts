@@ -23,6 +23,6 @@ export function pointInfo(repository: string, m: RestorePointManifest): RestoreP
 
 export async function listRestorePoints(ctx: OperationContext, params: ListPointsParams): Promise<RestorePointInfo[]> {
   const vmName = optionalString(params.vmName, 'vmName');
-  return withRepo(params.repository, params.password, ctx.signal, async (repo) =>
+  return withRepo(params.repository, params.password, ctx, async (repo) =>
     (await repo.findRestorePoints({ vmName, latest: params.latest === true }, ctx.signal)).map((m) => pointInfo(repo.location, m)));
 }

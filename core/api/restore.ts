@@ -53,7 +53,7 @@ export async function restoreVM(ctx: OperationContext, params: RestoreParams): P
   const disk = optionalString(params.disk, 'disk');
   const forced = optionalString(params.host, 'host');
   if (forced !== undefined && forced !== 'local' && forced !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', `host must be "local" or "hyperv", got ${JSON.stringify(forced)}`);
-  return withRepo(params.repository, params.password, ctx.signal, async (repo) => {
+  return withRepo(params.repository, params.password, ctx, async (repo) => {
     const manifest = await resolvePoint(repo, point, vmName, ctx.signal);
     const host = await getHost(restoreHostKind(manifest, disk, forced as HostKind | undefined), { onLog: ctx.onLog });
     // A whole VM must be one this host can run: refuse before any byte is written.

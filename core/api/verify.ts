@@ -31,7 +31,7 @@ async function loadPoints(repo: Repository, pointId: string | undefined, problem
 
 export async function verifyRepository(ctx: OperationContext, params: VerifyParams): Promise<VerifyReport> {
   const pointId = optionalString(params.pointId, 'pointId');
-  return withRepo(params.repository, params.password, ctx.signal, async (repo) => {
+  return withRepo(params.repository, params.password, ctx, async (repo) => {
     const lock = await repo.lock({ exclusive: false, operation: 'verify', signal: ctx.signal });
     try {
       const problems: VerifyProblem[] = [];

@@ -2,6 +2,8 @@
 import { HvError } from '../errors.ts';
 import { openRepository } from '../repo/index.ts';
 import type { Repository } from '../repo/index.ts';
+import { log } from '../progress.ts';
+import type { OperationContext } from '../progress.ts';
 
 export function requireString(v: unknown, name: string): string {
   if (typeof v !== 'string' || v.trim() === '') throw new HvError('ERR_INVALID_ARGUMENT', `${name} is required (a non-empty string)`);
@@ -13,12 +15,14 @@ export function optionalString(v: unknown, name: string): string | undefined {
   return requireString(v, name);
 }
 
-export async function openRepo(repository: unknown, password: unknown, signal?: AbortSignal): Promise<Repository> {
-  return openRepository(requireString(repository, 'repository'), { password: optionalString(password, 'password'), signal });
+/** Open a repository for an API call; damaged key files skipped at unlock are reported as warnings. */
+export async function openRepo(repository: unknown, password: unknown, ctx: OperationContext = {}): Promise<Repository> {
+  const path = requireString(repository, 'repository');
+  return openRepository(path, { password: optionalString(password, 'password'), signal: ctx.signal, onWarning: (w) => log(ctx, 'warning', w, path) });
 }
 
-export async function withRepo<T>(repository: unknown, password: unknown, signal: AbortSignal | undefined, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepo(repository, password, signal);
+export async function withRepo<T>(repository: unknown, password: unknown, ctx: OperationContext, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openRepo(repository, password, ctx);
   try {
     return await fn(repo);
   } finally {

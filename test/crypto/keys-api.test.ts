@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addRepositoryKey, changeRepositoryPassword, listRepositoryKeys, removeRepositoryKey } from '../../core/api/keys.ts';
 import { getRepositoryStats } from '../../core/api/repository.ts';
+import { listRestorePoints } from '../../core/api/points.ts';
 import { isHvError } from '../../core/errors.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 
@@ -101,6 +102,10 @@ describe('crypto: repository keys API and CLI', function () {
     const warnings = logs.filter((l) => l.level === 'warning').map((l) => l.message);
     assert.equal(warnings.length, 2, warnings.join('\n'));
     assert.ok(warnings.some((w) => w.includes(`<keys/${before}>`)) && warnings.some((w) => w.includes(`<keys/${after}>`)), warnings.join('\n'));
+    // The backup/restore side of the API (points, verify, restore, backup) opens repositories too.
+    const pointLogs: { level: string; message: string }[] = [];
+    assert.deepEqual(await listRestorePoints({ onLog: (e) => pointLogs.push(e) }, { repository: repoPath, password: 'first' }), []);
+    assert.equal(pointLogs.filter((l) => l.level === 'warning' && /<keys\//.test(l.message)).length, 2, JSON.stringify(pointLogs));
   });
 
   it('CLI: key add/list/remove with passwords from env and files, never arguments', () => {
