@@ -8,6 +8,8 @@ import { initRepository as initRepo, openRepository } from '../repo/local.ts';
 import type { Repository } from '../repo/repository.ts';
 import { LocalBackend } from '../repo/backend-local.ts';
 import { breakLocks, describeLock } from '../repo/lock.ts';
+import { getHost } from '../hosts/index.ts';
+import { removeRestorePointsReleasing } from '../retention/release.ts';
 import type { RemoveResult, RepositoryInfo, RepositoryStats } from './types.ts';
 
 function requireString(value: unknown, name: string): string {
@@ -105,7 +107,8 @@ export async function removeRestorePoints(ctx: OperationContext, params: { repos
       const ids = await Promise.all(params.ids.map((id) => repo.resolveManifestId(requireString(id, 'restore point id'), ctx.signal)));
       return { ids, status: 'planned' };
     }
-    const ids = await repo.removeRestorePoints(params.ids, { signal: ctx.signal });
+    // Hyper-V keeps a reference point per backup: release those no remaining point needs.
+    const { ids } = await removeRestorePointsReleasing(ctx, repo, params.ids, { getHost: (kind) => getHost(kind, { onLog: ctx.onLog }) });
     for (const id of ids) log(ctx, 'info', `removed restore point ${id}`, id);
     return { ids, status: 'removed' };
   } finally {

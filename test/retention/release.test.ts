@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sinon from 'sinon';
 import { applyRetention } from '../../core/api/retention.ts';
+import { removeRestorePoints } from '../../core/api/repository.ts';
 import type { Host } from '../../core/hosts/host.ts';
 import { hostFactories } from '../../core/hosts/index.ts';
 import type { LogEvent } from '../../core/progress.ts';
@@ -133,5 +134,13 @@ describe('retention releases Hyper-V reference points', function () {
     } finally {
       await repo.close();
     }
+  });
+
+  it('the removeRestorePoints API (Remove-HVRestorePoint) releases what only the removed points used', async () => {
+    const host = stubHyperV();
+    sinon.stub(hostFactories, 'hyperv').resolves(host as unknown as Host);
+    const r = await removeRestorePoints({}, { repository: path, ids: [ids.hv1!, ids.hv2!, ids.hv3!] });
+    assert.deepEqual(r, { ids: [ids.hv1, ids.hv2, ids.hv3], status: 'removed' });
+    assert.deepEqual(host.releaseReferences.getCalls().flatMap((c) => c.args[1].map((x) => x.referenceId)).sort(), ['rctX:a0', 'rctX:a1', 'rctX:b0', 'rctX:b1']);
   });
 });
