@@ -27,6 +27,14 @@ Describe 'Backup-HVVM' -Tag Unit {
         }
     }
 
+    It 'passes -AllowUserCheckpoints to the Hyper-V driver, and nothing of the kind without it' {
+        Mock Invoke-HVEngine -ModuleName HVBackup { foreach ($s in $Params.sources) { [pscustomobject]@{ vmName = "vm-$s"; source = $s; status = 'success'; startedAt = '2026-01-02T03:04:05Z'; totalBytes = 1; readBytes = 1; storedBytes = 1 } } }
+        [void](Get-VM | Backup-HVVM -Repository '/srv/r' -AllowUserCheckpoints -Confirm:$false)
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Params.host -eq 'hyperv' -and $Params.hyperv.allowUserCheckpoints -eq $true }
+        [void](Get-VM | Backup-HVVM -Repository '/srv/r' -Confirm:$false)
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { -not $Params.ContainsKey('hyperv') }
+    }
+
     It 'takes Get-HVVM output as local-host VM folders' {
         Mock Invoke-HVEngine -ModuleName HVBackup { [pscustomobject]@{ vmName = 'vm01'; source = $Params.sources[0]; status = 'success'; startedAt = '2026-01-02T03:04:05Z'; totalBytes = 1; readBytes = 1; storedBytes = 1 } }
         $vm = [pscustomobject]@{ PSTypeName = 'HVBackup.VM'; Name = 'vm01'; Id = 'x1'; Host = 'local'; Location = '/srv/vms/vm01'; State = 'ready' }

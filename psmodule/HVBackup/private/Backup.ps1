@@ -29,6 +29,8 @@ function Invoke-HVBackupBatch {
         $params['host'] = $group.Group[0].Host
         # Local VM names resolve against the caller's current folder, not the engine's.
         if ($params['host'] -eq 'local') { $params['root'] = (Get-Location -PSProvider FileSystem).ProviderPath }
+        # Hyper-V driver options mean nothing to the local host.
+        if ($params['host'] -ne 'hyperv') { $params.Remove('hyperv') }
         $params['sources'] = @($group.Group | ForEach-Object { $_.Source })
         try {
             $results = @(Invoke-HVEngine -Method 'backupVMs' -Params $params)

@@ -34,6 +34,11 @@ function Backup-HVVM {
     .PARAMETER Full
     Read and store every block, even when changed-block tracking is available.
 
+    .PARAMETER AllowUserCheckpoints
+    Hyper-V only: back up a VM that has user (standard or production) checkpoints instead of
+    refusing it. Change tracking is not trusted across user checkpoints, so such a backup reads
+    every allocated block (a scan) and the restore point says why.
+
     .PARAMETER ThrottleLimit
     How many VMs to back up at the same time (default: the engine's choice).
 
@@ -85,6 +90,9 @@ function Backup-HVVM {
         [switch] $Full,
 
         [Parameter()]
+        [switch] $AllowUserCheckpoints,
+
+        [Parameter()]
         [ValidateRange(1, 64)]
         [int] $ThrottleLimit
     )
@@ -95,6 +103,7 @@ function Backup-HVVM {
         $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $base = @{ repository = $repoPath; full = [bool]$Full }
         if ($ThrottleLimit) { $base['parallel'] = $ThrottleLimit }
+        if ($AllowUserCheckpoints) { $base['hyperv'] = @{ allowUserCheckpoints = $true } }
         Add-HVPassword -Params $base -Password $Password
         try {
             $item = Resolve-HVBackupSource -Name $Name -VMId $VMId -Location $Location -VMHost $VMHost
