@@ -1,7 +1,8 @@
 // Positioned I/O on a FileHandle that never returns short: reads past EOF are zeros
 // (a VHDX block may end beyond a sparse file's end), writes loop until done. Large
 // writes go as 2 MiB pieces. Shared by RawDisk and the VHDX file layer.
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { HvError } from '../errors.ts';
 
 /** Read `length` bytes at `position` into `buf` at `bufOffset`; bytes past EOF read as zeros. */
 export async function preadFully(fh: FileHandle, buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
@@ -46,4 +47,14 @@ export async function pwriteLarge(fh: FileHandle, buf: Buffer, position: number)
 /** Reads showed no gain from splitting or parallelism; kept as one call for symmetry. */
 export async function preadLarge(fh: FileHandle, buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
   await preadFully(fh, buf, bufOffset, length, position);
+}
+
+/** Open a disk file for reading (or read-write), with an error that names it. */
+export async function openDiskFile(path: string, writable: boolean): Promise<FileHandle> {
+  try {
+    return await open(path, writable ? 'r+' : 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new HvError(e.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `cannot open ${path}: ${e.message}`, { target: path, cause: err });
+  }
 }

@@ -3,7 +3,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { HvError } from '../errors.ts';
 import { Disk, type DiskExtent, type DiskGeometry } from './disk.ts';
-import { preadLarge, pwriteLarge } from './file-io.ts';
+import { openDiskFile, preadLarge, pwriteLarge } from './file-io.ts';
 
 export class RawDisk extends Disk {
   readonly #fh: FileHandle;
@@ -16,13 +16,7 @@ export class RawDisk extends Disk {
   }
 
   static async open(path: string, opts: { writable?: boolean; sectorSize?: number } = {}): Promise<RawDisk> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, opts.writable ? 'r+' : 'r');
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new HvError(e.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `cannot open ${path}: ${e.message}`, { target: path, cause: err });
-    }
+    const fh = await openDiskFile(path, !!opts.writable);
     const size = (await fh.stat()).size;
     return new RawDisk(path, fh, size, !opts.writable, opts.sectorSize ?? 512);
   }

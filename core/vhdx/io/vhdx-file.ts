@@ -1,6 +1,6 @@
 // One open VHDX file: headers, region table, metadata and the in-memory BAT, with
 // crash-safe metadata updates through the log. Payload I/O lives in vhdx-disk.ts.
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { HvError } from '../../errors.ts';
 import { batGeometry, type BatGeometry } from '../format/bat.ts';
 import { batProblems } from './bat-check.ts';
@@ -15,7 +15,7 @@ import {
   decodeDiskMetadata, decodeMetadataTable, diskMetadataProblems, metadataEntryProblems, type DiskMetadata,
 } from '../format/metadata.ts';
 import { decodeRegionTable, regionEntryProblems, type RegionEntry } from '../format/region-table.ts';
-import { preadLarge, pwriteFully, readAt } from '../../disk/file-io.ts';
+import { openDiskFile, preadLarge, pwriteFully, readAt } from '../../disk/file-io.ts';
 import { findActiveSequence, logOverlay, LogWriter, replayEntries } from './log.ts';
 
 export interface VhdxFileOpenOptions {
@@ -68,13 +68,7 @@ export class VhdxFile {
   }
 
   static async open(path: string, opts: VhdxFileOpenOptions = {}): Promise<VhdxFile> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, opts.writable ? 'r+' : 'r');
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new HvError(e.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `cannot open ${path}: ${e.message}`, { target: path, cause: err });
-    }
+    const fh = await openDiskFile(path, !!opts.writable);
     try {
       const f = await VhdxFile.#parseHeaders(path, fh, !!opts.writable);
       f.#durable = opts.durable ?? true;
