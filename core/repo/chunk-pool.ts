@@ -38,12 +38,21 @@ export interface HashedChunk {
   drop(): void;
 }
 
+/**
+ * A small young generation: everything a worker allocates dies within one message, and
+ * the worker collects on a schedule (chunk-worker.ts), so a large nursery only holds dead
+ * chunks. Part of keeping a backup of a 2 GiB disk at ~220 MiB RSS instead of ~400.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 1 };
+
 export class ChunkPool {
   readonly threads: number;
   readonly #codec: ObjectCodec;
   readonly #slots: Slot[] = [];
   #nextTid = 1;
   #closed = false;
+  /** ArrayBuffers that arrived from a worker (transferred) and belong to no one else: release() may free them. */
+  readonly #owned = new WeakSet<ArrayBufferLike>();
   level: number | undefined;
 
   constructor(codec: ObjectCodec, opts: { threads?: number; level?: number } = {}) {
@@ -68,7 +77,7 @@ export class ChunkPool {
     const { id } = await reply;
     return {
       id: id!,
-      seal: async () => toBuffer((await this.#request(slot, { op: 'seal', tid, level: this.level })).data!),
+      seal: async () => this.#adopt((await this.#request(slot, { op: 'seal', tid, level: this.level })).data!),
       drop: () => slot.worker.postMessage({ op: 'drop', tid } satisfies WorkerRequest),
     };
   }
@@ -79,7 +88,25 @@ export class ChunkPool {
     const transferable = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength;
     const data = transferable ? stored : new Uint8Array(stored);
     const reply = await this.#request(this.#pick(), { op: 'open', tid: this.#nextTid++, data, id, verify }, [data.buffer as ArrayBuffer]);
-    return toBuffer(reply.data!);
+    return this.#adopt(reply.data!);
+  }
+
+  /**
+   * Free the memory of a buffer this pool returned (seal() or open()) now, instead of
+   * whenever V8 next collects: the caller promises it holds no other view of it. V8 only
+   * collects ArrayBuffers after their external size has grown by tens of MiB, so without
+   * this every thread keeps 50–100 MiB of dead 1 MiB chunks (measured: RSS 400 MiB for a
+   * restore of 2 GiB). Buffers the pool did not hand out (threads: 0) are left alone.
+   */
+  release(buf: Uint8Array): void {
+    const ab = buf.buffer;
+    if (!this.#owned.delete(ab)) return;
+    freeArrayBuffer(ab);
+  }
+
+  #adopt(u: Uint8Array): Buffer {
+    this.#owned.add(u.buffer);
+    return toBuffer(u);
   }
 
   async close(): Promise<void> {
@@ -98,7 +125,7 @@ export class ChunkPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData: { codec: this.#codec.toTransferable() } });
+    const worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData: { codec: this.#codec.toTransferable() }, resourceLimits: WORKER_LIMITS });
     const slot: Slot = { worker, busy: 0, pending: new Map() };
     worker.on('message', (r: WorkerReply) => {
       const p = slot.pending.get(r.tid);
@@ -134,6 +161,12 @@ export class ChunkPool {
     for (const p of slot.pending.values()) p.reject(this.#closed ? new HvError('ERR_CANCELLED', 'chunk pool closed') : new HvError('ERR_INTERNAL', `chunk worker failed: ${(err as Error).message}`, { cause: err }));
     slot.pending.clear();
   }
+}
+
+/** Detach an ArrayBuffer nothing else uses, freeing its memory at once (ES2024 transfer). */
+export function freeArrayBuffer(ab: ArrayBufferLike): void {
+  const t = (ab as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }).transfer;
+  if (typeof t === 'function' && !(ab as ArrayBuffer & { detached?: boolean }).detached) t.call(ab, 0);
 }
 
 function toBuffer(u: Uint8Array): Buffer {

@@ -121,6 +121,9 @@ async function storeChunk(store: ChunkStoreState, hashing: ReturnType<ChunkPool[
     } catch (err) {
       // Someone else (another process) stored it first: same id, same content.
       if (!isHvError(err, 'ERR_ALREADY_EXISTS')) throw err instanceof HvError ? err : new HvError('ERR_IO', `save <chunks/${h.id}>: ${(err as Error).message}`, { cause: err });
+    } finally {
+      // Backends copy or write what they are given before save() settles.
+      store.pool.release(sealed);
     }
     known.add(h.id);
   })();
