@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { RestoreResult } from '../api/types.ts';
 import { HvError, throwIfAborted } from '../errors.ts';
@@ -41,6 +41,16 @@ function safeRel(rel: string, what: string): string {
     throw new HvError('ERR_CORRUPT', `${what} path ${JSON.stringify(rel)} would leave the destination folder`, { target: rel });
   }
   return rel;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return; // directories cannot be opened for fsync there
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Move a finished file to its final name without ever replacing an existing file. */
@@ -86,6 +96,8 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
     }
     const configs = single ? [] : await stageConfigFiles(opts.repo, m.configFiles, staging, ctx.signal);
     for (let i = 0; i < disks.length; i++) await moveNoClobber(staged[i]!, finalOf(disks[i]!));
+    // The disks were fsynced when closed (restoreDisk); make their new names durable too.
+    for (const dir of new Set(disks.map((d) => dirname(finalOf(d))))) await syncDir(dir);
     if (!single) {
       await opts.host.registerRestoredVM({ directory: to, name, configFiles: configs, disks: disks.map((d) => ({ key: d.key, path: finalOf(d) })), newId: opts.newName !== undefined });
     }

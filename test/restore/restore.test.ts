@@ -7,7 +7,9 @@ import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
-import { readVhdxInfo } from '../../core/vhdx/index.ts';
+import { openRepository } from '../../core/repo/index.ts';
+import { restoreDisk } from '../../core/restore/disk-restore.ts';
+import { checkVhdx, readVhdxInfo } from '../../core/vhdx/index.ts';
 import { MiB, newRepo, qemuImg, scratch } from '../backup/testing.ts';
 import type { Scratch } from '../backup/testing.ts';
 
@@ -48,6 +50,24 @@ describe('restore and verify', function () {
     assert.deepEqual([info.blockSize, info.logicalSectorSize, info.physicalSectorSize, info.virtualSize], [src.blockSize, src.logicalSectorSize, src.physicalSectorSize, src.virtualSize]);
     assert.ok(info.allocatedBytes <= src.allocatedBytes, `zero slices were left unallocated (${info.allocatedBytes} > ${src.allocatedBytes})`);
     assert.deepEqual(readdirSync(s.path('r-new')).filter((n) => n.startsWith('.')), [], 'no staging folder left');
+  });
+
+  it('restoreDisk: a non-durable staging VHDX with background flushes every 1 MiB checks clean and matches the source', async () => {
+    const r = await openRepository(repo);
+    try {
+      const m = await r.loadManifest(pointId);
+      const out = s.path('r-disk', 'app01.vhdx');
+      mkdirSync(s.path('r-disk'));
+      let reported = 0;
+      const written = await restoreDisk(r, m.disks[0]!, out, { writebackBytes: MiB, onBytes: (n) => { reported += n; } });
+      assert.equal(written, reported);
+      assert.ok(written > 4 * MiB, `wrote ${written} bytes`);
+      const check = await checkVhdx(out);
+      assert.deepEqual(check.problems, []);
+      assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', out, disk).status, 0);
+    } finally {
+      await r.close();
+    }
   });
 
   it('refuses to overwrite existing files, naming the file, and leaves nothing partial', async () => {
