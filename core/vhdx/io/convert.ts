@@ -13,6 +13,8 @@ export interface CopyOptions {
   parallel?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Start a background flush of the destination every this many bytes written (0: never). */
+  writebackBytes?: number;
 }
 
 /**
@@ -27,6 +29,7 @@ export async function copyDisk(src: Disk, dst: Disk, opts: CopyOptions): Promise
   let dataBytes = 0;
   // Writes go one at a time, in order: concurrent writes to one file contend for its lock.
   let writing: Promise<unknown> = Promise.resolve();
+  const writeback = backgroundFlusher(dst, opts.writebackBytes ?? 64 * MiB);
   const worker = async () => {
     const buf = Buffer.allocUnsafe(chunk);
     for (let n = it.next(); !n.done; n = it.next()) {
@@ -36,12 +39,41 @@ export async function copyDisk(src: Disk, dst: Disk, opts: CopyOptions): Promise
       await src.read(b, piece.offset);
       const w = writing.then(() => writeNonZeroRuns(dst, b, piece.offset, gran, zero));
       writing = w.catch(() => {});
-      dataBytes += await w;
+      const written = await w;
+      dataBytes += written;
+      writeback.wrote(written);
       opts.onProgress?.(piece.offset + piece.length, src.size);
     }
   };
-  await Promise.all(Array.from({ length: opts.parallel ?? 2 }, worker));
+  try {
+    await Promise.all(Array.from({ length: opts.parallel ?? 2 }, worker));
+  } finally {
+    await writeback.settle();
+  }
   return { dataBytes };
+}
+
+/**
+ * Flushes started (not awaited) as data accumulates, one at a time, so the kernel writes
+ * back while we copy instead of all of it at the final fsync (restore does the same).
+ */
+function backgroundFlusher(dst: Disk, every: number): { wrote(n: number): void; settle(): Promise<void> } {
+  let since = 0;
+  let pending: Promise<void> | undefined;
+  let failure: unknown;
+  return {
+    wrote(n) {
+      if (failure) throw failure;
+      since += n;
+      if (every <= 0 || since < every || pending) return;
+      since = 0;
+      pending = dst.flush().catch((err: unknown) => { failure = err; }).finally(() => { pending = undefined; });
+    },
+    async settle() {
+      await pending;
+      if (failure) throw failure;
+    },
+  };
 }
 
 /** Data extents cut into chunks aligned to the granularity (a skipped piece is a whole destination block). */
