@@ -7,7 +7,7 @@ node scripts/setup.mjs --no-powershell
 for b in vhdx backup archive crypto bridge; do
   echo "=== bench/$b"
   case $b in
-    crypto) node_modules/.bin/node bench/crypto/run.ts && node_modules/.bin/node bench/crypto/backup.ts --size-mib 1024 --rounds 4 ;;
+    crypto) node_modules/.bin/node bench/crypto/run.ts && node_modules/.bin/node bench/crypto/backup.ts --size-mib 1024 --rounds 4 && bash bench/crypto/peers.sh ;;
     *) bash "bench/$b/run.sh" ;;
   esac
 done
