@@ -3,23 +3,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository } from '../../core/repo/local.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
+import { docBlock } from '../support/format-doc.ts';
 
-const DOC = join(import.meta.dirname, '..', '..', 'docs', 'repository-format.md');
 const CHUNK = 64 * 1024;
-
-function docBlock(marker: string, lang: string): string {
-  const text = readFileSync(DOC, 'utf8');
-  const at = text.indexOf(marker);
-  assert.ok(at >= 0, `docs/repository-format.md lacks "${marker}"`);
-  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(text.slice(at));
-  assert.ok(m, `no ${lang} block after "${marker}"`);
-  return m[1]!;
-}
 
 /** The documented last step: format byte 0x01 → zstd frame, 0x00 → raw. */
 function decodeByHand(object: Buffer, dir: string): Buffer {

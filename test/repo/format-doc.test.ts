@@ -7,18 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository } from '../../core/repo/local.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
-
-const DOC = join(import.meta.dirname, '..', '..', 'docs', 'repository-format.md');
-
-/** The first fenced block of `lang` after `marker` in the format document. */
-function docBlock(marker: string, lang: string): string {
-  const text = readFileSync(DOC, 'utf8');
-  const at = text.indexOf(marker);
-  assert.ok(at >= 0, `docs/repository-format.md lacks "${marker}"`);
-  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(text.slice(at));
-  assert.ok(m, `no ${lang} block after "${marker}"`);
-  return m[1]!;
-}
+import { docBlock } from '../support/format-doc.ts';
 
 describe('Repository format document', () => {
   let dir: string;
