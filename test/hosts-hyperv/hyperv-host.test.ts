@@ -19,19 +19,36 @@ const OS_VHDX = 'D:\\Hyper-V\\web01\\Virtual Hard Disks\\web01.vhdx';
 const DATA_VHDX = 'D:\\Hyper-V\\web01\\Virtual Hard Disks\\web01-data.vhdx';
 const web01 = () => toVmDescription(fx<RawVm>('describe-vm-web01'));
 
-/** HOST_INFO .. GET_SNAPSHOT_DISKS of a backup checkpoint that Hyper-V grants at once. */
-function checkpointSteps(checkpoints = 'checkpoints-none'): Step[] {
+/** GET_JOB (completed) .. LIST_EXPORT: the snapshot job done, the checkpoint tagged, its disks and configuration read. */
+function snapshotGrantedSteps(): Step[] {
   return [
-    [S.HOST_INFO, fx('host-info-2022')],
-    [S.LIST_CHECKPOINTS, fx(checkpoints)],
-    [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')],
-    [S.GET_JOB, fx('job-running')],
     [S.GET_JOB, fx('job-completed')],
     [S.GET_JOB_SNAPSHOT, fx('job-snapshot')],
     [S.TAG_SNAPSHOT, fx('method-done')],
     [S.GET_SNAPSHOT_DISKS, fx('snapshot-disks')],
     [S.EXPORT_SNAPSHOT_CONFIG, fx('export-done')],
     [S.LIST_EXPORT, fx('list-export')],
+  ];
+}
+
+/** HOST_INFO .. LIST_EXPORT of a backup checkpoint that Hyper-V grants at once. */
+function checkpointSteps(checkpoints = 'checkpoints-none'): Step[] {
+  return [
+    [S.HOST_INFO, fx('host-info-2022')],
+    [S.LIST_CHECKPOINTS, fx(checkpoints)],
+    [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')],
+    [S.GET_JOB, fx('job-running')],
+    ...snapshotGrantedSteps(),
+  ];
+}
+
+/** HOST_INFO, LIST_CHECKPOINTS (none: null) and a started CREATE_RECOVERY_SNAPSHOT, then `rest`. */
+function snapshotStartedSteps(...rest: Step[]): Step[] {
+  return [
+    [S.HOST_INFO, fx('host-info-2022')],
+    [S.LIST_CHECKPOINTS, null],
+    [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')],
+    ...rest,
   ];
 }
 const CHECKPOINT_SCRIPTS = ['host-info', 'list-checkpoints', 'create-recovery-snapshot', 'get-job', 'get-job', 'get-job-snapshot', 'tag-snapshot',
@@ -222,19 +239,11 @@ describe('HyperVHost: RCT incrementals', () => {
 
 describe('HyperVHost: consistency fallback and WMI job failures', () => {
   it('falls back to crash-consistent when guest VSS fails, recording why', async () => {
-    const { host, session, logs } = hostWith([
-      [S.HOST_INFO, fx('host-info-2022')],
-      [S.LIST_CHECKPOINTS, null],
-      [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')],
+    const { host, session, logs } = hostWith(snapshotStartedSteps(
       [S.GET_JOB, fx('job-failed-vss')],
       [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')],
-      [S.GET_JOB, fx('job-completed')],
-      [S.GET_JOB_SNAPSHOT, fx('job-snapshot')],
-      [S.TAG_SNAPSHOT, fx('method-done')],
-      [S.GET_SNAPSHOT_DISKS, fx('snapshot-disks')],
-      [S.EXPORT_SNAPSHOT_CONFIG, fx('export-done')],
-      [S.LIST_EXPORT, fx('list-export')],
-    ]);
+      ...snapshotGrantedSteps(),
+    ));
     const cp = await host.createBackupCheckpoint(web01(), { consistency: 'auto' });
     assert.equal(paramsOf(session, 2).consistencyLevel, 1);
     assert.equal(paramsOf(session, 4).consistencyLevel, 2);
@@ -253,19 +262,13 @@ describe('HyperVHost: consistency fallback and WMI job failures', () => {
   });
 
   it('does not fall back when application consistency was demanded', async () => {
-    const { host, session } = hostWith([
-      [S.HOST_INFO, fx('host-info-2022')], [S.LIST_CHECKPOINTS, null],
-      [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')], [S.GET_JOB, fx('job-failed-vss')],
-    ]);
+    const { host, session } = hostWith(snapshotStartedSteps([S.GET_JOB, fx('job-failed-vss')]));
     await rejectsWith(host.createBackupCheckpoint(web01(), { consistency: 'application' }), 'ERR_HOST', 'VM web01', 'Production checkpoints cannot be created');
     assert.equal(session.invoke.callCount, 4);
   });
 
   it('a failed Msvm_ConcreteJob surfaces ErrorDescription in ERR_HOST naming the VM', async () => {
-    const { host } = hostWith([
-      [S.HOST_INFO, fx('host-info-2022')], [S.LIST_CHECKPOINTS, null],
-      [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')], [S.GET_JOB, fx('job-failed-disk')],
-    ]);
+    const { host } = hostWith(snapshotStartedSteps([S.GET_JOB, fx('job-failed-disk')]));
     const err = await rejectsWith(host.createBackupCheckpoint(web01(), { consistency: 'crash' }), 'ERR_HOST',
       'CreateSnapshot (recovery checkpoint, crash-consistent) of VM web01 failed', 'There is not enough space on the disk. (0x80070070)', 'job state Exception', 'error code 32768');
     assert.equal(err.target, 'web01');
@@ -290,10 +293,7 @@ describe('HyperVHost: consistency fallback and WMI job failures', () => {
 
   it('stops polling when cancelled', async () => {
     const ac = new AbortController();
-    const { host, session, sleep } = hostWith([
-      [S.HOST_INFO, fx('host-info-2022')], [S.LIST_CHECKPOINTS, null],
-      [S.CREATE_RECOVERY_SNAPSHOT, fx('create-snapshot-started')], [S.GET_JOB, fx('job-running')],
-    ]);
+    const { host, session, sleep } = hostWith(snapshotStartedSteps([S.GET_JOB, fx('job-running')]));
     sleep.callsFake(async () => ac.abort());
     await rejectsWith(host.createBackupCheckpoint(web01(), { consistency: 'crash', signal: ac.signal }), 'ERR_CANCELLED');
     assert.equal(session.invoke.callCount, 4);
