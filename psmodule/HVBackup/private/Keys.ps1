@@ -9,3 +9,12 @@ function ConvertTo-HVRepositoryKey {
         $obj | Add-Member -NotePropertyName 'Repository' -NotePropertyValue $Repository -PassThru
     }
 }
+
+function Get-HVKeyChangeParams {
+    # The engine params of a key-file change (Add-/Set-HVRepositoryKey): the repository with its
+    # current password and the new one, both as plain text.
+    [CmdletBinding()]
+    [OutputType([hashtable])]
+    param([string] $Repository, [System.Security.SecureString] $Password, [System.Security.SecureString] $NewPassword)
+    @{ repository = $Repository; password = (ConvertFrom-HVSecureString $Password); newPassword = (ConvertFrom-HVSecureString $NewPassword) }
+}

@@ -46,7 +46,7 @@ function Add-HVRepositoryKey {
     process {
         $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         if (-not $PSCmdlet.ShouldProcess($repoPath, 'Add a password (key file)')) { return }
-        $params = @{ repository = $repoPath; password = (ConvertFrom-HVSecureString $Password); newPassword = (ConvertFrom-HVSecureString $NewPassword) }
+        $params = Get-HVKeyChangeParams -Repository $repoPath -Password $Password -NewPassword $NewPassword
         try {
             Invoke-HVEngine -Method 'addRepositoryKey' -Params $params | ConvertTo-HVRepositoryKey -Repository $repoPath
         } catch {

@@ -47,11 +47,10 @@ function Set-HVRepositoryKey {
     process {
         $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         if (-not $PSCmdlet.ShouldProcess($repoPath, 'Change a password (replace its key file)')) { return }
-        $newPlain = ConvertFrom-HVSecureString $NewPassword
-        $params = @{ repository = $repoPath; password = (ConvertFrom-HVSecureString $Password); newPassword = $newPlain }
+        $params = Get-HVKeyChangeParams -Repository $repoPath -Password $Password -NewPassword $NewPassword
         try {
             $r = Invoke-HVEngine -Method 'changeRepositoryPassword' -Params $params
-            Invoke-HVEngine -Method 'listRepositoryKeys' -Params @{ repository = $repoPath; password = $newPlain } |
+            Invoke-HVEngine -Method 'listRepositoryKeys' -Params @{ repository = $repoPath; password = $params['newPassword'] } |
                 Where-Object { $_.id -eq $r.added } | ConvertTo-HVRepositoryKey -Repository $repoPath
         } catch {
             $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $repoPath))
