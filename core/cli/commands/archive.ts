@@ -7,6 +7,7 @@ import { exportArchive, getArchiveCatalog, importArchive, restoreFromArchive, wa
 import { isHvError } from '../../errors.ts';
 import type { OperationContext } from '../../progress.ts';
 import { readRepositoryPassword, withPasswordOption } from '../password.ts';
+import { print } from '../output.ts';
 
 export function contextOf(cmd: Command): OperationContext {
   const opts = cmd.optsWithGlobals() as { signal?: AbortSignal; verbose?: boolean };
@@ -22,10 +23,6 @@ export async function withPassword<T>(opts: { passwordFile?: string }, fn: (pass
     if (!isHvError(err, 'ERR_AUTH')) throw err;
     return fn(await readRepositoryPassword(opts));
   }
-}
-
-function print(value: unknown, json: boolean | undefined, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : text());
 }
 
 function withTargetOptions(cmd: Command): Command {

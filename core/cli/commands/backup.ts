@@ -10,6 +10,7 @@ import type { BackupResult, RestorePointInfo, VerifyReport } from '../../api/typ
 import { HvError, isHvError } from '../../errors.ts';
 import type { OperationContext, ProgressEvent } from '../../progress.ts';
 import { readRepositoryPassword, withPasswordOption } from '../password.ts';
+import { printJson } from '../output.ts';
 
 export function mib(n: number): string {
   return `${(n / 1048576).toFixed(1)} MiB`;
@@ -124,7 +125,7 @@ export function register(program: Command): void {
     .action(async (opts: { repo: string; vm?: string; latest?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: true });
       const points = await withPassword(opts, (password) => listRestorePoints(ctx, { repository: opts.repo, password, vmName: opts.vm, latest: opts.latest }));
-      if (opts.json) process.stdout.write(`${JSON.stringify(points, null, 2)}\n`);
+      if (opts.json) printJson(points);
       else printPoints(points);
     });
 
@@ -142,7 +143,7 @@ export function register(program: Command): void {
       const ctx = cliContext(cmd, { quiet: opts.json });
       const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, host: opts.host, whatIf: opts.whatIf }));
       ctx.endProgress();
-      if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      if (opts.json) printJson(r);
       else if (r.plan) process.stdout.write(r.plan.map((s) => `  - ${s}\n`).join(''));
       else process.stdout.write(`restored ${r.vmName} from ${r.pointId.slice(0, 12)} to ${r.directory}\n${r.disks.map((d) => `  ${d.key}: ${d.path}\n`).join('')}`);
     });
@@ -156,7 +157,7 @@ export function register(program: Command): void {
       const ctx = cliContext(cmd, { quiet: opts.json });
       const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point }));
       ctx.endProgress();
-      if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      if (opts.json) printJson(r);
       else printVerify(r);
       if (!r.ok) process.exitCode = 1;
     });

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { addRepositoryKey, changeRepositoryPassword, listRepositoryKeys, removeRepositoryKey, type RepositoryKeyInfo } from '../../api/keys.ts';
 import type { OperationContext } from '../../progress.ts';
 import { readNewPassword, readRepositoryPassword, withPasswordOption } from '../password.ts';
+import { print, printJson } from '../output.ts';
 
 function contextOf(cmd: Command): OperationContext {
   const opts = cmd.optsWithGlobals() as { signal?: AbortSignal };
@@ -34,7 +35,7 @@ export function register(program: Command): void {
       const password = await readRepositoryPassword(opts);
       const newPassword = await readNewPassword(opts);
       const k = await addRepositoryKey(contextOf(cmd), { repository: opts.repo, password, newPassword });
-      process.stdout.write(opts.json ? `${JSON.stringify(k, null, 2)}\n` : `added key ${k.id.slice(0, 8)}\n`);
+      print(k, opts.json, () => `added key ${k.id.slice(0, 8)}\n`);
     });
 
   withPasswordOption(key.command('passwd')
@@ -46,7 +47,7 @@ export function register(program: Command): void {
       const password = await readRepositoryPassword(opts);
       const newPassword = await readNewPassword(opts);
       const r = await changeRepositoryPassword(contextOf(cmd), { repository: opts.repo, password, newPassword });
-      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `password changed: added key ${r.added.slice(0, 8)}, removed key ${r.removed.slice(0, 8)}\n`);
+      print(r, opts.json, () => `password changed: added key ${r.added.slice(0, 8)}, removed key ${r.removed.slice(0, 8)}\n`);
     });
 
   withPasswordOption(key.command('list')
@@ -55,7 +56,7 @@ export function register(program: Command): void {
     .option('--json', 'print the keys as JSON'))
     .action(async (opts: KeyOpts, cmd: Command) => {
       const keys = await listRepositoryKeys(contextOf(cmd), { repository: opts.repo, password: await readRepositoryPassword(opts) });
-      if (opts.json) process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+      if (opts.json) printJson(keys);
       else printKeys(keys);
     });
 
@@ -66,6 +67,6 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON'))
     .action(async (keyId: string, opts: KeyOpts, cmd: Command) => {
       const r = await removeRepositoryKey(contextOf(cmd), { repository: opts.repo, password: await readRepositoryPassword(opts), keyId, force: opts.force });
-      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `removed key ${r.removed.slice(0, 8)}\n`);
+      print(r, opts.json, () => `removed key ${r.removed.slice(0, 8)}\n`);
     });
 }

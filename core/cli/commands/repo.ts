@@ -6,6 +6,7 @@ import type { RepositoryStats } from '../../api/types.ts';
 import { isHvError } from '../../errors.ts';
 import type { OperationContext } from '../../progress.ts';
 import { readInitPassword, readRepositoryPassword, withPasswordOption } from '../password.ts';
+import { print, printJson } from '../output.ts';
 
 function contextOf(cmd: Command): OperationContext {
   const opts = cmd.optsWithGlobals() as { signal?: AbortSignal };
@@ -39,7 +40,7 @@ export function register(program: Command): void {
     .action(async (path: string, opts: { encrypt?: boolean; newPasswordFile?: string; chunkSize?: number; json?: boolean }, cmd: Command) => {
       const password = opts.encrypt ? await readInitPassword(opts) : undefined;
       const info = await initRepository(contextOf(cmd), { path, encrypt: opts.encrypt, password, chunkSize: opts.chunkSize });
-      process.stdout.write(opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.encrypted ? 'encrypted ' : ''}repository ${info.id.slice(0, 8)} at ${info.path}\n`);
+      print(info, opts.json, () => `created ${info.encrypted ? 'encrypted ' : ''}repository ${info.id.slice(0, 8)} at ${info.path}\n`);
     });
 
   withPasswordOption(repo.command('stats <repo>')
@@ -55,7 +56,7 @@ export function register(program: Command): void {
         if (!isHvError(err, 'ERR_AUTH') || opts.passwordFile) throw err;
         stats = await getRepositoryStats(ctx, { path, password: await readRepositoryPassword(opts) });
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify(stats, null, 2)}\n`);
+      if (opts.json) printJson(stats);
       else printStats(stats);
     });
 

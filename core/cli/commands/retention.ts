@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { applyRetention, collectGarbage, type GcResult } from '../../api/retention.ts';
 import { withPasswordOption } from '../password.ts';
 import { contextOf, withPassword } from './archive.ts';
+import { print, printJson } from '../output.ts';
 
 function count(v: string): number {
   return Number(v);
@@ -33,7 +34,7 @@ export function register(program: Command): void {
       const r = await withPassword(opts, (password) => applyRetention(ctx, {
         repository: opts.repo, password, vmName: opts.vm, keepLast: opts.keepLast, daily: opts.daily, weekly: opts.weekly, monthly: opts.monthly, yearly: opts.yearly, whatIf: opts.dryRun, prune: opts.prune,
       }));
-      if (opts.json) { process.stdout.write(`${JSON.stringify(r, null, 2)}\n`); return; }
+      if (opts.json) { printJson(r); return; }
       for (const p of r.points) process.stdout.write(`${p.action.padEnd(6)} ${p.vm.padEnd(16)} ${p.createdAt}  ${p.id.slice(0, 12)}  ${p.reasons.join(', ')}\n`);
       process.stdout.write(`${r.status === 'planned' ? 'would remove' : 'removed'} ${r.removed}, kept ${r.kept}\n`);
       if (r.gc) process.stdout.write(gcText(r.gc));
@@ -47,6 +48,6 @@ export function register(program: Command): void {
     .action(async (opts: { repo: string; dryRun?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const r = await withPassword(opts, (password) => collectGarbage(ctx, { repository: opts.repo, password, whatIf: opts.dryRun }));
-      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : gcText(r));
+      print(r, opts.json, () => gcText(r));
     });
 }

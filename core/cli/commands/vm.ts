@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { createSampleVM, guestWriteVM, listVMs, repairVM } from '../../api/vm.ts';
 import { HvError } from '../../errors.ts';
 import { cliContext, mib, table } from './backup.ts';
+import { print, printJson } from '../output.ts';
 
 function number(name: string, check: (n: number) => boolean): (v: string) => number {
   return (v) => {
@@ -21,7 +22,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (path: string, opts: { json?: boolean }, cmd: Command) => {
       const vms = await listVMs(cliContext(cmd, { quiet: true }), { path });
-      if (opts.json) process.stdout.write(`${JSON.stringify(vms, null, 2)}\n`);
+      if (opts.json) printJson(vms);
       else table(['NAME', 'ID', 'STATE', 'LOCATION'], vms.map((v) => [v.name, v.id, v.state ?? '', v.location]));
     });
 
@@ -37,7 +38,7 @@ export function register(program: Command): void {
       const sizeBytes = Math.round(opts.size * 1024) * 1048576;
       const r = await createSampleVM(ctx, { dir, sizeBytes, name: opts.name, seed: opts.seed, guestVss: opts.vss });
       ctx.endProgress();
-      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `created VM ${r.name} (${mib(r.sizeBytes)}) in ${r.dir}\n`);
+      print(r, opts.json, () => `created VM ${r.name} (${mib(r.sizeBytes)}) in ${r.dir}\n`);
     });
 
   vm.command('repair <vmDir>')
@@ -45,7 +46,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (dir: string, opts: { json?: boolean }, cmd: Command) => {
       const r = await repairVM(cliContext(cmd, { quiet: opts.json }), { dir });
-      if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      if (opts.json) printJson(r);
       else process.stdout.write(r.mergedCheckpoints > 0 ? `VM ${r.vm}: merged ${r.mergedCheckpoints} leftover backup checkpoint(s)\n` : `VM ${r.vm}: no leftover backup checkpoint\n`);
     });
 
