@@ -1,14 +1,22 @@
-function Get-HVArchiveTarget {
-    # The media target of an archive cmdlet: a folder of media files or a tape device.
+function Get-HVArchiveParams {
+    # The engine params Export-HVArchive and Start-HVArchiveWatch share: the repository, the
+    # media pool and its target (a folder of media files or a tape device), the VM filter and
+    # the password.
     [CmdletBinding()]
     [OutputType([hashtable])]
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $MediaPath, [string] $Device, [string] $Capacity, [int] $RetentionDays)
-    $target = @{}
-    if ($MediaPath) { $target['mediaDir'] = ConvertTo-HVFileSystemPath $MediaPath -Cmdlet $Cmdlet }
-    if ($Device) { $target['device'] = $Device }
-    if ($Capacity) { $target['capacity'] = $Capacity }
-    if ($RetentionDays -gt 0) { $target['retentionDays'] = $RetentionDays }
-    $target
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Repository, [string] $Pool,
+        [string] $MediaPath, [string] $Device, [string] $Capacity, [int] $RetentionDays,
+        [string] $VMName, [System.Security.SecureString] $Password
+    )
+    $params = @{ repository = (ConvertTo-HVFileSystemPath $Repository -Cmdlet $Cmdlet); pool = $Pool }
+    if ($MediaPath) { $params['mediaDir'] = ConvertTo-HVFileSystemPath $MediaPath -Cmdlet $Cmdlet }
+    if ($Device) { $params['device'] = $Device }
+    if ($Capacity) { $params['capacity'] = $Capacity }
+    if ($RetentionDays -gt 0) { $params['retentionDays'] = $RetentionDays }
+    if ($VMName) { $params['vmName'] = $VMName }
+    Add-HVPassword -Params $params -Password $Password
+    $params
 }
 
 function Restore-HVVMFromMedia {

@@ -86,14 +86,10 @@ function Export-HVArchive {
         [Parameter()] [System.Security.SecureString] $Password
     )
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
-        $params = Get-HVArchiveTarget -Cmdlet $PSCmdlet -MediaPath $MediaPath -Device $Device -Capacity $Capacity -RetentionDays $RetentionDays
-        $params['repository'] = $repoPath
-        $params['pool'] = $Pool
+        $params = Get-HVArchiveParams -Cmdlet $PSCmdlet -Repository $Repository -Pool $Pool -MediaPath $MediaPath -Device $Device -Capacity $Capacity -RetentionDays $RetentionDays -VMName $VMName -Password $Password
+        $repoPath = $params['repository']
         $params['full'] = [bool]$Full
         if ($Id) { $params['point'] = $Id }
-        if ($VMName) { $params['vmName'] = $VMName }
-        Add-HVPassword -Params $params -Password $Password
         $what = 'every restore point not yet in the pool'
         if ($Id) { $what = "restore point $Id" }
         $where = $Device

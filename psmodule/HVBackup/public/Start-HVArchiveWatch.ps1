@@ -71,12 +71,8 @@ function Start-HVArchiveWatch {
         [Parameter()] [System.Security.SecureString] $Password
     )
     process {
-        $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
-        $params = Get-HVArchiveTarget -Cmdlet $PSCmdlet -MediaPath $MediaPath -Device $Device -Capacity $Capacity -RetentionDays $RetentionDays
-        $params['repository'] = $repoPath
-        $params['pool'] = $Pool
-        if ($VMName) { $params['vmName'] = $VMName }
-        Add-HVPassword -Params $params -Password $Password
+        $params = Get-HVArchiveParams -Cmdlet $PSCmdlet -Repository $Repository -Pool $Pool -MediaPath $MediaPath -Device $Device -Capacity $Capacity -RetentionDays $RetentionDays -VMName $VMName -Password $Password
+        $repoPath = $params['repository']
         if (-not $PSCmdlet.ShouldProcess("Export every new restore point of '$repoPath' to media pool '$Pool' as it lands", "Start watching '$repoPath'?", 'Start-HVArchiveWatch')) { return }
         $cancelAfter = 0
         if ($null -ne $Duration -and $Duration.TotalMilliseconds -gt 0) { $cancelAfter = [int][math]::Min([int]::MaxValue, $Duration.TotalMilliseconds) }
