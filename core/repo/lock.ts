@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { HvError, isHvError } from '../errors.ts';
+import { processAlive } from '../process.ts';
 import type { Backend } from './backend.ts';
 
 export const LOCK_REFRESH_MS = 60 * 1000;
@@ -50,15 +51,6 @@ export function isStale(l: LockInfo, now = Date.now(), host = hostname()): boole
   const t = Date.parse(l.time);
   if (!Number.isFinite(t) || now - t > LOCK_STALE_MS) return true;
   return l.hostname === host && !processAlive(l.pid);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export function describeLock(l: LockInfo): string {

@@ -8,6 +8,7 @@ import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { HvError } from '../../errors.ts';
+import { processAlive } from '../../process.ts';
 import { decodeVmConfig, encodeVmConfig } from './config.ts';
 import type { VmConfig } from './config.ts';
 
@@ -66,20 +67,11 @@ export async function saveVmConfig(vm: LoadedVm, config: VmConfig): Promise<void
   vm.config = config;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 async function breakIfStale(lockFile: string): Promise<boolean> {
   try {
     const [pidText, host] = (await readFile(lockFile, 'utf8')).split('\n');
     const pid = Number(pidText);
-    if (host === hostname() && Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) {
+    if (host === hostname() && Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
       await unlink(lockFile).catch(() => undefined);
       return true;
     }
