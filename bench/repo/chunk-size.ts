@@ -15,18 +15,10 @@ import { encodeManifest } from '../../core/repo/manifest.ts';
 import { encodeObject, isAllZero } from '../../core/repo/object-format.ts';
 import type { Repository } from '../../core/repo/repository.ts';
 import { makeManifest } from '../../core/repo/testing.ts';
+import { prng } from '../../core/hosts/local/content.ts';
 
 const KiB = 1024;
 const WRITE = 64 * KiB;
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function defaultDisk(): string {
   const dir = join(tmpdir(), 'hvb-bench-disk-512');
@@ -37,7 +29,7 @@ function defaultDisk(): string {
 
 /** Apply a 1 % change in place; returns the changed byte ranges. */
 function mutate(disk: Buffer, seed = 1234): [number, number][] {
-  const random = rng(seed);
+  const random = prng(seed);
   const n = Math.round((disk.length * 0.01) / WRITE);
   const ranges: [number, number][] = [];
   for (let i = 0; i < n; i++) {

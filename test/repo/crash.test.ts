@@ -5,17 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { referencedChunks } from '../../core/repo/manifest.ts';
+import { prng } from '../../core/hosts/local/content.ts';
 
 const CHILD = join(import.meta.dirname, 'crash-child.ts');
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Start the writer, let it save `saves` restore points (timing-independent on a busy
@@ -53,7 +45,7 @@ describe('Repository crash safety (kill -9)', function () {
     it(`leaves a valid repository after writers are killed at random moments (seed ${seed})`, async () => {
       const path = join(dir, 'repo');
       await (await initRepository(path, { chunkSize: 64 * 1024 })).close();
-      const random = rng(seed);
+      const random = prng(seed);
       for (let round = 0; round < 4; round++) await runAndKill(path, 1 + Math.floor(random() * 3), Math.floor(random() * 60));
       const repo = await openRepository(path);
       try {

@@ -9,6 +9,7 @@ import { referencedChunks } from '../../core/repo/manifest.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import type { Repository } from '../../core/repo/repository.ts';
 import { isHvError } from '../../core/errors.ts';
+import { prng } from '../../core/hosts/local/content.ts';
 
 const CHUNK = 64 * 1024;
 const NODE = process.execPath;
@@ -25,15 +26,6 @@ async function verifyAll(path: string): Promise<{ referenced: Set<string>; store
   } finally {
     await repo.close();
   }
-}
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function runGcAndKill(path: string, delayMs: number): Promise<'killed' | 'finished'> {
@@ -111,7 +103,7 @@ describe('retention apply and gc', function () {
     const kept = referencedChunks(keep);
     let stored = (await verifyAll(path)).stored;
     assert.equal(stored, 224);
-    const rand = mulberry32(20260126);
+    const rand = prng(20260126);
     let midway = 0;
     for (let seed = 0; seed < 5; seed++) {
       const outcome = await runGcAndKill(path, Math.floor(rand() * 500));
