@@ -8,6 +8,10 @@
 
 const NS = `$ns = 'root\\virtualization\\v2'`;
 
+/** Sets `$s` to the checkpoint (Msvm_VirtualSystemSettingData) `$p.snapshotInstanceId` names, or throws. */
+const FIND_SNAPSHOT = `$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
+if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }`;
+
 /** Runs a script block (base64 UTF-8) with its parameters (base64 UTF-8 JSON); answers one line. */
 export const ENVELOPE = `param([string]$scriptB64, [string]$paramsB64)
 $ErrorActionPreference = 'Stop'
@@ -145,8 +149,7 @@ if (-not $s) { return $null }
 export const TAG_SNAPSHOT = `# hvbackup:tag-snapshot
 param($p)
 ${NS}
-$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
-if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
+${FIND_SNAPSHOT}
 $s.ElementName = [string]$p.name
 $s.Notes = @([string]$p.notes)
 $svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemManagementService
@@ -163,8 +166,7 @@ $r = Invoke-CimMethod -InputObject $svc -MethodName ModifySystemSettings -Argume
 export const GET_SNAPSHOT_DISKS = `# hvbackup:get-snapshot-disks
 param($p)
 ${NS}
-$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
-if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
+${FIND_SNAPSHOT}
 $sasd = @(Get-CimAssociatedInstance -InputObject $s -ResultClassName Msvm_StorageAllocationSettingData |
   Where-Object { $_.ResourceSubType -eq 'Microsoft:Hyper-V:Virtual Hard Disk' })
 $vm = Get-VM | Where-Object { [string]$_.VMId -eq [string]$p.vmId }
@@ -195,8 +197,7 @@ param($p)
 ${NS}
 $vm = Get-CimInstance -Namespace $ns -ClassName Msvm_ComputerSystem | Where-Object { $_.Name -eq [string]$p.vmId }
 if (-not $vm) { throw ('virtual machine {0} not found' -f $p.vmId) }
-$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
-if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
+${FIND_SNAPSHOT}
 $dir = Join-Path ([IO.Path]::GetTempPath()) ([string]$p.folderName)
 New-Item -ItemType Directory -Path $dir -Force | Out-Null
 $es = Get-CimAssociatedInstance -InputObject $vm -ResultClassName Msvm_VirtualSystemExportSettingData | Select-Object -First 1
@@ -244,8 +245,7 @@ $r = Invoke-CimMethod -InputObject $svc -MethodName GetVirtualDiskChanges -Argum
 export const CONVERT_TO_REFERENCE_POINT = `# hvbackup:convert-to-reference-point
 param($p)
 ${NS}
-$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
-if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
+${FIND_SNAPSHOT}
 $svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSnapshotService
 $r = Invoke-CimMethod -InputObject $svc -MethodName ConvertToReferencePoint -Arguments @{ AffectedSnapshot = $s }
 [pscustomobject]@{ ReturnValue = [int]$r.ReturnValue; JobId = [string]$r.Job.InstanceID; ReferencePointInstanceId = [string]$r.ResultingReferencePoint.InstanceID }`;
@@ -289,8 +289,7 @@ $r = Invoke-CimMethod -InputObject $svc -MethodName DestroyReferencePoint -Argum
 export const DESTROY_SNAPSHOT = `# hvbackup:destroy-snapshot
 param($p)
 ${NS}
-$s = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSettingData | Where-Object { $_.InstanceID -eq [string]$p.snapshotInstanceId }
-if (-not $s) { throw ('checkpoint {0} not found' -f $p.snapshotInstanceId) }
+${FIND_SNAPSHOT}
 $svc = Get-CimInstance -Namespace $ns -ClassName Msvm_VirtualSystemSnapshotService
 $r = Invoke-CimMethod -InputObject $svc -MethodName DestroySnapshot -Arguments @{ AffectedSnapshot = $s }
 [pscustomobject]@{ ReturnValue = [int]$r.ReturnValue; JobId = [string]$r.Job.InstanceID }`;
