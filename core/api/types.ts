@@ -76,6 +76,12 @@ export interface BackupResult {
   readBytes: number;
   /** Bytes of new chunks written (after compression). */
   storedBytes: number;
+  /**
+   * Milliseconds the engine spent on this VM, from describing it to merging its checkpoint
+   * (the manifest's stats.durationMs stops before the manifest is written). Excludes process
+   * start, opening the repository and taking its lock, which a job pays once for all its VMs.
+   */
+  durationMs?: number;
   /** With whatIf: the steps the engine would take. */
   plan?: string[];
   error?: ErrorInfo;

@@ -49,26 +49,29 @@ export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions
 
 async function backupSource(ctx: OperationContext, opts: BackupJobOptions, source: string, lock: HeldLock | undefined): Promise<BackupResult> {
   const startedAt = new Date().toISOString();
+  // The engine's own time for this VM (describe to merge), beside the process's wall time.
+  const t0 = performance.now();
+  const elapsed = () => Math.round(performance.now() - t0);
   let vm: VmDescription | undefined;
   try {
     throwIfAborted(ctx.signal);
     vm = await opts.host.describeVM(source, { signal: ctx.signal });
     const leftovers = await opts.host.findLeftoverCheckpoints(vm, { signal: ctx.signal });
     const previous = await previousPoint(opts.repo, vm);
-    if (opts.whatIf) return planOnly(vm, source, startedAt, previous, leftovers, opts.full === true);
+    if (opts.whatIf) return { ...planOnly(vm, source, startedAt, previous, leftovers, opts.full === true), durationMs: elapsed() };
     if (leftovers.length > 0) {
       for (const l of leftovers) log(ctx, 'warning', `VM ${vm.name}: merging leftover ${l.description}`, vm.name);
       await opts.host.removeLeftoverCheckpoints(vm, { signal: ctx.signal });
       vm = await opts.host.describeVM(source, { signal: ctx.signal });
     }
-    return await backupVm(ctx, opts, vm, source, startedAt, previous, lock);
+    return { ...(await backupVm(ctx, opts, vm, source, startedAt, previous, lock)), durationMs: elapsed() };
   } catch (err) {
     const e = isHvError(err) ? err : new HvError('ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
     log(ctx, 'warning', `backup of ${vm?.name ?? source} failed: ${e.message}`, vm?.name ?? source);
     progress(ctx, { activity: 'backup', target: vm?.name ?? source, status: 'failed', completed: true });
     return {
       vmName: vm?.name ?? source, vmId: vm?.id, source, status: 'failed', startedAt, finishedAt: new Date().toISOString(),
-      totalBytes: 0, readBytes: 0, storedBytes: 0, error: { code: e.code, message: e.message, target: e.target },
+      totalBytes: 0, readBytes: 0, storedBytes: 0, durationMs: elapsed(), error: { code: e.code, message: e.message, target: e.target },
     };
   }
 }

@@ -60,9 +60,12 @@ describe('backup and restore, end to end (local host)', function () {
         await shadow.apply(pre);
       }
       const guest = await startGuestWriter(ctx, { dir: vmDir, seed: round + 1, size: 4096 * (round + 1), pauseMs: 1 });
+      const t0 = performance.now();
       const [r] = await backupVMs({ onProgress: (e) => events.push(e) }, { repository: repo, sources: [vmDir] });
+      const wall = performance.now() - t0;
       const during = await guest.stop();
       assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+      assert.ok(Number.isInteger(r!.durationMs) && r!.durationMs! > 0 && r!.durationMs! <= Math.ceil(wall), `durationMs ${r!.durationMs} within the call's ${wall} ms`);
       assert.equal(r!.method, round === 0 ? 'full' : 'changed-blocks', r!.methodReason);
       const { expected, inCheckpoint } = await shadow.around(during);
       assert.ok(inCheckpoint > 0, 'the guest wrote into the checkpoint while the backup ran');
@@ -116,6 +119,7 @@ describe('backup and restore, end to end (local host)', function () {
     const [r] = await backupVMs({ signal: abort.signal, onLog }, { repository: repo, sources: [vmDir] });
     assert.equal(r!.status, 'failed');
     assert.equal(r!.error!.code, 'ERR_CANCELLED');
+    assert.ok(Number.isInteger(r!.durationMs) && r!.durationMs! >= 0, `a failed VM reports its duration too (${r!.durationMs})`);
     assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined, 'checkpoint merged after the failure');
     assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
     assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before, 'no restore point from a failed backup');
