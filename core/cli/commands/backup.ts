@@ -1,11 +1,8 @@
-// hvbackup backup | points | restore | verify — thin commands over core/api.
+// hvbackup backup | points | restore | verify — thin commands over core/api. Each action
+// imports its API module when it runs, so a backup does not load the restore engine.
 
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { backupVMs } from '../../api/backup.ts';
-import { listRestorePoints } from '../../api/points.ts';
-import { restoreVM } from '../../api/restore.ts';
-import { verifyRepository } from '../../api/verify.ts';
 import type { BackupResult, RestorePointInfo, VerifyReport } from '../../api/types.ts';
 import { HvError, isHvError } from '../../errors.ts';
 import type { OperationContext, ProgressEvent } from '../../progress.ts';
@@ -108,6 +105,7 @@ export function register(program: Command): void {
       const ctx = cliContext(cmd, opts);
       if (opts.allowUserCheckpoints && opts.host !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', '--allow-user-checkpoints needs --host hyperv');
       const hyperv = opts.allowUserCheckpoints ? { allowUserCheckpoints: true } : undefined;
+      const { backupVMs } = await import('../../api/backup.ts');
       const results = await withPassword(opts, (password) => backupVMs(ctx, { repository: opts.repo, password, sources, full: opts.full, parallel: opts.parallel, root: opts.root, host: opts.host, hyperv, whatIf: opts.whatIf }));
       ctx.endProgress();
       if (opts.json) process.stdout.write(`${JSON.stringify({ event: 'result', results })}\n`);
@@ -124,6 +122,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON'))
     .action(async (opts: { repo: string; vm?: string; latest?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: true });
+      const { listRestorePoints } = await import('../../api/points.ts');
       const points = await withPassword(opts, (password) => listRestorePoints(ctx, { repository: opts.repo, password, vmName: opts.vm, latest: opts.latest }));
       if (opts.json) printJson(points);
       else printPoints(points);
@@ -141,6 +140,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON'))
     .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; host?: 'local' | 'hyperv'; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
+      const { restoreVM } = await import('../../api/restore.ts');
       const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, host: opts.host, whatIf: opts.whatIf }));
       ctx.endProgress();
       if (opts.json) printJson(r);
@@ -155,6 +155,7 @@ export function register(program: Command): void {
     .option('--json', 'print the report as JSON'))
     .action(async (opts: { repo: string; point?: string; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
+      const { verifyRepository } = await import('../../api/verify.ts');
       const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point }));
       ctx.endProgress();
       if (opts.json) printJson(r);
