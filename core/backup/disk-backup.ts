@@ -8,6 +8,7 @@ import type { Repository } from '../repo/index.ts';
 import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
+import type { VhdxInfo } from '../vhdx/index.ts';
 import { planSlices, readRuns } from './plan.ts';
 import type { SlicePlan } from './plan.ts';
 import { readAndStore } from './read-pipeline.ts';
@@ -35,7 +36,8 @@ export async function chooseDiskMethod(host: Host, cp: BackupCheckpoint, fd: Fro
 
 async function geometryOf(fd: FrozenDisk, disk: Disk): Promise<Pick<DiskManifest, 'blockSize' | 'logicalSectorSize' | 'physicalSectorSize'>> {
   if (fd.format === 'vhdx') {
-    const info = await readVhdxInfo(fd.path);
+    // The open VHDX knows its own geometry; read the file again only for other Disk kinds.
+    const info = (disk as { info?: VhdxInfo }).info ?? (await readVhdxInfo(fd.path));
     return { blockSize: info.blockSize, logicalSectorSize: info.logicalSectorSize, physicalSectorSize: info.physicalSectorSize };
   }
   return { blockSize: 32 * 1024 * 1024, logicalSectorSize: disk.geometry.logicalSectorSize, physicalSectorSize: disk.geometry.physicalSectorSize };

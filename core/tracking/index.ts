@@ -8,7 +8,7 @@
 // after the disk is closed, so a writer killed mid-way leaves "dirty" ⇒ untrusted.
 
 import { randomUUID } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import type { ByteRange, Disk } from '../disk/disk.ts';
 import { HvError, isHvError } from '../errors.ts';
@@ -57,9 +57,13 @@ export async function loadTracking(diskPath: string, file = trackingPath(diskPat
   return decodeTracking(buf, file);
 }
 
+function tempPathFor(file: string): string {
+  return join(dirname(file), `.${basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+}
+
 /** Replace the record atomically (temp file, fsync, rename): a reader sees the old or the new one. */
 export async function saveTracking(diskPath: string, rec: TrackingRecord, file = trackingPath(diskPath)): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+  const tmp = tempPathFor(file);
   const fh = await open(tmp, 'w');
   try {
     await fh.writeFile(encodeTracking(rec));
@@ -77,38 +81,79 @@ export async function removeTracking(diskPath: string): Promise<void> {
 
 /**
  * Start a new reference: empty bitmap, new reference id, the disk's current identity. The
- * replaced record, if trusted, is kept as `.hvrct.prev` (written first, so the pair is
- * always consistent): if the backup that started this reference fails, the next one can
- * still ask for changes since the older reference (previous ∪ current). Returns the id.
+ * replaced record, if trusted, is kept as `.hvrct.prev` (before the new one is written, so
+ * the pair is always consistent): if the backup that started this reference fails, the
+ * next one can still ask for changes since the older reference (previous ∪ current).
+ * Returns the id.
  */
 export async function startReference(diskPath: string, virtualSize: number): Promise<string> {
-  const old = await loadTracking(diskPath).catch(() => undefined);
-  const check = await checkTracking(diskPath, undefined, virtualSize);
-  if (check.trusted) await saveTracking(diskPath, check.record, previousTrackingPath(diskPath));
+  return (await freezeAndStartReference(diskPath, virtualSize)).referenceId;
+}
+
+/**
+ * At a checkpoint, in one pass over the record: the frozen disk's tracking state (what
+ * freezeTracking gives) and a new reference started (what startReference does). The
+ * caller may pass the disk's identity when it read it already and nothing can write the
+ * disk meanwhile (the local host holds the VM lock). The replaced record becomes
+ * `.hvrct.prev` by a hard link to its bytes, which were made durable when it was written.
+ */
+export async function freezeAndStartReference(diskPath: string, virtualSize: number, identity?: string): Promise<{ frozen: FrozenTracking; referenceId: string }> {
+  const loaded = await loadTracking(diskPath).then((rec) => ({ rec }), (err: unknown) => ({ rec: undefined, err }));
+  const now = identity ?? (await diskIdentity(diskPath));
+  const current = judgeTracking(diskPath, loaded, undefined, virtualSize, now);
+  const frozen = await withPrevious(diskPath, current, virtualSize);
+  if (current.trusted) await keepAsPrevious(diskPath, current.record);
   else await unlink(previousTrackingPath(diskPath)).catch(() => undefined);
   const referenceId = randomUUID();
   await saveTracking(diskPath, {
     state: 'clean',
-    generation: (old?.generation ?? 0) + 1,
+    generation: (loaded.rec?.generation ?? 0) + 1,
     granularity: TRACKING_GRANULARITY,
     virtualSize,
     referenceId,
-    diskIdentity: await diskIdentity(diskPath),
+    diskIdentity: now,
     bitmap: new Uint8Array(bitmapBytes(virtualSize)),
   });
-  return referenceId;
+  return { frozen, referenceId };
+}
+
+/** `.hvrct.prev` := the current record: a hard link (no rewrite, no fsync), else a copy where links are not supported. */
+async function keepAsPrevious(diskPath: string, rec: TrackingRecord): Promise<void> {
+  const prev = previousTrackingPath(diskPath);
+  const tmp = tempPathFor(prev);
+  try {
+    await link(trackingPath(diskPath), tmp);
+  } catch {
+    await saveTracking(diskPath, rec, prev);
+    return;
+  }
+  try {
+    await rename(tmp, prev);
+  } finally {
+    // rename() between two links of one file does nothing and leaves tmp (a crash between
+    // this link and the new record's save leaves .hvrct and .prev one file).
+    await unlink(tmp).catch(() => undefined);
+  }
 }
 
 export type TrackingCheck = { trusted: true; record: TrackingRecord } | { trusted: false; reason: string };
 
 /** Can the record be used for changes since `referenceId` on the disk as it is now? */
 export async function checkTracking(diskPath: string, referenceId: string | undefined, virtualSize: number): Promise<TrackingCheck> {
-  let rec: TrackingRecord | undefined;
-  try {
-    rec = await loadTracking(diskPath);
-  } catch (err) {
+  const loaded = await loadTracking(diskPath).then((rec) => ({ rec }), (err: unknown) => ({ rec: undefined, err }));
+  // The identity is read only when the record could be trusted otherwise.
+  const pre = judgeTracking(diskPath, loaded, referenceId, virtualSize, undefined);
+  if (!pre.trusted || loaded.rec === undefined) return pre;
+  return judgeTracking(diskPath, loaded, referenceId, virtualSize, await diskIdentity(diskPath));
+}
+
+/** checkTracking's verdict on a loaded record (or its load error); `now` undefined skips the identity check. */
+function judgeTracking(diskPath: string, loaded: { rec: TrackingRecord | undefined; err?: unknown }, referenceId: string | undefined, virtualSize: number, now: string | undefined): TrackingCheck {
+  if ('err' in loaded) {
+    const err = loaded.err;
     return { trusted: false, reason: isHvError(err) ? err.message : `change-tracking file unreadable: ${(err as Error).message}` };
   }
+  const rec = loaded.rec;
   const file = trackingPath(diskPath);
   if (!rec) return { trusted: false, reason: `change-tracking file ${file} is missing` };
   if (rec.state === 'dirty') return { trusted: false, reason: `change-tracking file ${file} is dirty (a writer did not close the disk)` };
@@ -117,8 +162,7 @@ export async function checkTracking(diskPath: string, referenceId: string | unde
   if (referenceId !== undefined && rec.referenceId !== referenceId) {
     return { trusted: false, reason: `change-tracking reference ${rec.referenceId} of ${diskPath} is not the previous restore point's reference ${referenceId}` };
   }
-  const now = await diskIdentity(diskPath);
-  if (now !== rec.diskIdentity) {
+  if (now !== undefined && now !== rec.diskIdentity) {
     return { trusted: false, reason: `${diskPath} was written outside change tracking (DataWriteGuid ${now}, tracked ${rec.diskIdentity})` };
   }
   return { trusted: true, record: rec };
@@ -131,7 +175,10 @@ export interface FrozenTracking {
 }
 
 export async function freezeTracking(diskPath: string, virtualSize: number): Promise<FrozenTracking> {
-  const current = await checkTracking(diskPath, undefined, virtualSize);
+  return withPrevious(diskPath, await checkTracking(diskPath, undefined, virtualSize), virtualSize);
+}
+
+async function withPrevious(diskPath: string, current: TrackingCheck, virtualSize: number): Promise<FrozenTracking> {
   const previous = current.trusted ? await loadTracking(diskPath, previousTrackingPath(diskPath)).catch(() => undefined) : undefined;
   return { current, ...(previous?.state === 'clean' && previous.virtualSize === virtualSize ? { previous } : {}) };
 }
@@ -169,8 +216,11 @@ export async function recordMergedRanges(parentPath: string, ranges: ByteRange[]
     return;
   }
   if (!rec || rec.state !== 'clean' || identityBefore === undefined || rec.diskIdentity !== identityBefore) return;
+  const now = await diskIdentity(parentPath);
+  // A merge that copied nothing did not write the parent: the record is already right.
+  if (ranges.length === 0 && now === rec.diskIdentity) return;
   for (const r of ranges) markRange(rec.bitmap, rec.granularity, r.offset, r.length);
-  await saveTracking(parentPath, { ...rec, diskIdentity: await diskIdentity(parentPath) });
+  await saveTracking(parentPath, { ...rec, diskIdentity: now });
 }
 
 const attached = new WeakSet<Disk>();

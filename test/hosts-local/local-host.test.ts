@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -13,7 +13,7 @@ import { childPathFor } from '../../core/hosts/local/checkpoint.ts';
 import { repairVm } from '../../core/hosts/local/repair.ts';
 import { checkTracking } from '../../core/tracking/index.ts';
 import { bitmapRanges } from '../../core/tracking/format.ts';
-import { createDifferencingVhdx, openDisk } from '../../core/vhdx/index.ts';
+import { createDifferencingVhdx, openDisk, readVhdxInfo } from '../../core/vhdx/index.ts';
 
 const MiB = 1 << 20;
 
@@ -89,6 +89,31 @@ describe('local host checkpoints', function () {
     const check = await checkTracking(diskPath, refs[0]!.referenceId, 64 * MiB);
     assert.ok(check.trusted, !check.trusted ? check.reason : '');
     assert.deepEqual(bitmapRanges(check.record), [{ offset: 3 * MiB, length: MiB }]);
+  });
+
+  it('keeps the replaced tracking record as .hvrct.prev; a checkpoint nobody wrote to merges without writing the parent or the record', async () => {
+    const host = new LocalHost();
+    const vm = await host.describeVM(vmDir);
+    const hvrct = `${diskPath}.hvrct`;
+    const recordBefore = readFileSync(hvrct);
+    const cp = await host.createBackupCheckpoint(vm, { consistency: 'auto' });
+    assert.ok(readFileSync(`${hvrct}.prev`).equals(recordBefore), 'the replaced record, byte for byte');
+    const child = join(vmDir, (await loadVm(vmDir)).config.disks[0]!.path);
+    const parentBefore = readFileSync(diskPath);
+    const guidBefore = (await readVhdxInfo(diskPath)).dataWriteGuid;
+    const recordAtCheckpoint = statSync(hvrct);
+    const refs = await host.removeBackupCheckpoint(cp, { keepReference: true });
+    const after = await loadVm(vmDir);
+    assert.equal(after.config.backupCheckpoint, undefined);
+    assert.equal(after.config.disks[0]!.path, `Virtual Hard Disks/${vm.name}.vhdx`);
+    assert.ok(!existsSync(child), 'child deleted');
+    assert.ok(readFileSync(diskPath).equals(parentBefore), 'parent unchanged, byte for byte');
+    assert.equal((await readVhdxInfo(diskPath)).dataWriteGuid, guidBefore);
+    const recordAfter = statSync(hvrct);
+    assert.deepEqual([recordAfter.ino, recordAfter.mtimeMs], [recordAtCheckpoint.ino, recordAtCheckpoint.mtimeMs], 'tracking record not rewritten');
+    const check = await checkTracking(diskPath, refs[0]!.referenceId, 64 * MiB);
+    assert.ok(check.trusted, !check.trusted ? check.reason : '');
+    assert.deepEqual(bitmapRanges(check.record), []);
   });
 
   it('is application-consistent only when the config declares a guest VSS hook', async () => {

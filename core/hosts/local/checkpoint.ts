@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { basename, extname, posix } from 'node:path';
 import type { ByteRange } from '../../disk/disk.ts';
 import { createDifferencingVhdx, mergeDifferencingVhdx } from '../../vhdx/index.ts';
-import { diskIdentity, freezeTracking, recordMergedRanges, startReference } from '../../tracking/index.ts';
+import { freezeAndStartReference, recordMergedRanges } from '../../tracking/index.ts';
 import type { FrozenTracking } from '../../tracking/index.ts';
 import type { LogEvent } from '../../progress.ts';
 import { BACKUP_CHECKPOINT_MARKER } from './config.ts';
@@ -40,8 +40,13 @@ export interface CreatedCheckpoint {
 export async function createCheckpoint(vm: LoadedVm, abs: (rel: string) => string): Promise<CreatedCheckpoint> {
   const id = randomUUID();
   const disks: CheckpointDiskRecord[] = [];
+  // Each parent's header is read once: the caller holds the VM lock, so nothing writes the
+  // parents until the children take the writes, and their identity and size stay as read.
+  const sizes = new Map<string, number>();
   for (const d of vm.config.disks) {
-    disks.push({ key: d.key, parent: d.path, child: childPathFor(d.path, id), parentDataWriteGuid: await diskIdentity(abs(d.path)) });
+    const info = await readVhdxInfo(abs(d.path));
+    sizes.set(d.key, info.virtualSize);
+    disks.push({ key: d.key, parent: d.path, child: childPathFor(d.path, id), parentDataWriteGuid: info.dataWriteGuid });
   }
   const record: BackupCheckpointRecord = { marker: BACKUP_CHECKPOINT_MARKER, id, state: 'creating', createdAt: new Date().toISOString(), owner: { pid: process.pid, host: hostname() }, disks };
   liveInThisProcess.add(id);
@@ -50,10 +55,9 @@ export async function createCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
   const tracking = new Map<string, FrozenTracking>();
   const references = new Map<string, string>();
   for (const d of disks) {
-    const size = (await readVhdxInfo(abs(d.parent))).virtualSize;
-    tracking.set(d.key, await freezeTracking(abs(d.parent), size));
-    references.set(d.key, await startReference(abs(d.parent), size));
-    d.parentDataWriteGuid = await diskIdentity(abs(d.parent));
+    const started = await freezeAndStartReference(abs(d.parent), sizes.get(d.key)!, d.parentDataWriteGuid);
+    tracking.set(d.key, started.frozen);
+    references.set(d.key, started.referenceId);
   }
   const active: BackupCheckpointRecord = { ...record, state: 'active', disks };
   const byKey = new Map(disks.map((d) => [d.key, d.child]));
@@ -98,13 +102,16 @@ export async function removeCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
       log({ level: 'verbose', message: `${d.child} already merged`, target: vm.dir });
     }
     const disks = record.disks.map((x) => (x.key === d.key ? { ...x, merged: true } : x));
-    const rec2 = { ...record, disks };
-    await saveVmConfig(vm, {
-      ...vm.config,
-      disks: vm.config.disks.map((x) => (x.key === d.key ? { ...x, path: d.parent } : x)),
-      backupCheckpoint: rec2,
-    });
+    const pointedBack = vm.config.disks.map((x) => (x.key === d.key ? { ...x, path: d.parent } : x));
     record.disks = disks;
+    // After the last disk, one write points it back and drops the record (a kill before it
+    // leaves this disk marked merging with its child gone: repair counts it merged).
+    if (disks.every((x) => x.merged)) {
+      await saveVmConfig(vm, { ...vm.config, disks: pointedBack, backupCheckpoint: undefined });
+      liveInThisProcess.delete(record.id);
+      return;
+    }
+    await saveVmConfig(vm, { ...vm.config, disks: pointedBack, backupCheckpoint: { ...record, disks } });
   }
   await saveVmConfig(vm, { ...vm.config, backupCheckpoint: undefined });
   liveInThisProcess.delete(record.id);

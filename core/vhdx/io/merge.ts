@@ -73,10 +73,18 @@ export async function mergeChild(childPath: string, opts: { keepChild?: boolean;
       parentPath = check.path;
       await check.close();
     }
+    const ranges = await child.ownRanges();
+    if (ranges.length === 0 && !opts.resume) {
+      // The child holds nothing (a backup checkpoint the guest did not write to): the
+      // parent stays as it is, unopened for writing, its DataWriteGuid unchanged.
+      await child.close();
+      if (!opts.keepChild) await unlink(childPath);
+      return { parentPath, changed: [] };
+    }
+    // Resuming, the writable open replays the log a cut-short merge may have left; that
+    // does not change DataWriteGuid.
     const parent = await openVhdxDisk(parentPath, { writable: true });
     try {
-      // The writable open may have replayed a log, which does not change DataWriteGuid.
-      const ranges = await child.ownRanges();
       await copyRanges(child, parent, ranges);
       await parent.flush();
       const changed = toByteRanges(ranges);
