@@ -1,6 +1,8 @@
 // Positioned I/O on a FileHandle that never returns short: reads past EOF are zeros
 // (a VHDX block may end beyond a sparse file's end), writes loop until done. Large
-// writes go as 2 MiB pieces. Shared by RawDisk and the VHDX file layer.
+// writes go as 2 MiB pieces. Shared by RawDisk and the VHDX file layer. Also page-aligned
+// buffers and O_DIRECT writes for large sequential writers (restore).
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { HvError } from '../errors.ts';
 
@@ -56,5 +58,86 @@ export async function openDiskFile(path: string, writable: boolean): Promise<Fil
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new HvError(e.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `cannot open ${path}: ${e.message}`, { target: path, cause: err });
+  }
+}
+
+/** Offset, length and memory alignment that O_DIRECT accepts on any Linux block device (4 KiB-sector disks included). */
+export const DIRECT_ALIGN = 4096;
+
+// The project's lib settings (es2024, node) do not declare WebAssembly.
+const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+
+/**
+ * A page-aligned buffer of `size` bytes, or undefined where none can be had. Node gives
+ * no control over where a Buffer's memory starts (malloc: 16-byte aligned), but a
+ * WebAssembly.Memory is mapped whole pages from its first byte, which is what O_DIRECT
+ * needs. It cannot be freed early: keep a few and reuse them.
+ */
+export function alignedBuffer(size: number): Buffer | undefined {
+  const pages = Math.ceil(size / 65536);
+  try {
+    return Buffer.from(new wasm!.Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes that bypass the page cache (O_DIRECT), through a second handle on a file that is
+ * otherwise written through `fh`. For writers of a whole new disk (restore): buffered,
+ * every byte is copied into the page cache, which the kernel must first reclaim, and
+ * written back later; measured on the 2-core test VM, dd of 1.25 GiB spent 0.4-3.1 s in
+ * the kernel buffered (varying with memory pressure) and 0.15-0.3 s direct, and restore
+ * competes with decoding for those cores. Direct, the device reads the caller's buffer.
+ * Only page-aligned memory (alignedBuffer) at 4 KiB-aligned offsets and lengths
+ * qualifies; anything else, a platform without O_DIRECT or a file system that refuses
+ * it (tmpfs: EINVAL) goes through `fh` as before. Not a durability barrier: the device
+ * may still cache, so the owner's fsync at the end stays.
+ */
+export class DirectWriter {
+  #fh: FileHandle | undefined;
+
+  private constructor(fh: FileHandle | undefined) {
+    this.#fh = fh;
+  }
+
+  /** Open `path` (which exists) for direct writes; a writer that always falls back when the platform or file system has none. */
+  static async open(path: string): Promise<DirectWriter> {
+    const flag = (constants as Record<string, number | undefined>).O_DIRECT;
+    if (!flag) return new DirectWriter(undefined);
+    try {
+      return new DirectWriter(await open(path, constants.O_WRONLY | flag));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL') return new DirectWriter(undefined);
+      throw new HvError('ERR_IO', `cannot open ${path} for direct writes: ${(err as Error).message}`, { target: path, cause: err });
+    }
+  }
+
+  get active(): boolean {
+    return this.#fh !== undefined;
+  }
+
+  /**
+   * Write `buf` at `position`, directly when it qualifies, else through `fh`. The first
+   * EINVAL (memory not aligned after all, or a file system without direct writes) turns
+   * direct writes off for good; that call is redone through `fh`, whole.
+   */
+  async write(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+    if (this.#fh && position % DIRECT_ALIGN === 0 && buf.length % DIRECT_ALIGN === 0) {
+      try {
+        await pwriteFully(this.#fh, buf, position);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        await this.close();
+      }
+    }
+    await pwriteLarge(fh, buf, position);
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close();
   }
 }

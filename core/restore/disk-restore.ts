@@ -1,9 +1,11 @@
 // One DiskManifest → one disk file: a dynamic VHDX of the recorded geometry (or a sparse
 // raw image), zero slices never written (they stay unallocated), chunks loaded in
-// parallel ahead of the writer, and consecutive slices coalesced into large writes.
+// parallel ahead of the writer, and consecutive slices coalesced into large writes that
+// bypass the page cache (O_DIRECT, where the file system has it) while the next batch fills.
 
 import { open } from 'node:fs/promises';
-import type { Disk } from '../disk/disk.ts';
+import type { ByteRange } from '../disk/disk.ts';
+import { alignedBuffer, DirectWriter } from '../disk/file-io.ts';
 import { throwIfAborted, wrapError } from '../errors.ts';
 import type { Repository } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
@@ -16,16 +18,25 @@ interface Sink {
   close(): Promise<void>;
 }
 
-async function rawSink(path: string, size: number, writebackBytes: number): Promise<Sink> {
+async function rawSink(path: string, size: number, writebackBytes: number, direct: boolean): Promise<Sink> {
   const fh = await open(path, 'wx');
-  await fh.truncate(size);
+  let dw: DirectWriter | undefined;
+  try {
+    await fh.truncate(size);
+    if (direct) dw = await DirectWriter.open(path);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
   return withWriteback({
     write: async (buf, offset) => {
+      if (dw) return dw.write(fh, buf, offset);
       let done = 0;
       while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, offset + done)).bytesWritten;
     },
     close: async () => {
       try {
+        await dw?.close();
         await fh.sync();
       } finally {
         await fh.close();
@@ -34,14 +45,30 @@ async function rawSink(path: string, size: number, writebackBytes: number): Prom
   }, () => fh.datasync(), writebackBytes);
 }
 
-async function vhdxSink(path: string, d: DiskManifest, writebackBytes: number): Promise<Sink> {
-  const disk: Disk = await createVhdx(path, {
+async function vhdxSink(path: string, d: DiskManifest, writebackBytes: number, direct: boolean): Promise<Sink> {
+  const disk = await createVhdx(path, {
     size: d.virtualSize, type: 'dynamic', blockSize: d.blockSize,
     logicalSectorSize: d.logicalSectorSize as 512 | 4096, physicalSectorSize: d.physicalSectorSize as 512 | 4096,
     // The staging file is deleted if the run dies, so no flush per write call; close()
     // fsyncs once, before restore.ts moves it to its final name.
     durable: false,
+    directWrites: direct,
   });
+  try {
+    // Every block that will hold data is known from the manifest: one BAT update now, and
+    // the data writes go in place instead of one log transaction each.
+    const ranges: ByteRange[] = [];
+    d.chunks.forEach((c, i) => {
+      if (!c) return;
+      const offset = i * d.chunkSize, last = ranges[ranges.length - 1];
+      if (last && last.offset + last.length === offset) last.length += d.chunkSize;
+      else ranges.push({ offset, length: d.chunkSize });
+    });
+    await disk.preallocate(ranges);
+  } catch (err) {
+    await disk.close().catch(() => {});
+    throw err;
+  }
   return withWriteback({ write: (buf, offset) => disk.write(buf, offset), close: () => disk.close() }, () => disk.flush(), writebackBytes);
 }
 
@@ -76,22 +103,43 @@ function withWriteback(sink: Sink, flush: () => Promise<void>, every: number): S
   };
 }
 
+export interface RestoreDiskOptions {
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+  writebackBytes?: number;
+  /** false: buffered writes only, as before direct writes (tests, benchmarks). Default true. */
+  directWrites?: boolean;
+}
+
 /** Write the disk to `path` (which must not exist); returns the bytes of data written. */
-export async function restoreDisk(repo: Repository, d: DiskManifest, path: string, opts: { signal?: AbortSignal; onBytes?: (n: number) => void; writebackBytes?: number } = {}): Promise<number> {
+export async function restoreDisk(repo: Repository, d: DiskManifest, path: string, opts: RestoreDiskOptions = {}): Promise<number> {
   const every = opts.writebackBytes ?? WRITEBACK_BYTES;
-  const sink = d.format === 'vhdx' ? await vhdxSink(path, d, every) : await rawSink(path, d.virtualSize, every);
+  // Two batches: one is written while the next fills, so decoding never waits for the device.
+  const size = Math.max(WRITE_BYTES, d.chunkSize);
+  const aligned = opts.directWrites !== false ? [alignedBuffer(size), alignedBuffer(size)] : [];
+  const direct = aligned.length === 2 && aligned.every((b) => b !== undefined);
+  const batches = direct ? aligned as Buffer[] : [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  const sink = d.format === 'vhdx' ? await vhdxSink(path, d, every, direct) : await rawSink(path, d.virtualSize, every, direct);
   let written = 0;
+  let writing: Promise<void> | undefined;
   try {
     const order: number[] = [];
     d.chunks.forEach((c, i) => { if (c) order.push(i); });
-    const batch = Buffer.allocUnsafe(Math.max(WRITE_BYTES, d.chunkSize));
+    let batch = batches[0]!;
     let batchOffset = -1;
     let batchLen = 0;
     const flush = async () => {
       if (batchLen === 0) return;
-      await sink.write(batch.subarray(0, batchLen), batchOffset);
-      written += batchLen;
-      opts.onBytes?.(batchLen);
+      // The previous write used the other batch: once it is done that one is free, and
+      // writes stay one at a time, in order.
+      await writing;
+      const len = batchLen;
+      writing = sink.write(batch.subarray(0, len), batchOffset).then(() => {
+        written += len;
+        opts.onBytes?.(len);
+      });
+      writing.catch(() => {}); // awaited by the next flush, or below
+      batch = batch === batches[0] ? batches[1]! : batches[0]!;
       batchLen = 0;
     };
     let k = 0;
@@ -108,7 +156,9 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       repo.pool.release(data);
     }
     await flush();
+    await writing;
   } finally {
+    await writing?.catch(() => {});
     await sink.close();
   }
   return written;

@@ -61,6 +61,11 @@ export interface CreateOptions {
   physicalSectorSize?: 512 | 4096;
   /** See OpenOptions.durable. */
   durable?: boolean;
+  /**
+   * Payload writes from page-aligned buffers (alignedBuffer in core/disk/file-io.ts) at
+   * 4 KiB-aligned offsets bypass the page cache (O_DIRECT); other writes are buffered as usual.
+   */
+  directWrites?: boolean;
 }
 
 export interface MergeResult {
@@ -125,12 +130,12 @@ export async function readVhdxInfo(path: string): Promise<VhdxInfo> {
 }
 
 /** Create a new VHDX and return it opened for writing. */
-export async function createVhdx(path: string, opts: CreateOptions): Promise<Disk> {
+export async function createVhdx(path: string, opts: CreateOptions): Promise<VhdxDisk> {
   await writeNewVhdx(path, {
     size: opts.size, type: opts.type ?? 'dynamic', blockSize: opts.blockSize ?? 32 * MiB,
     logicalSectorSize: opts.logicalSectorSize ?? 512, physicalSectorSize: opts.physicalSectorSize ?? 4096,
   });
-  return openVhdxDisk(path, { writable: true, durable: opts.durable });
+  return openVhdxDisk(path, { writable: true, durable: opts.durable, directWrites: opts.directWrites });
 }
 
 /** Create a differencing child (.avhdx) of `parentPath`; the child is not opened. */

@@ -15,7 +15,7 @@ import {
   decodeDiskMetadata, decodeMetadataTable, diskMetadataProblems, metadataEntryProblems, type DiskMetadata,
 } from '../format/metadata.ts';
 import { decodeRegionTable, regionEntryProblems, type RegionEntry } from '../format/region-table.ts';
-import { openDiskFile, preadLarge, pwriteFully, readAt } from '../../disk/file-io.ts';
+import { DirectWriter, openDiskFile, preadLarge, pwriteFully, pwriteLarge, readAt } from '../../disk/file-io.ts';
 import { findActiveSequence, logOverlay, LogWriter, replayEntries } from './log.ts';
 
 export interface VhdxFileOpenOptions {
@@ -29,6 +29,12 @@ export interface VhdxFileOpenOptions {
    * away if the process dies (a fresh convert or restore target). Default true.
    */
   durable?: boolean;
+  /**
+   * Payload writes bypass the page cache (DirectWriter) when their buffer is page-aligned
+   * memory (alignedBuffer) at 4 KiB-aligned offsets; other writes, and all metadata, go
+   * through the normal handle. For writers of large amounts of new data (restore).
+   */
+  directWrites?: boolean;
 }
 
 /** Test seams: simulate a crash at a chosen point of a metadata transaction. */
@@ -57,6 +63,7 @@ export class VhdxFile {
   #dataGuidChanged = false;
   #crashed = false;
   #durable = true;
+  #direct: DirectWriter | undefined;
 
   private constructor(path: string, fh: FileHandle, writable: boolean, headers: [HeaderDecodeResult, HeaderDecodeResult], index: 0 | 1, header: VhdxHeader) {
     this.path = path;
@@ -74,6 +81,7 @@ export class VhdxFile {
       f.#durable = opts.durable ?? true;
       await f.#loadLog(opts);
       await f.#loadStructure(!!opts.skipBatCheck);
+      if (opts.writable && opts.directWrites) f.#direct = await DirectWriter.open(path);
       return f;
     } catch (err) {
       await fh.close().catch(() => {});
@@ -270,12 +278,23 @@ export class VhdxFile {
   }
 
   async close(): Promise<void> {
-    if (this.#crashed) return;
     try {
-      await this.flush();
+      await this.#direct?.close();
     } finally {
-      await this.fh.close();
+      if (!this.#crashed) {
+        try {
+          await this.flush();
+        } finally {
+          await this.fh.close();
+        }
+      }
     }
+  }
+
+  /** Payload bytes at a file offset, directly when the file was opened with directWrites and the write qualifies. */
+  async writePayload(buf: Buffer, position: number): Promise<void> {
+    if (this.#direct) await this.#direct.write(this.fh, buf, position);
+    else await pwriteLarge(this.fh, buf, position);
   }
 
   async readPayload(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {

@@ -1,0 +1,38 @@
+// Where restore time goes, phase by phase, on an existing repository: chunks read and
+// decoded only (readChunks, nothing written), the write path only (the same bytes of one
+// decoded chunk written through restoreDisk's sink, fsynced), and the whole restoreDisk.
+//
+//   node_modules/.bin/node bench/restore/phases.ts <repo> <vm> <out dir> [window]
+
+import { rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openRepository } from '../../core/repo/index.ts';
+import { restoreDisk } from '../../core/restore/disk-restore.ts';
+
+const [repoPath, vm, out, win] = process.argv.slice(2);
+const window = Number(win ?? 16);
+const repo = await openRepository(repoPath!);
+const [m] = await repo.findRestorePoints({ vmName: vm, latest: true });
+const d = m!.disks[0]!;
+const ids = d.chunks.filter((c): c is string => !!c);
+const MB = 1e6;
+const phase = async (name: string, fn: () => Promise<number>) => {
+  const t0 = performance.now(), c0 = process.cpuUsage();
+  const bytes = await fn();
+  const s = (performance.now() - t0) / 1000, c = process.cpuUsage(c0);
+  console.log(JSON.stringify({ phase: name, secs: +s.toFixed(2), MBps: +(bytes / MB / s).toFixed(0), userS: +(c.user / 1e6).toFixed(2), sysS: +(c.system / 1e6).toFixed(2) }));
+};
+const only = process.env.PHASES?.split(',') ?? ['read', 'restore'];
+if (only.includes('read')) {
+  await phase('read+decode', async () => {
+    let n = 0;
+    for await (const c of repo.readChunks(ids, { window })) { n += c.data.length; repo.pool.release(c.data); }
+    return n;
+  });
+}
+if (only.includes('restore')) {
+  rmSync(out!, { recursive: true, force: true });
+  mkdirSync(out!, { recursive: true });
+  await phase('restoreDisk', () => restoreDisk(repo, d, join(out!, d.fileName)));
+}
+await repo.close();
