@@ -5,6 +5,13 @@
 NODE="$HVB_ROOT/node_modules/.bin/node"
 HVB="$NODE $HVB_ROOT/core/cli/main.ts"
 "$NODE" "$HVB_ROOT/bench/backup/limits.ts" "$DATA/base.raw" > "$OUT/limits.json"
+# The engine's own time for the VM (durationMs of the --json result: describe to merge),
+# as a row beside the wall time measure just wrote (no process start, repository open or lock).
+hvb_engine_time() {  # hvb_engine_time TOOL OP
+  local ms
+  ms=$(grep -s '"event":"result"' "$OUT/logs/$1-$2.out" | tail -1 | grep -o '"durationMs":[0-9]*' | head -1 | cut -d: -f2)
+  echo "$1,$2 (in-engine),$(awk -v m="${ms:-}" 'BEGIN{ if (m != "") printf "%.2f", m/1000 }'),,,,,,durationMs of the --json result" >> "$CSV"
+}
 hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   local T=$1 CS=${2:-}
   VM=$WORK/hvb-vm; R=$WORK/hvb-repo; DISK="$VM/Virtual Hard Disks/bench.vhdx"
@@ -12,12 +19,15 @@ hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   $HVB repo init "$R" ${CS:+--chunk-size $CS} > /dev/null
   cat "$DISK" > /dev/null
   measure $T full "$R" $HVB backup "$VM" --repo "$R" --json
+  hvb_engine_time $T full
   # The peers' incr1: the same 1 % change made in place by qemu-io — untracked, so a scan.
   cp "$MUT1" "$DISK"; cat "$DISK" > /dev/null
   measure $T incr1-qemu-io "$R" $HVB backup "$VM" --repo "$R" --json
+  hvb_engine_time $T incr1-qemu-io
   # A 1 % change of the same shape made through the engine (the running guest) — tracked.
   "$NODE" "$HVB_ROOT/bench/backup/engine-mutate.ts" "$VM" 4321 1 > "$OUT/logs/$T-mutate.out"
   measure $T incr-tracked "$R" $HVB backup "$VM" --repo "$R" --json
+  hvb_engine_time $T incr-tracked
   measure $T restore-latest "$R" $HVB restore latest --repo "$R" --vm bench --to "$WORK/hvb-restore"
   if qemu-img compare -q -f vhdx -F vhdx "$WORK/hvb-restore/Virtual Hard Disks/bench.vhdx" "$DISK"; then res=IDENTICAL; else res=DIFFERENT; fi
   echo "$T restore-latest: qemu-img compare vs the VM disk: $res" | tee -a "$OUT/verify.txt"

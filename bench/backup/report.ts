@@ -10,7 +10,7 @@ const rows: Row[] = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split(
   return { tool: c[0]!, op: c[1]!, secs: Number(c[2]), mbps: Number(c[3]), rss: Number(c[4]), repo: Number(c[6]), rc: c[7]! };
 });
 const get = (tool: string, op: string) => rows.find((r) => r.tool === tool && r.op === op);
-const result = (op: string, tool = 'hvbackup'): { storedBytes: number; readBytes: number; method: string; methodReason?: string } | undefined => {
+const result = (op: string, tool = 'hvbackup'): { storedBytes: number; readBytes: number; method: string; methodReason?: string; durationMs?: number } | undefined => {
   const f = join(dir, 'logs', `${tool}-${op}.out`);
   if (!existsSync(f)) return undefined;
   const line = readFileSync(f, 'utf8').trim().split('\n').reverse().find((l) => l.includes('"event":"result"'));
@@ -25,6 +25,13 @@ const rs = { full: get('restic', 'full'), incr: get('restic', 'incr1-qemu-io'), 
 const bg = { full: get('borg-none', 'full'), incr: get('borg-none', 'incr1-qemu-io'), restore: get('borg-none', 'extract-incr2') };
 const scanRes = result('incr1-qemu-io');
 const trackedRes = result('incr-tracked');
+const fullRes = result('full');
+// In-engine time of a VM (the --json result's durationMs: describe to merge), beside the
+// process wall time, which adds Node start-up, opening the repository and its lock.
+const engineSecs = (r?: { durationMs?: number }) => (r?.durationMs === undefined ? undefined : r.durationMs / 1000);
+const secs = (x?: number) => (x === undefined ? '?' : x.toFixed(2));
+const pct = (a?: number, b?: number) => (a !== undefined && b ? `${((100 * a) / b).toFixed(1)} %` : '?');
+const hvEngine = { full: engineSecs(fullRes), tracked: engineSecs(trackedRes) };
 const peak = Math.max(...[hv.full, hv.scan, hv.tracked, hv.restore].map((r) => r?.rss ?? 0));
 const ok = (b: boolean | undefined) => (b === undefined ? '?' : b ? 'met' : 'NOT met');
 const lines = [
@@ -33,6 +40,7 @@ const lines = [
   `| full backup MB/s (s) | ${hv.full?.mbps} (${hv.full?.secs}) | ${rs.full?.mbps} (${rs.full?.secs}) | ${bg.full?.mbps} (${bg.full?.secs}) | ${ratio(hv.full?.mbps, rs.full?.mbps)} | ${ratio(hv.full?.mbps, bg.full?.mbps)} | ≥4x restic, ≥3x borg: ${ok(hv.full && rs.full && bg.full ? hv.full.mbps >= 4 * rs.full.mbps && hv.full.mbps >= 3 * bg.full.mbps : undefined)} |`,
   `| 1 % change by qemu-io (untracked → ${scanRes?.method ?? '?'}) MB/s (s) | ${hv.scan?.mbps} (${hv.scan?.secs}) | ${rs.incr?.mbps} (${rs.incr?.secs}) | ${bg.incr?.mbps} (${bg.incr?.secs}) | ${ratio(hv.scan?.mbps, rs.incr?.mbps)} | ${ratio(hv.scan?.mbps, bg.incr?.mbps)} | ≥2x restic: ${ok(hv.scan && rs.incr ? hv.scan.mbps >= 2 * rs.incr.mbps : undefined)} |`,
   `| 1 % change through the engine (tracked → ${trackedRes?.method ?? '?'}) s | ${hv.tracked?.secs} (${hv.tracked && hv.full ? ((100 * hv.tracked.secs) / hv.full.secs).toFixed(1) : '?'} % of full) | — | — | | | ≤3 % of full: ${ok(hv.tracked && hv.full ? hv.tracked.secs <= 0.03 * hv.full.secs : undefined)} |`,
+  `| full → tracked: wall s; in-engine s (durationMs); tracked ÷ full | wall ${secs(hv.full?.secs)} → ${secs(hv.tracked?.secs)} (${pct(hv.tracked?.secs, hv.full?.secs)}); in-engine ${secs(hvEngine.full)} → ${secs(hvEngine.tracked)} (${pct(hvEngine.tracked, hvEngine.full)}) | — | — | | | ≤3 % of full: wall ${ok(hv.tracked && hv.full ? hv.tracked.secs <= 0.03 * hv.full.secs : undefined)}, in-engine ${ok(hvEngine.tracked !== undefined && hvEngine.full ? hvEngine.tracked <= 0.03 * hvEngine.full : undefined)} |`,
   `| restore MB/s (s) | ${hv.restore?.mbps} (${hv.restore?.secs}) | ${rs.restore?.mbps} (${rs.restore?.secs}) | ${bg.restore?.mbps} (${bg.restore?.secs}) | ${ratio(hv.restore?.mbps, rs.restore?.mbps)} | ${ratio(hv.restore?.mbps, bg.restore?.mbps)} | ≥2x restic: ${ok(hv.restore && rs.restore ? hv.restore.mbps >= 2 * rs.restore.mbps : undefined)} |`,
   `| repo after full MB | ${MB(hv.full?.repo ?? 0)} | ${MB(rs.full?.repo ?? 0)} | ${MB(bg.full?.repo ?? 0)} | ${ratio(hv.full?.repo, rs.full?.repo)} | ${ratio(hv.full?.repo, bg.full?.repo)} | ≤ restic: ${ok(hv.full && rs.full ? hv.full.repo <= rs.full.repo : undefined)} |`,
   `| stored for the 1 % change (${MB(changed)} MB changed), MB | untracked ${MB(scanRes?.storedBytes ?? 0)} (${ratio(scanRes?.storedBytes, changed)}); tracked ${MB(trackedRes?.storedBytes ?? 0)} (${ratio(trackedRes?.storedBytes, changed)}) | ${MB((rs.incr?.repo ?? 0) - (rs.full?.repo ?? 0))} | ${MB((bg.incr?.repo ?? 0) - (bg.full?.repo ?? 0))} | | | ≤4x changed: ${ok(scanRes && trackedRes ? Math.max(scanRes.storedBytes, trackedRes.storedBytes) <= 4 * changed : undefined)} |`,
@@ -42,7 +50,8 @@ const lines = [
 for (const tool of [...new Set(rows.map((r) => r.tool))].filter((t) => t.startsWith('hvbackup-'))) {
   const f = get(tool, 'full'), sc = get(tool, 'incr1-qemu-io'), tr = get(tool, 'incr-tracked'), re = get(tool, 'restore-latest');
   const us = result('incr1-qemu-io', tool)?.storedBytes, ts = result('incr-tracked', tool)?.storedBytes;
-  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; ${tr?.secs} s; ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
+  const fe = engineSecs(result('full', tool)), te = engineSecs(result('incr-tracked', tool));
+  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s (÷ full), wall and in-engine; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; wall ${tr?.secs} s (${pct(tr?.secs, f?.secs)}), in-engine ${secs(te)} s (${pct(te, fe)}); ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
 }
 const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
 writeFileSync(join(dir, 'summary.md'), text);
