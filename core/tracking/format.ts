@@ -1,5 +1,5 @@
 // The change-tracking file (`<disk>.hvrct`, our analogue of Hyper-V's .rct/.mrt): a
-// fixed 256-byte header and a bitmap of changed 1 MiB blocks. Pure encode/decode; the
+// fixed 256-byte header and a bitmap of changed 256 KiB blocks. Pure encode/decode; the
 // layout is documented in docs/repository-format.md, "Local host files".
 //
 // Offsets (little-endian):
@@ -7,7 +7,7 @@
 //   8  4  version (1)
 //   12 4  state: 0 clean, 1 dirty (a writer has it open, or died), 2 invalid (known untrusted)
 //   16 8  generation (incremented by every open for writing)
-//   24 4  granularity in bytes (1 MiB)
+//   24 4  granularity in bytes (256 KiB; records from before 2026-11 have 1 MiB)
 //   28 4  bitmap length in bytes
 //   32 8  virtual size of the disk
 //   40 64 reference id (ASCII, NUL-padded)
@@ -22,7 +22,13 @@ import { HvError } from '../errors.ts';
 
 export const TRACKING_MAGIC = Buffer.from('HVRCT\0\0\x01', 'latin1');
 export const TRACKING_VERSION = 1;
-export const TRACKING_GRANULARITY = 1 << 20;
+/**
+ * Bytes per bit of new records. As fine as the default repository chunk (256 KiB), so a
+ * tracked incremental reads no slice that did not change (at 1 MiB, a 64 KiB write cost
+ * four 256 KiB slices read and hashed); still independent of the repository, and small:
+ * 512 KiB of bitmap per TiB of disk. A record keeps the granularity it was started with.
+ */
+export const TRACKING_GRANULARITY = 256 * 1024;
 const HEADER_SIZE = 256;
 const CRC_OFFSET = 248;
 

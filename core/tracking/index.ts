@@ -1,5 +1,5 @@
 // Change tracking (our RCT): a `<disk>.hvrct` file beside each tracked disk records which
-// 1 MiB blocks changed since a reference (the last backup). Every engine write path opens
+// blocks (256 KiB) changed since a reference (the last backup). Every engine write path opens
 // disks through attachChangeTracking, so writes are recorded; a writer we do not know
 // about (qemu-io, a copy) changes the disk's identity (VHDX DataWriteGuid), and then the
 // record is not trusted and the backup falls back to a scan.
@@ -189,11 +189,25 @@ export function changesSince(frozen: FrozenTracking, referenceId: string, diskPa
   if (!cur.trusted) return { reason: cur.reason };
   if (cur.record.referenceId === referenceId) return { ranges: bitmapRanges(cur.record) };
   const prev = frozen.previous;
-  if (prev && prev.referenceId === referenceId && prev.granularity === cur.record.granularity) {
-    const bitmap = Uint8Array.from(cur.record.bitmap, (b, i) => b | (prev.bitmap[i] ?? 0));
-    return { ranges: bitmapRanges({ ...cur.record, bitmap }) };
+  if (prev && prev.referenceId === referenceId) {
+    if (prev.granularity === cur.record.granularity) {
+      const bitmap = Uint8Array.from(cur.record.bitmap, (b, i) => b | (prev.bitmap[i] ?? 0));
+      return { ranges: bitmapRanges({ ...cur.record, bitmap }) };
+    }
+    // A record started before the granularity changed: union the byte ranges instead.
+    return { ranges: unionRanges([...bitmapRanges(prev), ...bitmapRanges(cur.record)]) };
   }
   return { reason: `change-tracking reference ${cur.record.referenceId} of ${diskPath} is not the previous restore point's reference ${referenceId}` };
+}
+
+function unionRanges(ranges: ByteRange[]): ByteRange[] {
+  const out: ByteRange[] = [];
+  for (const r of ranges.sort((x, y) => x.offset - y.offset)) {
+    const last = out[out.length - 1];
+    if (last && r.offset <= last.offset + last.length) last.length = Math.max(last.length, r.offset + r.length - last.offset);
+    else out.push({ offset: r.offset, length: r.length });
+  }
+  return out;
 }
 
 /** Mark a record untrusted, keeping the reason for the next backup's methodReason. */

@@ -22,7 +22,8 @@ describe('tracking format (.hvrct)', () => {
     markRange(r.bitmap, r.granularity, 10 * MiB - 1, 2);
     const back = decodeTracking(encodeTracking(r), 'x.hvrct');
     assert.deepEqual(back, { ...r, invalidReason: undefined });
-    assert.deepEqual(bitmapRanges(back), [{ offset: 3 * MiB, length: MiB }, { offset: 9 * MiB, length: 2 * MiB }]);
+    const G = TRACKING_GRANULARITY;
+    assert.deepEqual(bitmapRanges(back), [{ offset: 3 * MiB, length: G }, { offset: 10 * MiB - G, length: 2 * G }]);
   });
 
   it('clips the last range to the virtual size', () => {
@@ -61,7 +62,7 @@ describe('change tracking beside a disk', function () {
     await d.close();
     const check = await checkTracking(disk, ref, 64 * MiB);
     assert.ok(check.trusted, !check.trusted ? check.reason : '');
-    assert.deepEqual(bitmapRanges(check.record), [{ offset: 5 * MiB, length: MiB }, { offset: 20 * MiB, length: 2 * MiB }]);
+    assert.deepEqual(bitmapRanges(check.record), [{ offset: 5 * MiB, length: TRACKING_GRANULARITY }, { offset: 20 * MiB, length: 2 * MiB }]);
   });
 
   it('a writer that dies before closing leaves the record dirty, so it is not trusted', async () => {
@@ -120,8 +121,13 @@ describe('change tracking across a failed backup', function () {
       await startReference(disk, 16 * MiB); // r2: the backup that started it fails
       await write(7 * MiB);
       const frozen = await freezeTracking(disk, 16 * MiB);
-      assert.deepEqual(changesSince(frozen, r1, disk), { ranges: [{ offset: 2 * MiB, length: MiB }, { offset: 7 * MiB, length: MiB }] });
+      assert.deepEqual(changesSince(frozen, r1, disk), { ranges: [{ offset: 2 * MiB, length: TRACKING_GRANULARITY }, { offset: 7 * MiB, length: TRACKING_GRANULARITY }] });
       assert.match((changesSince(frozen, 'older', disk) as { reason: string }).reason, /not the previous restore point's reference older/);
+      // A previous record kept from before the granularity changed (1 MiB) still counts: its byte ranges are unioned.
+      const coarse = { ...frozen.previous!, granularity: MiB, bitmap: new Uint8Array(bitmapBytes(16 * MiB, MiB)) };
+      markRange(coarse.bitmap, MiB, 2 * MiB, 4096);
+      markRange(coarse.bitmap, MiB, 7 * MiB + 512 * 1024, 4096);
+      assert.deepEqual(changesSince({ ...frozen, previous: coarse }, r1, disk), { ranges: [{ offset: 2 * MiB, length: MiB }, { offset: 7 * MiB, length: MiB }] });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
