@@ -3,7 +3,8 @@
 # Runs once with the repository's default chunk size (tool "hvbackup") and once more for each
 # size in HVB_ALSO_CHUNK_SIZES (tool "hvbackup-<bytes>").
 NODE="$HVB_ROOT/node_modules/.bin/node"
-HVB="$NODE $HVB_ROOT/core/cli/main.ts"
+# The CLI as installed (package.json "bin": what `hvbackup` and `npx hvbackup` run).
+HVB="$NODE $HVB_ROOT/bin/hvbackup.js"
 "$NODE" "$HVB_ROOT/bench/backup/limits.ts" "$DATA/base.raw" > "$OUT/limits.json"
 # The engine's own time for the VM (durationMs of the --json result: describe to merge),
 # as a row beside the wall time measure just wrote (no process start, repository open or lock).
