@@ -119,12 +119,23 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
   const aligned = opts.directWrites !== false ? [alignedBuffer(size), alignedBuffer(size)] : [];
   const direct = aligned.length === 2 && aligned.every((b) => b !== undefined);
   const batches = direct ? aligned as Buffer[] : [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-  const sink = d.format === 'vhdx' ? await vhdxSink(path, d, every, direct) : await rawSink(path, d.virtualSize, every, direct);
+  const order: number[] = [];
+  d.chunks.forEach((c, i) => { if (c) order.push(i); });
+  // Ask for the first chunks before creating the file, so that starting the decoding
+  // workers (~0.2 s) overlaps creating and preallocating it.
+  const chunks = repo.readChunks(order.map((i) => d.chunks[i]!), { signal: opts.signal, window: 16 })[Symbol.asyncIterator]();
+  const first = chunks.next();
+  first.catch(() => {}); // awaited below, or dropped with the generator
+  let sink: Sink;
+  try {
+    sink = d.format === 'vhdx' ? await vhdxSink(path, d, every, direct) : await rawSink(path, d.virtualSize, every, direct);
+  } catch (err) {
+    await chunks.return(undefined).catch(() => {});
+    throw err;
+  }
   let written = 0;
   let writing: Promise<void> | undefined;
   try {
-    const order: number[] = [];
-    d.chunks.forEach((c, i) => { if (c) order.push(i); });
     let batch = batches[0]!;
     let batchOffset = -1;
     let batchLen = 0;
@@ -143,7 +154,8 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       batchLen = 0;
     };
     let k = 0;
-    for await (const { data } of repo.readChunks(order.map((i) => d.chunks[i]!), { signal: opts.signal, window: 16 })) {
+    for (let next = await first; !next.done; next = await chunks.next()) {
+      const { data } = next.value;
       throwIfAborted(opts.signal);
       const i = order[k++]!;
       const offset = i * d.chunkSize;
@@ -158,6 +170,7 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
     await flush();
     await writing;
   } finally {
+    await chunks.return(undefined).catch(() => {});
     await writing?.catch(() => {});
     await sink.close();
   }
