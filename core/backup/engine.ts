@@ -30,6 +30,10 @@ export interface BackupJobOptions {
 
 export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions): Promise<BackupResult[]> {
   const lock = opts.whatIf ? undefined : await opts.repo.lock({ exclusive: false, operation: 'backup', signal: ctx.signal });
+  // Taking the lock dropped the repository's list of stored chunks, and the first chunk a
+  // disk submits waits for it (hundreds of ms on a big repository): load it now, while the
+  // VMs are described and checkpointed. A failure here is the writer's to report later.
+  if (lock) opts.repo.hasChunks([]).catch(() => undefined);
   try {
     const results: BackupResult[] = new Array(opts.sources.length);
     let next = 0;
