@@ -31,8 +31,10 @@ RUNS=$WORK/runs.txt; : > "$RUNS"
 for r in $(seq "$N"); do
   if [ $have_restic = 1 ]; then
     rm -rf "$WORK/restic-out"; timed restic restic restore -q latest --target "$WORK/restic-out" | tee -a "$RUNS"
+    # restic does not fsync: write its dirty pages back now, not during the next run.
+    sync
   fi
-  rm -rf "$WORK/hvb-out"; timed hvbackup $HVB restore latest --repo "$WORK/hvb-repo" --vm bench --to "$WORK/hvb-out" | tee -a "$RUNS"
+  rm -rf "$WORK/hvb-out"; sync; timed hvbackup $HVB restore latest --repo "$WORK/hvb-repo" --vm bench --to "$WORK/hvb-out" | tee -a "$RUNS"
   OUT="$WORK/hvb-out/Virtual Hard Disks/bench.vhdx"
   qemu-img compare -q -f vhdx -F vhdx "$OUT" "$SRC" || { echo "restored disk differs from the source" >&2; exit 1; }
   qemu-img check -q -f vhdx "$OUT" || { echo "qemu-img check found problems in $OUT" >&2; exit 1; }
