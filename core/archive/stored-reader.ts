@@ -50,20 +50,31 @@ export class StoredObjectReader {
   async load(type: 'chunks' | 'manifests', id: string, signal?: AbortSignal): Promise<StoredObject> {
     const backend = this.#repo.backend;
     if (type === 'chunks' && backend instanceof LocalBackend) {
-      const buf = this.#acquire(signal);
-      const n = await readInto(backend.pathOf({ type, name: id }), buf).catch((err: unknown) => {
+      const where = await this.#repo.locateChunk(id, signal);
+      const packed = where.handle.type === 'packs';
+      if (!packed || where.length <= this.#size) {
+        const buf = this.#acquire(signal);
+        const want = packed ? where.length : buf.length;
+        const n = await readInto(backend.pathOf(where.handle), buf, where.offset, want).catch((err: unknown) => {
+          this.#release(buf);
+          throw (err as NodeJS.ErrnoException)?.code === 'ENOENT' ? missing(type, id, this.#repo.location, err) : err;
+        });
+        if (packed && n < want) {
+          this.#release(buf);
+          throw new HvError('ERR_CORRUPT', `<chunks/${id}>: <packs/${where.handle.name}> ends before the chunk's ${where.length} bytes at offset ${where.offset}`, { target: `<packs/${where.handle.name}>` });
+        }
+        if (n < buf.length) {
+          let released = false;
+          return { id, data: buf.subarray(0, n), release: () => { if (!released) { released = true; this.#release(buf); } } };
+        }
         this.#release(buf);
-        throw (err as NodeJS.ErrnoException)?.code === 'ENOENT' ? missing(type, id, this.#repo.location, err) : err;
-      });
-      if (n < buf.length) {
-        let released = false;
-        return { id, data: buf.subarray(0, n), release: () => { if (!released) { released = true; this.#release(buf); } } };
       }
-      this.#release(buf);
     }
-    const data = await backend.load(signal, { type, name: id }).catch((err: unknown) => {
-      throw backend.isNotFound(err) ? missing(type, id, this.#repo.location, err) : err;
-    });
+    const data = type === 'chunks'
+      ? await this.#repo.loadStoredChunk(id, signal)
+      : await backend.load(signal, { type, name: id }).catch((err: unknown) => {
+        throw backend.isNotFound(err) ? missing(type, id, this.#repo.location, err) : err;
+      });
     return { id, data, release: () => {} };
   }
 
@@ -87,13 +98,13 @@ export class StoredObjectReader {
   }
 }
 
-/** Reads a whole file into `buf`; returns its length, or buf.length when it may be longer. */
-async function readInto(path: string, buf: Buffer): Promise<number> {
+/** Reads up to `want` bytes at `offset` of a file into `buf`; returns how many (want when the file may hold more). */
+async function readInto(path: string, buf: Buffer, offset: number, want: number): Promise<number> {
   const fh = await open(path, 'r');
   try {
     let n = 0;
-    while (n < buf.length) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+    while (n < want) {
+      const { bytesRead } = await fh.read(buf, n, want - n, offset + n);
       if (bytesRead === 0) break;
       n += bytesRead;
     }

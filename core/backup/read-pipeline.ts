@@ -60,7 +60,8 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
     if (next < runs.length) startRead();
     opts.onRead?.(run.length);
   }
-  await Promise.all(pending);
+  // flush() first: a new chunk is durable (and its `done` settles) only once its pack is stored.
   await writer.flush();
+  await Promise.all(pending);
   return refs;
 }

@@ -3,8 +3,8 @@
 // what it reports is exactly what a real run would write (after restic's dryrun backend).
 
 import { throwIfAborted } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveOptions } from './backend.ts';
-import { checkHandle } from './backend-util.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
+import { checkHandle, dataLength } from './backend-util.ts';
 
 export interface PlannedWrite {
   op: 'save' | 'remove';
@@ -24,11 +24,11 @@ export class DryRunBackend implements Backend {
     this.location = inner.location;
   }
 
-  async save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts?: SaveOptions): Promise<void> {
+  async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
     throwIfAborted(signal);
     checkHandle(h);
     void opts;
-    this.planned.push({ op: 'save', type: h.type, name: h.name, size: data.length });
+    this.planned.push({ op: 'save', type: h.type, name: h.name, size: dataLength(data) });
   }
 
   async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {

@@ -1,5 +1,5 @@
 // Backend over a local folder or a share path (a UNC path is just a path).
-// Layout: <repo>/config, <repo>/<type>/<name>, chunks fanned out as chunks/<2 hex>/<name>,
+// Layout: <repo>/config, <repo>/<type>/<name>, chunks and packs fanned out as <type>/<2 hex>/<name>,
 // temporary files only in <repo>/tmp/. Writes are durable and atomic:
 //   create-only: temp file, fsync, link() into place (EEXIST is the atomic "already there"),
 //                unlink temp, fsync the folder;
@@ -10,7 +10,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveOptions } from './backend.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, rangeOf } from './backend-util.ts';
 
@@ -28,11 +28,11 @@ export class LocalBackend implements Backend {
   pathOf(h: Handle): string {
     checkHandle(h);
     if (h.type === 'config') return join(this.location, 'config');
-    if (h.type === 'chunks') return join(this.location, 'chunks', h.name.slice(0, 2), h.name);
+    if (h.type === 'chunks' || h.type === 'packs') return join(this.location, h.type, h.name.slice(0, 2), h.name);
     return join(this.location, h.type, h.name);
   }
 
-  async save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts: SaveOptions = {}): Promise<void> {
+  async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts: SaveOptions = {}): Promise<void> {
     throwIfAborted(signal);
     const target = this.pathOf(h);
     const tmp = await this.#writeTemp(h, data);
@@ -79,14 +79,15 @@ export class LocalBackend implements Backend {
     await fsp.unlink(tmp);
   }
 
-  async #writeTemp(h: Handle, data: Buffer): Promise<string> {
+  async #writeTemp(h: Handle, data: SaveData): Promise<string> {
     const tmpDir = join(this.location, 'tmp');
     await this.#ensureDir(tmpDir);
     const tmp = join(tmpDir, `${h.type}-${randomBytes(8).toString('hex')}`);
     let fh: FileHandle | undefined;
     try {
       fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      await fh.writeFile(data);
+      if (Buffer.isBuffer(data)) await fh.writeFile(data);
+      else await writeAll(fh, data);
       await fh.sync();
     } catch (err) {
       await fh?.close().catch(() => {});
@@ -163,7 +164,7 @@ export class LocalBackend implements Backend {
       return;
     }
     const dir = join(this.location, type);
-    const dirs = type === 'chunks' ? (await readdirOrEmpty(dir)).filter((d) => /^[0-9a-z]{2}$/.test(d)).map((d) => join(dir, d)) : [dir];
+    const dirs = type === 'chunks' || type === 'packs' ? (await readdirOrEmpty(dir)).filter((d) => /^[0-9a-z]{2}$/.test(d)).map((d) => join(dir, d)) : [dir];
     for (const d of dirs) {
       const names = await readdirOrEmpty(d);
       // Stat in batches: one at a time leaves the thread pool idle on a big chunks/ folder.
@@ -211,6 +212,34 @@ export class LocalBackend implements Backend {
 }
 
 const LIST_STAT_BATCH = 32;
+
+/** Write parts back to back from offset 0 with gathered writes (no copy into one buffer). */
+async function writeAll(fh: FileHandle, parts: readonly Buffer[]): Promise<void> {
+  let pos = 0;
+  let i = 0;
+  let skip = 0;
+  while (i < parts.length) {
+    const batch = parts.slice(i, i + 512);
+    if (skip > 0) batch[0] = batch[0]!.subarray(skip);
+    const { bytesWritten } = await fh.writev(batch, pos);
+    if (bytesWritten === 0) throw new HvError('ERR_IO', 'gathered write made no progress');
+    pos += bytesWritten;
+    // Advance past what was written; a short write resumes inside a part.
+    let left = bytesWritten;
+    while (left > 0 && i < parts.length) {
+      const rest = parts[i]!.length - skip;
+      if (left >= rest) {
+        left -= rest;
+        i++;
+        skip = 0;
+      } else {
+        skip += left;
+        left = 0;
+      }
+    }
+    while (i < parts.length && parts[i]!.length === 0) i++;
+  }
+}
 
 async function statFile(dir: string, name: string, type: FileType): Promise<ObjectInfo | undefined> {
   try {

@@ -2,9 +2,9 @@
 // Same contract as every other backend (test/repo/backend-suite.ts proves it).
 
 import { HvError, throwIfAborted } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveOptions } from './backend.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
-import { checkHandle, sliceRange } from './backend-util.ts';
+import { checkHandle, joinData, sliceRange } from './backend-util.ts';
 
 export class MemoryBackend implements Backend {
   readonly location: string;
@@ -14,14 +14,14 @@ export class MemoryBackend implements Backend {
     this.location = location;
   }
 
-  async save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts: SaveOptions = {}): Promise<void> {
+  async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts: SaveOptions = {}): Promise<void> {
     throwIfAborted(signal);
     checkHandle(h);
     const key = keyOf(h);
     if (!opts.overwrite && this.#objects.has(key)) {
       throw new HvError('ERR_ALREADY_EXISTS', `save ${handleString(h)}: object already exists`, { target: handleString(h) });
     }
-    this.#objects.set(key, Buffer.from(data));
+    this.#objects.set(key, Buffer.from(joinData(data)));
   }
 
   async load(signal: AbortSignal | undefined, h: Handle, opts: LoadOptions = {}): Promise<Buffer> {

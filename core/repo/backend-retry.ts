@@ -3,7 +3,8 @@
 // (after restic's retry backend). Permanent errors and cancellation pass straight through.
 
 import { HvError, isHvError, throwIfAborted } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveOptions } from './backend.ts';
+import { joinData } from './backend-util.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
 
 export interface RetryOptions {
   /** Attempts in all, including the first. */
@@ -42,7 +43,7 @@ export class RetryBackend implements Backend {
     }
   }
 
-  save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts?: SaveOptions): Promise<void> {
+  save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
     return this.#retry(signal, `save <${h.type}/${h.name}>`, async (attempt) => {
       try {
         await this.#inner.save(signal, h, data, opts);
@@ -55,8 +56,8 @@ export class RetryBackend implements Backend {
     });
   }
 
-  async #sameContent(signal: AbortSignal | undefined, h: Handle, data: Buffer): Promise<boolean> {
-    return this.#inner.load(signal, h).then((stored) => stored.equals(data), () => false);
+  async #sameContent(signal: AbortSignal | undefined, h: Handle, data: SaveData): Promise<boolean> {
+    return this.#inner.load(signal, h).then((stored) => stored.equals(joinData(data)), () => false);
   }
 
   load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer> {

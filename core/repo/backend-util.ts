@@ -1,10 +1,10 @@
 // Checks shared by every backend, so they all refuse the same bad names and ranges.
 
 import { HvError } from '../errors.ts';
-import type { FileType, Handle, LoadOptions } from './backend.ts';
+import type { FileType, Handle, LoadOptions, SaveData } from './backend.ts';
 import { handleString } from './backend.ts';
 
-export const FILE_TYPES: readonly FileType[] = ['config', 'keys', 'locks', 'chunks', 'manifests', 'index', 'catalog'];
+export const FILE_TYPES: readonly FileType[] = ['config', 'keys', 'locks', 'chunks', 'packs', 'manifests', 'index', 'catalog'];
 
 // Names become file names and object keys: keep them to a portable alphabet, so a name
 // can never climb out of its folder or differ by case only on Windows shares.
@@ -38,4 +38,13 @@ export function rangeOf(size: number, h: Handle, opts: LoadOptions): [number, nu
 export function sliceRange(buf: Buffer, h: Handle, opts: LoadOptions): Buffer {
   const [start, end] = rangeOf(buf.length, h, opts);
   return buf.subarray(start, end);
+}
+
+/** SaveData as one buffer (for stores that keep objects whole in memory). */
+export function joinData(data: SaveData): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
+}
+
+export function dataLength(data: SaveData): number {
+  return Buffer.isBuffer(data) ? data.length : (data as readonly Buffer[]).reduce((a, b) => a + b.length, 0);
 }

@@ -6,7 +6,10 @@
 // Every call takes a cancellation signal first.
 
 /** Kinds of stored object. Each maps to one prefix (folder) in the store. */
-export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'manifests' | 'index' | 'catalog';
+export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'packs' | 'manifests' | 'index' | 'catalog';
+
+/** What save() stores: one buffer, or parts stored back to back as one object (a pack from its blobs, without a copy). */
+export type SaveData = Buffer | readonly Buffer[];
 
 export interface Handle {
   type: FileType;
@@ -38,10 +41,10 @@ export interface Backend {
   readonly location: string;
 
   /**
-   * Store `data` under `h`. The data is a Buffer, so a retry can resend it unchanged.
-   * Durable when the promise resolves (local: temp file, fsync, rename/link, fsync dir).
+   * Store `data` under `h`. The data is in memory (a Buffer or parts), so a retry can resend
+   * it unchanged. Durable when the promise resolves (local: temp file, fsync, rename/link, fsync dir).
    */
-  save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts?: SaveOptions): Promise<void>;
+  save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void>;
 
   /** Read an object or a byte range of it. A missing object rejects with isNotFound(err). */
   load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer>;

@@ -3,7 +3,8 @@
 
 import { HvError } from '../errors.ts';
 
-export const REPOSITORY_VERSION = 1;
+/** 2: new chunks are stored in packs (index/ + packs/); loose chunks/ objects are still read. */
+export const REPOSITORY_VERSION = 2;
 
 export interface RepositoryConfig {
   /** Format version; readers refuse versions they do not know. */

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import { ChunkPool } from './chunk-pool.ts';
-import { createChunkWriter, type ChunkStoreState, type ChunkWriter } from './chunk-writer.ts';
+import { ChunkIndex, type ChunkLocation } from './chunk-index.ts';
+import { createChunkWriter, type ChunkStoreState, type ChunkWriter, type ChunkWriterOptions } from './chunk-writer.ts';
+import type { Handle } from './backend.ts';
 import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
 import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, REPOSITORY_VERSION, type RepositoryConfig } from './config.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
@@ -16,7 +18,7 @@ import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts
 import { ManifestStore } from './manifest-store.ts';
 import type { RestorePointManifest } from './manifest-types.ts';
 
-export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 
 export interface InitOptions {
   chunkSize?: number;
@@ -45,7 +47,7 @@ export class Repository {
   readonly warnings: readonly string[];
   readonly #manifests: ManifestStore;
   readonly #store: ChunkStoreState;
-  #known: Promise<Set<string>> | undefined;
+  #index: Promise<ChunkIndex> | undefined;
 
   private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number, warnings: readonly string[] = []) {
     this.backend = backend;
@@ -54,7 +56,7 @@ export class Repository {
     this.warnings = warnings;
     this.pool = new ChunkPool(codec, { threads });
     this.#manifests = new ManifestStore(backend, codec);
-    this.#store = { backend, pool: this.pool, knownIds: () => this.#knownIds(), inFlight: new Map() };
+    this.#store = { backend, codec, pool: this.pool, index: () => this.chunkIndex() };
   }
 
   static async init(backend: Backend, opts: InitOptions = {}): Promise<Repository> {
@@ -110,7 +112,7 @@ export class Repository {
 
   // ---- chunks ----
 
-  chunkWriter(opts: { signal?: AbortSignal; capacity?: number } = {}): ChunkWriter {
+  chunkWriter(opts: ChunkWriterOptions = {}): ChunkWriter {
     return createChunkWriter(this.#store, opts);
   }
 
@@ -118,13 +120,43 @@ export class Repository {
     return this.codec.chunkId(plain);
   }
 
+  /**
+   * Where every chunk is, loaded on first use from index/ (packs) and chunks/ (loose
+   * objects, as on archive media) and kept current by this handle's writes; reloaded after
+   * lock() or with refresh.
+   */
+  chunkIndex(opts: { refresh?: boolean; signal?: AbortSignal } = {}): Promise<ChunkIndex> {
+    if (opts.refresh) this.#index = undefined;
+    this.#index ??= ChunkIndex.load(this.backend, this.codec, opts.signal).catch((err: unknown) => {
+      this.#index = undefined;
+      throw wrapError(err, `read the chunk index of ${this.location}`, this.location);
+    });
+    return this.#index;
+  }
+
+  /** The object and byte range holding chunk `id` as stored (sealed), or ERR_NOT_FOUND naming <chunks/id>. */
+  async locateChunk(id: string, signal?: AbortSignal): Promise<{ handle: Handle; offset: number; length: number; location: ChunkLocation }> {
+    const loc = (await this.chunkIndex({ signal })).locate(id);
+    if (loc?.pack !== undefined) return { handle: { type: 'packs', name: loc.pack }, offset: loc.offset, length: loc.length, location: loc };
+    // Not indexed: try a loose object anyway (written after the index was loaded, or media).
+    return { handle: { type: 'chunks', name: id }, offset: 0, length: loc?.length ?? -1, location: loc ?? { offset: 0, length: -1 } };
+  }
+
+  /** A chunk's stored (sealed) bytes, as a loose chunks/<id> object would hold them. */
+  async loadStoredChunk(id: string, signal?: AbortSignal): Promise<Buffer> {
+    const where = await this.locateChunk(id, signal);
+    const range = where.handle.type === 'packs' ? { offset: where.offset, length: where.length } : {};
+    return this.backend.load(signal, where.handle, range).catch((err: unknown) => {
+      const inPack = where.handle.type === 'packs' ? ` (in <packs/${where.handle.name}>)` : '';
+      throw this.backend.isNotFound(err)
+        ? new HvError('ERR_NOT_FOUND', `chunk <chunks/${id}>${inPack} is missing from ${this.location}`, { target: `<chunks/${id}>`, cause: err, data: { chunk: id } })
+        : wrapError(err, `load <chunks/${id}>${inPack}`, `<chunks/${id}>`);
+    });
+  }
+
   /** Load one chunk's plain bytes, verified against its id (ERR_CORRUPT naming <chunks/id>). */
   async loadChunk(id: string, opts: { verify?: boolean; signal?: AbortSignal } = {}): Promise<Buffer> {
-    const stored = await this.backend.load(opts.signal, { type: 'chunks', name: id }).catch((err: unknown) => {
-      throw this.backend.isNotFound(err)
-        ? new HvError('ERR_NOT_FOUND', `chunk <chunks/${id}> is missing from ${this.location}`, { target: `<chunks/${id}>`, cause: err, data: { chunk: id } })
-        : wrapError(err, `load <chunks/${id}>`, `<chunks/${id}>`);
-    });
+    const stored = await this.loadStoredChunk(id, opts.signal);
     return this.pool.open(id, stored, opts.verify ?? true);
   }
 
@@ -152,35 +184,19 @@ export class Repository {
     }
   }
 
-  /** Which of `ids` the repository has (from the cached listing of chunks/). */
+  /** Which of `ids` the repository has (from the index). */
   async hasChunks(ids: Iterable<string>, opts: { refresh?: boolean } = {}): Promise<Set<string>> {
-    if (opts.refresh) this.#known = undefined;
-    const known = await this.#knownIds();
-    return new Set([...ids].filter((id) => known.has(id)));
+    const index = await this.chunkIndex({ refresh: opts.refresh });
+    return new Set([...ids].filter((id) => index.has(id)));
   }
 
-  async *listChunks(signal?: AbortSignal): AsyncIterable<{ id: string; size: number }> {
-    for await (const o of this.backend.list(signal, 'chunks')) yield { id: o.name, size: o.size };
+  /** Every stored chunk once: its id, stored size, and pack (undefined for a loose object). */
+  async *listChunks(signal?: AbortSignal): AsyncIterable<{ id: string; size: number; pack?: string }> {
+    for (const [id, loc] of (await this.chunkIndex({ signal })).entries()) yield { id, size: loc.length, pack: loc.pack };
   }
 
   async listChunkIds(signal?: AbortSignal): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const o of this.backend.list(signal, 'chunks')) ids.push(o.name);
-    return ids;
-  }
-
-  /** Remove a chunk. Only for GC under an exclusive lock, after no manifest references it. */
-  async removeChunk(id: string, signal?: AbortSignal): Promise<void> {
-    await this.backend.remove(signal, { type: 'chunks', name: id });
-    (await this.#known)?.delete(id);
-  }
-
-  #knownIds(): Promise<Set<string>> {
-    this.#known ??= this.listChunkIds().then((ids) => new Set(ids), (err: unknown) => {
-      this.#known = undefined;
-      throw err;
-    });
-    return this.#known;
+    return [...(await this.chunkIndex({ signal })).entries()].map(([id]) => id);
   }
 
   // ---- manifests ----
@@ -230,7 +246,7 @@ export class Repository {
     const held = await acquireLock(this.backend, opts);
     // Whatever happened before we held the lock (another process's GC) may have removed
     // chunks: list them afresh rather than skip writing a chunk that is gone.
-    this.#known = undefined;
+    this.#index = undefined;
     return held;
   }
 

@@ -1,6 +1,7 @@
 // Fixture builders for tests of core/repo and of the areas that use it (after restic's
 // repository/testing.go): a manifest with sane defaults, and a buffer stored as a disk.
 
+import { open, stat } from 'node:fs/promises';
 import type { DiskManifest, RestorePointManifest } from './manifest-types.ts';
 import { MANIFEST_VERSION } from './manifest-types.ts';
 import { isAllZero } from './object-format.ts';
@@ -48,4 +49,32 @@ export async function readDisk(repo: Repository, d: DiskManifest): Promise<Buffe
     if (id) (await repo.loadChunk(id)).copy(out, i * d.chunkSize);
   }
   return out;
+}
+
+/**
+ * Where chunk `id` is stored in a repository on a LocalBackend: the file (a pack, or a loose
+ * chunks/ object) and the byte range of its sealed blob. Tests damage or read chunks in place.
+ */
+export async function chunkFileRange(repo: Repository, id: string): Promise<{ file: string; offset: number; length: number }> {
+  const backend = repo.backend as { pathOf?: (h: { type: string; name: string }) => string };
+  if (typeof backend.pathOf !== 'function') throw new Error(`chunkFileRange needs a local repository, not ${repo.location}`);
+  const where = await repo.locateChunk(id);
+  const file = backend.pathOf(where.handle);
+  const length = where.handle.type === 'packs' ? where.length : (await stat(file)).size;
+  return { file, offset: where.offset, length };
+}
+
+/** Flip one bit of chunk `id`'s stored bytes in place (byte `at` of the blob, default its middle). */
+export async function flipChunkBit(repo: Repository, id: string, at?: number): Promise<void> {
+  const r = await chunkFileRange(repo, id);
+  const fh = await open(r.file, 'r+');
+  try {
+    const pos = r.offset + (at ?? r.length >> 1);
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, pos);
+    b[0]! ^= 0x10;
+    await fh.write(b, 0, 1, pos);
+  } finally {
+    await fh.close();
+  }
 }

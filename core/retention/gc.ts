@@ -1,15 +1,16 @@
-// Garbage collection: delete chunks no restore-point manifest references.
-// Order (crash-safe, under the exclusive lock so no backup can add a manifest meanwhile):
-//   1. list every chunk;  2. load EVERY manifest — one that fails to load stops GC,
-//   because an unknown manifest could reference anything;  3. delete the listed chunks
-//   that no manifest references.
-// A kill at any moment leaves only some unreferenced chunks undeleted; the next GC
-// finishes the job. Referenced chunks are never touched.
+// Garbage collection: free the stored chunks no restore-point manifest references.
+// Under the exclusive lock, so no backup can add a manifest meanwhile:
+//   1. load EVERY manifest — one that fails to load stops GC, because an unknown manifest
+//      could reference anything;  2. prune the chunk store to the referenced set
+//      (core/repo/prune.ts: delete unused packs and loose chunks, rewrite mixed packs).
+// A kill at any moment loses no referenced chunk (see prune.ts for the order); the next
+// GC finishes the job.
 
 import { HvError, wrapError } from '../errors.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
 import type { HeldLock } from '../repo/lock.ts';
 import { referencedChunks } from '../repo/manifest.ts';
+import { pruneChunks } from '../repo/prune.ts';
 import type { Repository } from '../repo/repository.ts';
 
 export interface GcResult {
@@ -18,6 +19,8 @@ export interface GcResult {
   chunksReferenced: number;
   chunksRemoved: number;
   bytesFreed: number;
+  packsRemoved: number;
+  packsRewritten: number;
   status: 'removed' | 'planned';
 }
 
@@ -25,8 +28,6 @@ export async function collectGarbageIn(ctx: OperationContext, repo: Repository, 
   const { signal } = ctx;
   const lock = opts.lock ?? (opts.whatIf ? undefined : await repo.lock({ exclusive: true, operation: 'gc', signal }));
   try {
-    const chunks: { id: string; size: number }[] = [];
-    for await (const c of repo.listChunks(signal)) chunks.push(c);
     const referenced = new Set<string>();
     const ids = await repo.listManifestIds(signal);
     for (const id of ids) {
@@ -36,17 +37,17 @@ export async function collectGarbageIn(ctx: OperationContext, repo: Repository, 
       });
       for (const c of referencedChunks(m)) referenced.add(c);
     }
-    const garbage = chunks.filter((c) => !referenced.has(c.id));
-    const result: GcResult = { repository: repo.location, chunksTotal: chunks.length, chunksReferenced: chunks.length - garbage.length, chunksRemoved: 0, bytesFreed: 0, status: opts.whatIf ? 'planned' : 'removed' };
-    log(ctx, 'info', `${garbage.length} of ${chunks.length} chunks are referenced by no restore point${opts.whatIf ? ' (what if: nothing deleted)' : ''}`, repo.location);
-    for (const [i, c] of garbage.entries()) {
-      if (!opts.whatIf) await repo.removeChunk(c.id, signal).catch((err: unknown) => { throw wrapError(err, `gc: remove <chunks/${c.id}>`, c.id); });
-      result.chunksRemoved++;
-      result.bytesFreed += c.size;
-      if (i % 64 === 0) progress(ctx, { activity: 'gc', target: repo.location, done: i, total: garbage.length });
-    }
+    const pruned = await pruneChunks(repo, referenced, {
+      whatIf: opts.whatIf, signal,
+      onProgress: (done, total) => { if (done % 16 === 0) progress(ctx, { activity: 'gc', target: repo.location, done, total }); },
+    }).catch((err: unknown) => { throw wrapError(err, `gc of ${repo.location}`, repo.location); });
+    for (const w of pruned.warnings) log(ctx, 'warning', w, repo.location);
+    log(ctx, 'info', `${pruned.chunksRemoved} of ${pruned.chunksTotal} chunks are referenced by no restore point${opts.whatIf ? ' (what if: nothing deleted)' : ''}`, repo.location);
     progress(ctx, { activity: 'gc', target: repo.location, completed: true });
-    return result;
+    return {
+      repository: repo.location, chunksTotal: pruned.chunksTotal, chunksReferenced: pruned.chunksReferenced, chunksRemoved: pruned.chunksRemoved,
+      bytesFreed: pruned.bytesFreed, packsRemoved: pruned.packsRemoved, packsRewritten: pruned.packsRewritten, status: opts.whatIf ? 'planned' : 'removed',
+    };
   } finally {
     if (!opts.lock) await lock?.release();
   }

@@ -1,3 +1,4 @@
+import { pruneChunks } from '../../core/repo/prune.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -253,7 +254,7 @@ describe('Repository chunks after garbage collection elsewhere', () => {
     // Another process's GC removes the chunk while this Repository stays open.
     const other = await Repository.open(backend, { threads: 0 });
     const gc = await other.lock({ exclusive: true, operation: 'gc' });
-    await other.removeChunk(first.id);
+    await pruneChunks(other, new Set());
     await gc.release();
     const lock = await repo.lock({ exclusive: false, operation: 'backup' });
     const again = await repo.chunkWriter().put(data);
