@@ -29,6 +29,15 @@ export async function main(argv: string[]): Promise<number> {
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
   program.setOptionValue('signal', abort.signal);
+  // Node exits quietly, status 0, when nothing is left to wait for: an operation whose promise
+  // can never settle (a bug) must not look like success to a script or a scheduler.
+  let settled = false;
+  const onExit = () => {
+    if (settled) return;
+    process.stderr.write('hvbackup: internal error: the operation stopped before it finished (nothing left to wait for); treat its result as failed\n');
+    process.exitCode = 70;
+  };
+  process.once('exit', onExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -42,7 +51,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`hvbackup: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     return 1;
   } finally {
+    settled = true;
     process.removeListener('SIGINT', onSigint);
+    process.removeListener('exit', onExit);
   }
 }
 
