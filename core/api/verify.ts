@@ -36,6 +36,10 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
     try {
       const problems: VerifyProblem[] = [];
       const points = await loadPoints(repo, pointId, problems, ctx.signal);
+      // A damaged index object hides where its pack's chunks are: say so by name, besides the
+      // chunks that then show up as missing below.
+      const index = await repo.chunkIndex({ refresh: true, signal: ctx.signal });
+      for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
       const users = new Map<string, string[]>();
       for (const m of points) for (const c of referencedChunks(m)) users.set(c, [...(users.get(c) ?? []), m.id]);
       const ids = [...users.keys()];
