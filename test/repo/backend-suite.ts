@@ -11,7 +11,7 @@ export interface BackendFixture {
   cleanup(): Promise<void>;
 }
 
-const TYPES: FileType[] = ['keys', 'locks', 'chunks', 'manifests', 'index', 'catalog'];
+const TYPES: FileType[] = ['keys', 'locks', 'chunks', 'packs', 'manifests', 'index', 'catalog'];
 
 function hexName(): string {
   return randomBytes(32).toString('hex');
@@ -95,6 +95,19 @@ export function backendSuite(name: string, make: () => Promise<BackendFixture>):
       assert.equal((await b.stat(undefined, h)).size, 3);
     });
 
+    it('stores parts back to back as one object (a pack from its blobs) and reads ranges of it', async () => {
+      const parts = [randomBytes(3000), Buffer.alloc(0), randomBytes(1), randomBytes(70_000)];
+      const h: Handle = { type: 'packs', name: hexName() };
+      await b.save(undefined, h, parts);
+      const whole = Buffer.concat(parts);
+      assert.deepEqual(await b.load(undefined, h), whole);
+      assert.equal((await b.stat(undefined, h)).size, whole.length);
+      assert.deepEqual(await b.load(undefined, h, { offset: 3000, length: 1 }), parts[2]);
+      assert.deepEqual(await b.load(undefined, h, { offset: 3001, length: 70_000 }), parts[3]);
+      await rejectsWith(b.save(undefined, h, [Buffer.from('other')]), (e) => isHvError(e, 'ERR_ALREADY_EXISTS'), 'second save of a pack');
+      assert.deepEqual(await b.load(undefined, h), whole);
+    });
+
     it('reads byte ranges and refuses ranges beyond the end', async () => {
       const h: Handle = { type: 'chunks', name: hexName() };
       const data = randomBytes(10000);
@@ -119,16 +132,23 @@ export function backendSuite(name: string, make: () => Promise<BackendFixture>):
       assert.ok(!b.isNotFound(new Error('other')));
     });
 
-    it('lists each type separately with sizes, chunks across fan-out folders included', async () => {
+    it('lists each type separately with sizes, chunks and packs across fan-out folders included', async () => {
       const chunks = new Map<string, number>();
+      const packs = new Map<string, number>();
       for (let i = 0; i < 40; i++) {
         const n = hexName();
         chunks.set(n, i + 1);
         await b.save(undefined, { type: 'chunks', name: n }, Buffer.alloc(i + 1));
+        if (i % 4 === 0) {
+          const p = hexName();
+          packs.set(p, i + 2);
+          await b.save(undefined, { type: 'packs', name: p }, Buffer.alloc(i + 2));
+        }
       }
       const m = hexName();
       await b.save(undefined, { type: 'manifests', name: m }, Buffer.from('m'));
       assert.deepEqual(await names(b, 'chunks'), chunks);
+      assert.deepEqual(await names(b, 'packs'), packs);
       assert.deepEqual(await names(b, 'manifests'), new Map([[m, 1]]));
       assert.equal((await names(b, 'keys')).size, 0);
       await b.save(undefined, { type: 'config', name: 'config' }, Buffer.from('{}'));

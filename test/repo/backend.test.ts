@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
@@ -28,11 +28,15 @@ describe('LocalBackend layout', () => {
     const id = randomBytes(32).toString('hex');
     await b.save(undefined, { type: 'config', name: 'config' }, Buffer.from('c'));
     await b.save(undefined, { type: 'chunks', name: id }, Buffer.from('chunk'));
+    await b.save(undefined, { type: 'packs', name: id }, [Buffer.from('pa'), Buffer.from('ck')]);
+    await b.save(undefined, { type: 'index', name: id }, Buffer.from('idx'));
     await b.save(undefined, { type: 'manifests', name: id }, Buffer.from('m'));
     await b.save(undefined, { type: 'locks', name: id }, Buffer.from('l1'));
     await b.save(undefined, { type: 'locks', name: id }, Buffer.from('l2'), { overwrite: true });
     assert.ok(statSync(join(dir, 'config')).isFile());
     assert.equal(statSync(join(dir, 'chunks', id.slice(0, 2), id)).size, 5);
+    assert.equal(readFileSync(join(dir, 'packs', id.slice(0, 2), id), 'latin1'), 'pack');
+    assert.equal(readFileSync(join(dir, 'index', id), 'latin1'), 'idx');
     assert.ok(existsSync(join(dir, 'manifests', id)));
     assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
   });

@@ -1,15 +1,17 @@
-import { pruneChunks } from '../../core/repo/prune.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isHvError } from '../../core/errors.ts';
-import type { Handle } from '../../core/repo/backend.ts';
+import { isHvError, wrapError } from '../../core/errors.ts';
+import type { Handle, SaveData } from '../../core/repo/backend.ts';
 import { DryRunBackend } from '../../core/repo/backend-dryrun.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
+import type { PutResult } from '../../core/repo/chunk-writer.ts';
 import { isAllZero } from '../../core/repo/object-format.ts';
+import { decodePackIndex, encodePackIndex } from '../../core/repo/pack-format.ts';
+import { pruneChunks } from '../../core/repo/prune.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { makeManifest, readDisk, storeDisk } from '../../core/repo/testing.ts';
 
@@ -50,7 +52,7 @@ describe('Repository init and open', () => {
     const repo = await initRepository(join(dir, 'r'), { chunkSize: CHUNK });
     await repo.close();
     const config = JSON.parse(readFileSync(join(dir, 'r', 'config'), 'utf8'));
-    assert.equal(config.version, 1);
+    assert.equal(config.version, 2);
     assert.equal(config.chunkSize, CHUNK);
     assert.equal(config.compression, 'zstd');
     assert.equal(config.encryption, null);
@@ -104,13 +106,21 @@ describe('Repository init and open', () => {
     const again = await openRepository(path, { password: 'correct horse' });
     assert.deepEqual(await readDisk(again, (await again.loadManifest(id)).disks[0]!), text);
     for (const c of disk.chunks) {
-      const stored = await again.backend.load(undefined, { type: 'chunks', name: c! });
+      const stored = await again.loadStoredChunk(c!);
       assert.ok(!stored.includes('SECRET-MARKER'));
       assert.notEqual(c, (await import('node:crypto')).createHash('sha256').update(text.subarray(0, CHUNK)).digest('hex'));
     }
     await again.close();
+    for (const f of readdirSync(path, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+      assert.ok(!readFileSync(join(f.parentPath, f.name)).includes('SECRET-MARKER'), `${join(f.parentPath, f.name)} holds plaintext`);
+    }
   });
 });
+
+/** Replace a stored object with what `edit` makes of its bytes (damage in place, any backend). */
+async function editObject(repo: Repository, h: Handle, edit: (buf: Buffer) => Buffer): Promise<void> {
+  await repo.backend.save(undefined, h, edit(Buffer.from(await repo.backend.load(undefined, h))), { overwrite: true });
+}
 
 describe('Repository chunks', () => {
   let repo: Repository;
@@ -138,8 +148,8 @@ describe('Repository chunks', () => {
     const writer = repo.chunkWriter();
     const text = await writer.put(Buffer.from('INFO ok\n'.repeat(CHUNK / 8)));
     const rand = await writer.put(randomBytes(CHUNK));
-    const textStored = await repo.backend.load(undefined, { type: 'chunks', name: text.id });
-    const randStored = await repo.backend.load(undefined, { type: 'chunks', name: rand.id });
+    const textStored = await repo.loadStoredChunk(text.id);
+    const randStored = await repo.loadStoredChunk(rand.id);
     assert.equal(textStored[0], 1);
     assert.ok(textStored.length < CHUNK / 20);
     assert.equal(randStored[0], 0);
@@ -153,41 +163,101 @@ describe('Repository chunks', () => {
     assert.deepEqual(await repo.hasChunks([a.id, missing]), new Set([a.id]));
   });
 
-  it('detects a damaged, truncated or swapped chunk with ERR_CORRUPT naming it', async () => {
+  it('detects a damaged or swapped chunk (an index entry naming another chunk\'s blob) with ERR_CORRUPT naming it', async () => {
     const w = repo.chunkWriter();
-    const a = await w.put(Buffer.from('A'.repeat(CHUNK)));
-    const b = await w.put(randomBytes(CHUNK));
-    const h: Handle = { type: 'chunks', name: b.id };
-    const good = await repo.backend.load(undefined, h);
-    const flipped = Buffer.from(good);
-    flipped[500]! ^= 0x10;
-    await repo.backend.save(undefined, h, flipped, { overwrite: true });
-    await expectError(repo.loadChunk(b.id), 'ERR_CORRUPT', [`<chunks/${b.id}>`, 'does not match']);
-    await repo.backend.save(undefined, h, good.subarray(0, 0), { overwrite: true });
-    await expectError(repo.loadChunk(b.id), 'ERR_CORRUPT', [`<chunks/${b.id}>`]);
-    const aStored = await repo.backend.load(undefined, { type: 'chunks', name: a.id });
-    const garbled = Buffer.from(aStored);
-    garbled[garbled.length - 2]! ^= 0xff;
-    await repo.backend.save(undefined, { type: 'chunks', name: a.id }, garbled, { overwrite: true });
-    await expectError(repo.loadChunk(a.id), 'ERR_CORRUPT', [`<chunks/${a.id}>`]);
-    await repo.backend.save(undefined, h, aStored, { overwrite: true });
-    await expectError(repo.loadChunk(b.id), 'ERR_CORRUPT', [`<chunks/${b.id}>`]);
+    const a = (await w.submit(Buffer.from('A'.repeat(CHUNK)))).done;
+    const b = (await w.submit(randomBytes(CHUNK))).done;
+    await w.flush();
+    const [aId, bId] = [(await a).id, (await b).id];
+    const aAt = await repo.locateChunk(aId);
+    const bAt = await repo.locateChunk(bId);
+    // Both in one pack, so the swap below is an index entry pointing at the other chunk's blob.
+    assert.equal(bAt.handle.type, 'packs');
+    assert.deepEqual(aAt.handle, bAt.handle);
+    const pack = bAt.handle;
+    const good = await repo.backend.load(undefined, pack);
+    await editObject(repo, pack, (buf) => { buf[bAt.offset + 500]! ^= 0x10; return buf; });
+    await expectError(repo.loadChunk(bId), 'ERR_CORRUPT', [`<chunks/${bId}>`, 'does not match']);
+    await repo.backend.save(undefined, pack, good, { overwrite: true });
+    await editObject(repo, pack, (buf) => { buf[aAt.offset + aAt.length - 2]! ^= 0xff; return buf; });
+    await expectError(repo.loadChunk(aId), 'ERR_CORRUPT', [`<chunks/${aId}>`]);
+    await repo.backend.save(undefined, pack, good, { overwrite: true });
+    assert.equal((await repo.loadChunk(bId)).length, CHUNK);
+    // b's index entry names a's blob: a blob is bound to its own chunk id.
+    const ih: Handle = { type: 'index', name: pack.name };
+    const entries = decodePackIndex(repo.codec.open('index', ih.name, await repo.backend.load(undefined, ih)), 'test');
+    const swapped = entries.map((e) => (e.id === bId ? { ...e, offset: aAt.offset, length: aAt.length } : e));
+    await repo.backend.save(undefined, ih, repo.codec.seal('index', encodePackIndex(swapped), ih.name), { overwrite: true });
+    await repo.chunkIndex({ refresh: true });
+    await expectError(repo.loadChunk(bId), 'ERR_CORRUPT', [`<chunks/${bId}>`]);
     await expectError(repo.loadChunk('e'.repeat(64)), 'ERR_NOT_FOUND', [`<chunks/${'e'.repeat(64)}>`]);
   });
 
-  it('keeps at most `capacity` chunks in flight (backpressure) and reports a failed save from flush', async () => {
+  it('a pack cut short inside a chunk is ERR_CORRUPT naming the chunk (damage, not a bad argument)', async () => {
+    const w = repo.chunkWriter();
+    const a = await w.put(randomBytes(CHUNK));
+    const at = await repo.locateChunk(a.id);
+    await editObject(repo, at.handle, (buf) => buf.subarray(0, at.offset + 10));
+    await expectError(repo.loadChunk(a.id), 'ERR_CORRUPT', [`<chunks/${a.id}>`]);
+  });
+
+  it('bounds what is in flight: at most 2 packs being stored, and submit waits once `capacity` chunks wait for a pack', async () => {
+    const slow = new SlowBackend();
+    await (await Repository.init(slow, { chunkSize: CHUNK })).close();
+    const r = await Repository.open(slow, { threads: 0 });
+    // Two 2000-byte random chunks fill a 4000-byte pack: packs are cut every other chunk.
+    const writer = r.chunkWriter({ capacity: 3, packSize: 4000 });
+    let openGate!: () => void;
+    slow.gate = new Promise((resolve) => { openGate = resolve; });
+    const data: Buffer[] = [];
+    const dones: Promise<PutResult>[] = [];
+    let waiting: Promise<{ done: Promise<PutResult> }> | undefined;
+    while (!waiting && data.length < 40) {
+      const d = randomBytes(2000);
+      data.push(d);
+      const taken = writer.submit(d);
+      // No pack can be stored while the gate is shut, so a submit that is not taken within a second is waiting for room.
+      const now = await Promise.race([taken, new Promise<undefined>((resolve) => setTimeout(resolve, 1000, undefined))]);
+      if (now) dones.push(now.done);
+      else waiting = taken;
+    }
+    assert.ok(waiting, `submit took all ${data.length} chunks while no pack could be stored`);
+    assert.equal(slow.concurrent, 2, 'two packs being stored, the others waiting');
+    // Taken so far: 2 packs being stored, at most `capacity` full packs waiting to be stored, the open pack (2 chunks each).
+    assert.ok(dones.length <= (2 + 3 + 1) * 2, `${dones.length} chunks taken while stores hang`);
+    assert.ok(dones.length >= 2 * 2, `only ${dones.length} chunks taken before submit waited`);
+    openGate();
+    dones.push((await waiting).done);
+    for (let i = 0; i < 3; i++) {
+      const d = randomBytes(2000);
+      data.push(d);
+      dones.push((await writer.submit(d)).done);
+    }
+    await writer.flush();
+    const results = await Promise.all(dones);
+    assert.deepEqual(results.map((x) => x.id), data.map((d) => r.chunkId(d)));
+    assert.ok(results.every((x) => x.isNew));
+    assert.equal(slow.maxConcurrent, 2);
+    const index = await r.chunkIndex();
+    assert.equal(slow.saved, index.packs.size);
+    assert.equal(slow.saved, Math.ceil(data.length / 2));
+    assert.equal([...index.packs.values()].flat().length, data.length);
+    for (const d of data) assert.deepEqual(await r.loadChunk(r.chunkId(d)), d);
+    await r.close();
+  });
+
+  it('reports a failed pack save from flush as ERR_IO, and rejects the chunk\'s done', async () => {
     const slow = new SlowBackend();
     const r = await Repository.init(slow, { chunkSize: CHUNK });
-    const writer = r.chunkWriter({ capacity: 3 });
-    for (let i = 0; i < 12; i++) await writer.submit(randomBytes(2000));
-    await writer.flush();
-    assert.equal(slow.saved, 12);
-    assert.ok(slow.maxConcurrent <= 3 && slow.maxConcurrent >= 2, `max concurrent ${slow.maxConcurrent}`);
-    slow.fail = true;
-    const w2 = r.chunkWriter();
-    const { done } = await w2.submit(randomBytes(100));
-    await expectError(w2.flush(), 'ERR_IO', ['disk full']);
-    await assert.rejects(done);
+    // As LocalBackend reports ENOSPC, then as a backend that passes the raw error on.
+    for (const fail of ['hv', 'raw'] as const) {
+      slow.fail = fail;
+      const w = r.chunkWriter();
+      const { done } = await w.submit(randomBytes(100));
+      await expectError(w.flush(), 'ERR_IO', ['disk full']);
+      await assert.rejects(done, /disk full/);
+    }
+    assert.equal(slow.saved, 0);
     await r.close();
   });
 
@@ -218,24 +288,39 @@ describe('Repository chunks', () => {
     const r = await Repository.open(dry);
     const disk = await storeDisk(r, diskLike(3));
     await r.saveManifest(makeManifest({ disks: [disk] }));
+    const index = await r.chunkIndex();
     await r.close();
-    assert.equal(dry.planned.filter((p) => p.type === 'chunks').length, new Set(disk.chunks.filter(Boolean)).size);
+    const distinct = [...new Set(disk.chunks.filter((c): c is string => c !== null))].sort();
+    assert.equal(distinct.length, 9);
+    const packs = dry.planned.filter((p) => p.type === 'packs');
+    assert.ok(packs.length >= 1 && packs.every((p) => p.op === 'save' && p.size > 0), JSON.stringify(packs));
+    assert.deepEqual(dry.planned.filter((p) => p.type === 'index').map((p) => p.name).sort(), packs.map((p) => p.name).sort());
+    // The handle's index holds what a real run would have stored: every new chunk once.
+    assert.deepEqual([...index.packs.keys()].sort(), packs.map((p) => p.name).sort());
+    assert.deepEqual([...index.packs.values()].flat().map((e) => e.id).sort(), distinct);
+    assert.equal(dry.planned.filter((p) => p.type === 'chunks').length, 0);
     assert.equal(dry.planned.filter((p) => p.type === 'manifests').length, 1);
-    for await (const o of mem.list(undefined, 'chunks')) assert.fail(`dry run stored ${o.name}`);
+    for (const type of ['chunks', 'packs', 'index', 'manifests'] as const) {
+      for await (const o of mem.list(undefined, type)) assert.fail(`dry run stored <${type}/${o.name}>`);
+    }
   });
 });
 
+/** Stores packs slowly (or not until `gate` settles), counting how many are being stored at once. */
 class SlowBackend extends MemoryBackend {
   concurrent = 0;
   maxConcurrent = 0;
   saved = 0;
-  fail = false;
-  override async save(signal: AbortSignal | undefined, h: Handle, data: Buffer, opts?: { overwrite?: boolean }): Promise<void> {
-    if (h.type !== 'chunks') return super.save(signal, h, data, opts);
+  fail: false | 'hv' | 'raw' = false;
+  gate: Promise<void> | undefined;
+  override async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: { overwrite?: boolean }): Promise<void> {
+    if (h.type !== 'packs') return super.save(signal, h, data, opts);
     this.maxConcurrent = Math.max(this.maxConcurrent, ++this.concurrent);
     try {
-      await new Promise((r) => setTimeout(r, 15));
-      if (this.fail) throw Object.assign(new Error('disk full'), { code: 'ENOSPC' });
+      await (this.gate ?? new Promise((r) => setTimeout(r, 15)));
+      const full = Object.assign(new Error('disk full'), { code: 'ENOSPC' });
+      if (this.fail === 'hv') throw wrapError(full, `save <${h.type}/${h.name}>`);
+      if (this.fail === 'raw') throw full;
       await super.save(signal, h, data, opts);
       this.saved++;
     } finally {
