@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addRepositoryKey } from '../../core/api/keys.ts';
@@ -8,7 +8,7 @@ import { getRepositoryStats } from '../../core/api/repository.ts';
 import { isHvError } from '../../core/errors.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
-import { makeManifest, readDisk, storeDisk } from '../../core/repo/testing.ts';
+import { flipChunkBit, makeManifest, readDisk, storeDisk } from '../../core/repo/testing.ts';
 import { filesContaining, filesUnder, flipBit } from './scan.ts';
 
 const CHEAP = { N: 2 ** 10, r: 8, p: 1 };
@@ -56,7 +56,9 @@ describe('crypto: encrypted repository (repository API)', function () {
     assert.ok(filesContaining(plain, marker).length > 0, 'the unencrypted repository should hold the marker');
     assert.ok(filesContaining(plain, compressed).length > 0, 'the unencrypted repository should hold the compressed marker chunk');
     assert.deepEqual(filesContaining(enc, compressed), []);
-    assert.equal(filesUnder(enc).length, 7); // config, 1 key file, 4 chunks, 1 manifest
+    // The scans read every file of the folder: config, keys/, packs/, index/, manifests/.
+    const files = filesUnder(enc).map((f) => f.slice(enc.length + 1).split('/')[0]).sort();
+    assert.deepEqual(files, ['config', 'index', 'keys', 'manifests', 'packs']); // the 4 chunks share one pack
     assert.deepEqual(filesContaining(enc, marker), []);
     assert.deepEqual(filesContaining(enc, marker.slice(16)), []);
     assert.deepEqual(filesContaining(enc, vmName), []);
@@ -69,8 +71,16 @@ describe('crypto: encrypted repository (repository API)', function () {
     const ids = d.chunks.filter((c): c is string => c !== null);
     assert.equal(d.chunks.filter((c) => c === null).length, 3);
     assert.equal(new Set(ids).size, 4); // marker chunk, 2 random, tail chunk
-    const stored = readdirSync(join(enc, 'chunks'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
-    assert.deepEqual(stored, [...new Set(ids)].sort());
+    const repo = await openRepository(enc, { password: 'pw', threads: 0 });
+    try {
+      // Every blob of every pack, from the (sealed) index objects: each distinct chunk stored once.
+      const index = await repo.chunkIndex();
+      assert.deepEqual([...index.packs.keys()].sort(), readdirSync(join(enc, 'index')).sort());
+      const stored = [...index.packs.values()].flat().map((e) => e.id).sort();
+      assert.deepEqual(stored, [...new Set(ids)].sort());
+    } finally {
+      await repo.close();
+    }
     const { createHash } = await import('node:crypto');
     assert.equal(ids.includes(createHash('sha256').update(disk.subarray(0, CHUNK)).digest('hex')), false);
   });
@@ -79,10 +89,9 @@ describe('crypto: encrypted repository (repository API)', function () {
     const enc = join(dir, 'enc');
     const { id, disk: d } = await backUp(enc, 'pw', disk, vmName);
     const chunkId = d.chunks[0]!;
-    const chunkFile = join(enc, 'chunks', chunkId.slice(0, 2), chunkId);
-    flipBit(chunkFile, Math.floor(statSync(chunkFile).size / 2), 3);
     const repo = await openRepository(enc, { password: 'pw', threads: 0 });
     try {
+      await flipChunkBit(repo, chunkId);
       await assert.rejects(readDisk(repo, d), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<chunks/${chunkId}>`));
       flipBit(join(enc, 'manifests', id), 20);
       await assert.rejects(repo.loadManifest(id), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<manifests/${id}>`));

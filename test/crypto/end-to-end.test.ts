@@ -3,19 +3,20 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backupVMs } from '../../core/api/backup.ts';
 import { addRepositoryKey } from '../../core/api/keys.ts';
 import { getRepositoryStats, initRepository } from '../../core/api/repository.ts';
-import { initRepository as initRepositoryWithKdf } from '../../core/repo/local.ts';
+import { initRepository as initRepositoryWithKdf, openRepository } from '../../core/repo/local.ts';
+import { flipChunkBit } from '../../core/repo/testing.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM, guestWriteVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
-import { filesContaining, filesUnder, flipBit } from './scan.ts';
+import { filesContaining, flipBit } from './scan.ts';
 
 const MiB = 1024 * 1024;
 /** Cheap scrypt so every unlock is fast; the CLI test below uses the default cost. */
@@ -60,9 +61,12 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     await initRepository({}, { path: plain });
     await backUp(enc, 'first pw');
     await backUp(plain);
-    const compressed = encodeObject(disk.subarray(0, MiB)).subarray(0, 40);
+    // The first chunk (the marker repeated) as the unencrypted repository stores it: a blob inside a pack.
+    const { chunkSize } = JSON.parse(readFileSync(join(plain, 'config'), 'utf8'));
+    const compressed = encodeObject(disk.subarray(0, chunkSize)).subarray(0, 40);
     assert.ok(filesContaining(plain, marker).length > 0, 'control: the unencrypted repository holds the marker');
     assert.ok(filesContaining(plain, compressed).length > 0, 'control: the unencrypted repository holds the compressed chunk');
+    assert.ok(filesContaining(plain, compressed).every((f) => f.startsWith(join(plain, 'packs'))), 'control: the compressed chunk is in a pack');
     assert.deepEqual(filesContaining(enc, marker), []);
     assert.deepEqual(filesContaining(enc, 'HVBACKUP-MARKER'), []);
     assert.deepEqual(filesContaining(enc, compressed), []);
@@ -80,10 +84,16 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     const enc = join(dir, 'enc');
     await initEncrypted(enc, 'pw');
     const { pointId } = await backUp(enc, 'pw');
-    const chunkFiles = filesUnder(join(enc, 'chunks'));
-    const victim = chunkFiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!; // the random chunk: biggest
-    const chunkId = victim.split('/').pop()!;
-    flipBit(victim, 1000, 5);
+    const repo = await openRepository(enc, { password: 'pw', threads: 0 });
+    let chunkId: string;
+    try {
+      const chunks = [];
+      for await (const c of repo.listChunks()) chunks.push(c);
+      chunkId = chunks.sort((a, b) => b.size - a.size)[0]!.id; // a random chunk: the biggest stored
+      await flipChunkBit(repo, chunkId, 1000);
+    } finally {
+      await repo.close();
+    }
     const report = await verifyRepository({}, { repository: enc, password: 'pw' });
     assert.equal(report.ok, false);
     assert.ok(report.problems.some((p) => p.chunk === chunkId && p.problem.includes(`<chunks/${chunkId}>`) && p.points.includes(pointId!)), JSON.stringify(report.problems));
