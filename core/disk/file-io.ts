@@ -94,6 +94,9 @@ export function alignedBuffer(size: number): Buffer | undefined {
  * it (tmpfs: EINVAL) goes through `fh` as before. Not a durability barrier: the device
  * may still cache, so the owner's fsync at the end stays.
  */
+/** What a file system that does not do direct I/O answers (open or write). */
+const NO_DIRECT = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOTSUP']);
+
 export class DirectWriter {
   #fh: FileHandle | undefined;
 
@@ -108,7 +111,7 @@ export class DirectWriter {
     try {
       return new DirectWriter(await open(path, constants.O_WRONLY | flag));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EINVAL') return new DirectWriter(undefined);
+      if (NO_DIRECT.has((err as NodeJS.ErrnoException).code ?? '')) return new DirectWriter(undefined);
       throw new HvError('ERR_IO', `cannot open ${path} for direct writes: ${(err as Error).message}`, { target: path, cause: err });
     }
   }
@@ -119,8 +122,8 @@ export class DirectWriter {
 
   /**
    * Write `buf` at `position`, directly when it qualifies, else through `fh`. The first
-   * EINVAL (memory not aligned after all, or a file system without direct writes) turns
-   * direct writes off for good; that call is redone through `fh`, whole.
+   * EINVAL (memory not aligned after all, or a file system without direct writes) or
+   * EOPNOTSUPP turns direct writes off for good; that call is redone through `fh`, whole.
    */
   async write(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
     if (this.#fh && position % DIRECT_ALIGN === 0 && buf.length % DIRECT_ALIGN === 0) {
@@ -128,7 +131,7 @@ export class DirectWriter {
         await pwriteFully(this.#fh, buf, position);
         return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        if (!NO_DIRECT.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
         await this.close();
       }
     }
