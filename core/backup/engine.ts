@@ -111,7 +111,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
   log(ctx, 'verbose', `VM ${vm.name}: checkpoint ${cp.id} (${cp.consistency}${cp.consistencyNote ? `: ${cp.consistencyNote}` : ''})`, vm.name);
   let removed = false;
   try {
-    const writer = opts.repo.chunkWriter({ signal: ctx.signal, capacity: 8 });
+    const writer = opts.repo.chunkWriter({ signal: ctx.signal });
     const track = { planned: 0, done: 0 };
     const report = (status: string) => progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
     const disks: DiskBackupResult[] = [];

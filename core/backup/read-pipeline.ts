@@ -1,7 +1,9 @@
 // Reads planned runs of a frozen disk with several large reads in flight and hands each
-// chunk-sized slice to the repository's chunk writer (which hashes and compresses on
-// worker threads), so disk reads, hashing and compression overlap and both cores work.
-// Memory stays bounded: `inFlight` runs of `runBytes` plus the writer's capacity.
+// run's non-zero chunk slices to the repository's chunk writer in one go (it hashes and
+// compresses them on a worker thread), so disk reads, hashing and compression overlap and
+// both cores work. A run's buffer goes to the worker and comes back (never copied), then
+// serves the next read. Memory stays bounded: `inFlight` reads plus the writer's capacity,
+// each a run of at most `runBytes`.
 
 import type { Disk } from '../disk/disk.ts';
 import { throwIfAborted, wrapError } from '../errors.ts';
@@ -22,20 +24,22 @@ export interface PipelineOptions {
 /** Fill every 'read' slice of `plan` with its chunk id (or null for an all-zero slice). */
 export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[], writer: ChunkWriter, opts: PipelineOptions): Promise<ChunkRef[]> {
   const refs: ChunkRef[] = plan.map((p) => (p === 'read' ? null : p));
-  const window = opts.inFlight ?? 4;
+  const window = opts.inFlight ?? 2;
   const cs = opts.chunkSize;
-  // Each slice is read into its own chunk-sized buffer from a pool: a buffer posted to a
-  // worker is copied whole, so it must not be a view into something larger, and it is
-  // free again as soon as submit() resolves — no garbage, flat memory.
+  const runBytes = runs.reduce((a, r) => Math.max(a, r.length), 0);
+  // Run buffers fill their own ArrayBuffer (so they can be transferred to a worker) and are
+  // reused: fresh 8 MiB buffers cost page faults on every touch.
   const free: Buffer[] = [];
-  const take = () => free.pop() ?? Buffer.allocUnsafeSlow(cs);
-  const reads: Promise<Buffer[]>[] = [];
+  const take = () => free.pop() ?? Buffer.allocUnsafeSlow(runBytes);
+  const giveBack = (b: Buffer) => { free.push(b); };
+  const reads: Promise<Buffer>[] = [];
   const pending: Promise<void>[] = [];
   let next = 0;
   const startRead = () => {
     const run = runs[next++]!;
-    const slices = Array.from({ length: run.count }, (_, k) => take().subarray(0, Math.min(cs, run.offset + run.length - (run.offset + k * cs))));
-    const p = Promise.all(slices.map((b, k) => disk.read(b, run.offset + k * cs))).then(() => slices, (err: unknown) => {
+    const buf = take();
+    const p = disk.read(buf.subarray(0, run.length), run.offset).then(() => buf, (err: unknown) => {
+      free.push(buf);
       throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${disk.path}`, disk.path);
     });
     p.catch(() => undefined);
@@ -45,17 +49,25 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
   for (let r = 0; r < runs.length; r++) {
     throwIfAborted(opts.signal);
     const run = runs[r]!;
-    const slices = await reads.shift()!;
-    for (let k = 0; k < slices.length; k++) {
-      const slice = slices[k]!;
-      const idx = run.first + k;
-      if (!isAllZero(slice)) {
-        const { done } = await writer.submit(slice);
-        const stored = done.then((res: PutResult) => { refs[idx] = res.id; });
+    const buf = await reads.shift()!;
+    const slices: { offset: number; length: number }[] = [];
+    const idx: number[] = [];
+    for (let k = 0; k < run.count; k++) {
+      const offset = k * cs;
+      const length = Math.min(cs, run.length - offset);
+      if (isAllZero(buf.subarray(offset, offset + length))) continue;
+      slices.push({ offset, length });
+      idx.push(run.first + k);
+    }
+    if (slices.length === 0) {
+      free.push(buf);
+    } else {
+      const { done } = await writer.submitRun(buf, slices, giveBack);
+      done.forEach((d, j) => {
+        const stored = d.then((res: PutResult) => { refs[idx[j]!] = res.id; });
         stored.catch(() => undefined); // observed by Promise.all below; avoid an unhandled rejection meanwhile
         pending.push(stored);
-      }
-      free.push(Buffer.from(slice.buffer, 0, cs));
+      });
     }
     if (next < runs.length) startRead();
     opts.onRead?.(run.length);

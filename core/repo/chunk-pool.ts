@@ -1,7 +1,10 @@
 // A pool of worker threads (one per core) that hash, compress, seal and open chunks, so
-// both cores work while the main thread does I/O. Two-step writes: the worker hashes
-// and keeps the chunk; the main thread decides (dedupe) whether to seal it or drop it,
-// so known chunks are never compressed. threads: 0 runs everything inline (tests, tiny jobs).
+// both cores work while the main thread does I/O. Two-step writes: the worker hashes and
+// keeps the chunks; the main thread decides (dedupe) which to seal and which to drop,
+// so known chunks are never compressed. Writes go by the run (the chunks of one 8 MiB read):
+// the run's buffer is transferred to the worker and back, never copied, and one message
+// each way serves all its chunks — per-chunk messages cost ~0.65 s of each worker's time on
+// the 2 GiB bench backup at 256 KiB chunks. threads: 0 runs everything inline (tests, tiny jobs).
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -9,10 +12,20 @@ import { HvError, type ErrorCode } from '../errors.ts';
 import { openChunk, sealChunk } from './chunk-codec.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 
+/** A chunk within a run buffer. */
+export interface Slice {
+  offset: number;
+  length: number;
+}
+
 export interface WorkerRequest {
   op: 'hash' | 'seal' | 'drop' | 'open';
   tid: number;
   data?: Uint8Array;
+  /** hash: the chunks within `data`. */
+  slices?: Slice[];
+  /** seal: indexes into the hashed slices to seal (the others are dropped). */
+  which?: number[];
   id?: string;
   verify?: boolean;
   level?: number;
@@ -20,8 +33,12 @@ export interface WorkerRequest {
 
 export interface WorkerReply {
   tid: number;
-  id?: string;
+  ids?: string[];
   data?: Uint8Array;
+  /** seal: the sealed chunks, in `which` order. */
+  blobs?: Uint8Array[];
+  /** seal/drop: the run buffer, given back. */
+  back?: Uint8Array;
   error?: { code: ErrorCode; message: string; target?: string };
 }
 
@@ -31,10 +48,12 @@ interface Slot {
   pending: Map<number, { resolve: (r: WorkerReply) => void; reject: (e: unknown) => void }>;
 }
 
-/** A chunk held by a worker after hashing, waiting for seal() or drop(). */
-export interface HashedChunk {
-  id: string;
-  seal(): Promise<Buffer>;
+/** The chunks of a run, hashed and held by a worker, waiting for seal() or drop(). */
+export interface HashedRun {
+  ids: string[];
+  /** Seal the chunks at these indexes (in this order); the rest are dropped. Ends the run. */
+  seal(which: number[]): Promise<Buffer[]>;
+  /** Seal nothing. Ends the run. */
   drop(): void;
 }
 
@@ -61,24 +80,44 @@ export class ChunkPool {
     this.level = opts.level;
   }
 
-  /** Hash a chunk. The bytes are copied before this returns, so the caller may reuse `plain`. */
-  async hash(plain: Buffer): Promise<HashedChunk> {
+  /**
+   * Hash the chunks `slices` of `run`. The caller hands `run` over (a Buffer filling its own
+   * ArrayBuffer, which is transferred to the worker) and gets it back through `giveBack` once
+   * the run is sealed or dropped; until then it must not touch it.
+   */
+  async hashRun(run: Buffer, slices: Slice[], giveBack: (run: Buffer) => void = () => {}): Promise<HashedRun> {
     if (this.threads === 0) {
-      const copy = Buffer.from(plain);
-      const id = this.#codec.chunkId(copy);
-      return { id, seal: async () => sealChunk(this.#codec, id, copy, this.level), drop: () => {} };
+      const parts = slices.map((sl) => run.subarray(sl.offset, sl.offset + sl.length));
+      const ids = parts.map((p) => this.#codec.chunkId(p));
+      let ended = false;
+      const end = () => { if (!ended) { ended = true; giveBack(run); } };
+      return {
+        ids,
+        seal: async (which) => {
+          try {
+            return which.map((i) => sealChunk(this.#codec, ids[i]!, parts[i]!, this.level));
+          } finally {
+            end();
+          }
+        },
+        drop: end,
+      };
     }
+    if (run.byteOffset !== 0 || run.byteLength !== run.buffer.byteLength) throw new HvError('ERR_INTERNAL', 'hashRun needs a buffer that fills its own ArrayBuffer');
     const slot = this.#pick();
     const tid = this.#nextTid++;
-    // Copy into a buffer of its own and transfer that: posting a view would clone the
-    // whole ArrayBuffer behind it (an 8 MiB read buffer, or a pooled slab) every time.
-    const data = new Uint8Array(plain);
-    const reply = this.#request(slot, { op: 'hash', tid, data }, [data.buffer]);
-    const { id } = await reply;
+    const taken = (r: WorkerReply) => { if (r.back) giveBack(toBuffer(r.back)); };
+    const { ids } = await this.#request(slot, { op: 'hash', tid, data: run, slices }, [run.buffer as ArrayBuffer]);
     return {
-      id: id!,
-      seal: async () => this.#adopt((await this.#request(slot, { op: 'seal', tid, level: this.level })).data!),
-      drop: () => slot.worker.postMessage({ op: 'drop', tid } satisfies WorkerRequest),
+      ids: ids!,
+      seal: async (which) => {
+        const r = await this.#request(slot, { op: 'seal', tid, which, level: this.level });
+        taken(r);
+        return r.blobs!.map((b) => this.#adopt(b));
+      },
+      drop: () => {
+        this.#request(slot, { op: 'drop', tid }).then(taken, () => {});
+      },
     };
   }
 

@@ -30,13 +30,15 @@ const MAJOR_EVERY = 64 * 1024 * 1024;
 let sinceMinor = 0;
 let sinceMajor = 0;
 const codecReady = Promise.resolve().then(() => codecFromTransferable((workerData as { codec: { encrypted: boolean; keys?: Record<string, string> } }).codec));
-const held = new Map<number, { id: string; plain: Buffer }>();
+const held = new Map<number, { ids: string[]; run: Buffer; slices: { offset: number; length: number }[] }>();
 
 port.on('message', (msg: WorkerRequest) => {
   codecReady.then((codec) => {
-    const bytes = msg.op === 'seal' || msg.op === 'open' ? (held.get(msg.tid)?.plain.length ?? msg.data?.byteLength ?? 0) : 0;
+    // Garbage follows the plain bytes produced or consumed (zstd buffers), not the stored ones.
+    let bytes = msg.op === 'seal' ? sealedBytes(msg) : 0;
     const reply = handle(codec, msg);
-    if (reply) port.postMessage(reply, reply.data ? [reply.data.buffer as ArrayBuffer] : []);
+    if (msg.op === 'open') bytes = reply?.data?.byteLength ?? 0;
+    if (reply) port.postMessage(reply, transferList(reply));
     if (collect && bytes > 0) {
       sinceMinor += bytes;
       sinceMajor += bytes;
@@ -51,29 +53,42 @@ port.on('message', (msg: WorkerRequest) => {
   }, (err: unknown) => port.postMessage(errorReply(msg.tid, err)));
 });
 
+function sealedBytes(msg: WorkerRequest): number {
+  const h = held.get(msg.tid);
+  return h ? (msg.which ?? []).reduce((a, i) => a + (h.slices[i]?.length ?? 0), 0) : 0;
+}
+
+function transferList(r: WorkerReply): ArrayBuffer[] {
+  const list: ArrayBuffer[] = [];
+  if (r.data) list.push(r.data.buffer as ArrayBuffer);
+  if (r.back) list.push(r.back.buffer as ArrayBuffer);
+  for (const b of r.blobs ?? []) list.push(b.buffer as ArrayBuffer);
+  return list;
+}
+
 function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerReply | undefined {
   try {
     switch (msg.op) {
       case 'hash': {
-        const plain = Buffer.from(msg.data!.buffer, msg.data!.byteOffset, msg.data!.byteLength);
-        const id = codec.chunkId(plain);
-        held.set(msg.tid, { id, plain });
-        return { tid: msg.tid, id };
+        const run = Buffer.from(msg.data!.buffer, msg.data!.byteOffset, msg.data!.byteLength);
+        const slices = msg.slices!;
+        const ids = slices.map((sl) => codec.chunkId(run.subarray(sl.offset, sl.offset + sl.length)));
+        held.set(msg.tid, { ids, run, slices });
+        return { tid: msg.tid, ids };
       }
       case 'seal': {
         const h = held.get(msg.tid)!;
         held.delete(msg.tid);
-        const sealed = ownBuffer(sealChunk(codec, h.id, h.plain, msg.level));
-        // Every buffer that arrives here was transferred and is ours alone: free it now
-        // rather than when V8 gets round to it (see ChunkPool.release).
-        freeArrayBuffer(h.plain.buffer);
-        return { tid: msg.tid, data: sealed };
+        const blobs = (msg.which ?? []).map((i) => {
+          const sl = h.slices[i]!;
+          return ownBuffer(sealChunk(codec, h.ids[i]!, h.run.subarray(sl.offset, sl.offset + sl.length), msg.level));
+        });
+        return { tid: msg.tid, blobs, back: h.run };
       }
       case 'drop': {
         const h = held.get(msg.tid);
         held.delete(msg.tid);
-        if (h) freeArrayBuffer(h.plain.buffer);
-        return undefined;
+        return h ? { tid: msg.tid, back: h.run } : { tid: msg.tid };
       }
       case 'open': {
         const stored = Buffer.from(msg.data!.buffer, msg.data!.byteOffset, msg.data!.byteLength);
@@ -86,8 +101,10 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
       }
     }
   } catch (err) {
+    const h = held.get(msg.tid);
     held.delete(msg.tid);
-    return errorReply(msg.tid, err);
+    // Give the run buffer back with the error, so the caller's pool does not shrink.
+    return { ...errorReply(msg.tid, err), ...(h ? { back: h.run } : {}) };
   }
 }
 

@@ -1,5 +1,5 @@
-// Writes chunks with bounded memory: at most `capacity` chunks are being hashed or sealed
-// at once, and submit() waits for room (backpressure). Chunks the repository already has
+// Writes chunks with bounded memory: at most `capacityBytes` of chunks are being hashed or
+// sealed at once, and submit() waits for room (backpressure). Chunks the repository already has
 // are hashed but never compressed or written. New chunks go into packs (pack-writer.ts);
 // a chunk is durable once its pack and the pack's index are stored, which happens when a
 // pack fills up or at flush().
@@ -7,7 +7,7 @@
 import { throwIfAborted } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ChunkIndex } from './chunk-index.ts';
-import type { ChunkPool } from './chunk-pool.ts';
+import type { ChunkPool, HashedRun, Slice } from './chunk-pool.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { PackWriter } from './pack-writer.ts';
 
@@ -33,6 +33,12 @@ export interface ChunkWriter {
    * which for a new chunk may be only at flush().
    */
   submit(plain: Buffer): Promise<{ done: Promise<PutResult> }>;
+  /**
+   * Queue the chunks `slices` of `run`, handing `run` over: it comes back through `giveBack`
+   * once its chunks are hashed and sealed (the caller reuses it for its next read, so runs
+   * are never copied). Resolves once taken, with one `done` per slice.
+   */
+  submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[] }>;
   /** submit(), flush() and wait: simple and durable, but stores a pack per call. */
   put(plain: Buffer): Promise<PutResult>;
   /** Store what is pending and wait until every submitted chunk is durable; rejects with the first failure. */
@@ -50,7 +56,8 @@ export interface ChunkStoreState {
 
 export interface ChunkWriterOptions {
   signal?: AbortSignal;
-  capacity?: number;
+  /** Bytes of chunks being hashed or sealed at once (default 16 MiB: two runs); a larger run waits until nothing else is in flight. */
+  capacityBytes?: number;
   /** Pack size this writer aims at (default pack-writer's DEFAULT_PACK_SIZE). */
   packSize?: number;
 }
@@ -61,24 +68,28 @@ interface Staged {
   durable?: Promise<void>;
 }
 
+export const DEFAULT_CAPACITY_BYTES = 16 * 1024 * 1024;
+
 export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptions = {}): ChunkWriter {
-  const capacity = opts.capacity ?? Math.max(4, store.pool.threads * 3);
+  const capacity = opts.capacityBytes ?? DEFAULT_CAPACITY_BYTES;
   const stats: ChunkWriterStats = { chunks: 0, newChunks: 0, plainBytes: 0, newPlainBytes: 0, storedBytes: 0 };
   const outstanding = new Set<Promise<unknown>>();
   const waiters: (() => void)[] = [];
   // Chunks of this writer not yet durable: a repeat waits for the first copy instead of
   // storing a second. Only this writer's, because only this writer's flush() stores them.
   const inFlight = new Map<string, Promise<void>>();
-  let active = 0;
+  let activeBytes = 0;
+  let activeRuns = 0;
   let firstError: unknown;
   let packsPromise: Promise<PackWriter> | undefined;
   const packs = () => (packsPromise ??= store.index().then((index) => new PackWriter(store.backend, store.codec, index, {
     signal: opts.signal, target: opts.packSize, release: (b) => store.pool.release(b),
   })));
 
-  const release = () => {
-    active--;
-    waiters.shift()?.();
+  const release = (bytes: number) => {
+    activeBytes -= bytes;
+    activeRuns--;
+    while (waiters.length > 0) waiters.shift()!();
   };
 
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -88,75 +99,103 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
     return p;
   };
 
-  async function stage(hashing: ReturnType<ChunkPool['hash']>, size: number): Promise<Staged> {
+  /** Dedupe a hashed run, seal the new chunks, hand them to the pack writer. One Staged per slice. */
+  async function stage(hashing: Promise<HashedRun>, sizes: number[]): Promise<Staged[]> {
     const knowing = store.index();
     knowing.catch(() => {});
-    const h = await hashing;
+    const run = await hashing;
     let index: ChunkIndex;
     try {
       index = await knowing;
     } catch (err) {
-      h.drop();
+      run.drop();
       throw err;
     }
-    stats.chunks++;
-    stats.plainBytes += size;
-    const pending = inFlight.get(h.id);
-    if (index.has(h.id) || pending) {
-      h.drop();
-      return { result: { id: h.id, stored: 0, isNew: false }, durable: pending };
+    const out: Staged[] = new Array(sizes.length);
+    const fresh: number[] = [];
+    const settles: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+    for (let i = 0; i < sizes.length; i++) {
+      const id = run.ids[i]!;
+      stats.chunks++;
+      stats.plainBytes += sizes[i]!;
+      const pending = inFlight.get(id);
+      if (index.has(id) || pending) {
+        out[i] = { result: { id, stored: 0, isNew: false }, durable: pending };
+        continue;
+      }
+      let settle!: { resolve: () => void; reject: (e: unknown) => void };
+      const durable = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
+      durable.catch(() => {});
+      void durable.finally(() => inFlight.delete(id)).catch(() => {});
+      inFlight.set(id, durable);
+      fresh.push(i);
+      settles.push(settle);
+      out[i] = { result: { id, stored: 0, isNew: true }, durable };
     }
-    let settle!: { resolve: () => void; reject: (e: unknown) => void };
-    const durable = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
-    durable.catch(() => {});
-    inFlight.set(h.id, durable);
+    if (fresh.length === 0) {
+      run.drop();
+      return out;
+    }
+    let k = 0;
     try {
-      const sealed = await h.seal();
+      const blobs = await run.seal(fresh);
       throwIfAborted(opts.signal);
-      const stored = sealed.length;
-      const { durable: packed } = await (await packs()).add(h.id, sealed, size);
-      packed.then(settle.resolve, settle.reject);
-      void durable.finally(() => inFlight.delete(h.id)).catch(() => {});
-      stats.newChunks++;
-      stats.newPlainBytes += size;
-      stats.storedBytes += stored;
-      return { result: { id: h.id, stored, isNew: true }, durable };
+      const pw = await packs();
+      for (; k < fresh.length; k++) {
+        const i = fresh[k]!;
+        const blob = blobs[k]!;
+        const { durable } = await pw.add(run.ids[i]!, blob, sizes[i]!);
+        durable.then(settles[k]!.resolve, settles[k]!.reject);
+        out[i]!.result.stored = blob.length;
+        stats.newChunks++;
+        stats.newPlainBytes += sizes[i]!;
+        stats.storedBytes += blob.length;
+      }
+      return out;
     } catch (err) {
-      inFlight.delete(h.id);
-      settle.reject(err);
+      for (; k < fresh.length; k++) settles[k]!.reject(err);
       throw err;
     }
   }
 
-  async function submit(plain: Buffer): Promise<{ done: Promise<PutResult> }> {
+  async function submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[] }> {
     throwIfAborted(opts.signal);
     if (firstError) throw firstError;
-    while (active >= capacity) await new Promise<void>((r) => waiters.push(r));
+    const bytes = slices.reduce((a, sl) => a + sl.length, 0);
+    while (activeRuns > 0 && activeBytes + bytes > capacity) await new Promise<void>((r) => waiters.push(r));
     if (opts.signal?.aborted || firstError) {
-      waiters.shift()?.();
       throwIfAborted(opts.signal);
       throw firstError;
     }
-    active++;
-    let hashing;
+    activeBytes += bytes;
+    activeRuns++;
+    let hashing: Promise<HashedRun>;
     try {
-      hashing = store.pool.hash(plain);
+      hashing = store.pool.hashRun(run, slices, giveBack);
     } catch (err) {
-      release();
+      release(bytes);
       throw err;
     }
-    const staged = track(stage(hashing, plain.length));
-    void staged.finally(release).catch(() => {});
-    const done = track(staged.then(async (s) => {
+    const staged = track(stage(hashing, slices.map((sl) => sl.length)));
+    void staged.finally(() => release(bytes)).catch(() => {});
+    const done = slices.map((_, i) => track(staged.then(async (all) => {
+      const s = all[i]!;
       await s.durable;
       return s.result;
-    }));
+    })));
     return { done };
+  }
+
+  async function submit(plain: Buffer): Promise<{ done: Promise<PutResult> }> {
+    // A buffer of its own: the caller may reuse `plain` as soon as this resolves.
+    const own = Buffer.from(new Uint8Array(plain).buffer);
+    const { done } = await submitRun(own, [{ offset: 0, length: own.length }]);
+    return { done: done[0]! };
   }
 
   async function flush(): Promise<void> {
     // Let every chunk reach its pack, then store the packs, then see every chunk settle.
-    while (outstanding.size > 0 && active > 0) await Promise.race([...outstanding].map((p) => p.then(() => {}, () => {})));
+    while (activeRuns > 0) await new Promise<void>((r) => waiters.push(r));
     if (packsPromise) {
       const pw = await packsPromise;
       await pw.flush().catch((err: unknown) => { firstError ??= err; });
@@ -167,6 +206,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
 
   return {
     submit,
+    submitRun,
     async put(plain) {
       const { done } = await submit(plain);
       await flush();

@@ -11,7 +11,7 @@ import type { ChunkIndex } from './chunk-index.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { encodePackIndex, encodePackTrailer, MAX_PACK_SIZE, type PackEntry } from './pack-format.ts';
 
-export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
 
 interface Settle {
   resolve: () => void;
@@ -51,7 +51,7 @@ export class PackWriter {
     this.#codec = codec;
     this.#index = index;
     this.#target = opts.target ?? DEFAULT_PACK_SIZE;
-    this.#maxSaving = opts.maxSaving ?? 2;
+    this.#maxSaving = opts.maxSaving ?? 1;
     this.#signal = opts.signal;
     this.#release = opts.release ?? (() => {});
     this.#open = newPack();

@@ -15,13 +15,17 @@ describe('ChunkPool buffers', () => {
       const text = Buffer.from('INFO request completed\n'.repeat(MiB / 16)).subarray(0, MiB);
       const rand = randomBytes(MiB);
       for (const plain of [text, rand]) {
-        const h = await pool.hash(plain);
-        const sealed = await h.seal();
-        assert.ok(sealed.length > 0);
-        const copy = Buffer.from(sealed);
-        pool.release(sealed);
-        if (threads > 0) assert.equal(sealed.length, 0, 'a released buffer is detached');
-        const opened = await pool.open(h.id, copy);
+        const run = Buffer.from(new Uint8Array(plain).buffer);
+        let back: Buffer | undefined;
+        const h = await pool.hashRun(run, [{ offset: 0, length: run.length }], (b) => { back = b; });
+        const [sealed] = await h.seal([0]);
+        assert.ok(sealed!.length > 0);
+        // The run buffer comes back whole after seal, with the caller's bytes in it.
+        assert.ok(back && back.equals(plain), 'the run buffer is given back unchanged');
+        const copy = Buffer.from(sealed!);
+        pool.release(sealed!);
+        if (threads > 0) assert.equal(sealed!.length, 0, 'a released buffer is detached');
+        const opened = await pool.open(h.ids[0]!, copy);
         assert.ok(opened.equals(plain));
         pool.release(opened);
         if (threads > 0) assert.equal(opened.length, 0);
@@ -32,10 +36,21 @@ describe('ChunkPool buffers', () => {
       pool.release(mine);
       assert.equal(mine.length, MiB);
       assert.equal(mine[MiB - 1], 7);
-      // The caller's buffer stays usable after hash() (it was copied, not transferred).
-      const h = await pool.hash(rand);
-      h.drop();
-      assert.equal(rand.length, MiB);
+      // A run of several chunks: one id per slice, only the chosen ones sealed, the run given back on drop too.
+      const run = Buffer.concat([text, rand, text]);
+      const own = Buffer.from(new Uint8Array(run).buffer);
+      let given = 0;
+      const h = await pool.hashRun(own, [0, 1, 2].map((k) => ({ offset: k * MiB, length: MiB })), () => { given++; });
+      assert.equal(h.ids[0], h.ids[2]);
+      assert.notEqual(h.ids[0], h.ids[1]);
+      const blobs = await h.seal([1]);
+      assert.equal(blobs.length, 1);
+      assert.ok((await pool.open(h.ids[1]!, Buffer.from(blobs[0]!))).equals(rand));
+      assert.equal(given, 1);
+      const again = await pool.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }], () => { given++; });
+      again.drop();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(given, 2, 'drop gives the run back');
     });
   }
 
@@ -43,11 +58,11 @@ describe('ChunkPool buffers', () => {
     this.timeout(60_000);
     pool = new ChunkPool(plainCodec(), { threads: 2 });
     const text = Buffer.from('line INFO request completed\n'.repeat(MiB / 16)).subarray(0, MiB);
-    const h = await pool.hash(text);
-    const sealed = Buffer.from(await h.seal());
+    const h = await pool.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]);
+    const sealed = Buffer.from((await h.seal([0]))[0]!);
     const run = async (n: number) => {
       for (let i = 0; i < n; i += 8) {
-        const outs = await Promise.all(Array.from({ length: 8 }, () => pool.open(h.id, Buffer.from(sealed))));
+        const outs = await Promise.all(Array.from({ length: 8 }, () => pool.open(h.ids[0]!, Buffer.from(sealed))));
         for (const o of outs) pool.release(o);
       }
     };
