@@ -51,7 +51,17 @@ describe('archive export and media', function () {
   });
 
   it('every medium lists with tar -tvf and extracts with tar -xf (GNU tar), chunks as stored', async () => {
-    const repoChunks = join(s.repoPath, 'chunks');
+    // Media hold each chunk loose, exactly as the repository stores it (a blob cut out of its pack).
+    const repo = await reopen(s.repoPath);
+    const stored = new Map<string, Buffer>();
+    for (const id of await repo.listChunkIds()) stored.set(id, await repo.loadStoredChunk(id));
+    await repo.close();
+    const storedChunk = (id: string) => {
+      const b = stored.get(id);
+      assert.ok(b, `chunk ${id} on the media is not in the repository`);
+      return b;
+    };
+    let compared = 0;
     for (const f of media) {
       const list = run('tar', ['-tvf', f]);
       assert.equal(list.status, 0, list.stderr);
@@ -65,7 +75,8 @@ describe('archive export and media', function () {
       assert.ok(readFileSync(join(out, 'README.txt'), 'utf8').includes('tar -xf'));
       assert.ok(existsSync(join(out, 'config')));
       for (const name of readdirSync(join(out, 'chunks')).filter((n) => !n.includes('.part'))) {
-        assert.ok(readFileSync(join(out, 'chunks', name)).equals(readFileSync(join(repoChunks, name.slice(0, 2), name))), `chunk ${name} differs from the repository's`);
+        assert.ok(readFileSync(join(out, 'chunks', name)).equals(storedChunk(name)), `chunk ${name} differs from the repository's`);
+        compared++;
       }
     }
     // Split chunks joined by hand equal the stored object.
@@ -75,8 +86,10 @@ describe('archive export and media', function () {
       const id = n.slice(0, 64);
       const second = outs.find((o) => existsSync(join(o, `${id}.part2of2`)))!;
       const joined = Buffer.concat([readFileSync(join(d, n)), readFileSync(join(second, `${id}.part2of2`))]);
-      assert.ok(joined.equals(readFileSync(join(repoChunks, id.slice(0, 2), id))));
+      assert.ok(joined.equals(storedChunk(id)), `split chunk ${id} differs from the repository's`);
+      compared++;
     }
+    assert.equal(compared, stored.size, 'every stored chunk is on the media once');
   });
 
   it('README.txt on the media restores the disk by hand with tar, sh, python3 and zstd alone', async () => {

@@ -1,0 +1,561 @@
+// Pack files (core/repo/pack-format.ts, pack-writer.ts) and pruning at the storage level
+// (core/repo/prune.ts): the format's own checks, where a backup's chunks land, and that
+// prune frees what no restore point needs without losing, even when killed, what one does.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backupVMs } from '../../core/api/backup.ts';
+import { getRepositoryStats } from '../../core/api/repository.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
+import { createSampleVM } from '../../core/api/vm.ts';
+import { isHvError } from '../../core/errors.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from '../../core/repo/backend.ts';
+import { LocalBackend } from '../../core/repo/backend-local.ts';
+import { initRepository, openRepository } from '../../core/repo/local.ts';
+import { referencedChunks } from '../../core/repo/manifest.ts';
+import { decodePackIndex, decodePackTrailer, encodePackIndex, encodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from '../../core/repo/pack-format.ts';
+import { DEFAULT_PACK_SIZE } from '../../core/repo/pack-writer.ts';
+import { pruneChunks, type PruneResult } from '../../core/repo/prune.ts';
+import { Repository } from '../../core/repo/repository.ts';
+import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
+
+const CHUNK = 64 * 1024;
+const MiB = 1024 * 1024;
+const CHEAP_KDF = { kdf: { N: 2 ** 10, r: 8, p: 1 } };
+
+function hexId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+function corrupt(what: string, re: RegExp) {
+  return (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(what) && re.test(e.message);
+}
+
+describe('pack format', () => {
+  const entries: PackEntry[] = [
+    { id: hexId(), offset: 0, length: 100, plainLength: 65536 },
+    { id: hexId(), offset: 100, length: 65537, plainLength: 65536 },
+    { id: hexId(), offset: 65637, length: 1, plainLength: 0 },
+  ];
+
+  it('encodes and decodes a pack index round trip, bounded by the pack size', () => {
+    const buf = encodePackIndex(entries);
+    assert.equal(buf.subarray(0, 8).toString('latin1'), 'HVBPIDX1');
+    assert.equal(buf.length, 12 + entries.length * 44);
+    assert.deepEqual(decodePackIndex(buf, 'x'), entries);
+    assert.deepEqual(decodePackIndex(buf, 'x', 65638), entries);
+    assert.deepEqual(decodePackIndex(encodePackIndex([]), 'x', 0), []);
+    assert.throws(() => encodePackIndex([{ ...entries[0]!, id: 'ABC' }]), (e: unknown) => isHvError(e, 'ERR_INTERNAL'));
+  });
+
+  it('decodePackIndex refuses wrong magic, wrong length, an empty blob and an entry beyond the pack, naming the object', () => {
+    const good = encodePackIndex(entries);
+    const what = '<index/abc>';
+    const badMagic = Buffer.from(good);
+    badMagic[3]! ^= 1;
+    assert.throws(() => decodePackIndex(badMagic, what), corrupt(what, /HVBPIDX1/));
+    assert.throws(() => decodePackIndex(good.subarray(0, 5), what), corrupt(what, /HVBPIDX1/));
+    assert.throws(() => decodePackIndex(good.subarray(0, good.length - 1), what), corrupt(what, /3 entries need/));
+    assert.throws(() => decodePackIndex(Buffer.concat([good, Buffer.alloc(44)]), what), corrupt(what, /3 entries need/));
+    const moreCount = Buffer.from(good);
+    moreCount.writeUInt32LE(4, 8);
+    assert.throws(() => decodePackIndex(moreCount, what), corrupt(what, /4 entries need/));
+    assert.throws(() => decodePackIndex(good, what, 65637), corrupt(what, new RegExp(`entry 2 \\(${entries[2]!.id}\\) ends at 65638, beyond the pack's 65637 bytes`)));
+    assert.throws(() => decodePackIndex(encodePackIndex([{ ...entries[0]!, length: 0 }]), what), corrupt(what, /length 0/));
+  });
+
+  it('decodePackTrailer finds the sealed index and refuses a file without the magic or an index larger than the pack', () => {
+    const what = '<packs/abc>';
+    const t = encodePackTrailer(500);
+    assert.equal(t.length, PACK_TRAILER_SIZE);
+    assert.equal(t.subarray(4).toString('latin1'), 'HVBPACK1');
+    assert.deepEqual(decodePackTrailer(t, 2000, what), { offset: 2000 - PACK_TRAILER_SIZE - 500, length: 500 });
+    const noMagic = Buffer.from(t);
+    noMagic[PACK_TRAILER_SIZE - 1]! ^= 0x20;
+    assert.throws(() => decodePackTrailer(noMagic, 2000, what), corrupt(what, /not a pack/));
+    assert.throws(() => decodePackTrailer(randomBytes(PACK_TRAILER_SIZE), 2000, what), corrupt(what, /not a pack/));
+    assert.throws(() => decodePackTrailer(t.subarray(1), 2000, what), corrupt(what, /not a pack/));
+    assert.throws(() => decodePackTrailer(t, 500, what), corrupt(what, /larger than the pack/));
+  });
+});
+
+/** Every pack file of a local repository: name and bytes. */
+function packFiles(path: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const dir = join(path, 'packs');
+  if (!existsSync(dir)) return out;
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) if (e.isFile()) out.set(e.name, readFileSync(join(e.parentPath, e.name)));
+  return out;
+}
+
+function indexNames(path: string): string[] {
+  return existsSync(join(path, 'index')) ? readdirSync(join(path, 'index')).sort() : [];
+}
+
+/** Every file of packs/ and index/ with its bytes, to compare before and after. */
+function storeSnapshot(path: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, b] of packFiles(path)) out.set(`packs/${name}`, b.toString('base64'));
+  for (const name of indexNames(path)) out.set(`index/${name}`, readFileSync(join(path, 'index', name)).toString('base64'));
+  return out;
+}
+
+/**
+ * Check every pack of a local repository against the format: blobs back to back from
+ * offset 0, then the sealed index, then the trailer; the sealed index in the pack is
+ * byte-identical to index/<pack>. Returns the entries per pack.
+ */
+function checkPacks(path: string, repo: Repository): Map<string, PackEntry[]> {
+  const out = new Map<string, PackEntry[]>();
+  const packs = packFiles(path);
+  assert.deepEqual([...packs.keys()].sort(), indexNames(path), 'every pack has its index object and every index object its pack');
+  for (const [name, pack] of packs) {
+    const at = decodePackTrailer(pack.subarray(pack.length - PACK_TRAILER_SIZE), pack.length, name);
+    const sealed = pack.subarray(at.offset, at.offset + at.length);
+    assert.ok(sealed.equals(readFileSync(join(path, 'index', name))), `the index in pack ${name}'s trailer differs from index/${name}`);
+    const entries = decodePackIndex(repo.codec.open('index', name, Buffer.from(sealed)), name, at.offset);
+    let end = 0;
+    for (const e of entries) {
+      assert.equal(e.offset, end, `pack ${name}: blob ${e.id} is not right after the previous one`);
+      end += e.length;
+    }
+    assert.equal(end, at.offset, `pack ${name}: the blobs do not end where the index starts`);
+    out.set(name, entries);
+  }
+  return out;
+}
+
+async function storeChunks(repo: Repository, data: Buffer[]): Promise<string[]> {
+  const w = repo.chunkWriter();
+  const done = [];
+  for (const d of data) done.push((await w.submit(d)).done);
+  await w.flush();
+  return Promise.all(done.map(async (p) => (await p).id));
+}
+
+async function addPoint(repo: Repository, data: Buffer[]): Promise<string> {
+  return repo.saveManifest(makeManifest({ disks: [await storeDisk(repo, Buffer.concat(data))] }));
+}
+
+/** What GC does: the chunks of every remaining restore point, then prune, under the exclusive lock. */
+async function prune(repo: Repository): Promise<PruneResult> {
+  const lock = await repo.lock({ exclusive: true, operation: 'test prune' });
+  try {
+    const referenced = new Set<string>();
+    for (const m of await repo.listManifests()) for (const c of referencedChunks(m)) referenced.add(c);
+    return await pruneChunks(repo, referenced);
+  } finally {
+    await lock.release();
+  }
+}
+
+function chunks(n: number): Buffer[] {
+  return Array.from({ length: n }, () => randomBytes(CHUNK));
+}
+
+async function assertLoads(repo: Repository, data: Buffer[]): Promise<void> {
+  for (const d of data) assert.ok((await repo.loadChunk(repo.chunkId(d))).equals(d), `chunk ${repo.chunkId(d)} does not load as stored`);
+}
+
+async function assertGone(repo: Repository, data: Buffer[]): Promise<void> {
+  for (const d of data) {
+    const id = repo.chunkId(d);
+    await assert.rejects(repo.loadChunk(id), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && e.message.includes(`<chunks/${id}>`));
+  }
+}
+
+describe('packs: where chunks are stored', function () {
+  this.timeout(60_000);
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-packs-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a backup's chunks land in a few packs, not one file per chunk, and each pack's trailer index equals its index/ object", async () => {
+    const path = join(dir, 'repo');
+    await (await initRepository(path)).close();
+    await createSampleVM({}, { dir: join(dir, 'vm'), sizeBytes: 48 * MiB, seed: 5 });
+    const [r] = await backupVMs({}, { repository: path, sources: [join(dir, 'vm')] });
+    assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+    assert.ok(!existsSync(join(path, 'chunks')), 'no loose chunks/ objects');
+    const repo = await openRepository(path, { threads: 0 });
+    try {
+      const byPack = checkPacks(path, repo);
+      const ids = [...byPack.values()].flat().map((e) => e.id);
+      const manifest = await repo.loadManifest(r!.pointId!);
+      const referenced = referencedChunks(manifest);
+      assert.deepEqual(new Set(ids), referenced, 'the packs hold exactly the chunks of the point');
+      assert.equal(ids.length, referenced.size, 'each chunk once');
+      const packBytes = [...packFiles(path).values()].reduce((a, b) => a + b.length, 0);
+      assert.ok(ids.length >= 20, `only ${ids.length} chunks: the sample disk is too small to show packing`);
+      // Packs of about DEFAULT_PACK_SIZE: a handful of files for all the chunks.
+      assert.ok(byPack.size <= Math.ceil(packBytes / DEFAULT_PACK_SIZE) + 1, `${byPack.size} packs for ${packBytes} bytes`);
+      assert.ok(byPack.size * 10 <= ids.length, `${byPack.size} packs for ${ids.length} chunks`);
+      assert.deepEqual(readdirSync(join(path, 'packs')).every((d) => /^[0-9a-f]{2}$/.test(d)), true);
+      for (const [name] of byPack) assert.ok(existsSync(join(path, 'packs', name.slice(0, 2), name)));
+      assert.equal((await verifyRepository({}, { repository: path })).ok, true);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('an encrypted pack seals its index the same way in the trailer and in index/, and names no chunk id in plain', async () => {
+    const path = join(dir, 'enc');
+    const repo = await initRepository(path, { password: 'pw', keyOptions: CHEAP_KDF, chunkSize: CHUNK });
+    try {
+      const data = chunks(5);
+      const ids = await storeChunks(repo, data);
+      const byPack = checkPacks(path, repo);
+      assert.equal(byPack.size, 1);
+      assert.deepEqual([...byPack.values()][0]!.map((e) => e.id).sort(), [...ids].sort());
+      for (const [, pack] of packFiles(path)) {
+        for (const id of ids) assert.ok(!pack.includes(Buffer.from(id, 'hex')), 'a chunk id in plain inside a pack');
+        assert.ok(!pack.includes('HVBPIDX1'), 'the pack index is in plain');
+      }
+      assert.ok(!readFileSync(join(path, 'index', [...byPack.keys()][0]!)).includes('HVBPIDX1'));
+      await assertLoads(repo, data);
+    } finally {
+      await repo.close();
+    }
+  });
+});
+
+describe('packs: prune', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let path: string;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hvb-prune-'));
+    path = join(dir, 'repo');
+    await (await initRepository(path, { chunkSize: CHUNK })).close();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * Three packs: `unused` (chunks only point A needs), `mixed` (two chunks only A needs, two
+   * B needs too) and `kept` (only B's). Point A is then removed.
+   */
+  async function threePacks(repo: Repository) {
+    const a = chunks(4);
+    const mixedA = chunks(2);
+    const mixedB = chunks(2);
+    const b = chunks(2);
+    const before = new Set(packFiles(path).keys());
+    const names: string[] = [];
+    for (const set of [a, [...mixedA, ...mixedB], b]) {
+      await storeChunks(repo, set);
+      const added = [...packFiles(path).keys()].filter((n) => !before.has(n) && !names.includes(n));
+      assert.equal(added.length, 1);
+      names.push(added[0]!);
+    }
+    const pointA = await addPoint(repo, [...a, ...mixedA]);
+    const pointB = await addPoint(repo, [...mixedB, ...b]);
+    assert.equal(packFiles(path).size, 3, 'the points added no pack: their chunks were stored already');
+    const [unused, mixed, kept] = names as [string, string, string];
+    return { a, mixedA, mixedB, b, unused, mixed, kept, pointA, pointB };
+  }
+
+  it('after removing a restore point: deletes packs whose blobs are all unused, rewrites a mixed pack with the used blobs, frees the bytes', async () => {
+    const repo = await openRepository(path, { threads: 0 });
+    try {
+      const t = await threePacks(repo);
+      const storedBefore = new Map<string, Buffer>();
+      for (const d of [...t.mixedB, ...t.b]) storedBefore.set(repo.chunkId(d), await repo.loadStoredChunk(repo.chunkId(d)));
+      const keptBytes = readFileSync(join(path, 'packs', t.kept.slice(0, 2), t.kept));
+      const stats0 = await getRepositoryStats({}, { path });
+      await repo.removeRestorePoints([t.pointA]);
+      const stats1 = await getRepositoryStats({}, { path });
+      const sizeOf = (snap: Map<string, string>) => [...snap.values()].reduce((a, b) => a + Buffer.from(b, 'base64').length, 0);
+      const packBytes1 = sizeOf(storeSnapshot(path));
+
+      const res = await prune(repo);
+      assert.deepEqual({ ...res, bytesFreed: 0 }, { chunksTotal: 10, chunksReferenced: 4, chunksRemoved: 6, bytesFreed: 0, packsRemoved: 1, packsRewritten: 1, packsRescued: 0, warnings: [] });
+
+      const after = checkPacks(path, repo);
+      const names = [...after.keys()];
+      assert.ok(!names.includes(t.unused) && !names.includes(t.mixed), 'the unused and the mixed pack are gone');
+      assert.ok(names.includes(t.kept));
+      assert.ok(readFileSync(join(path, 'packs', t.kept.slice(0, 2), t.kept)).equals(keptBytes), 'a pack whose blobs are all used is left alone');
+      assert.equal(names.length, 2);
+      const rewritten = names.find((n) => n !== t.kept)!;
+      assert.deepEqual(after.get(rewritten)!.map((e) => e.id).sort(), t.mixedB.map((d) => repo.chunkId(d)).sort());
+
+      // A fresh handle reads only what is stored now.
+      const again = await openRepository(path, { threads: 0 });
+      try {
+        await assertLoads(again, [...t.mixedB, ...t.b]);
+        for (const [id, stored] of storedBefore) assert.ok((await again.loadStoredChunk(id)).equals(stored), `blob of ${id} changed in the rewrite`);
+        await assertGone(again, [...t.a, ...t.mixedA]);
+      } finally {
+        await again.close();
+      }
+
+      // Bytes: what prune reports freed, less the new pack's own index (in its trailer and in index/).
+      const newIndex = readFileSync(join(path, 'index', rewritten)).length;
+      assert.equal(packBytes1 - sizeOf(storeSnapshot(path)), res.bytesFreed - 2 * newIndex - PACK_TRAILER_SIZE);
+      assert.ok(res.bytesFreed >= 6 * CHUNK, `freed ${res.bytesFreed}`);
+      const stats2 = await getRepositoryStats({}, { path });
+      assert.deepEqual([stats0.chunkCount, stats1.chunkCount, stats2.chunkCount], [10, 10, 4]);
+      assert.ok(stats1.storedBytes - stats2.storedBytes >= 6 * CHUNK, `stored ${stats1.storedBytes} -> ${stats2.storedBytes}`);
+      assert.equal(stats2.uniqueBytes, 4 * CHUNK);
+      assert.equal((await verifyRepository({}, { repository: path })).ok, true);
+
+      // Nothing left to do: a second prune changes nothing.
+      const snap = storeSnapshot(path);
+      const res2 = await prune(repo);
+      assert.deepEqual([res2.chunksRemoved, res2.packsRemoved, res2.packsRewritten, res2.bytesFreed], [0, 0, 0, 0]);
+      assert.deepEqual(storeSnapshot(path), snap);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('what-if reports the same counts and deletes nothing', async () => {
+    const repo = await openRepository(path, { threads: 0 });
+    try {
+      const t = await threePacks(repo);
+      await repo.removeRestorePoints([t.pointA]);
+      const snap = storeSnapshot(path);
+      const referenced = referencedChunks(await repo.loadManifest(t.pointB));
+      const planned = await pruneChunks(repo, referenced, { whatIf: true });
+      assert.deepEqual(storeSnapshot(path), snap);
+      const done = await pruneChunks(repo, referenced);
+      assert.deepEqual({ ...planned, bytesFreed: 0 }, { ...done, bytesFreed: 0 });
+      assert.equal(planned.bytesFreed, done.bytesFreed);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('rescues a pack that lost its index object but holds referenced chunks, and deletes one with no index whose chunks nobody needs', async () => {
+    const repo = await openRepository(path, { threads: 0 });
+    try {
+      const needed = chunks(3);
+      const garbage = chunks(2);
+      await storeChunks(repo, needed);
+      const [neededPack] = [...packFiles(path).keys()];
+      await storeChunks(repo, garbage);
+      const garbagePack = [...packFiles(path).keys()].find((n) => n !== neededPack)!;
+      await addPoint(repo, needed);
+      const neededIndex = readFileSync(join(path, 'index', neededPack!));
+      // As a kill between "pack stored" and "index stored" leaves them.
+      rmSync(join(path, 'index', neededPack!));
+      rmSync(join(path, 'index', garbagePack));
+
+      const res = await prune(repo);
+      assert.equal(res.packsRescued, 1);
+      assert.equal(res.packsRemoved, 1);
+      assert.deepEqual([...packFiles(path).keys()], [neededPack]);
+      assert.ok(readFileSync(join(path, 'index', neededPack!)).equals(neededIndex), 'the index object is re-created from the trailer, byte for byte');
+      checkPacks(path, repo);
+      const again = await openRepository(path, { threads: 0 });
+      try {
+        await assertLoads(again, needed);
+        await assertGone(again, garbage);
+      } finally {
+        await again.close();
+      }
+      assert.equal((await verifyRepository({}, { repository: path })).ok, true);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('refuses (ERR_CORRUPT naming the index object, nothing deleted) when an index object does not load', async () => {
+    const repo = await openRepository(path, { threads: 0 });
+    try {
+      const t = await threePacks(repo);
+      await repo.removeRestorePoints([t.pointA]);
+      const idx = join(path, 'index', t.kept);
+      truncateSync(idx, statSync(idx).size - 1);
+      const snap = storeSnapshot(path);
+      await assert.rejects(prune(repo), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<index/${t.kept}>`) && /nothing deleted/.test(e.message));
+      assert.deepEqual(storeSnapshot(path), snap);
+    } finally {
+      await repo.close();
+    }
+    // Encrypted: any flipped bit of an index object is caught by its seal.
+    const enc = join(dir, 'enc');
+    const erepo = await initRepository(enc, { password: 'pw', keyOptions: CHEAP_KDF, chunkSize: CHUNK });
+    try {
+      const keep = chunks(2);
+      await storeChunks(erepo, [...keep, ...chunks(2)]);
+      await addPoint(erepo, keep);
+      const [name] = indexNames(enc);
+      const f = join(enc, 'index', name!);
+      const buf = readFileSync(f);
+      buf[buf.length >> 1]! ^= 0x04;
+      writeFileSync(f, buf);
+      const snap = storeSnapshot(enc);
+      await assert.rejects(prune(erepo), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<index/${name}>`) && /nothing deleted/.test(e.message));
+      assert.deepEqual(storeSnapshot(enc), snap);
+    } finally {
+      await erepo.close();
+    }
+  });
+
+  it('loses no referenced chunk when an unencrypted index object has a flipped bit inside a chunk id', async () => {
+    const repo = await openRepository(path, { threads: 0 });
+    try {
+      const keep = chunks(2);
+      const drop = chunks(2);
+      await storeChunks(repo, [...keep, ...drop]);
+      await addPoint(repo, keep);
+      const [name] = indexNames(path);
+      const f = join(path, 'index', name!);
+      const buf = readFileSync(f);
+      const entries = decodePackIndex(buf, name!);
+      const victim = entries.findIndex((e) => e.id === repo.chunkId(keep[0]!));
+      buf[12 + victim * 44 + 5]! ^= 0x01; // a byte of that entry's chunk id
+      writeFileSync(f, buf);
+      // Prune may refuse or carry on; either way every chunk a restore point needs must still be there.
+      await prune(repo).catch((e: unknown) => assert.ok(isHvError(e, 'ERR_CORRUPT'), String(e)));
+      const packs = [...packFiles(path).values()];
+      for (const d of keep) assert.ok(packs.some((p) => p.includes(d.subarray(0, 64))), `chunk ${repo.chunkId(d)} of a restore point was deleted by prune`);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  for (const crashAt of ['index', 'packs'] as const) {
+    it(`kill safety: a prune that dies removing the old ${crashAt === 'index' ? 'index object' : 'pack'} after storing the new pack loses nothing; the next prune finishes the job`, async () => {
+      const setup = await openRepository(path, { threads: 0 });
+      let t: Awaited<ReturnType<typeof threePacks>>;
+      try {
+        t = await threePacks(setup);
+        await setup.removeRestorePoints([t.pointA]);
+      } finally {
+        await setup.close();
+      }
+      const crashing = new CrashingBackend(new LocalBackend(path), crashAt);
+      const repo = await Repository.open(crashing, { threads: 0 });
+      try {
+        await assert.rejects(prune(repo), /simulated kill/);
+        assert.ok(crashing.crashed, 'the crash point was reached');
+      } finally {
+        // The killed process's lock is stale; `repo unlock` would remove it.
+        await (await openRepository(path, { threads: 0 })).breakStaleLocks({ force: true });
+        await repo.close().catch(() => {});
+      }
+      // The dead prune stored the rewritten pack: the mixed pack's used blobs now exist twice.
+      const packsAfterCrash = [...packFiles(path).keys()];
+      assert.ok(packsAfterCrash.includes(t.mixed), 'the old mixed pack is still there');
+      assert.ok(packsAfterCrash.length >= 3, `packs after the crash: ${packsAfterCrash.length}`);
+      const mid = await openRepository(path, { threads: 0 });
+      try {
+        await assertLoads(mid, [...t.mixedB, ...t.b]);
+      } finally {
+        await mid.close();
+      }
+      assert.equal((await verifyRepository({}, { repository: path })).ok, true, 'verify after the crash');
+
+      const repo2 = await openRepository(path, { threads: 0 });
+      try {
+        await prune(repo2);
+        const after = checkPacks(path, repo2);
+        const ids = [...after.values()].flat().map((e) => e.id).sort();
+        assert.deepEqual(ids, [...t.mixedB, ...t.b].map((d) => repo2.chunkId(d)).sort(), 'each referenced chunk exactly once, nothing else');
+        assert.ok(!after.has(t.mixed) && !after.has(t.unused));
+      } finally {
+        await repo2.close();
+      }
+      const repo3 = await openRepository(path, { threads: 0 });
+      try {
+        await assertLoads(repo3, [...t.mixedB, ...t.b]);
+        await assertGone(repo3, [...t.a, ...t.mixedA]);
+      } finally {
+        await repo3.close();
+      }
+      assert.equal((await verifyRepository({}, { repository: path })).ok, true, 'verify after the second prune');
+    });
+  }
+
+  it('a chunk stored twice by two writers (two packs) is pruned to one copy', async () => {
+    const one = await openRepository(path, { threads: 0 });
+    const two = await openRepository(path, { threads: 0 });
+    try {
+      // Both handles know the repository before either stores: each thinks the chunk is new.
+      await one.chunkIndex();
+      await two.chunkIndex();
+      const shared = randomBytes(CHUNK);
+      const [onlyOne, onlyTwo] = [randomBytes(CHUNK), randomBytes(CHUNK)];
+      await storeChunks(one, [shared, onlyOne]);
+      await storeChunks(two, [shared, onlyTwo]);
+      const id = one.chunkId(shared);
+      const copies = () => [...checkPacks(path, one).values()].flat().filter((e) => e.id === id).length;
+      assert.equal(copies(), 2, 'the chunk is stored in both packs');
+      await one.chunkIndex({ refresh: true });
+      await addPoint(one, [shared, onlyOne, onlyTwo]);
+      assert.equal(packFiles(path).size, 2, 'the point stored nothing new');
+      const res = await prune(one);
+      assert.equal(res.chunksRemoved, 0);
+      assert.equal(res.packsRewritten + res.packsRemoved, 1);
+      assert.equal(copies(), 1);
+      assert.equal(packFiles(path).size, 2);
+      const again = await openRepository(path, { threads: 0 });
+      try {
+        await assertLoads(again, [shared, onlyOne, onlyTwo]);
+      } finally {
+        await again.close();
+      }
+      assert.equal((await verifyRepository({}, { repository: path })).ok, true);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});
+
+/** Dies (throws) at the first removal of `type` after a pack was stored: a prune killed between "new pack durable" and "old pack gone". */
+class CrashingBackend implements Backend {
+  readonly location: string;
+  crashed = false;
+  #packStored = false;
+  readonly #inner: Backend;
+  readonly #type: FileType;
+
+  constructor(inner: Backend, type: FileType) {
+    this.#inner = inner;
+    this.#type = type;
+    this.location = inner.location;
+  }
+
+  async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
+    if (this.crashed) throw new Error('simulated kill: the process is gone');
+    await this.#inner.save(signal, h, data, opts);
+    if (h.type === 'packs') this.#packStored = true;
+  }
+
+  async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
+    if (this.crashed || (this.#packStored && h.type === this.#type)) {
+      this.crashed = true;
+      throw new Error('simulated kill: the process is gone');
+    }
+    return this.#inner.remove(signal, h);
+  }
+
+  load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer> {
+    return this.#inner.load(signal, h, opts);
+  }
+
+  stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo> {
+    return this.#inner.stat(signal, h);
+  }
+
+  list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo> {
+    return this.#inner.list(signal, type);
+  }
+
+  isNotFound(err: unknown): boolean {
+    return this.#inner.isNotFound(err);
+  }
+
+  isPermanent(err: unknown): boolean {
+    return this.#inner.isPermanent(err);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
