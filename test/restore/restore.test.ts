@@ -8,14 +8,11 @@ import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { openRepository } from '../../core/repo/index.ts';
+import { chunkFileRange, flipChunkBit } from '../../core/repo/testing.ts';
 import { restoreDisk } from '../../core/restore/disk-restore.ts';
 import { checkVhdx, readVhdxInfo } from '../../core/vhdx/index.ts';
 import { MiB, newRepo, qemuImg, scratch } from '../backup/testing.ts';
 import type { Scratch } from '../backup/testing.ts';
-
-function chunkFile(repo: string, id: string): string {
-  return join(repo, 'chunks', id.slice(0, 2), id);
-}
 
 describe('restore and verify', function () {
   this.timeout(120_000);
@@ -89,17 +86,26 @@ describe('restore and verify', function () {
     let damaged: string;
     let chunk: string;
     let missing: string;
+    let lost: string[];
     before(async () => {
       damaged = await newRepo(s.path('repo2'));
       const [r] = await backupVMs(ctx, { repository: damaged, sources: [vmDir] });
-      const ids = readdirSync(join(damaged, 'chunks')).flatMap((d) => readdirSync(join(damaged, 'chunks', d)));
-      chunk = ids[0]!;
-      missing = ids[1]!;
-      const f = chunkFile(damaged, chunk);
-      const buf = readFileSync(f);
-      buf[buf.length - 3] ^= 0x40;
-      writeFileSync(f, buf);
-      rmSync(chunkFile(damaged, missing));
+      const repo2 = await openRepository(damaged, { threads: 0 });
+      try {
+        const byPack = new Map<string, string[]>();
+        for await (const c of repo2.listChunks()) byPack.set(c.pack!, [...(byPack.get(c.pack!) ?? []), c.id]);
+        assert.ok(byPack.size >= 2, `the backup made ${byPack.size} pack(s); this test needs two`);
+        const [big, other] = [...byPack].sort((a, b) => b[1].length - a[1].length);
+        // A flipped bit near the end of one chunk's blob, and a whole pack gone (with every chunk in it; its index object stays).
+        chunk = big![1][0]!;
+        const at = await chunkFileRange(repo2, chunk);
+        await flipChunkBit(repo2, chunk, at.length - 3);
+        lost = other![1];
+        missing = lost[0]!;
+        rmSync((await chunkFileRange(repo2, missing)).file);
+      } finally {
+        await repo2.close();
+      }
       pointId = r!.pointId!;
     });
 
@@ -109,7 +115,7 @@ describe('restore and verify', function () {
       const bad = rep.problems.find((p) => p.chunk === chunk)!;
       assert.match(bad.problem, /corrupt/);
       assert.deepEqual(bad.points, [pointId]);
-      assert.match(rep.problems.find((p) => p.chunk === missing)!.problem, /missing/);
+      for (const id of lost) assert.match(rep.problems.find((p) => p.chunk === id)?.problem ?? `${id} not reported`, new RegExp(`missing.*<chunks/${id}>`));
       assert.ok((await verifyRepository(ctx, { repository: repo })).ok, 'the intact repository verifies clean');
     });
 
