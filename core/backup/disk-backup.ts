@@ -15,7 +15,7 @@ import { readAndStore } from './read-pipeline.ts';
 import { basename } from 'node:path';
 
 /** Bytes per read call: several chunk slices at once. */
-export const READ_RUN_BYTES = 8 * 1024 * 1024;
+export const READ_RUN_BYTES = 4 * 1024 * 1024;
 
 export interface DiskChoice {
   method: BackupMethod;

@@ -28,7 +28,7 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
   const cs = opts.chunkSize;
   const runBytes = runs.reduce((a, r) => Math.max(a, r.length), 0);
   // Run buffers fill their own ArrayBuffer (so they can be transferred to a worker) and are
-  // reused: fresh 8 MiB buffers cost page faults on every touch.
+  // reused: fresh 4 MiB buffers cost page faults on every touch.
   const free: Buffer[] = [];
   const take = () => free.pop() ?? Buffer.allocUnsafeSlow(runBytes);
   const giveBack = (b: Buffer) => { free.push(b); };

@@ -1,7 +1,7 @@
 // A pool of worker threads (one per core) that hash, compress, seal and open chunks, so
 // both cores work while the main thread does I/O. Two-step writes: the worker hashes and
 // keeps the chunks; the main thread decides (dedupe) which to seal and which to drop,
-// so known chunks are never compressed. Writes go by the run (the chunks of one 8 MiB read):
+// so known chunks are never compressed. Writes go by the run (the chunks of one 4 MiB read):
 // the run's buffer is transferred to the worker and back, never copied, and one message
 // each way serves all its chunks — per-chunk messages cost ~0.65 s of each worker's time on
 // the 2 GiB bench backup at 256 KiB chunks. threads: 0 runs everything inline (tests, tiny jobs).

@@ -56,7 +56,7 @@ export interface ChunkStoreState {
 
 export interface ChunkWriterOptions {
   signal?: AbortSignal;
-  /** Bytes of chunks being hashed or sealed at once (default 16 MiB: two runs); a larger run waits until nothing else is in flight. */
+  /** Bytes of chunks being hashed or sealed at once (default 8 MiB: two 4 MiB runs); a larger run waits until nothing else is in flight. */
   capacityBytes?: number;
   /** Pack size this writer aims at (default pack-writer's DEFAULT_PACK_SIZE). */
   packSize?: number;
@@ -68,7 +68,7 @@ interface Staged {
   durable?: Promise<void>;
 }
 
-export const DEFAULT_CAPACITY_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_CAPACITY_BYTES = 8 * 1024 * 1024;
 
 export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptions = {}): ChunkWriter {
   const capacity = opts.capacityBytes ?? DEFAULT_CAPACITY_BYTES;
