@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository } from '../../core/repo/local.ts';
+import { decodePackIndex } from '../../core/repo/pack-format.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
 
@@ -27,13 +28,16 @@ describe('crypto: encryption format document', () => {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-cryptodoc-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the documented Python script decrypts chunks and manifests of a real repository; ids are HMAC-SHA-256 as documented', async () => {
+  it('the documented Python script decrypts chunks (found through index/), manifests and index objects of a real repository; ids are HMAC-SHA-256 as documented', async () => {
     const repoPath = join(dir, 'repo');
     const repo = await initRepository(repoPath, { chunkSize: CHUNK, password: 'pässword', keyOptions: { kdf: { N: 2 ** 12, r: 8, p: 1 } } });
     const data = Buffer.concat([Buffer.from('boot sector '.repeat(6000)).subarray(0, CHUNK), randomBytes(CHUNK)]);
     const disk = await storeDisk(repo, data);
     const id = await repo.saveManifest(makeManifest({ disks: [disk] }));
+    const index = await repo.chunkIndex();
     await repo.close();
+    assert.equal(index.packs.size, 1);
+    const [packName, packEntries] = [...index.packs][0]!;
     writeFileSync(join(dir, 'decrypt.py'), docBlock('### Decrypting by hand', 'python'));
     const run = (type: string, name: string, password = 'pässword') =>
       spawnSync('python3', [join(dir, 'decrypt.py'), repoPath, type, name], { env: { ...process.env, HVBACKUP_PASSWORD: password } });
@@ -50,8 +54,16 @@ describe('crypto: encryption format document', () => {
     assert.equal(m.status, 0, m.stderr.toString());
     assert.equal(JSON.parse(decodeByHand(m.stdout, dir).toString('utf8')).id, id);
 
+    // An index object opens to the plain index of "Packs".
+    const ix = run('index', packName);
+    assert.equal(ix.status, 0, ix.stderr.toString());
+    assert.deepEqual(decodePackIndex(ix.stdout, 'decrypted by hand'), packEntries);
+
     // Chunk id = HMAC-SHA-256(id key, plain): recompute with the id key the documented unwrap yields.
-    writeFileSync(join(dir, 'idkey.py'), `${docBlock('### Decrypting by hand', 'python').split('path = os.path.join')[0]}\nsys.stdout.write(id_key.hex())\n`);
+    const script = docBlock('### Decrypting by hand', 'python');
+    const unwrapPart = script.slice(0, script.indexOf('\ndef opened('));
+    assert.match(unwrapPart, /id_key/);
+    writeFileSync(join(dir, 'idkey.py'), `${unwrapPart}\nsys.stdout.write(id_key.hex())\n`);
     const k = spawnSync('python3', [join(dir, 'idkey.py'), repoPath, 'chunks', 'x'], { env: { ...process.env, HVBACKUP_PASSWORD: 'pässword' }, encoding: 'utf8' });
     assert.equal(k.status, 0, k.stderr);
     assert.equal(createHmac('sha256', Buffer.from(k.stdout, 'hex')).update(plains[0]!).digest('hex'), disk.chunks[0]);

@@ -6,20 +6,36 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository } from '../../core/repo/local.ts';
+import { encodeObject } from '../../core/repo/object-format.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
+
+const CHUNK = 64 * 1024;
 
 describe('Repository format document', () => {
   let dir: string;
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-fmtdoc-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('restores a disk by hand with the documented Python and reads a chunk with the documented shell', async () => {
+  it('restores a disk by hand with the documented Python (packs and a loose chunk) and reads a chunk from its pack with the documented shell', async () => {
     const repoPath = join(dir, 'repo');
-    const repo = await initRepository(repoPath, { chunkSize: 64 * 1024 });
-    const data = Buffer.concat([Buffer.from('boot sector '.repeat(6000)), randomBytes(100_000), Buffer.alloc(200_000), randomBytes(33_333)]);
+    const repo = await initRepository(repoPath, { chunkSize: CHUNK });
+    const loose = randomBytes(33_333);
+    const head = Buffer.concat([Buffer.from('boot sector '.repeat(6000)), randomBytes(100_000)]);
+    const data = Buffer.concat([head, Buffer.alloc(6 * CHUNK - head.length), loose]);
+    // The last slice as archive media hold chunks: a loose chunks/<id> object, which readers still take.
+    const looseId = repo.chunkId(loose);
+    await repo.backend.save(undefined, { type: 'chunks', name: looseId }, encodeObject(loose));
+    await repo.chunkIndex({ refresh: true });
     const disk = await storeDisk(repo, data, { key: 'scsi0-0' });
+    assert.equal(disk.chunks.at(-1), looseId);
     const id = await repo.saveManifest(makeManifest({ disks: [disk] }));
+    const chunkId = disk.chunks[0]!;
+    const where = await repo.locateChunk(chunkId);
+    assert.equal(where.handle.type, 'packs');
+    assert.equal((await repo.locateChunk(looseId)).handle.type, 'chunks');
+    const blobs = new Map<string, Buffer>();
+    for (const c of disk.chunks) if (c) blobs.set(c, await repo.loadStoredChunk(c));
     await repo.close();
 
     writeFileSync(join(dir, 'restore.py'), docBlock('Restoring a disk by hand', 'python'));
@@ -28,8 +44,22 @@ describe('Repository format document', () => {
     assert.equal(py.status, 0, py.stderr);
     assert.ok(readFileSync(out).equals(data), 'restored bytes differ');
 
-    const chunkId = disk.chunks[0]!;
-    const sh = docBlock('By hand (unencrypted)', 'sh').replace(/^id=.*$/m, `id=${chunkId}`);
+    // The documented index reader finds every packed chunk's blob, byte for byte.
+    const packed = [...blobs.keys()].filter((c) => c !== looseId);
+    writeFileSync(join(dir, 'index.py'), `${docBlock('## Packs', 'python')}
+import sys
+loc = read_index(sys.argv[1])
+for cid in sys.argv[2:]:
+    sys.stdout.write(blob(loc, cid).hex() + '\\n')
+`);
+    const ix = spawnSync('python3', [join(dir, 'index.py'), repoPath, ...packed], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    assert.equal(ix.status, 0, ix.stderr);
+    assert.deepEqual(ix.stdout.trim().split('\n'), packed.map((c) => blobs.get(c)!.toString('hex')));
+
+    const pack = where.handle.name;
+    const sh = docBlock('By hand (unencrypted)', 'sh')
+      .replace(/^id=.*$/m, `id=${chunkId}`)
+      .replace(/^pack=.*$/m, `pack=repo/packs/${pack.slice(0, 2)}/${pack}; off=${where.offset}; len=${where.length}`);
     const r = spawnSync('sh', ['-c', sh], { cwd: dir, encoding: 'utf8', env: { ...process.env } });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^${chunkId}`));
