@@ -45,6 +45,8 @@ export interface WorkerReply {
 interface Slot {
   worker: Worker;
   busy: number;
+  /** Runs hashed here and not yet sealed or dropped: their seal will come here, so they count as load. */
+  runs: number;
   pending: Map<number, { resolve: (r: WorkerReply) => void; reject: (e: unknown) => void }>;
 }
 
@@ -106,17 +108,30 @@ export class ChunkPool {
     if (run.byteOffset !== 0 || run.byteLength !== run.buffer.byteLength) throw new HvError('ERR_INTERNAL', 'hashRun needs a buffer that fills its own ArrayBuffer');
     const slot = this.#pick();
     const tid = this.#nextTid++;
+    let ended = false;
+    const end = () => { if (!ended) { ended = true; slot.runs--; } };
     const taken = (r: WorkerReply) => { if (r.back) giveBack(toBuffer(r.back)); };
-    const { ids } = await this.#request(slot, { op: 'hash', tid, data: run, slices }, [run.buffer as ArrayBuffer]);
+    slot.runs++;
+    let ids: string[];
+    try {
+      ids = (await this.#request(slot, { op: 'hash', tid, data: run, slices }, [run.buffer as ArrayBuffer])).ids!;
+    } catch (err) {
+      end();
+      throw err;
+    }
     return {
-      ids: ids!,
+      ids,
       seal: async (which) => {
-        const r = await this.#request(slot, { op: 'seal', tid, which, level: this.level });
-        taken(r);
-        return r.blobs!.map((b) => this.#adopt(b));
+        try {
+          const r = await this.#request(slot, { op: 'seal', tid, which, level: this.level });
+          taken(r);
+          return r.blobs!.map((b) => this.#adopt(b));
+        } finally {
+          end();
+        }
       },
       drop: () => {
-        this.#request(slot, { op: 'drop', tid }).then(taken, () => {});
+        this.#request(slot, { op: 'drop', tid }).then(taken, () => {}).finally(end);
       },
     };
   }
@@ -157,15 +172,15 @@ export class ChunkPool {
   #pick(): Slot {
     if (this.#closed) throw new HvError('ERR_INTERNAL', 'chunk pool is closed');
     if (this.#slots.length < this.threads) {
-      const idle = this.#slots.find((s) => s.busy === 0);
+      const idle = this.#slots.find((s) => s.busy === 0 && s.runs === 0);
       if (!idle) return this.#spawn();
     }
-    return this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    return this.#slots.reduce((a, b) => (b.busy + b.runs < a.busy + a.runs ? b : a));
   }
 
   #spawn(): Slot {
     const worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData: { codec: this.#codec.toTransferable() }, resourceLimits: WORKER_LIMITS });
-    const slot: Slot = { worker, busy: 0, pending: new Map() };
+    const slot: Slot = { worker, busy: 0, runs: 0, pending: new Map() };
     worker.on('message', (r: WorkerReply) => {
       const p = slot.pending.get(r.tid);
       if (!p) return;
