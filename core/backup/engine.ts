@@ -13,7 +13,7 @@ import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
 import type { ChunkWriter, HeldLock, Repository } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
-import type { ChunkRef, ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
+import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
 import { MANIFEST_VERSION } from '../repo/manifest-types.ts';
 import { backupDisk } from './disk-backup.ts';
 import type { DiskBackupResult } from './disk-backup.ts';
@@ -192,15 +192,20 @@ function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: Restor
 
 /** The VM's config files as chunks, paths relative to the checkpoint's VM folder (Hyper-V: its exported config). */
 async function storeConfigFiles(vm: VmDescription, cp: BackupCheckpoint, chunkSize: number, writer: ChunkWriter): Promise<ConfigFileManifest[]> {
-  const out: ConfigFileManifest[] = [];
+  const files: { path: string; size: number; chunks: (Promise<{ id: string }> | null)[] }[] = [];
   for (const file of cp.vm.configFiles) {
     const data = await readFile(file);
-    const chunks: ChunkRef[] = [];
+    const chunks: (Promise<{ id: string }> | null)[] = [];
     for (let off = 0; off < data.length; off += chunkSize) {
       const slice = data.subarray(off, Math.min(off + chunkSize, data.length));
-      chunks.push(isAllZero(slice) ? null : (await writer.put(slice)).id);
+      chunks.push(isAllZero(slice) ? null : (await writer.submit(slice)).done);
     }
-    out.push({ path: relative(cp.vm.location, file).split(sep).join('/'), size: data.length, chunks });
+    files.push({ path: relative(cp.vm.location, file).split(sep).join('/'), size: data.length, chunks });
   }
+  // One flush for all of them: a new chunk is durable only once its pack is stored, and a
+  // pack per config file would be one more file and fsync each.
+  await writer.flush();
+  const out: ConfigFileManifest[] = [];
+  for (const f of files) out.push({ path: f.path, size: f.size, chunks: await Promise.all(f.chunks.map(async (c) => (c ? (await c).id : null))) });
   return out;
 }

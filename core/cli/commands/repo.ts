@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .description('create a repository in an empty or new folder')
     .option('--encrypt', 'encrypt with a password (from --new-password-file, env HVBACKUP_NEW_PASSWORD or HVBACKUP_PASSWORD, or a prompt)')
     .option('--new-password-file <file>', 'read the new password from this file')
-    .option('--chunk-size <bytes>', 'chunk size in bytes (power of two, default 1048576)', (v) => Number(v))
+    .option('--chunk-size <bytes>', 'chunk size in bytes (power of two, 65536 to 67108864; default 262144)', (v) => Number(v))
     .option('--json', 'print the result as JSON')
     .action(async (path: string, opts: { encrypt?: boolean; newPasswordFile?: string; chunkSize?: number; json?: boolean }, cmd: Command) => {
       const password = opts.encrypt ? await readInitPassword(opts) : undefined;
