@@ -71,7 +71,7 @@ export async function backupDisk(opts: {
   const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES);
   const readBytes = runs.reduce((a, r) => a + r.length, 0);
   opts.onPlanned?.(readBytes);
-  const chunks = await readAndStore(disk, plan, runs, opts.writer, { chunkSize, signal: opts.signal, onRead: opts.onRead });
+  const chunks = await readAndStore(disk, plan, runs, opts.writer, { chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES });
   return {
     choice,
     readBytes,

@@ -113,7 +113,17 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
   try {
     const writer = opts.repo.chunkWriter({ signal: ctx.signal });
     const track = { planned: 0, done: 0 };
-    const report = (status: string) => progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
+    // At most ten progress events a second per VM, plus every change of status: one per
+    // 4 MiB read made ~500 JSON lines (or bridge messages) for a tracked incremental.
+    let lastStatus = '';
+    let lastAt = 0;
+    const report = (status: string) => {
+      const now = Date.now();
+      if (status === lastStatus && now - lastAt < 100) return;
+      lastStatus = status;
+      lastAt = now;
+      progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
+    };
     const disks: DiskBackupResult[] = [];
     for (const fd of cp.disks) {
       const prevDisk = previous?.disks.find((d) => d.key === fd.key);

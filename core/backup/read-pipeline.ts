@@ -17,8 +17,35 @@ export interface PipelineOptions {
   signal?: AbortSignal;
   /** Reads kept in flight ahead of the writer. */
   inFlight?: number;
-  /** Called after each run is handed over, with the bytes read by it. */
+  /** Called after each batch is handed over, with the bytes read by it. */
   onRead?: (bytes: number) => void;
+  /** Scattered runs are read into one buffer of up to this many bytes (default: the largest run). */
+  batchBytes?: number;
+}
+
+/** Runs read into one buffer and handed to the writer together. */
+interface Batch {
+  runs: ReadRun[];
+  bytes: number;
+}
+
+/**
+ * Group runs into batches of at most `maxBytes`: a changed-blocks backup reads hundreds of
+ * scattered one-chunk runs, and one message, one buffer and one read window slot per chunk
+ * made it latency-bound (measured: ~600 ms for 100 MB on the bench disk's 1 % change).
+ */
+export function batchRuns(runs: readonly ReadRun[], maxBytes: number): Batch[] {
+  const out: Batch[] = [];
+  let cur: Batch | undefined;
+  for (const r of runs) {
+    if (!cur || cur.bytes + r.length > maxBytes) {
+      cur = { runs: [], bytes: 0 };
+      out.push(cur);
+    }
+    cur.runs.push(r);
+    cur.bytes += r.length;
+  }
+  return out;
 }
 
 /** Fill every 'read' slice of `plan` with its chunk id (or null for an all-zero slice). */
@@ -27,37 +54,50 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
   const window = opts.inFlight ?? 2;
   const cs = opts.chunkSize;
   const runBytes = runs.reduce((a, r) => Math.max(a, r.length), 0);
-  // Run buffers fill their own ArrayBuffer (so they can be transferred to a worker) and are
-  // reused: fresh 4 MiB buffers cost page faults on every touch.
+  const batches = batchRuns(runs, Math.max(runBytes, opts.batchBytes ?? runBytes));
+  const bufBytes = batches.reduce((a, b) => Math.max(a, b.bytes), 0);
+  // Batch buffers fill their own ArrayBuffer (so they can be transferred to a worker) and
+  // are reused: fresh 4 MiB buffers cost page faults on every touch.
   const free: Buffer[] = [];
-  const take = () => free.pop() ?? Buffer.allocUnsafeSlow(runBytes);
+  const take = () => free.pop() ?? Buffer.allocUnsafeSlow(bufBytes);
   const giveBack = (b: Buffer) => { free.push(b); };
   const reads: Promise<Buffer>[] = [];
   const pending: Promise<void>[] = [];
   let next = 0;
   const startRead = () => {
-    const run = runs[next++]!;
+    const batch = batches[next++]!;
     const buf = take();
-    const p = disk.read(buf.subarray(0, run.length), run.offset).then(() => buf, (err: unknown) => {
+    let pos = 0;
+    const p = Promise.all(batch.runs.map((run) => {
+      const at = pos;
+      pos += run.length;
+      return disk.read(buf.subarray(at, at + run.length), run.offset).catch((err: unknown) => {
+        throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${disk.path}`, disk.path);
+      });
+    })).then(() => buf, (err: unknown) => {
       free.push(buf);
-      throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${disk.path}`, disk.path);
+      throw err;
     });
     p.catch(() => undefined);
     reads.push(p);
   };
-  while (next < runs.length && reads.length < window) startRead();
-  for (let r = 0; r < runs.length; r++) {
+  while (next < batches.length && reads.length < window) startRead();
+  for (let b = 0; b < batches.length; b++) {
     throwIfAborted(opts.signal);
-    const run = runs[r]!;
+    const batch = batches[b]!;
     const buf = await reads.shift()!;
     const slices: { offset: number; length: number }[] = [];
     const idx: number[] = [];
-    for (let k = 0; k < run.count; k++) {
-      const offset = k * cs;
-      const length = Math.min(cs, run.length - offset);
-      if (isAllZero(buf.subarray(offset, offset + length))) continue;
-      slices.push({ offset, length });
-      idx.push(run.first + k);
+    let pos = 0;
+    for (const run of batch.runs) {
+      for (let k = 0; k < run.count; k++) {
+        const offset = pos + k * cs;
+        const length = Math.min(cs, run.length - k * cs);
+        if (isAllZero(buf.subarray(offset, offset + length))) continue;
+        slices.push({ offset, length });
+        idx.push(run.first + k);
+      }
+      pos += run.length;
     }
     if (slices.length === 0) {
       free.push(buf);
@@ -69,8 +109,8 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
         pending.push(stored);
       });
     }
-    if (next < runs.length) startRead();
-    opts.onRead?.(run.length);
+    if (next < batches.length) startRead();
+    opts.onRead?.(batch.bytes);
   }
   // flush() first: a new chunk is durable (and its `done` settles) only once its pack is stored.
   await writer.flush();

@@ -179,7 +179,7 @@ export class ChunkPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData: { codec: this.#codec.toTransferable() }, resourceLimits: WORKER_LIMITS });
+    const worker = new Worker(new URL('./chunk-worker-entry.mjs', import.meta.url), { workerData: { codec: this.#codec.toTransferable() }, resourceLimits: WORKER_LIMITS });
     const slot: Slot = { worker, busy: 0, runs: 0, pending: new Map() };
     worker.on('message', (r: WorkerReply) => {
       const p = slot.pending.get(r.tid);
