@@ -9,7 +9,8 @@ import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
 import type { VhdxInfo } from '../vhdx/index.ts';
-import { planSlices, readRuns } from './plan.ts';
+import { planSlices, readRuns, sliceCount } from './plan.ts';
+import { HvError } from '../errors.ts';
 import type { SlicePlan } from './plan.ts';
 import { readAndStore } from './read-pipeline.ts';
 import { basename } from 'node:path';
@@ -59,6 +60,23 @@ export async function planDisk(disk: Disk, choice: DiskChoice, chunkSize: number
   });
 }
 
+/**
+ * Most slices one disk of a restore point may have. The manifest lists every slice's chunk id
+ * in its JSON (67 characters each), and both the backup and a restore hold the list in
+ * memory, so a disk beyond this would need a manifest near V8's ~512 MiB string limit and
+ * far more memory than the rest of the engine. 4,194,304 slices = 1 TiB at 256 KiB chunks,
+ * 4 TiB at 1 MiB. Larger disks need a repository with larger chunks until chunk lists are
+ * stored as separate, streamed objects.
+ */
+export const MAX_SLICES_PER_DISK = 4 * 1024 * 1024;
+
+export function checkSliceCount(path: string, virtualSize: number, chunkSize: number): void {
+  const slices = sliceCount(virtualSize, chunkSize);
+  if (slices <= MAX_SLICES_PER_DISK) return;
+  const need = 2 ** Math.ceil(Math.log2(virtualSize / MAX_SLICES_PER_DISK));
+  throw new HvError('ERR_UNSUPPORTED', `${path}: a ${(virtualSize / 2 ** 40).toFixed(2)} TiB disk is ${slices} slices of this repository's ${chunkSize / 1024} KiB chunks, more than the ${MAX_SLICES_PER_DISK} one restore point can list per disk; back it up to a repository made with "hvbackup repo init --chunk-size ${need}" or larger`, { target: path, data: { slices, max: MAX_SLICES_PER_DISK, chunkSize } });
+}
+
 export async function backupDisk(opts: {
   repo: Repository; host: Host; cp: BackupCheckpoint; fd: FrozenDisk; disk: Disk; fileName?: string;
   previous: DiskManifest | undefined; full: boolean; writer: ChunkWriter; signal?: AbortSignal;
@@ -66,6 +84,7 @@ export async function backupDisk(opts: {
 }): Promise<DiskBackupResult> {
   const { repo, disk, fd } = opts;
   const chunkSize = repo.chunkSize;
+  checkSliceCount(fd.path, disk.size, chunkSize);
   const choice = await chooseDiskMethod(opts.host, opts.cp, fd, disk.size, chunkSize, opts.previous, opts.full);
   const plan = await planDisk(disk, choice, chunkSize, opts.previous);
   const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES);
