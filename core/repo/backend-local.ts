@@ -10,7 +10,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, rangeOf } from './backend-util.ts';
 
@@ -132,6 +132,40 @@ export class LocalBackend implements Backend {
     } finally {
       await fh.close();
     }
+  }
+
+  async openReader(signal: AbortSignal | undefined, h: Handle): Promise<ObjectReader> {
+    throwIfAborted(signal);
+    const file = this.pathOf(h);
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch (err) {
+      throw this.#ioError(err, 'load', h, file);
+    }
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+    } catch (err) {
+      await fh.close();
+      throw this.#ioError(err, 'load', h, file);
+    }
+    return {
+      size,
+      read: async (offset, length) => {
+        const [start, end] = rangeOf(size, h, { offset, length });
+        // A buffer of its own, so it can be transferred to a worker without a copy.
+        const buf = Buffer.allocUnsafeSlow(end - start);
+        let done = 0;
+        while (done < buf.length) {
+          const { bytesRead } = await fh.read(buf, done, buf.length - done, start + done).catch((err: unknown) => { throw this.#ioError(err, 'load', h, file); });
+          if (bytesRead === 0) throw new HvError('ERR_CORRUPT', `load ${handleString(h)}: file ${file} shrank while reading`, { target: handleString(h) });
+          done += bytesRead;
+        }
+        return buf;
+      },
+      close: () => fh.close(),
+    };
   }
 
   async stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo> {

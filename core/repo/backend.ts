@@ -36,6 +36,12 @@ export interface LoadOptions {
   length?: number;
 }
 
+export interface ObjectReader {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
 export interface Backend {
   /** Where this backend stores data, for messages ("/srv/repo", "s3://bucket/prefix"). */
   readonly location: string;
@@ -48,6 +54,14 @@ export interface Backend {
 
   /** Read an object or a byte range of it. A missing object rejects with isNotFound(err). */
   load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer>;
+
+  /**
+   * Optional: an open object for many ranged reads (a restore reads hundreds of blobs from
+   * each pack; a file opened, stat'ed and closed per blob cost ~0.7 s of a 2 GiB restore).
+   * Each read returns a Buffer of its own. The caller closes it. Backends without it are
+   * read with load() and a range.
+   */
+  openReader?(signal: AbortSignal | undefined, h: Handle): Promise<ObjectReader>;
 
   stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo>;
 

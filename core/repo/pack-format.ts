@@ -8,9 +8,13 @@
 // rebuilt from the pack alone.
 //
 // Plain pack index: "HVBPIDX1", u32le count, then per blob 44 bytes:
-//   32 bytes chunk id (raw), u32le offset in the pack, u32le stored length, u32le plain length.
+//   32 bytes chunk id (raw), u32le offset in the pack, u32le stored length, u32le plain length;
+//   then the SHA-256 of everything before it. In an unencrypted repository nothing else
+//   protects the index, and a damaged chunk id would make GC delete a pack a restore point
+//   needs (the chunk looks unreferenced); with the hash a damaged index is refused instead.
 // Pack trailer (last 12 bytes): u32le length of the sealed index before it, "HVBPACK1".
 
+import { createHash } from 'node:crypto';
 import { HvError } from '../errors.ts';
 
 export const PACK_MAGIC = Buffer.from('HVBPACK1', 'latin1');
@@ -18,6 +22,7 @@ export const INDEX_MAGIC = Buffer.from('HVBPIDX1', 'latin1');
 export const PACK_TRAILER_SIZE = 4 + PACK_MAGIC.length;
 const ENTRY_SIZE = 32 + 4 + 4 + 4;
 const HEADER_SIZE = INDEX_MAGIC.length + 4;
+const HASH_SIZE = 32;
 /** Largest pack a reader accepts: offsets are u32. */
 export const MAX_PACK_SIZE = 0xffff_ffff;
 
@@ -33,7 +38,8 @@ export interface PackEntry {
 }
 
 export function encodePackIndex(entries: readonly PackEntry[]): Buffer {
-  const out = Buffer.allocUnsafe(HEADER_SIZE + entries.length * ENTRY_SIZE);
+  const body = HEADER_SIZE + entries.length * ENTRY_SIZE;
+  const out = Buffer.allocUnsafe(body + HASH_SIZE);
   INDEX_MAGIC.copy(out, 0);
   out.writeUInt32LE(entries.length, INDEX_MAGIC.length);
   let p = HEADER_SIZE;
@@ -44,6 +50,7 @@ export function encodePackIndex(entries: readonly PackEntry[]): Buffer {
     out.writeUInt32LE(e.plainLength, p + 40);
     p += ENTRY_SIZE;
   }
+  createHash('sha256').update(out.subarray(0, body)).digest().copy(out, body);
   return out;
 }
 
@@ -55,7 +62,9 @@ export function decodePackIndex(buf: Buffer, what: string, packSize?: number): P
   const bad = (why: string) => new HvError('ERR_CORRUPT', `${what}: pack index ${why}`, { target: what });
   if (buf.length < HEADER_SIZE || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) throw bad('does not start with HVBPIDX1');
   const count = buf.readUInt32LE(INDEX_MAGIC.length);
-  if (buf.length !== HEADER_SIZE + count * ENTRY_SIZE) throw bad(`is ${buf.length} bytes, ${count} entries need ${HEADER_SIZE + count * ENTRY_SIZE}`);
+  const body = HEADER_SIZE + count * ENTRY_SIZE;
+  if (buf.length !== body + HASH_SIZE) throw bad(`is ${buf.length} bytes, ${count} entries need ${body + HASH_SIZE}`);
+  if (!createHash('sha256').update(buf.subarray(0, body)).digest().equals(buf.subarray(body))) throw bad('does not match its SHA-256 (damaged)');
   const entries: PackEntry[] = new Array(count);
   let p = HEADER_SIZE;
   for (let i = 0; i < count; i++) {

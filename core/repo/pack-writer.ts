@@ -5,7 +5,7 @@
 // Memory: the pack being filled plus at most `maxSaving` packs being stored.
 
 import { randomBytes } from 'node:crypto';
-import { throwIfAborted } from '../errors.ts';
+import { throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
@@ -97,8 +97,13 @@ export class PackWriter {
       throwIfAborted(this.#signal);
       const name = randomBytes(32).toString('hex');
       const sealedIndex = this.#codec.seal('index', encodePackIndex(pack.entries), name);
-      await this.#backend.save(this.#signal, { type: 'packs', name }, [...pack.parts, sealedIndex, encodePackTrailer(sealedIndex.length)]);
-      await this.#backend.save(this.#signal, { type: 'index', name }, sealedIndex);
+      const what = `<packs/${name}> (${pack.entries.length} chunks)`;
+      await this.#backend.save(this.#signal, { type: 'packs', name }, [...pack.parts, sealedIndex, encodePackTrailer(sealedIndex.length)]).catch((err: unknown) => {
+        throw wrapError(err, `save ${what}`, `<packs/${name}>`);
+      });
+      await this.#backend.save(this.#signal, { type: 'index', name }, sealedIndex).catch((err: unknown) => {
+        throw wrapError(err, `save <index/${name}> of ${what}`, `<index/${name}>`);
+      });
       this.#index.addPack(name, pack.entries);
     } finally {
       for (const b of pack.parts) this.#release(b);

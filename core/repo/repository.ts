@@ -5,12 +5,12 @@
 // encrypted repository differs only in the codec chosen at open/init.
 
 import { randomBytes } from 'node:crypto';
-import { HvError, throwIfAborted, wrapError } from '../errors.ts';
+import { HvError, isHvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import { ChunkPool } from './chunk-pool.ts';
 import { ChunkIndex, type ChunkLocation } from './chunk-index.ts';
 import { createChunkWriter, type ChunkStoreState, type ChunkWriter, type ChunkWriterOptions } from './chunk-writer.ts';
-import type { Handle } from './backend.ts';
+import type { Handle, ObjectReader } from './backend.ts';
 import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
 import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, REPOSITORY_VERSION, type RepositoryConfig } from './config.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
@@ -19,6 +19,8 @@ import { ManifestStore } from './manifest-store.ts';
 import type { RestorePointManifest } from './manifest-types.ts';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+/** Pack readers readChunks keeps open at once. */
+const READERS_OPEN = 8;
 
 export interface InitOptions {
   chunkSize?: number;
@@ -148,9 +150,14 @@ export class Repository {
     const range = where.handle.type === 'packs' ? { offset: where.offset, length: where.length } : {};
     return this.backend.load(signal, where.handle, range).catch((err: unknown) => {
       const inPack = where.handle.type === 'packs' ? ` (in <packs/${where.handle.name}>)` : '';
-      throw this.backend.isNotFound(err)
-        ? new HvError('ERR_NOT_FOUND', `chunk <chunks/${id}>${inPack} is missing from ${this.location}`, { target: `<chunks/${id}>`, cause: err, data: { chunk: id } })
-        : wrapError(err, `load <chunks/${id}>${inPack}`, `<chunks/${id}>`);
+      if (this.backend.isNotFound(err)) {
+        throw new HvError('ERR_NOT_FOUND', `chunk <chunks/${id}>${inPack} is missing from ${this.location}`, { target: `<chunks/${id}>`, cause: err, data: { chunk: id } });
+      }
+      // The index names a range the pack does not have: the pack was cut short (damage).
+      if (inPack && isHvError(err, 'ERR_INVALID_ARGUMENT')) {
+        throw new HvError('ERR_CORRUPT', `chunk <chunks/${id}>${inPack}: the pack ends before the chunk's ${where.length} bytes at offset ${where.offset} (${err.message})`, { target: `<chunks/${id}>`, cause: err, data: { chunk: id } });
+      }
+      throw wrapError(err, `load <chunks/${id}>${inPack}`, `<chunks/${id}>`);
     });
   }
 
@@ -160,27 +167,69 @@ export class Repository {
     return this.pool.open(id, stored, opts.verify ?? true);
   }
 
-  /** Chunks in order, `window` loads and decodes in flight ahead of the consumer (restore read-ahead). */
+  /**
+   * Chunks in order, `window` loads and decodes in flight ahead of the consumer (restore
+   * read-ahead). Packs are read through backend readers kept open for the whole call (at
+   * most READERS_OPEN at once), not opened and closed per blob.
+   */
   async *readChunks(ids: Iterable<string>, opts: { window?: number; verify?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<{ id: string; data: Buffer }> {
     const window = opts.window ?? Math.max(8, this.pool.threads * 4);
+    const index = await this.chunkIndex({ signal: opts.signal });
+    const readers = new Map<string, Promise<ObjectReader>>();
+    const reader = (pack: string): Promise<ObjectReader> => {
+      let r = readers.get(pack);
+      if (r) {
+        readers.delete(pack);
+        readers.set(pack, r); // most recently used last
+        return r;
+      }
+      r = this.backend.openReader!(opts.signal, { type: 'packs', name: pack });
+      r.catch(() => {});
+      readers.set(pack, r);
+      if (readers.size > READERS_OPEN) {
+        const [oldest, old] = readers.entries().next().value!;
+        readers.delete(oldest);
+        // Reads already started on it finish first: fs handles serve them before close.
+        void old.then((o) => o.close(), () => {});
+      }
+      return r;
+    };
+    const load = (id: string): Promise<Buffer> => {
+      const loc = index.locate(id);
+      if (loc?.pack === undefined || !this.backend.openReader) return this.loadChunk(id, opts);
+      const pack = loc.pack;
+      // Any failure here is retried the plain way, so the error names the chunk (and a
+      // missing pack is ERR_NOT_FOUND for it).
+      return reader(pack)
+        .then((r) => r.read(loc.offset, loc.length))
+        .then((stored) => this.pool.open(id, stored, opts.verify ?? true), (err: unknown) => {
+          if (isHvError(err, 'ERR_CANCELLED')) throw err;
+          return this.loadChunk(id, opts);
+        });
+    };
     const queue: { id: string; data: Promise<Buffer> }[] = [];
     const it = ids[Symbol.iterator]();
     const fill = () => {
       while (queue.length < window) {
         const n = it.next();
         if (n.done) return;
-        const data = this.loadChunk(n.value, opts);
+        const data = load(n.value);
         data.catch(() => {});
         queue.push({ id: n.value, data });
       }
     };
-    fill();
-    while (queue.length > 0) {
-      throwIfAborted(opts.signal);
-      const head = queue.shift()!;
-      const data = await head.data;
+    try {
       fill();
-      yield { id: head.id, data };
+      while (queue.length > 0) {
+        throwIfAborted(opts.signal);
+        const head = queue.shift()!;
+        const data = await head.data;
+        fill();
+        yield { id: head.id, data };
+      }
+    } finally {
+      await Promise.allSettled(queue.map((q) => q.data));
+      await Promise.allSettled([...readers.values()].map((r) => r.then((o) => o.close())));
     }
   }
 

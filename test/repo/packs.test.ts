@@ -43,7 +43,8 @@ describe('pack format', () => {
   it('encodes and decodes a pack index round trip, bounded by the pack size', () => {
     const buf = encodePackIndex(entries);
     assert.equal(buf.subarray(0, 8).toString('latin1'), 'HVBPIDX1');
-    assert.equal(buf.length, 12 + entries.length * 44);
+    assert.equal(buf.length, 12 + entries.length * 44 + 32);
+    assert.ok(createHash('sha256').update(buf.subarray(0, buf.length - 32)).digest().equals(buf.subarray(buf.length - 32)), 'ends with the SHA-256 of the rest');
     assert.deepEqual(decodePackIndex(buf, 'x'), entries);
     assert.deepEqual(decodePackIndex(buf, 'x', 65638), entries);
     assert.deepEqual(decodePackIndex(encodePackIndex([]), 'x', 0), []);
@@ -64,6 +65,12 @@ describe('pack format', () => {
     assert.throws(() => decodePackIndex(moreCount, what), corrupt(what, /4 entries need/));
     assert.throws(() => decodePackIndex(good, what, 65637), corrupt(what, new RegExp(`entry 2 \\(${entries[2]!.id}\\) ends at 65638, beyond the pack's 65637 bytes`)));
     assert.throws(() => decodePackIndex(encodePackIndex([{ ...entries[0]!, length: 0 }]), what), corrupt(what, /length 0/));
+    // Any flipped bit in an id, offset or length is caught by the hash (unencrypted indexes have no other check).
+    for (const at of [12, 12 + 40, 12 + 44 * 2 + 33, good.length - 1]) {
+      const flipped = Buffer.from(good);
+      flipped[at]! ^= 0x04;
+      assert.throws(() => decodePackIndex(flipped, what), corrupt(what, /SHA-256/));
+    }
   });
 
   it('decodePackTrailer finds the sealed index and refuses a file without the magic or an index larger than the pack', () => {
