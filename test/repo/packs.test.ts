@@ -402,7 +402,7 @@ describe('packs: prune', function () {
     }
   });
 
-  it('loses no referenced chunk when an unencrypted index object has a flipped bit inside a chunk id', async () => {
+  it('loses no referenced chunk when an unencrypted index object has a flipped bit inside a chunk id: prune refuses, nothing deleted', async () => {
     const repo = await openRepository(path, { threads: 0 });
     try {
       const keep = chunks(2);
@@ -416,8 +416,10 @@ describe('packs: prune', function () {
       const victim = entries.findIndex((e) => e.id === repo.chunkId(keep[0]!));
       buf[12 + victim * 44 + 5]! ^= 0x01; // a byte of that entry's chunk id
       writeFileSync(f, buf);
-      // Prune may refuse or carry on; either way every chunk a restore point needs must still be there.
-      await prune(repo).catch((e: unknown) => assert.ok(isHvError(e, 'ERR_CORRUPT'), String(e)));
+      // The index's SHA-256 catches it: prune refuses and deletes nothing (without it, the chunk looked unused).
+      const snap = storeSnapshot(path);
+      await assert.rejects(prune(repo), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<index/${name}>`) && /nothing deleted/.test(e.message));
+      assert.deepEqual(storeSnapshot(path), snap);
       const packs = [...packFiles(path).values()];
       for (const d of keep) assert.ok(packs.some((p) => p.includes(d.subarray(0, 64))), `chunk ${repo.chunkId(d)} of a restore point was deleted by prune`);
     } finally {
