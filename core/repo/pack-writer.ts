@@ -51,7 +51,7 @@ export class PackWriter {
     this.#codec = codec;
     this.#index = index;
     this.#target = opts.target ?? DEFAULT_PACK_SIZE;
-    this.#maxSaving = opts.maxSaving ?? 1;
+    this.#maxSaving = opts.maxSaving ?? 2;
     this.#signal = opts.signal;
     this.#release = opts.release ?? (() => {});
     this.#open = newPack();
