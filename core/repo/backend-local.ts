@@ -13,12 +13,19 @@ import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, rangeOf } from './backend-util.ts';
+import { alignedBuffer, DIRECT_ALIGN, DirectWriter, pwriteLarge } from '../disk/file-io.ts';
 
 const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
+/** Objects from this size (packs) are written with direct I/O where the file system has it. */
+const DIRECT_MIN = 1024 * 1024;
+const DIRECT_STAGING = 8 * 1024 * 1024 + 256 * 1024;
 
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly #madeDirs = new Set<string>();
+  /** Page-aligned staging buffers for direct writes, reused (one per save in flight). */
+  readonly #staging: Buffer[] = [];
+  #noDirect = false;
 
   constructor(path: string) {
     this.location = path;
@@ -87,7 +94,7 @@ export class LocalBackend implements Backend {
     try {
       fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
       if (Buffer.isBuffer(data)) await fh.writeFile(data);
-      else await writeAll(fh, data);
+      else if (!(await this.#writeDirect(fh, tmp, data))) await writeAll(fh, data);
       await fh.sync();
     } catch (err) {
       await fh?.close().catch(() => {});
@@ -98,6 +105,46 @@ export class LocalBackend implements Backend {
       await fh?.close();
     }
     return tmp;
+  }
+
+  /**
+   * Write a large object (a pack, from its parts) past the page cache: copied once into a
+   * page-aligned staging buffer and written with O_DIRECT, the last partial page buffered.
+   * Buffered, the kernel's copy into the page cache (copy_folio_from_iter) was 11 % of the
+   * bench backup's CPU; a memcpy in user space costs a fraction of it. False when this file
+   * system or platform has no direct I/O (the caller then writes buffered); fsync follows as
+   * for every write.
+   */
+  async #writeDirect(fh: FileHandle, tmp: string, parts: readonly Buffer[]): Promise<boolean> {
+    const total = parts.reduce((a, b) => a + b.length, 0);
+    if (total < DIRECT_MIN || this.#noDirect) return false;
+    const bulk = total - (total % DIRECT_ALIGN);
+    const staging = this.#staging.pop() ?? alignedBuffer(Math.max(bulk, DIRECT_STAGING));
+    if (!staging || staging.length < bulk) return false;
+    const dw = await DirectWriter.open(tmp);
+    try {
+      if (!dw.active) {
+        this.#noDirect = true;
+        return false;
+      }
+      let at = 0;
+      let i = 0;
+      for (; i < parts.length && at + parts[i]!.length <= bulk; i++) at += parts[i]!.copy(staging, at);
+      // The part that straddles the end of the bulk, and all after it, go buffered.
+      const split = bulk - at;
+      if (i < parts.length && split > 0) at += parts[i]!.copy(staging, at, 0, split);
+      await dw.write(fh, staging.subarray(0, bulk), 0);
+      const tail = i < parts.length ? [parts[i]!.subarray(split), ...parts.slice(i + 1)] : [];
+      let pos = bulk;
+      for (const t of tail) {
+        await pwriteLarge(fh, t, pos);
+        pos += t.length;
+      }
+      return true;
+    } finally {
+      this.#staging.push(staging);
+      await dw.close();
+    }
   }
 
   async #ensureDir(dir: string): Promise<void> {
