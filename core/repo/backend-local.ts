@@ -154,30 +154,12 @@ export class LocalBackend implements Backend {
   }
 
   async load(signal: AbortSignal | undefined, h: Handle, opts: LoadOptions = {}): Promise<Buffer> {
-    throwIfAborted(signal);
-    const file = this.pathOf(h);
-    let fh: FileHandle;
+    const r = await this.openReader(signal, h);
     try {
-      fh = await fsp.open(file, 'r');
-    } catch (err) {
-      throw this.#ioError(err, 'load', h, file);
-    }
-    try {
-      const size = (await fh.stat()).size;
-      if (opts.offset === undefined && opts.length === undefined) return await fh.readFile();
-      const [start, end] = rangeOf(size, h, opts);
-      const buf = Buffer.allocUnsafe(end - start);
-      let done = 0;
-      while (done < buf.length) {
-        const { bytesRead } = await fh.read(buf, done, buf.length - done, start + done);
-        if (bytesRead === 0) throw new HvError('ERR_CORRUPT', `load ${handleString(h)}: file ${file} shrank while reading`, { target: handleString(h) });
-        done += bytesRead;
-      }
-      return buf;
-    } catch (err) {
-      throw isHvErr(err) ? err : this.#ioError(err, 'load', h, file);
+      const [start, end] = rangeOf(r.size, h, opts);
+      return await r.read(start, end - start);
     } finally {
-      await fh.close();
+      await r.close();
     }
   }
 

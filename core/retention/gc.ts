@@ -10,17 +10,11 @@ import { HvError, wrapError } from '../errors.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
 import type { HeldLock } from '../repo/lock.ts';
 import { referencedChunks } from '../repo/manifest.ts';
-import { pruneChunks } from '../repo/prune.ts';
+import { pruneChunks, type PruneResult } from '../repo/prune.ts';
 import type { Repository } from '../repo/repository.ts';
 
-export interface GcResult {
+export interface GcResult extends Pick<PruneResult, 'chunksTotal' | 'chunksReferenced' | 'chunksRemoved' | 'bytesFreed' | 'packsRemoved' | 'packsRewritten'> {
   repository: string;
-  chunksTotal: number;
-  chunksReferenced: number;
-  chunksRemoved: number;
-  bytesFreed: number;
-  packsRemoved: number;
-  packsRewritten: number;
   status: 'removed' | 'planned';
 }
 
