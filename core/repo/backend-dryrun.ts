@@ -3,7 +3,8 @@
 // what it reports is exactly what a real run would write (after restic's dryrun backend).
 
 import { throwIfAborted } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
+import type { FileType, Handle, SaveData, SaveOptions } from './backend.ts';
+import { ForwardingBackend } from './backend-forwarding.ts';
 import { checkHandle, dataLength } from './backend-util.ts';
 
 export interface PlannedWrite {
@@ -14,50 +15,19 @@ export interface PlannedWrite {
   size: number;
 }
 
-export class DryRunBackend implements Backend {
-  readonly location: string;
+export class DryRunBackend extends ForwardingBackend {
   readonly planned: PlannedWrite[] = [];
-  readonly #inner: Backend;
 
-  constructor(inner: Backend) {
-    this.#inner = inner;
-    this.location = inner.location;
-  }
-
-  async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
+  override async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
     throwIfAborted(signal);
     checkHandle(h);
     void opts;
     this.planned.push({ op: 'save', type: h.type, name: h.name, size: dataLength(data) });
   }
 
-  async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
+  override async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
     throwIfAborted(signal);
     checkHandle(h);
     this.planned.push({ op: 'remove', type: h.type, name: h.name, size: 0 });
-  }
-
-  load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer> {
-    return this.#inner.load(signal, h, opts);
-  }
-
-  stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo> {
-    return this.#inner.stat(signal, h);
-  }
-
-  list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo> {
-    return this.#inner.list(signal, type);
-  }
-
-  isNotFound(err: unknown): boolean {
-    return this.#inner.isNotFound(err);
-  }
-
-  isPermanent(err: unknown): boolean {
-    return this.#inner.isPermanent(err);
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
   }
 }

@@ -1,6 +1,7 @@
 // Pack files (core/repo/pack-format.ts, pack-writer.ts) and pruning at the storage level
 // (core/repo/prune.ts): the format's own checks, where a backup's chunks land, and that
 // prune frees what no restore point needs without losing, even when killed, what one does.
+import { ForwardingBackend } from '../../core/repo/backend-forwarding.ts';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -523,54 +524,27 @@ describe('packs: prune', function () {
 });
 
 /** Dies (throws) at the first removal of `type` after a pack was stored: a prune killed between "new pack durable" and "old pack gone". */
-class CrashingBackend implements Backend {
-  readonly location: string;
+class CrashingBackend extends ForwardingBackend {
   crashed = false;
   #packStored = false;
-  readonly #inner: Backend;
   readonly #type: FileType;
 
   constructor(inner: Backend, type: FileType) {
-    this.#inner = inner;
+    super(inner);
     this.#type = type;
-    this.location = inner.location;
   }
 
-  async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
+  override async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
     if (this.crashed) throw new Error('simulated kill: the process is gone');
-    await this.#inner.save(signal, h, data, opts);
+    await this.inner.save(signal, h, data, opts);
     if (h.type === 'packs') this.#packStored = true;
   }
 
-  async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
+  override async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
     if (this.crashed || (this.#packStored && h.type === this.#type)) {
       this.crashed = true;
       throw new Error('simulated kill: the process is gone');
     }
-    return this.#inner.remove(signal, h);
-  }
-
-  load(signal: AbortSignal | undefined, h: Handle, opts?: LoadOptions): Promise<Buffer> {
-    return this.#inner.load(signal, h, opts);
-  }
-
-  stat(signal: AbortSignal | undefined, h: Handle): Promise<ObjectInfo> {
-    return this.#inner.stat(signal, h);
-  }
-
-  list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo> {
-    return this.#inner.list(signal, type);
-  }
-
-  isNotFound(err: unknown): boolean {
-    return this.#inner.isNotFound(err);
-  }
-
-  isPermanent(err: unknown): boolean {
-    return this.#inner.isPermanent(err);
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
+    return this.inner.remove(signal, h);
   }
 }
