@@ -1,7 +1,8 @@
 // Archive export throughput beside GNU tar over the same data: a repository built from
 // the first SIZE MiB of the benchmark disk (bench/data/base.raw, else random data), then
 // (a) hvbackup archive export to a media file (256 KiB records, one medium) and
-// (b) `tar -b 512 -cf` of the repository's chunks/ manifests/ config (same record size).
+// (b) `tar -b 512 -cf` of the repository's packs/ index/ manifests/ config (same record size;
+//     tar copies the pack files whole, the export cuts each chunk out of its pack).
 // Both read warm page cache and write to the same file system, alternating, each run after a
 // global sync (no dirty pages left by the previous one). Median of RUNS runs each.
 // Usage: node bench/archive/export.ts [SIZE_MIB] [RUNS]
@@ -42,8 +43,9 @@ try {
     disks: [{ key: 'd', fileName: 'bench.vhdx', format: 'vhdx', virtualSize: SIZE, blockSize: 32 * CHUNK, logicalSectorSize: 512, physicalSectorSize: 4096, chunkSize: CHUNK, chunks }],
   });
   await repo.close();
-  const stored = Number(spawnSync('du', ['-sb', join(repoPath, 'chunks')], { encoding: 'utf8' }).stdout.split('\t')[0]);
-  spawnSync('tar', ['-cf', '/dev/null', '-C', repoPath, 'chunks']); // warm the page cache
+  const dataDirs = ['packs', 'index', 'chunks'].filter((d) => existsSync(join(repoPath, d)));
+  const stored = Number(spawnSync('du', ['-sbc', ...dataDirs.map((d) => join(repoPath, d))], { encoding: 'utf8' }).stdout.trim().split('\n').pop()!.split('\t')[0]);
+  spawnSync('tar', ['-cf', '/dev/null', '-C', repoPath, ...dataDirs]); // warm the page cache
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ours: number[] = [];
@@ -59,7 +61,7 @@ try {
     const out = join(work, 'tar.tar');
     spawnSync('sync');
     t = performance.now();
-    const r = spawnSync('tar', ['-b', '512', '-cf', out, '-C', repoPath, 'chunks', 'manifests', 'config']);
+    const r = spawnSync('tar', ['-b', '512', '-cf', out, '-C', repoPath, ...dataDirs, 'manifests', 'config']);
     tars.push((performance.now() - t) / 1000);
     if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
     spawnSync('sync', [out]); // our export fsyncs each medium before the catalog names it; tar does not
