@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node scripts/setup.mjs --no-powershell
-for b in vhdx backup archive crypto bridge; do
+for b in vhdx backup restore archive crypto bridge; do
   echo "=== bench/$b"
   case $b in
     crypto) node_modules/.bin/node bench/crypto/run.ts && node_modules/.bin/node bench/crypto/backup.ts --size-mib 1024 --rounds 4 && bash bench/crypto/peers.sh ;;
