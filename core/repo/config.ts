@@ -5,6 +5,12 @@ import { HvError } from '../errors.ts';
 
 /** 2: new chunks are stored in packs (index/ + packs/); loose chunks/ objects are still read. */
 export const REPOSITORY_VERSION = 2;
+/**
+ * 1: every chunk a loose chunks/ object (HVBackup before packs). Still opened, read-only, so
+ * restore points made then restore and verify; no chunk, restore point or deletion is written
+ * into such a repository (locks still are, as for any reader).
+ */
+export const READ_ONLY_VERSION = 1;
 
 export interface RepositoryConfig {
   /** Format version; readers refuse versions they do not know. */
@@ -37,8 +43,8 @@ export function decodeConfig(buf: Buffer, where: string): RepositoryConfig {
   if (typeof c !== 'object' || c === null || typeof c.version !== 'number') {
     throw new HvError('ERR_CORRUPT', `${where}: repository config has no version field`, { target: where });
   }
-  if (c.version !== REPOSITORY_VERSION) {
-    throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads version ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
+  if (c.version !== REPOSITORY_VERSION && c.version !== READ_ONLY_VERSION) {
+    throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads versions ${READ_ONLY_VERSION} and ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
   }
   const problem = configProblem(c);
   if (problem) throw new HvError('ERR_CORRUPT', `${where}: repository config ${problem}`, { target: where });

@@ -48,6 +48,7 @@ interface PackPlan {
 export async function pruneChunks(repo: Repository, referenced: ReadonlySet<string>, opts: PruneOptions = {}): Promise<PruneResult> {
   const { signal } = opts;
   const backend = repo.backend;
+  if (repo.readOnly && !opts.whatIf) throw new HvError('ERR_UNSUPPORTED', `${repo.location} is a format 1 repository (made before packs): garbage collection does not delete from it`, { target: repo.location });
   const index = await repo.chunkIndex({ refresh: true, signal });
   if (index.damaged.length > 0) {
     const d = index.damaged[0]!;

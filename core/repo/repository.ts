@@ -12,7 +12,7 @@ import { ChunkIndex, type ChunkLocation } from './chunk-index.ts';
 import { createChunkWriter, type ChunkStoreState, type ChunkWriter, type ChunkWriterOptions } from './chunk-writer.ts';
 import type { Handle, ObjectReader } from './backend.ts';
 import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
-import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, REPOSITORY_VERSION, type RepositoryConfig } from './config.ts';
+import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, READ_ONLY_VERSION, REPOSITORY_VERSION, type RepositoryConfig } from './config.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
 import { ManifestStore } from './manifest-store.ts';
@@ -115,7 +115,18 @@ export class Repository {
   // ---- chunks ----
 
   chunkWriter(opts: ChunkWriterOptions = {}): ChunkWriter {
+    this.#refuseWrites('store chunks');
     return createChunkWriter(this.#store, opts);
+  }
+
+  /** Format 1 repositories (loose chunks, before packs) are read-only: restore and verify, nothing written. */
+  get readOnly(): boolean {
+    return this.config.version === READ_ONLY_VERSION;
+  }
+
+  #refuseWrites(what: string): void {
+    if (!this.readOnly) return;
+    throw new HvError('ERR_UNSUPPORTED', `${this.location} is a format ${READ_ONLY_VERSION} repository (made before packs): this HVBackup restores and verifies from it but does not ${what} in it; back up into a new repository (hvbackup repo init)`, { target: this.location });
   }
 
   chunkId(plain: Buffer): string {
@@ -252,6 +263,7 @@ export class Repository {
 
   /** Store a manifest (create-only, after its chunks). Assigns a random id when m.id is empty. Returns the id. */
   saveManifest(m: RestorePointManifest, signal?: AbortSignal): Promise<string> {
+    this.#refuseWrites('write restore points');
     return this.#manifests.save(m, signal);
   }
 
@@ -279,6 +291,7 @@ export class Repository {
 
   /** Delete manifests (not chunks: GC is core/retention's job) under an exclusive lock. */
   async removeRestorePoints(ids: string[], opts: { signal?: AbortSignal; lock?: HeldLock } = {}): Promise<string[]> {
+    this.#refuseWrites('remove restore points');
     const full = await Promise.all(ids.map((id) => this.resolveManifestId(id, opts.signal)));
     const lock = opts.lock ?? (await this.lock({ exclusive: true, operation: 'remove restore points', signal: opts.signal }));
     try {
