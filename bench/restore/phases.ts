@@ -13,8 +13,9 @@ import { restoreDisk } from '../../core/restore/disk-restore.ts';
 const [repoPath, vm, out, win] = process.argv.slice(2);
 const window = Number(win ?? 16);
 const repo = await openRepository(repoPath!);
-const [m] = await repo.findRestorePoints({ vmName: vm, latest: true });
-const d = m!.disks[0]!;
+const [latest] = await repo.findRestorePoints({ vmName: vm, latest: true });
+const m = await repo.loadManifest(latest!.id);
+const d = m.disks[0]!;
 const ids = d.chunks.filter((c): c is string => !!c);
 const MB = 1e6;
 const phase = async (name: string, fn: () => Promise<number>) => {

@@ -1,7 +1,7 @@
 // Public API: list restore points.
 import type { RestorePointInfo } from './types.ts';
 import type { OperationContext } from '../progress.ts';
-import type { RestorePointManifest } from '../repo/manifest-types.ts';
+import type { RestorePointSummary } from '../repo/manifest-types.ts';
 import { optionalString, withRepo } from '../backup/open.ts';
 
 export interface ListPointsParams {
@@ -12,7 +12,7 @@ export interface ListPointsParams {
   latest?: boolean;
 }
 
-export function pointInfo(repository: string, m: RestorePointManifest): RestorePointInfo {
+export function pointInfo(repository: string, m: RestorePointSummary): RestorePointInfo {
   return {
     id: m.id, repository, vmName: m.vm.name, vmId: m.vm.id, host: m.vm.host, createdAt: m.createdAt,
     consistency: m.consistency, method: m.method, ...(m.methodReason ? { methodReason: m.methodReason } : {}),

@@ -64,7 +64,7 @@ async function computeStats(repo: Repository, signal?: AbortSignal): Promise<Rep
   const chunkSizes = new Map<string, number>();
   for await (const c of repo.listChunks(signal)) chunkSizes.set(c.id, c.size);
   let storedBytes = 0;
-  for (const type of ['config', 'keys', 'locks', 'chunks', 'packs', 'manifests', 'index', 'catalog'] as const) {
+  for (const type of ['config', 'keys', 'locks', 'chunks', 'packs', 'manifests', 'points', 'index', 'catalog'] as const) {
     for await (const o of repo.backend.list(signal, type)) storedBytes += o.size;
   }
   let logicalBytes = 0;

@@ -37,7 +37,7 @@ export async function resolvePoint(repo: Repository, point: string, vmName: stri
     const latest = await repo.findRestorePoints({ vmName, latest: true }, signal);
     if (latest.length === 0) throw new HvError('ERR_NOT_FOUND', `no restore point${vmName ? ` of VM ${vmName}` : ''} in ${repo.location}`, { target: vmName ?? repo.location });
     if (latest.length > 1) throw new HvError('ERR_INVALID_ARGUMENT', `"latest" is ambiguous: ${repo.location} holds ${latest.length} VMs (${latest.map((m) => m.vm.name).join(', ')}); name one with vmName/--vm`);
-    return latest[0]!;
+    return repo.loadManifest(latest[0]!.id, signal);
   }
   const m = await repo.loadManifest(point, signal);
   if (vmName !== undefined && m.vm.name.toLowerCase() !== vmName.toLowerCase()) {

@@ -56,7 +56,8 @@ export async function selectPoints(repo: Repository, req: { vmName?: string; poi
       throw new HvError('ERR_NOT_FOUND', `restore point ${req.point} belongs to VM ${points[0]!.vm.name}, not ${req.vmName}`, { target: req.point });
     }
   } else {
-    points = await repo.findRestorePoints({ vmName: req.vmName, latest: req.point === 'latest' }, signal);
+    const found = await repo.findRestorePoints({ vmName: req.vmName, latest: req.point === 'latest' }, signal);
+    points = await Promise.all(found.map((p) => repo.loadManifest(p.id, signal)));
   }
   if (points.length === 0) throw new HvError('ERR_NOT_FOUND', `no restore points${req.vmName ? ` of VM ${req.vmName}` : ''} in ${repo.location}`, { target: req.vmName ?? repo.location });
   return points.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));

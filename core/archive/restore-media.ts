@@ -47,7 +47,7 @@ export async function choosePoint(repo: Repository, vmName: string, point: strin
   }
   const [latest] = await repo.findRestorePoints({ vmName, latest: true }, signal);
   if (!latest) throw new HvError('ERR_NOT_FOUND', `the media hold no restore point of VM ${vmName}`, { target: vmName });
-  return latest;
+  return repo.loadManifest(latest.id, signal);
 }
 
 /** Media holding the manifest and every chunk of `m`, in pool order: what an operator must insert. */

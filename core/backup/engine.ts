@@ -83,7 +83,9 @@ async function backupSource(ctx: OperationContext, opts: BackupJobOptions, sourc
 /** The newest restore point of this VM (same id), which an incremental builds on. */
 async function previousPoint(repo: Repository, vm: VmDescription): Promise<RestorePointManifest | undefined> {
   const points = await repo.findRestorePoints({ vmName: vm.name });
-  return points.find((m) => m.vm.id === vm.id);
+  const newest = points.find((m) => m.vm.id === vm.id);
+  // Summaries to choose, the whole manifest (chunk lists) only for the one an incremental reuses.
+  return newest && repo.loadManifest(newest.id);
 }
 
 function planOnly(vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined, leftovers: { description: string }[], full: boolean): BackupResult {

@@ -1,14 +1,17 @@
 // Restore-point manifests in the repository: manifests/<id> holds
 // codec.seal('manifests', encodeObject(JSON)). Ids are random 32 bytes (hex), chosen
 // before the manifest is written (the manifest names its own id). Manifests never
-// change once written, so loaded ones are cached.
+// change once written, so loaded ones are cached. Beside each manifest, points/<id> holds
+// its summary (no chunk lists), written right after it: listing and choosing points reads
+// those, not every manifest's chunk list (tens of MB each for a large disk). A manifest
+// without a summary (a writer killed in between, media, older repositories) is read whole.
 
 import { randomBytes } from 'node:crypto';
 import { HvError, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { decodeManifest, encodeManifest, isRestorePointId } from './manifest.ts';
-import type { RestorePointManifest } from './manifest-types.ts';
+import { decodeManifest, decodeSummary, encodeManifest, encodeSummary, isRestorePointId, summarize } from './manifest.ts';
+import type { RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
 import { decodeObject, encodeObject } from './object-format.ts';
 
 export const MIN_ID_PREFIX = 8;
@@ -28,6 +31,9 @@ export class ManifestStore {
     const stored = this.#codec.seal('manifests', encodeObject(encodeManifest(manifest)), manifest.id);
     await this.#backend.save(signal, { type: 'manifests', name: manifest.id }, stored);
     this.#cache.set(manifest.id, manifest);
+    // After the manifest, which is the restore point: a summary that failed to be written
+    // only means this point is listed the slow way (from its manifest).
+    await this.#backend.save(signal, { type: 'points', name: manifest.id }, this.#codec.seal('points', encodeObject(encodeSummary(summarize(manifest))), manifest.id)).catch(() => {});
     return manifest.id;
   }
 
@@ -80,9 +86,46 @@ export class ManifestStore {
     return matches[0]!;
   }
 
-  async find(query: { vmName?: string; latest?: boolean }, signal?: AbortSignal): Promise<RestorePointManifest[]> {
+  /** Every restore point's summary, 16 loads at a time: from points/<id>, else from the manifest itself. */
+  async summaries(signal?: AbortSignal): Promise<RestorePointSummary[]> {
+    const ids = await this.ids(signal);
+    const have = new Set<string>();
+    for await (const o of this.#backend.list(signal, 'points')) have.add(o.name);
+    const out: RestorePointSummary[] = new Array(ids.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const i = next++;
+        const id = ids[i]!;
+        const cached = this.#cache.get(id);
+        out[i] = cached ?? (have.has(id) ? await this.#loadSummary(id, signal).catch(() => this.load(id, signal)) : await this.load(id, signal));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, ids.length) }, worker));
+    return out;
+  }
+
+  async #loadSummary(id: string, signal?: AbortSignal): Promise<RestorePointSummary> {
+    const what = `<points/${id}>`;
+    const stored = await this.#backend.load(signal, { type: 'points', name: id });
+    return decodeSummary(decodeObject(this.#codec.open('points', id, stored), what), what, id);
+  }
+
+  /** Points with no manifest left (a removal killed between the two deletes): GC removes them. */
+  async orphanSummaries(signal?: AbortSignal): Promise<string[]> {
+    const ids = new Set(await this.ids(signal));
+    const out: string[] = [];
+    for await (const o of this.#backend.list(signal, 'points')) if (!ids.has(o.name)) out.push(o.name);
+    return out;
+  }
+
+  async removeSummary(id: string, signal?: AbortSignal): Promise<void> {
+    await this.#backend.remove(signal, { type: 'points', name: id });
+  }
+
+  async find(query: { vmName?: string; latest?: boolean }, signal?: AbortSignal): Promise<RestorePointSummary[]> {
     const want = query.vmName?.toLowerCase();
-    const all = (await this.list(signal)).filter((m) => want === undefined || m.vm.name.toLowerCase() === want);
+    const all = (await this.summaries(signal)).filter((m) => want === undefined || m.vm.name.toLowerCase() === want);
     all.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.finishedAt.localeCompare(a.finishedAt));
     if (!query.latest) return all;
     const seen = new Set<string>();
@@ -90,7 +133,9 @@ export class ManifestStore {
   }
 
   async remove(id: string, signal?: AbortSignal): Promise<void> {
+    // The manifest (the restore point) first: a kill between the two leaves only an orphan summary, which listing ignores.
     await this.#backend.remove(signal, { type: 'manifests', name: id });
     this.#cache.delete(id);
+    await this.#backend.remove(signal, { type: 'points', name: id });
   }
 }

@@ -56,3 +56,13 @@ export interface RestorePointManifest {
   /** Host-specific facts (Hyper-V config version, cluster, RCT ids). */
   details?: Record<string, unknown>;
 }
+
+/**
+ * A restore point without its chunk lists: what listing and choosing points needs. Stored
+ * beside each manifest as points/<id> (small whatever the disk size), so finding a VM's
+ * newest point does not decode every manifest's chunk list. A full manifest is one too.
+ */
+export type RestorePointSummary = Omit<RestorePointManifest, 'disks' | 'configFiles'> & {
+  disks: Omit<DiskManifest, 'chunks'>[];
+  configFiles: Omit<ConfigFileManifest, 'chunks'>[];
+};

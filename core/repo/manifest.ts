@@ -2,7 +2,7 @@
 // object is codec.seal('manifests', encodeObject(encodeManifest(m))) — see repository.ts.
 
 import { HvError } from '../errors.ts';
-import type { ChunkRef, DiskManifest, RestorePointManifest } from './manifest-types.ts';
+import type { ChunkRef, DiskManifest, RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
 import { MANIFEST_VERSION } from './manifest-types.ts';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -80,4 +80,31 @@ export function referencedChunks(m: RestorePointManifest): Set<string> {
   for (const d of m.disks) for (const c of d.chunks) if (c) ids.add(c);
   for (const f of m.configFiles) for (const c of f.chunks) if (c) ids.add(c);
   return ids;
+}
+
+/** The summary of a manifest: everything but the chunk lists. */
+export function summarize(m: RestorePointManifest): RestorePointSummary {
+  return {
+    ...m,
+    disks: m.disks.map(({ chunks, ...d }) => { void chunks; return d; }),
+    configFiles: m.configFiles.map(({ chunks, ...f }) => { void chunks; return f; }),
+  };
+}
+
+export function encodeSummary(s: RestorePointSummary): Buffer {
+  return Buffer.from(JSON.stringify(s), 'utf8');
+}
+
+/** Inverse of encodeSummary; checks what listing relies on (id, VM, times). */
+export function decodeSummary(buf: Buffer, what: string, expectedId: string): RestorePointSummary {
+  let s: RestorePointSummary;
+  try {
+    s = JSON.parse(buf.toString('utf8')) as RestorePointSummary;
+  } catch (err) {
+    throw new HvError('ERR_CORRUPT', `${what}: restore point summary is not valid JSON (${(err as Error).message})`, { target: what, cause: err });
+  }
+  const ok = typeof s === 'object' && s !== null && s.id === expectedId && typeof s.vm?.id === 'string' && typeof s.vm?.name === 'string'
+    && typeof s.createdAt === 'string' && typeof s.finishedAt === 'string' && Array.isArray(s.disks) && Array.isArray(s.configFiles);
+  if (!ok) throw new HvError('ERR_CORRUPT', `${what}: restore point summary is missing fields or names another point`, { target: what });
+  return s;
 }

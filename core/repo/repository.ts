@@ -16,7 +16,7 @@ import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, READ_ONLY_V
 import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
 import { ManifestStore } from './manifest-store.ts';
-import type { RestorePointManifest } from './manifest-types.ts';
+import type { RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 /** Pack readers readChunks keeps open at once. */
@@ -285,8 +285,16 @@ export class Repository {
   }
 
   /** Restore points, newest first; filtered by VM name (case-insensitive); latest: only the newest per VM. */
-  findRestorePoints(query: { vmName?: string; latest?: boolean } = {}, signal?: AbortSignal): Promise<RestorePointManifest[]> {
+  findRestorePoints(query: { vmName?: string; latest?: boolean } = {}, signal?: AbortSignal): Promise<RestorePointSummary[]> {
     return this.#manifests.find(query, signal);
+  }
+
+  /** Remove points/ summaries whose manifest is gone (a removal killed in between). Only for GC under an exclusive lock. */
+  async removeOrphanSummaries(signal?: AbortSignal): Promise<number> {
+    this.#refuseWrites('remove restore points');
+    const orphans = await this.#manifests.orphanSummaries(signal);
+    for (const id of orphans) await this.#manifests.removeSummary(id, signal);
+    return orphans.length;
   }
 
   /** Delete manifests (not chunks: GC is core/retention's job) under an exclusive lock. */

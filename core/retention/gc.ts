@@ -36,6 +36,7 @@ export async function collectGarbageIn(ctx: OperationContext, repo: Repository, 
       onProgress: (done, total) => { if (done % 16 === 0) progress(ctx, { activity: 'gc', target: repo.location, done, total }); },
     }).catch((err: unknown) => { throw wrapError(err, `gc of ${repo.location}`, repo.location); });
     for (const w of pruned.warnings) log(ctx, 'warning', w, repo.location);
+    if (!opts.whatIf) await repo.removeOrphanSummaries(signal);
     log(ctx, 'info', `${pruned.chunksRemoved} of ${pruned.chunksTotal} chunks are referenced by no restore point${opts.whatIf ? ' (what if: nothing deleted)' : ''}`, repo.location);
     progress(ctx, { activity: 'gc', target: repo.location, completed: true });
     return {

@@ -58,7 +58,7 @@ describe('crypto: encrypted repository (repository API)', function () {
     assert.deepEqual(filesContaining(enc, compressed), []);
     // The scans read every file of the folder: config, keys/, packs/, index/, manifests/.
     const files = filesUnder(enc).map((f) => f.slice(enc.length + 1).split('/')[0]).sort();
-    assert.deepEqual(files, ['config', 'index', 'keys', 'manifests', 'packs']); // the 4 chunks share one pack
+    assert.deepEqual(files, ['config', 'index', 'keys', 'manifests', 'packs', 'points']); // the 4 chunks share one pack
     assert.deepEqual(filesContaining(enc, marker), []);
     assert.deepEqual(filesContaining(enc, marker.slice(16)), []);
     assert.deepEqual(filesContaining(enc, vmName), []);

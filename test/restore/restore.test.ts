@@ -126,12 +126,13 @@ describe('restore and verify', function () {
       assert.deepEqual(readdirSync(s.path('r-bad')), []);
     });
 
-    it('a corrupt manifest gives ERR_CORRUPT naming it, and verify reports it', async () => {
+    it('a corrupt manifest gives ERR_CORRUPT naming it on restore, and verify reports it (listing reads the point summary)', async () => {
       const f = join(damaged, 'manifests', pointId);
       const buf = readFileSync(f);
       buf[10] ^= 0xff;
       writeFileSync(f, buf);
-      await assert.rejects(listRestorePoints(ctx, { repository: damaged }), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && (e as Error).message.includes(pointId));
+      assert.ok((await listRestorePoints(ctx, { repository: damaged })).some((p) => p.id === pointId), 'listed from points/, as before the damage');
+      await assert.rejects(restoreVM(ctx, { repository: damaged, point: pointId, to: join(damaged, '..', 'r-corrupt-manifest') }), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && (e as Error).message.includes(pointId));
       const rep = await verifyRepository(ctx, { repository: damaged });
       assert.ok(rep.problems.some((p) => p.object === `<manifests/${pointId}>`));
     });
