@@ -117,7 +117,7 @@ export class LocalBackend implements Backend {
    */
   async #writeDirect(fh: FileHandle, tmp: string, parts: readonly Buffer[]): Promise<boolean> {
     const total = parts.reduce((a, b) => a + b.length, 0);
-    if (total < DIRECT_MIN || this.#noDirect) return false;
+    if (total < DIRECT_MIN || this.#noDirect || (fsc as Record<string, number | undefined>).O_DIRECT === undefined) return false;
     const bulk = total - (total % DIRECT_ALIGN);
     const staging = this.#staging.pop() ?? alignedBuffer(Math.max(bulk, DIRECT_STAGING));
     if (!staging || staging.length < bulk) return false;
