@@ -20,7 +20,7 @@ function mib(n: number): string {
 function printStats(s: RepositoryStats): void {
   const rows: [string, string][] = [
     ['Repository', s.path], ['Id', s.id], ['Format version', String(s.formatVersion)],
-    ['Encryption', s.encrypted ? 'AES-256-GCM (encrypted)' : 'none'], ['Chunk size', mib(s.chunkSize)], ['Compression', s.compression],
+    ['Encryption', s.encrypted ? 'AES-256-GCM (encrypted)' : 'none'], ['Chunk size', s.chunkSize < 1048576 ? `${s.chunkSize / 1024} KiB` : mib(s.chunkSize)], ['Compression', s.compression],
     ['Restore points', String(s.restorePoints)], ['VMs', String(s.vms)], ['Chunks', String(s.chunkCount)],
     ['Logical bytes', mib(s.logicalBytes)], ['Unique bytes', mib(s.uniqueBytes)], ['Stored bytes', mib(s.storedBytes)],
     ['Dedupe ratio', `${s.dedupeRatio.toFixed(2)}x`], ['Compression ratio', `${s.compressionRatio.toFixed(2)}x`],
