@@ -55,15 +55,10 @@ export class StoredObjectReader {
       if (!packed || where.length <= this.#size) {
         const buf = this.#acquire(signal);
         const want = packed ? where.length : buf.length;
-        const n = await readInto(backend.pathOf(where.handle), buf, where.offset, want).catch((err: unknown) => {
-          this.#release(buf);
-          throw (err as NodeJS.ErrnoException)?.code === 'ENOENT' ? missing(type, id, this.#repo.location, err) : err;
-        });
-        if (packed && n < want) {
-          this.#release(buf);
-          throw new HvError('ERR_CORRUPT', `<chunks/${id}>: <packs/${where.handle.name}> ends before the chunk's ${where.length} bytes at offset ${where.offset}`, { target: `<packs/${where.handle.name}>` });
-        }
-        if (n < buf.length) {
+        // A read that fails or comes up short falls through to the repository's own load,
+        // whose error names the chunk (missing, or a pack cut short).
+        const n = await readInto(backend.pathOf(where.handle), buf, where.offset, want).catch(() => -1);
+        if (n >= 0 && n < buf.length && !(packed && n < want)) {
           let released = false;
           return { id, data: buf.subarray(0, n), release: () => { if (!released) { released = true; this.#release(buf); } } };
         }
