@@ -17,6 +17,8 @@ export interface TestPointOptions {
   configFile?: { path: string; data: Buffer };
 }
 
+// put() per chunk stores a pack per chunk on purpose: GC and media tests need many small packs
+// (the GC kill test needs a deletion long enough for its random kills to land in).
 async function chunkRefs(repo: Repository, data: Buffer, chunkSize: number): Promise<ChunkRef[]> {
   const w = repo.chunkWriter();
   const refs: ChunkRef[] = [];
