@@ -76,22 +76,15 @@ export class ChunkIndex {
     if (!this.#byId.has(id)) this.#byId.set(id, { offset: 0, length: size });
   }
 
-  /** Forget a pack (pruned); chunks it held are re-pointed at another pack holding them, if any. */
+  /**
+   * Forget a pack (pruned). Chunks it held are forgotten too, even where another pack has a
+   * copy: looking for one meant scanning every pack per chunk, and prune, the only caller,
+   * reloads the index when it is done.
+   */
   removePack(name: string): void {
     const gone = this.packs.get(name);
     this.packs.delete(name);
-    if (!gone) return;
-    for (const e of gone) {
-      if (this.#byId.get(e.id)?.pack !== name) continue;
-      this.#byId.delete(e.id);
-      for (const [other, list] of this.packs) {
-        const again = list.find((x) => x.id === e.id);
-        if (again) {
-          this.#byId.set(e.id, { pack: other, offset: again.offset, length: again.length, plainLength: again.plainLength });
-          break;
-        }
-      }
-    }
+    for (const e of gone ?? []) if (this.#byId.get(e.id)?.pack === name) this.#byId.delete(e.id);
   }
 
   removeLoose(id: string): void {

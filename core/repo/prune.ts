@@ -145,6 +145,8 @@ export async function pruneChunks(repo: Repository, referenced: ReadonlySet<stri
     result.bytesFreed += loc.length;
     opts.onProgress?.(++done, total);
   }
+  // Chunks of rewritten packs now live in new packs: read the index afresh.
+  if (!opts.whatIf) await repo.chunkIndex({ refresh: true, signal });
   return result;
 }
 
