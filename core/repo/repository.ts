@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { HvError, isHvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import { ChunkPool } from './chunk-pool.ts';
-import { ChunkIndex, type ChunkLocation } from './chunk-index.ts';
+import { ChunkIndex } from './chunk-index.ts';
 import { createChunkWriter, type ChunkStoreState, type ChunkWriter, type ChunkWriterOptions } from './chunk-writer.ts';
 import type { Handle, ObjectReader } from './backend.ts';
 import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
@@ -148,11 +148,11 @@ export class Repository {
   }
 
   /** The object and byte range holding chunk `id` as stored (sealed), or ERR_NOT_FOUND naming <chunks/id>. */
-  async locateChunk(id: string, signal?: AbortSignal): Promise<{ handle: Handle; offset: number; length: number; location: ChunkLocation }> {
+  async locateChunk(id: string, signal?: AbortSignal): Promise<{ handle: Handle; offset: number; length: number }> {
     const loc = (await this.chunkIndex({ signal })).locate(id);
-    if (loc?.pack !== undefined) return { handle: { type: 'packs', name: loc.pack }, offset: loc.offset, length: loc.length, location: loc };
+    if (loc?.pack !== undefined) return { handle: { type: 'packs', name: loc.pack }, offset: loc.offset, length: loc.length };
     // Not indexed: try a loose object anyway (written after the index was loaded, or media).
-    return { handle: { type: 'chunks', name: id }, offset: 0, length: loc?.length ?? -1, location: loc ?? { offset: 0, length: -1 } };
+    return { handle: { type: 'chunks', name: id }, offset: 0, length: loc?.length ?? -1 };
   }
 
   /** A chunk's stored (sealed) bytes, as a loose chunks/<id> object would hold them. */
