@@ -3,8 +3,9 @@
 // Data zstd does not shrink is stored raw, so incompressible chunks cost one byte and
 // no decompression; data whose samples do not shrink is stored raw without trying. Pure functions: no I/O.
 
-import { zstdCompressSync, zstdDecompressSync, constants as zc } from 'node:zlib';
+import { zstdDecompressSync } from 'node:zlib';
 import { HvError } from '../errors.ts';
+import { ZstdSession } from './zstd-session.ts';
 
 export const FORMAT_RAW = 0x00;
 export const FORMAT_ZSTD = 0x01;
@@ -16,6 +17,15 @@ const PROBE = 4096;
 /** The samples must shrink below this fraction, else the whole object is stored raw untried. */
 const PROBE_RATIO = 0.97;
 
+/** One reused zstd context per level, per thread (each worker has its own copy of this module). */
+const sessions = new Map<number, ZstdSession>();
+function session(level: number): ZstdSession {
+  let s = sessions.get(level);
+  if (!s) sessions.set(level, (s = new ZstdSession(level)));
+  return s;
+}
+let sampleScratch: Buffer | undefined;
+
 /**
  * True when three 4 KiB samples of `plain` do not compress: random or already compressed
  * data. zstd level 1 runs at about the same speed on random data as on text (~400 MB/s a
@@ -25,44 +35,32 @@ const PROBE_RATIO = 0.97;
  */
 export function looksIncompressible(plain: Buffer): boolean {
   if (plain.length < 16 * PROBE) return false;
+  const sample = (sampleScratch ??= Buffer.allocUnsafeSlow(3 * PROBE));
   const mid = (plain.length >> 1) - PROBE / 2;
-  const sample = Buffer.concat([plain.subarray(0, PROBE), plain.subarray(mid, mid + PROBE), plain.subarray(plain.length - PROBE)]);
-  const packed = zstdCompressSync(sample, { params: { [zc.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [zc.ZSTD_c_checksumFlag]: 0 }, chunkSize: outputRoom(sample.length) });
-  const no = packed.length >= sample.length * PROBE_RATIO;
-  freeScratch(sample);
-  freeScratch(packed);
-  return no;
+  plain.copy(sample, 0, 0, PROBE);
+  plain.copy(sample, PROBE, mid, mid + PROBE);
+  plain.copy(sample, 2 * PROBE, plain.length - PROBE);
+  return session(ZSTD_LEVEL).compress(sample).length >= sample.length * PROBE_RATIO;
 }
 
 /**
- * Output buffer for one zstd call: zstd's bound for `n` bytes, so the frame comes out in one
- * buffer that freeScratch can release. Node's default (16 KiB) makes a 256 KiB chunk come out
- * as a dozen pieces, concatenated into yet another buffer.
+ * The stored payload: format byte, then the zstd frame or the raw bytes. Always a buffer of
+ * its own (never a view of `plain` or of a scratch buffer), so a worker can transfer it.
  */
-function outputRoom(n: number): number {
-  return Math.max(64, n + (n >> 8) + 1024);
-}
-
-/**
- * Free a scratch buffer this module allocated now, not at V8's next collection. V8 collects
- * ArrayBuffers only once their external size has grown by tens of MiB, so a worker sealing
- * chunks held 60–100 MiB of dead zstd output and needed a forced collection every few MiB;
- * those collections were ~12 % of a backup's CPU. Buffers in Node's shared 8 KiB pool are left alone.
- */
-function freeScratch(b: Buffer): void {
-  const ab = b.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
-  if (ab.byteLength > Buffer.poolSize && typeof ab.transfer === 'function' && !ab.detached) ab.transfer(0);
-}
-
 export function encodeObject(plain: Buffer, level = ZSTD_LEVEL): Buffer {
-  if (looksIncompressible(plain)) return Buffer.concat([Buffer.from([FORMAT_RAW]), plain]);
-  const packed = zstdCompressSync(plain, { params: { [zc.ZSTD_c_compressionLevel]: level, [zc.ZSTD_c_checksumFlag]: 0 }, chunkSize: outputRoom(plain.length) });
-  try {
-    if (packed.length < plain.length) return Buffer.concat([Buffer.from([FORMAT_ZSTD]), packed]);
-    return Buffer.concat([Buffer.from([FORMAT_RAW]), plain]);
-  } finally {
-    freeScratch(packed);
+  if (!looksIncompressible(plain)) {
+    const frame = session(level).compress(plain);
+    if (frame.length < plain.length) {
+      const out = Buffer.allocUnsafeSlow(1 + frame.length);
+      out[0] = FORMAT_ZSTD;
+      frame.copy(out, 1);
+      return out;
+    }
   }
+  const out = Buffer.allocUnsafeSlow(1 + plain.length);
+  out[0] = FORMAT_RAW;
+  plain.copy(out, 1);
+  return out;
 }
 
 /** Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>". */
