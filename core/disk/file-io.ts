@@ -76,10 +76,20 @@ const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number;
 export function alignedBuffer(size: number): Buffer | undefined {
   const pages = Math.ceil(size / 65536);
   try {
-    return Buffer.from(new wasm!.Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+    const mem = new wasm!.Memory({ initial: pages, maximum: pages }).buffer;
+    ALIGNED.add(mem);
+    return Buffer.from(mem, 0, size);
   } catch {
     return undefined;
   }
+}
+
+/** Memory handed out by alignedBuffer: the only memory known to start on a page. */
+const ALIGNED = new WeakSet<ArrayBufferLike>();
+
+/** True when `buf` starts on a page of alignedBuffer memory, so O_DIRECT can write it as it is. */
+export function isPageAligned(buf: Buffer): boolean {
+  return ALIGNED.has(buf.buffer) && buf.byteOffset % DIRECT_ALIGN === 0;
 }
 
 /**

@@ -13,7 +13,7 @@ import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, rangeOf } from './backend-util.ts';
-import { alignedBuffer, DIRECT_ALIGN, DirectWriter, pwriteLarge } from '../disk/file-io.ts';
+import { alignedBuffer, DIRECT_ALIGN, DirectWriter, isPageAligned, pwriteLarge } from '../disk/file-io.ts';
 
 const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
 /** Objects from this size (packs) are written with direct I/O where the file system has it. */
@@ -93,8 +93,8 @@ export class LocalBackend implements Backend {
     let fh: FileHandle | undefined;
     try {
       fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      if (Buffer.isBuffer(data)) await fh.writeFile(data);
-      else if (!(await this.#writeDirect(fh, tmp, data))) await writeAll(fh, data);
+      const parts = Buffer.isBuffer(data) ? [data] : data;
+      if (!(await this.#writeDirect(fh, tmp, parts))) await writeAll(fh, parts);
       await fh.sync();
     } catch (err) {
       await fh?.close().catch(() => {});
@@ -118,6 +118,7 @@ export class LocalBackend implements Backend {
   async #writeDirect(fh: FileHandle, tmp: string, parts: readonly Buffer[]): Promise<boolean> {
     const total = parts.reduce((a, b) => a + b.length, 0);
     if (total < DIRECT_MIN || this.#noDirect || (fsc as Record<string, number | undefined>).O_DIRECT === undefined) return false;
+    if (isPageAligned(parts[0]!) && parts[0]!.length >= DIRECT_MIN) return this.#writeAligned(fh, tmp, parts);
     const bulk = total - (total % DIRECT_ALIGN);
     const staging = this.#staging.pop() ?? alignedBuffer(Math.max(bulk, DIRECT_STAGING));
     if (!staging || staging.length < bulk) return false;
@@ -143,6 +144,31 @@ export class LocalBackend implements Backend {
       return true;
     } finally {
       this.#staging.push(staging);
+      await dw.close();
+    }
+  }
+
+  /**
+   * #writeDirect for data whose first part is already page-aligned memory (a pack buffer,
+   * pack-writer.ts): its whole pages go out with O_DIRECT as they are, with no copy at all.
+   */
+  async #writeAligned(fh: FileHandle, tmp: string, parts: readonly Buffer[]): Promise<boolean> {
+    const first = parts[0]!;
+    const bulk = first.length - (first.length % DIRECT_ALIGN);
+    const dw = await DirectWriter.open(tmp);
+    try {
+      if (!dw.active) {
+        this.#noDirect = true;
+        return false;
+      }
+      await dw.write(fh, first.subarray(0, bulk), 0);
+      let pos = bulk;
+      for (const t of [first.subarray(bulk), ...parts.slice(1)]) {
+        await pwriteLarge(fh, t, pos);
+        pos += t.length;
+      }
+      return true;
+    } finally {
       await dw.close();
     }
   }
@@ -281,6 +307,7 @@ async function writeAll(fh: FileHandle, parts: readonly Buffer[]): Promise<void>
   let pos = 0;
   let i = 0;
   let skip = 0;
+  while (i < parts.length && parts[i]!.length === 0) i++;
   while (i < parts.length) {
     const batch = parts.slice(i, i + 512);
     if (skip > 0) batch[0] = batch[0]!.subarray(skip);

@@ -48,7 +48,8 @@ export interface Backend {
 
   /**
    * Store `data` under `h`. The data is in memory (a Buffer or parts), so a retry can resend
-   * it unchanged. Durable when the promise resolves (local: temp file, fsync, rename/link, fsync dir).
+   * it unchanged. The caller reuses that memory once the promise settles (pack buffers), so
+   * an implementation copies what it keeps. Durable when the promise resolves (local: temp file, fsync, rename/link, fsync dir).
    */
   save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void>;
 

@@ -4,11 +4,29 @@
 
 import { HvError } from '../errors.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { decodeObject, encodeObject } from './object-format.ts';
+import { decodeObject, encodeObject, encodeObjectInto } from './object-format.ts';
+import { SEAL_OVERHEAD } from './crypto/index.ts';
 
 /** Seal a chunk; the id is authenticated with it when encrypted, so a chunk renamed in the store fails to open. */
 export function sealChunk(codec: ObjectCodec, id: string, plain: Buffer, level?: number): Buffer {
   return codec.seal('chunks', encodeObject(plain, level), id);
+}
+
+/** The most bytes a sealed chunk of `plainLength` bytes takes. */
+export function sealedBound(plainLength: number): number {
+  return 1 + plainLength + SEAL_OVERHEAD;
+}
+
+/**
+ * sealChunk written into `out` at `at` (room: sealedBound); returns the bytes written.
+ * Unencrypted, sealing is the identity, so the object is encoded in place with no buffer of
+ * its own; encrypted, the sealed copy is copied in.
+ */
+export function sealChunkInto(codec: ObjectCodec, id: string, plain: Buffer, out: Buffer, at: number, level?: number): number {
+  if (!codec.encrypted) return encodeObjectInto(plain, out, at, level);
+  const sealed = sealChunk(codec, id, plain, level);
+  if (out.length - at < sealed.length) throw new HvError('ERR_INTERNAL', `sealChunkInto: ${out.length - at} bytes of room for a ${sealed.length}-byte chunk`);
+  return sealed.copy(out, at);
 }
 
 /** Stored bytes → plain bytes; with verify, the plain bytes must hash to `id`. */

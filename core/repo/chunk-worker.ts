@@ -5,13 +5,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { HvError } from '../errors.ts';
-import { openChunk, sealChunk } from './chunk-codec.ts';
+import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
 import { codecFromTransferable } from './crypto/index.ts';
 import { freeArrayBuffer, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 
 const port = parentPort!;
-// Collect garbage on a schedule. Every chunk leaves its size or more of dead ArrayBuffers
-// behind (zstd's output pieces, copies), and V8 only collects when its heap fills, not when
+// Collect garbage on a schedule. Every chunk opened (or sealed encrypted) leaves its size or
+// more of dead ArrayBuffers behind (zstd's output, copies), and V8 only collects when its heap fills, not when
 // external memory grows, so each worker used to hold 60–100 MiB of dead chunks. A scavenge
 // every 4 MiB and a full collection every 64 MiB of chunks handled keep it flat; measured on
 // the 2 GiB bench disk: backup peak RSS 400 → ~220 MiB. The schedule counts bytes, not
@@ -35,7 +35,10 @@ const held = new Map<number, { ids: string[]; run: Buffer; slices: { offset: num
 port.on('message', (msg: WorkerRequest) => {
   codecReady.then((codec) => {
     // Garbage follows the plain bytes produced or consumed (zstd buffers), not the stored ones.
-    let bytes = msg.op === 'seal' ? sealedBytes(msg) : 0;
+    // Unencrypted sealing leaves none: chunks are encoded into the lent buffer with one reused
+    // zstd context (object-format.ts), so it needs no collections (they were most of the
+    // backup's remaining GC time); an encrypted seal makes a buffer or two per chunk.
+    let bytes = msg.op === 'seal' && codec.encrypted ? sealedBytes(msg) : 0;
     const reply = handle(codec, msg);
     if (msg.op === 'open') bytes = reply?.data?.byteLength ?? 0;
     if (reply) port.postMessage(reply, transferList(reply));
@@ -62,7 +65,7 @@ function transferList(r: WorkerReply): ArrayBuffer[] {
   const list: ArrayBuffer[] = [];
   if (r.data) list.push(r.data.buffer as ArrayBuffer);
   if (r.back) list.push(r.back.buffer as ArrayBuffer);
-  for (const b of r.blobs ?? []) list.push(b.buffer as ArrayBuffer);
+  if (r.arena) list.push(r.arena.buffer as ArrayBuffer);
   return list;
 }
 
@@ -79,11 +82,23 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
       case 'seal': {
         const h = held.get(msg.tid)!;
         held.delete(msg.tid);
-        const blobs = (msg.which ?? []).map((i) => {
+        let arena = Buffer.from(msg.arena!.buffer, msg.arena!.byteOffset, msg.arena!.byteLength);
+        const spans: number[] = [];
+        let at = 0;
+        for (const i of msg.which ?? []) {
           const sl = h.slices[i]!;
-          return ownBuffer(sealChunk(codec, h.ids[i]!, h.run.subarray(sl.offset, sl.offset + sl.length), msg.level));
-        });
-        return { tid: msg.tid, blobs, back: h.run };
+          const need = sealedBound(sl.length);
+          if (at + need > arena.length) {
+            // The lender sizes the buffer for the worst case; this only guards that promise.
+            const bigger = Buffer.allocUnsafeSlow(Math.max(2 * arena.length, at + need));
+            arena.copy(bigger, 0, 0, at);
+            arena = bigger;
+          }
+          const n = sealChunkInto(codec, h.ids[i]!, h.run.subarray(sl.offset, sl.offset + sl.length), arena, at, msg.level);
+          spans.push(at, n);
+          at += n;
+        }
+        return { tid: msg.tid, spans, arena, back: h.run };
       }
       case 'drop': {
         const h = held.get(msg.tid);

@@ -83,7 +83,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
   let firstError: unknown;
   let packsPromise: Promise<PackWriter> | undefined;
   const packs = () => (packsPromise ??= store.index().then((index) => new PackWriter(store.backend, store.codec, index, {
-    signal: opts.signal, target: opts.packSize, release: (b) => store.pool.release(b),
+    signal: opts.signal, target: opts.packSize,
   })));
 
   const release = (bytes: number) => {
@@ -138,18 +138,23 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
     }
     let k = 0;
     try {
-      const blobs = await run.seal(fresh);
-      throwIfAborted(opts.signal);
-      const pw = await packs();
-      for (; k < fresh.length; k++) {
-        const i = fresh[k]!;
-        const blob = blobs[k]!;
-        const { durable } = await pw.add(run.ids[i]!, blob, sizes[i]!);
-        durable.then(settles[k]!.resolve, settles[k]!.reject);
-        out[i]!.result.stored = blob.length;
-        stats.newChunks++;
-        stats.newPlainBytes += sizes[i]!;
-        stats.storedBytes += blob.length;
+      const sealed = await run.seal(fresh);
+      try {
+        throwIfAborted(opts.signal);
+        const pw = await packs();
+        for (; k < fresh.length; k++) {
+          const i = fresh[k]!;
+          const blob = sealed.blobs[k]!;
+          // add() copies the blob into its pack, so the sealed buffer can go back at the end.
+          const { durable } = await pw.add(run.ids[i]!, blob, sizes[i]!);
+          durable.then(settles[k]!.resolve, settles[k]!.reject);
+          out[i]!.result.stored = blob.length;
+          stats.newChunks++;
+          stats.newPlainBytes += sizes[i]!;
+          stats.storedBytes += blob.length;
+        }
+      } finally {
+        sealed.done();
       }
       return out;
     } catch (err) {

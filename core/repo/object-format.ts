@@ -43,24 +43,38 @@ export function looksIncompressible(plain: Buffer): boolean {
   return session(ZSTD_LEVEL).compress(sample).length >= sample.length * PROBE_RATIO;
 }
 
+/** Format byte and body of an object; a zstd body is a view of the session's scratch buffer. */
+function encodeParts(plain: Buffer, level: number): [format: number, body: Buffer] {
+  if (!looksIncompressible(plain)) {
+    const frame = session(level).compress(plain);
+    if (frame.length < plain.length) return [FORMAT_ZSTD, frame];
+  }
+  return [FORMAT_RAW, plain];
+}
+
 /**
  * The stored payload: format byte, then the zstd frame or the raw bytes. Always a buffer of
  * its own (never a view of `plain` or of a scratch buffer), so a worker can transfer it.
  */
 export function encodeObject(plain: Buffer, level = ZSTD_LEVEL): Buffer {
-  if (!looksIncompressible(plain)) {
-    const frame = session(level).compress(plain);
-    if (frame.length < plain.length) {
-      const out = Buffer.allocUnsafeSlow(1 + frame.length);
-      out[0] = FORMAT_ZSTD;
-      frame.copy(out, 1);
-      return out;
-    }
-  }
-  const out = Buffer.allocUnsafeSlow(1 + plain.length);
-  out[0] = FORMAT_RAW;
-  plain.copy(out, 1);
+  const [format, body] = encodeParts(plain, level);
+  const out = Buffer.allocUnsafeSlow(1 + body.length);
+  out[0] = format;
+  body.copy(out, 1);
   return out;
+}
+
+/**
+ * encodeObject written into `out` at `at` (which must have room for 1 + plain.length bytes,
+ * the most it takes); returns the bytes written. Workers seal a run's chunks straight into
+ * one reused buffer this way, with no buffer per chunk.
+ */
+export function encodeObjectInto(plain: Buffer, out: Buffer, at: number, level = ZSTD_LEVEL): number {
+  if (out.length - at < 1 + plain.length) throw new HvError('ERR_INTERNAL', `encodeObjectInto: ${out.length - at} bytes of room for a ${plain.length}-byte object`);
+  const [format, body] = encodeParts(plain, level);
+  out[at] = format;
+  body.copy(out, at + 1);
+  return 1 + body.length;
 }
 
 /** Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>". */

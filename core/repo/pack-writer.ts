@@ -2,7 +2,12 @@
 // its index object (write order: pack durable → index durable → chunks known → manifest).
 // One file per pack instead of per chunk: a 2 GiB disk at 256 KiB chunks is ~40 packs, not
 // ~5000 files each with its own create/fsync/link, and an object store gets few large PUTs.
-// Memory: the pack being filled plus at most `maxSaving` packs being stored.
+// Memory: the pack being filled plus at most `maxSaving` packs being stored. Blobs are copied
+// into the pack's buffer as they come (the caller may reuse its memory at once), and pack
+// buffers are reused across packs and writers: a backup allocates no memory per chunk, so
+// V8 has no dead buffers to collect (one ArrayBuffer per blob kept the main thread's
+// collector marking ~30 times in a 2 GiB backup, ~10 % of its CPU on helper threads).
+// They are page-aligned, so the local backend writes them with O_DIRECT uncopied.
 
 import { randomBytes } from 'node:crypto';
 import { throwIfAborted, wrapError } from '../errors.ts';
@@ -10,6 +15,7 @@ import type { Backend } from './backend.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { encodePackIndex, encodePackTrailer, MAX_PACK_SIZE, type PackEntry } from './pack-format.ts';
+import { alignedBuffer } from '../disk/file-io.ts';
 
 export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
 
@@ -18,8 +24,24 @@ interface Settle {
   reject: (err: unknown) => void;
 }
 
+/** A pack buffer's room beyond the target: one more chunk of the default size and the index. */
+const PACK_ROOM = 512 * 1024;
+/** Pack buffers kept for reuse by every writer of this process (page-aligned memory is never freed early). */
+const spare: Buffer[] = [];
+const SPARE_MAX = 4;
+
+function takeBuffer(min: number): Buffer {
+  const i = spare.findIndex((b) => b.length >= min);
+  if (i >= 0) return spare.splice(i, 1)[0]!;
+  return alignedBuffer(min) ?? Buffer.allocUnsafeSlow(min);
+}
+
+function giveBuffer(b: Buffer): void {
+  if (spare.length < SPARE_MAX) spare.push(b);
+}
+
 interface OpenPack {
-  parts: Buffer[];
+  buf: Buffer | undefined;
   entries: PackEntry[];
   size: number;
   durable: Promise<void>;
@@ -30,8 +52,6 @@ export interface PackWriterOptions {
   target?: number;
   maxSaving?: number;
   signal?: AbortSignal;
-  /** Called with each blob once it is stored (or its pack failed), to free its memory. */
-  release?: (blob: Buffer) => void;
 }
 
 export class PackWriter {
@@ -41,7 +61,6 @@ export class PackWriter {
   readonly #target: number;
   readonly #maxSaving: number;
   readonly #signal: AbortSignal | undefined;
-  readonly #release: (blob: Buffer) => void;
   readonly #saving = new Set<Promise<void>>();
   #open: OpenPack;
   #failure: unknown;
@@ -53,20 +72,21 @@ export class PackWriter {
     this.#target = opts.target ?? DEFAULT_PACK_SIZE;
     this.#maxSaving = opts.maxSaving ?? 2;
     this.#signal = opts.signal;
-    this.#release = opts.release ?? (() => {});
     this.#open = newPack();
   }
 
   /**
-   * Append a sealed blob. Resolves once it is taken (waiting while `maxSaving` packs are
-   * being stored, which is the backpressure); `durable` settles when its pack and index are stored.
+   * Append a sealed blob (copied: the caller may reuse `blob` once this returns). Resolves
+   * once it is taken (waiting while `maxSaving` packs are being stored, which is the
+   * backpressure); `durable` settles when its pack and index are stored.
    */
   async add(id: string, blob: Buffer, plainLength: number): Promise<{ durable: Promise<void> }> {
     if (this.#failure) throw this.#failure;
     throwIfAborted(this.#signal);
     const pack = this.#open;
+    pack.buf = room(pack.buf, pack.size, blob.length, this.#target + PACK_ROOM);
+    blob.copy(pack.buf, pack.size);
     pack.entries.push({ id, offset: pack.size, length: blob.length, plainLength });
-    pack.parts.push(blob);
     pack.size += blob.length;
     // Keep the u32 offsets of the format valid whatever the target.
     if (pack.size >= this.#target || pack.size + 256 * 1024 * 1024 > MAX_PACK_SIZE) await this.#cut();
@@ -98,7 +118,12 @@ export class PackWriter {
       const name = randomBytes(32).toString('hex');
       const sealedIndex = this.#codec.seal('index', encodePackIndex(pack.entries), name);
       const what = `<packs/${name}> (${pack.entries.length} chunks)`;
-      await this.#backend.save(this.#signal, { type: 'packs', name }, [...pack.parts, sealedIndex, encodePackTrailer(sealedIndex.length)]).catch((err: unknown) => {
+      const trailer = encodePackTrailer(sealedIndex.length);
+      let at = pack.size;
+      pack.buf = room(pack.buf, at, sealedIndex.length + trailer.length, 0);
+      at += sealedIndex.copy(pack.buf, at);
+      at += trailer.copy(pack.buf, at);
+      await this.#backend.save(this.#signal, { type: 'packs', name }, pack.buf.subarray(0, at)).catch((err: unknown) => {
         throw wrapError(err, `save ${what}`, `<packs/${name}>`);
       });
       await this.#backend.save(this.#signal, { type: 'index', name }, sealedIndex).catch((err: unknown) => {
@@ -106,8 +131,8 @@ export class PackWriter {
       });
       this.#index.addPack(name, pack.entries);
     } finally {
-      for (const b of pack.parts) this.#release(b);
-      pack.parts.length = 0;
+      if (pack.buf) giveBuffer(pack.buf);
+      pack.buf = undefined;
     }
   }
 }
@@ -116,5 +141,16 @@ function newPack(): OpenPack {
   let settle!: Settle;
   const durable = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
   durable.catch(() => {});
-  return { parts: [], entries: [], size: 0, durable, settle };
+  return { buf: undefined, entries: [], size: 0, durable, settle };
+}
+
+/** `buf` (taken or grown as needed) with room for `more` bytes after `used`; new buffers get at least `min`. */
+function room(buf: Buffer | undefined, used: number, more: number, min: number): Buffer {
+  if (buf && used + more <= buf.length) return buf;
+  const bigger = takeBuffer(Math.max(min, used + more + (buf ? PACK_ROOM : 0)));
+  if (buf) {
+    buf.copy(bigger, 0, 0, used);
+    giveBuffer(buf);
+  }
+  return bigger;
 }

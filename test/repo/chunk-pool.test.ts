@@ -18,13 +18,16 @@ describe('ChunkPool buffers', () => {
         const run = Buffer.from(new Uint8Array(plain).buffer);
         let back: Buffer | undefined;
         const h = await pool.hashRun(run, [{ offset: 0, length: run.length }], (b) => { back = b; });
-        const [sealed] = await h.seal([0]);
-        assert.ok(sealed!.length > 0);
+        const sealedRun = await h.seal([0]);
+        const sealed = sealedRun.blobs[0]!;
+        assert.ok(sealed.length > 0);
         // The run buffer comes back whole after seal, with the caller's bytes in it.
         assert.ok(back && back.equals(plain), 'the run buffer is given back unchanged');
-        const copy = Buffer.from(sealed!);
-        pool.release(sealed!);
-        if (threads > 0) assert.equal(sealed!.length, 0, 'a released buffer is detached');
+        const copy = Buffer.from(sealed);
+        // Sealed chunks are views of a buffer the pool lends again: release() leaves them alone, done() returns them.
+        pool.release(sealed);
+        assert.equal(sealed.length, copy.length);
+        sealedRun.done();
         const opened = await pool.open(h.ids[0]!, copy);
         assert.ok(opened.equals(plain));
         pool.release(opened);
@@ -43,7 +46,7 @@ describe('ChunkPool buffers', () => {
       const h = await pool.hashRun(own, [0, 1, 2].map((k) => ({ offset: k * MiB, length: MiB })), () => { given++; });
       assert.equal(h.ids[0], h.ids[2]);
       assert.notEqual(h.ids[0], h.ids[1]);
-      const blobs = await h.seal([1]);
+      const { blobs } = await h.seal([1]);
       assert.equal(blobs.length, 1);
       assert.ok((await pool.open(h.ids[1]!, Buffer.from(blobs[0]!))).equals(rand));
       assert.equal(given, 1);
@@ -59,7 +62,7 @@ describe('ChunkPool buffers', () => {
     pool = new ChunkPool(plainCodec(), { threads: 2 });
     const text = Buffer.from('line INFO request completed\n'.repeat(MiB / 16)).subarray(0, MiB);
     const h = await pool.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]);
-    const sealed = Buffer.from((await h.seal([0]))[0]!);
+    const sealed = Buffer.from((await h.seal([0])).blobs[0]!);
     const run = async (n: number) => {
       for (let i = 0; i < n; i += 8) {
         const outs = await Promise.all(Array.from({ length: 8 }, () => pool.open(h.ids[0]!, Buffer.from(sealed))));

@@ -1,14 +1,14 @@
 // The codec of unencrypted repositories: chunk id = SHA-256 of the plain data, objects
 // stored as they are (their integrity comes from the id check and the compression frame).
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { FileType } from '../backend.ts';
 import type { ObjectCodec } from './codec.ts';
 
 const PLAIN: ObjectCodec = Object.freeze({
   encrypted: false,
   chunkId(plain: Buffer): string {
-    return createHash('sha256').update(plain).digest('hex');
+    return hash('sha256', plain, 'hex');
   },
   seal(_type: FileType, data: Buffer): Buffer {
     return data;
