@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HvError, type ErrorCode } from '../errors.ts';
 import { openChunk, sealChunk, sealedBound } from './chunk-codec.ts';
+import { FORMAT_RAW } from './object-format.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 
 /** A chunk within a run buffer. */
@@ -37,7 +38,11 @@ export interface WorkerReply {
   tid: number;
   ids?: string[];
   data?: Uint8Array;
-  /** seal: where each sealed chunk is in `arena`, in `which` order: offset, length, offset, length, ... */
+  /**
+   * seal: where each sealed chunk is, in `which` order, as triples: SPAN_LENT, offset, length
+   * in `arena`; or SPAN_RUN, offset, length of a raw chunk's plain bytes in the run buffer
+   * (its stored form is the format byte 0x00 and those bytes).
+   */
   spans?: number[];
   /** seal: the lent buffer (or a larger one, if it was too small), holding the sealed chunks. */
   arena?: Uint8Array;
@@ -54,10 +59,20 @@ interface Slot {
   pending: Map<number, { resolve: (r: WorkerReply) => void; reject: (e: unknown) => void }>;
 }
 
-/** Sealed chunks of a run: views of one buffer the pool lends out again once done() is called. */
+export const SPAN_LENT = 0;
+export const SPAN_RUN = 1;
+const RAW_FORMAT_BYTE = Buffer.from([FORMAT_RAW]);
+
+/** A sealed chunk: one buffer, or parts stored back to back. */
+export type SealedBlob = Buffer | readonly Buffer[];
+
+/**
+ * Sealed chunks of a run: views of a buffer the pool lends out again, and of the run buffer,
+ * which goes back to its owner, once done() is called.
+ */
 export interface SealedChunks {
-  blobs: Buffer[];
-  /** The caller has copied what it keeps: the blobs' memory goes back to the pool. */
+  blobs: SealedBlob[];
+  /** The caller has copied what it keeps: the blobs' memory goes back. */
   done(): void;
 }
 
@@ -105,7 +120,8 @@ export class ChunkPool {
   /**
    * Hash the chunks `slices` of `run`. The caller hands `run` over (a Buffer filling its own
    * ArrayBuffer, which is transferred to the worker) and gets it back through `giveBack` once
-   * the run is sealed or dropped; until then it must not touch it.
+   * the run is dropped, or once its sealed chunks are done with (raw chunks are views of it);
+   * until then it must not touch it.
    */
   async hashRun(run: Buffer, slices: Slice[], giveBack: (run: Buffer) => void = () => {}): Promise<HashedRun> {
     if (this.threads === 0) {
@@ -145,12 +161,23 @@ export class ChunkPool {
         const arena = this.#lend(which.reduce((a, i) => a + sealedBound(slices[i]!.length), 0));
         try {
           const r = await this.#request(slot, { op: 'seal', tid, which, level: this.level, arena }, [arena.buffer as ArrayBuffer]);
-          taken(r);
-          const back = toBuffer(r.arena!);
+          const lent = toBuffer(r.arena!);
+          const own = toBuffer(r.back!);
           const spans = r.spans!;
-          const blobs = which.map((_, k) => back.subarray(spans[2 * k]!, spans[2 * k]! + spans[2 * k + 1]!));
+          const blobs = which.map((_, k): SealedBlob => {
+            const [where, at, n] = [spans[3 * k]!, spans[3 * k + 1]!, spans[3 * k + 2]!];
+            return where === SPAN_RUN ? [RAW_FORMAT_BYTE, own.subarray(at, at + n)] : lent.subarray(at, at + n);
+          });
           let returned = false;
-          return { blobs, done: () => { if (!returned) { returned = true; this.#giveBackArena(back); } } };
+          return {
+            blobs,
+            done: () => {
+              if (returned) return;
+              returned = true;
+              this.#giveBackArena(lent);
+              giveBack(own);
+            },
+          };
         } finally {
           end();
         }

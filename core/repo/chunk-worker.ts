@@ -6,8 +6,9 @@ import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { HvError } from '../errors.ts';
 import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
+import { encodeCompressedInto } from './object-format.ts';
 import { codecFromTransferable } from './crypto/index.ts';
-import { freeArrayBuffer, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
+import { freeArrayBuffer, SPAN_LENT, SPAN_RUN, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 
 const port = parentPort!;
 // Collect garbage on a schedule. Every chunk opened (or sealed encrypted) leaves its size or
@@ -94,8 +95,18 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
             arena.copy(bigger, 0, 0, at);
             arena = bigger;
           }
-          const n = sealChunkInto(codec, h.ids[i]!, h.run.subarray(sl.offset, sl.offset + sl.length), arena, at, msg.level);
-          spans.push(at, n);
+          const plain = h.run.subarray(sl.offset, sl.offset + sl.length);
+          if (!codec.encrypted) {
+            // Unencrypted, a raw chunk is its format byte and the run's own bytes: the main
+            // thread copies it from the run buffer, so it is not copied here first.
+            const n = encodeCompressedInto(plain, arena, at, msg.level);
+            if (n === 0) spans.push(SPAN_RUN, sl.offset, sl.length);
+            else spans.push(SPAN_LENT, at, n);
+            at += n;
+            continue;
+          }
+          const n = sealChunkInto(codec, h.ids[i]!, plain, arena, at, msg.level);
+          spans.push(SPAN_LENT, at, n);
           at += n;
         }
         return { tid: msg.tid, spans, arena, back: h.run };

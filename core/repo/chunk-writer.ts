@@ -145,13 +145,14 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
         for (; k < fresh.length; k++) {
           const i = fresh[k]!;
           const blob = sealed.blobs[k]!;
-          // add() copies the blob into its pack, so the sealed buffer can go back at the end.
+          const length = Buffer.isBuffer(blob) ? blob.length : blob.reduce((a, b) => a + b.length, 0);
+          // add() copies the blob into its pack, so the sealed buffers can go back at the end.
           const { durable } = await pw.add(run.ids[i]!, blob, sizes[i]!);
           durable.then(settles[k]!.resolve, settles[k]!.reject);
-          out[i]!.result.stored = blob.length;
+          out[i]!.result.stored = length;
           stats.newChunks++;
           stats.newPlainBytes += sizes[i]!;
-          stats.storedBytes += blob.length;
+          stats.storedBytes += length;
         }
       } finally {
         sealed.done();

@@ -65,6 +65,20 @@ export function encodeObject(plain: Buffer, level = ZSTD_LEVEL): Buffer {
 }
 
 /**
+ * The compressed form of encodeObject written into `out` at `at` (room: 1 + plain.length);
+ * returns the bytes written, or 0 when the object is to be stored raw (format byte 0x00 and
+ * `plain` as it is), which the caller then writes from where `plain` already is.
+ */
+export function encodeCompressedInto(plain: Buffer, out: Buffer, at: number, level = ZSTD_LEVEL): number {
+  if (out.length - at < 1 + plain.length) throw new HvError('ERR_INTERNAL', `encodeCompressedInto: ${out.length - at} bytes of room for a ${plain.length}-byte object`);
+  const [format, body] = encodeParts(plain, level);
+  if (format === FORMAT_RAW) return 0;
+  out[at] = format;
+  body.copy(out, at + 1);
+  return 1 + body.length;
+}
+
+/**
  * encodeObject written into `out` at `at` (which must have room for 1 + plain.length bytes,
  * the most it takes); returns the bytes written. Workers seal a run's chunks straight into
  * one reused buffer this way, with no buffer per chunk.

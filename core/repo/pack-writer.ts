@@ -76,18 +76,21 @@ export class PackWriter {
   }
 
   /**
-   * Append a sealed blob (copied: the caller may reuse `blob` once this returns). Resolves
+   * Append a sealed blob, one buffer or parts (copied: the caller may reuse them once this returns). Resolves
    * once it is taken (waiting while `maxSaving` packs are being stored, which is the
    * backpressure); `durable` settles when its pack and index are stored.
    */
-  async add(id: string, blob: Buffer, plainLength: number): Promise<{ durable: Promise<void> }> {
+  async add(id: string, blob: Buffer | readonly Buffer[], plainLength: number): Promise<{ durable: Promise<void> }> {
     if (this.#failure) throw this.#failure;
     throwIfAborted(this.#signal);
     const pack = this.#open;
-    pack.buf = room(pack.buf, pack.size, blob.length, this.#target + PACK_ROOM);
-    blob.copy(pack.buf, pack.size);
-    pack.entries.push({ id, offset: pack.size, length: blob.length, plainLength });
-    pack.size += blob.length;
+    const parts = Buffer.isBuffer(blob) ? [blob] : blob;
+    const length = parts.reduce((a, b) => a + b.length, 0);
+    pack.buf = room(pack.buf, pack.size, length, this.#target + PACK_ROOM);
+    let at = pack.size;
+    for (const part of parts) at += part.copy(pack.buf, at);
+    pack.entries.push({ id, offset: pack.size, length, plainLength });
+    pack.size += length;
     // Keep the u32 offsets of the format valid whatever the target.
     if (pack.size >= this.#target || pack.size + 256 * 1024 * 1024 > MAX_PACK_SIZE) await this.#cut();
     return { durable: pack.durable };

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ChunkPool } from '../../core/repo/chunk-pool.ts';
+import { ChunkPool, type SealedBlob } from '../../core/repo/chunk-pool.ts';
 import { plainCodec } from '../../core/repo/crypto/index.ts';
 
 const MiB = 1024 * 1024;
+/** A sealed chunk's stored bytes (raw chunks come as the format byte and a view of the run). */
+const flat = (b: SealedBlob) => (Buffer.isBuffer(b) ? b : Buffer.concat(b));
 
 describe('ChunkPool buffers', () => {
   let pool: ChunkPool;
@@ -19,15 +21,16 @@ describe('ChunkPool buffers', () => {
         let back: Buffer | undefined;
         const h = await pool.hashRun(run, [{ offset: 0, length: run.length }], (b) => { back = b; });
         const sealedRun = await h.seal([0]);
-        const sealed = sealedRun.blobs[0]!;
-        assert.ok(sealed.length > 0);
-        // The run buffer comes back whole after seal, with the caller's bytes in it.
-        assert.ok(back && back.equals(plain), 'the run buffer is given back unchanged');
-        const copy = Buffer.from(sealed);
-        // Sealed chunks are views of a buffer the pool lends again: release() leaves them alone, done() returns them.
-        pool.release(sealed);
-        assert.equal(sealed.length, copy.length);
+        const copy = Buffer.from(flat(sealedRun.blobs[0]!));
+        assert.ok(copy.length > 0);
+        assert.equal(copy[0], plain === text ? 1 : 0, 'text is compressed, random data stored raw');
+        // Sealed chunks are views of a lent buffer and of the run: release() leaves them alone,
+        // and the run comes back whole, with the caller's bytes in it, once they are done with.
+        for (const part of [sealedRun.blobs[0]!].flat()) pool.release(part);
+        assert.ok(flat(sealedRun.blobs[0]!).equals(copy));
+        if (threads > 0) assert.equal(back, undefined, 'the run stays lent while its sealed chunks may point into it');
         sealedRun.done();
+        assert.ok(back && back.equals(plain), 'the run buffer is given back unchanged');
         const opened = await pool.open(h.ids[0]!, copy);
         assert.ok(opened.equals(plain));
         pool.release(opened);
@@ -46,9 +49,10 @@ describe('ChunkPool buffers', () => {
       const h = await pool.hashRun(own, [0, 1, 2].map((k) => ({ offset: k * MiB, length: MiB })), () => { given++; });
       assert.equal(h.ids[0], h.ids[2]);
       assert.notEqual(h.ids[0], h.ids[1]);
-      const { blobs } = await h.seal([1]);
-      assert.equal(blobs.length, 1);
-      assert.ok((await pool.open(h.ids[1]!, Buffer.from(blobs[0]!))).equals(rand));
+      const sealedMid = await h.seal([1]);
+      assert.equal(sealedMid.blobs.length, 1);
+      assert.ok((await pool.open(h.ids[1]!, Buffer.from(flat(sealedMid.blobs[0]!)))).equals(rand));
+      sealedMid.done();
       assert.equal(given, 1);
       const again = await pool.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }], () => { given++; });
       again.drop();
@@ -62,7 +66,7 @@ describe('ChunkPool buffers', () => {
     pool = new ChunkPool(plainCodec(), { threads: 2 });
     const text = Buffer.from('line INFO request completed\n'.repeat(MiB / 16)).subarray(0, MiB);
     const h = await pool.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]);
-    const sealed = Buffer.from((await h.seal([0])).blobs[0]!);
+    const sealed = Buffer.from(flat((await h.seal([0])).blobs[0]!));
     const run = async (n: number) => {
       for (let i = 0; i < n; i += 8) {
         const outs = await Promise.all(Array.from({ length: 8 }, () => pool.open(h.ids[0]!, Buffer.from(sealed))));
