@@ -49,8 +49,9 @@ for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX_VALUE[97 + i] = 10 + i;
 
 // Lookups take hex ids; parsing them here (one thread per module instance) allocates nothing.
-const scratchBytes = new Uint8Array(32);
-const scratch = new Uint32Array(scratchBytes.buffer);
+const scratch = new Uint32Array(8);
+/** A Buffer like the segments' byte views, so parseHex writes to one kind of array. */
+const scratchBytes = Buffer.from(scratch.buffer);
 
 /** 64 lowercase hex characters into 32 bytes at `at`; false (bytes undefined) for anything else. */
 function parseHex(id: string, into: Uint8Array, at: number): boolean {
@@ -125,7 +126,8 @@ export class ChunkIndex {
   /** has() for a raw 32-byte id at `offset` in `id`, for callers that hold the bytes. */
   hasBytes(id: Uint8Array, offset = 0): boolean {
     if (offset < 0 || offset + 32 > id.length) return false;
-    scratchBytes.set(id.subarray(offset, offset + 32));
+    // Byte by byte: a subarray to copy from would be an allocation per lookup.
+    for (let k = 0; k < 32; k++) scratchBytes[k] = id[offset + k]!;
     return this.#find() >= 0;
   }
 
