@@ -3,9 +3,14 @@
 // removal then re-adding, all checked against the Map of objects the index replaced.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isHvError } from '../../core/errors.ts';
 import { ChunkIndex, type ChunkLocation } from '../../core/repo/chunk-index.ts';
+import { initRepository } from '../../core/repo/local.ts';
 import type { PackEntry } from '../../core/repo/pack-format.ts';
+import { pruneChunks } from '../../core/repo/prune.ts';
 
 /** The index as it was (a Map of objects): what ChunkIndex must still answer, operation for operation. */
 class MapIndex {
@@ -193,5 +198,31 @@ describe('ChunkIndex table', () => {
     assert.deepEqual([...index.entries()].map(([id]) => id), [a]);
     index.addPack('next', entriesFor([b!]));
     assert.deepEqual([...index.entries()].map(([id, loc]) => [id, loc.pack]), [[a, 'ok'], [b, 'next']]);
+  });
+});
+
+describe('ChunkIndex loaded from a repository', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-cidx-')); });
+  afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
+
+  it('prune deletes the loose chunks nothing references and keeps the rest; a chunks/ name that is no chunk id is not indexed nor deleted', async () => {
+    const repo = await initRepository(join(dir, 'repo'));
+    try {
+      const [keep, gone, also] = ids(3, 'loose');
+      for (const [i, name] of [keep!, gone!, also!, 'notachunk'].entries()) await repo.backend.save(undefined, { type: 'chunks', name }, Buffer.alloc(100 + i));
+      const index = await repo.chunkIndex({ refresh: true });
+      assert.deepEqual(new Set([...index.entries()].map(([id, loc]) => `${id} ${loc.length}`)), new Set([`${keep} 100`, `${gone} 101`, `${also} 102`]));
+      const r = await pruneChunks(repo, new Set([keep!]));
+      assert.equal(r.chunksTotal, 3);
+      assert.equal(r.chunksRemoved, 2);
+      assert.equal(r.bytesFreed, 101 + 102);
+      const left: string[] = [];
+      for await (const o of repo.backend.list(undefined, 'chunks')) left.push(o.name);
+      assert.deepEqual(left.sort(), [keep, 'notachunk'].sort());
+      assert.deepEqual(await repo.listChunkIds(), [keep]);
+    } finally {
+      await repo.close();
+    }
   });
 });
