@@ -157,7 +157,8 @@ describe('ChunkIndex table', () => {
     for (let op = 0; op < 20_000; op++) {
       const r = rand();
       if (r < 0.05) {
-        const list = Array.from({ length: Math.floor(rand() * 60) }, pick);
+        // Up to 160 entries: the records pass a 64 Ki segment, so removals span two.
+        const list = Array.from({ length: Math.floor(rand() * 160) }, pick);
         const name = `pk${packNo++}`;
         for (const x of [index, model]) x.addPack(name, entriesFor(list, op));
       } else if (r < 0.07 && model.packs.size > 0) {
