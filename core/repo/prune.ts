@@ -100,7 +100,9 @@ export async function pruneChunks(repo: Repository, referenced: ReadonlySet<stri
     const used = entries.filter((e) => keep(name, e));
     if (used.length < entries.length) plans.push({ name, size: packSizes.get(name) ?? 0, entries, used });
   }
-  const looseGarbage = [...index.entries()].filter(([id, loc]) => loc.pack === undefined && !referenced.has(id));
+  // A loop, not [...index.entries()]: that made a pair per chunk (~1 GB at 5 M chunks) to keep the few loose ones.
+  const looseGarbage: [string, { length: number }][] = [];
+  for (const [id, loc] of index.entries()) if (loc.pack === undefined && !referenced.has(id)) looseGarbage.push([id, loc]);
   const gone = new Set<string>();
   for (const p of plans) for (const e of p.entries) if (!referenced.has(e.id)) gone.add(e.id);
   for (const [id] of looseGarbage) gone.add(id);

@@ -1,0 +1,229 @@
+// The chunk index's table itself (core/repo/chunk-index.ts): growth past its first table and
+// segments, ids that collide in the bits the table is keyed by, duplicates across packs,
+// removal then re-adding, all checked against the Map of objects the index replaced.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isHvError } from '../../core/errors.ts';
+import { ChunkIndex, type ChunkLocation } from '../../core/repo/chunk-index.ts';
+import { initRepository } from '../../core/repo/local.ts';
+import type { PackEntry } from '../../core/repo/pack-format.ts';
+import { pruneChunks } from '../../core/repo/prune.ts';
+
+/** The index as it was (a Map of objects): what ChunkIndex must still answer, operation for operation. */
+class MapIndex {
+  readonly byId = new Map<string, ChunkLocation>();
+  readonly packs = new Map<string, PackEntry[]>();
+  addPack(name: string, entries: PackEntry[]): void {
+    this.packs.set(name, entries);
+    for (const e of entries) if (!this.byId.has(e.id)) this.byId.set(e.id, { pack: name, offset: e.offset, length: e.length, plainLength: e.plainLength });
+  }
+  addLoose(id: string, size: number): void {
+    if (!this.byId.has(id)) this.byId.set(id, { offset: 0, length: size });
+  }
+  removePack(name: string): void {
+    const gone = this.packs.get(name);
+    this.packs.delete(name);
+    for (const e of gone ?? []) if (this.byId.get(e.id)?.pack === name) this.byId.delete(e.id);
+  }
+  removeLoose(id: string): void {
+    if (this.byId.get(id)?.pack === undefined) this.byId.delete(id);
+  }
+}
+
+/** Distinct ids, the first `prefix` hex characters shared (so they all want the same table slot). */
+function ids(n: number, seed: string, prefix = ''): string[] {
+  return Array.from({ length: n }, (_, i) => (prefix + createHash('sha256').update(`${seed}/${i}`).digest('hex')).slice(0, 64));
+}
+
+function entriesFor(list: string[], at = 0): PackEntry[] {
+  return list.map((id, i) => ({ id, offset: at + i * 1000, length: 1000 + i, plainLength: 4096 + i }));
+}
+
+/** Deterministic, so a failure reproduces. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function assertSame(index: ChunkIndex, model: MapIndex, probe: readonly string[]): void {
+  assert.equal(index.size, model.byId.size);
+  assert.deepEqual([...index.entries()], [...model.byId.entries()]);
+  for (const id of probe) {
+    assert.equal(index.has(id), model.byId.has(id), `has(${id})`);
+    assert.deepEqual(index.locate(id), model.byId.get(id), `locate(${id})`);
+  }
+  assert.deepEqual([...index.packs.keys()], [...model.packs.keys()]);
+  assert.deepEqual([...index.packs], [...model.packs]);
+  assert.equal(index.packs.size, model.packs.size);
+}
+
+describe('ChunkIndex table', () => {
+  it('holds 200,000 chunks across growth of its table and segments, and answers every one', () => {
+    const index = new ChunkIndex();
+    const all = ids(200_000, 'many');
+    for (let p = 0; p < all.length; p += 5000) index.addPack(`p${p}`, entriesFor(all.slice(p, p + 5000)));
+    assert.equal(index.size, all.length);
+    for (const [i, id] of all.entries()) {
+      const p = i - (i % 5000);
+      assert.deepEqual(index.locate(id), { pack: `p${p}`, offset: (i % 5000) * 1000, length: 1000 + (i % 5000), plainLength: 4096 + (i % 5000) });
+      assert.ok(index.hasBytes(Buffer.from(id, 'hex')));
+    }
+    for (const id of ids(2000, 'absent')) {
+      assert.equal(index.has(id), false);
+      assert.equal(index.locate(id), undefined);
+    }
+    assert.deepEqual([...index.entries()].map(([id]) => id), all, 'entries in the order the chunks became known');
+    assert.deepEqual(index.packs.get('p195000')!.map((e) => e.id), all.slice(195_000));
+  });
+
+  it('ids sharing their first 8 to 31 bytes (one table slot) are told apart, removed and added back', () => {
+    const index = new ChunkIndex();
+    const model = new MapIndex();
+    // 16 hex = the 8 bytes the slot comes from and more; 62 hex = all but the last byte alike.
+    const sameSlot = [...ids(3000, 'a', 'ab'.repeat(8)), ...Array.from({ length: 200 }, (_, i) => 'cd'.repeat(31) + i.toString(16).padStart(2, '0'))];
+    // Home slot 1023 of the first table (byte 0 = ff, byte 1 & 3 = 3): the probe runs wrap to slot 0.
+    const wrapping = ids(300, 'w', 'ffff');
+    const all = [...sameSlot, ...wrapping];
+    for (const x of [index, model]) {
+      x.addPack('one', entriesFor(all.slice(0, 1700)));
+      x.addPack('two', entriesFor(all.slice(1700)));
+    }
+    assertSame(index, model, all);
+    for (const x of [index, model]) x.removePack('one');
+    assertSame(index, model, all);
+    for (const [i, id] of all.slice(0, 1700).entries()) for (const x of [index, model]) if (i % 3 === 0) x.addLoose(id, 77 + i);
+    assertSame(index, model, all);
+    for (const [i, id] of all.entries()) for (const x of [index, model]) if (i % 2 === 0) x.removeLoose(id);
+    assertSame(index, model, all);
+    for (const x of [index, model]) x.addPack('one', entriesFor(all.slice(0, 1700), 7));
+    assertSame(index, model, all);
+  });
+
+  it('a chunk in two packs is read from the first; removing that pack forgets it; removeLoose leaves packed chunks', () => {
+    const index = new ChunkIndex();
+    const [a, b, c] = ids(3, 'dup');
+    index.addPack('A', entriesFor([a!, b!]));
+    index.addPack('B', entriesFor([b!, c!, c!]));
+    index.addLoose(c!, 5);
+    index.addLoose(a!, 5);
+    assert.equal(index.size, 3);
+    assert.deepEqual(index.locate(b!), { pack: 'A', offset: 1000, length: 1001, plainLength: 4097 });
+    assert.deepEqual(index.packs.get('B')!.map((e) => e.id), [b, c, c], 'a pack lists its duplicates');
+    index.removeLoose(a!);
+    assert.deepEqual(index.locate(a!)?.pack, 'A');
+    index.removePack('A');
+    assert.equal(index.has(a!), false);
+    assert.equal(index.has(b!), false, 'the copy in B is not looked for (prune reloads the index)');
+    assert.deepEqual(index.locate(c!), { pack: 'B', offset: 1000, length: 1001, plainLength: 4097 });
+    assert.deepEqual([...index.packs.keys()], ['B']);
+    index.addLoose(b!, 9);
+    assert.deepEqual(index.locate(b!), { offset: 0, length: 9 });
+    index.removeLoose(b!);
+    assert.equal(index.has(b!), false);
+    assert.equal(index.size, 1);
+  });
+
+  it('a pack added again under its name: the view shows the new entries, removal goes by name', () => {
+    const index = new ChunkIndex();
+    const model = new MapIndex();
+    const [a, b, c] = ids(3, 'again');
+    for (const x of [index, model]) {
+      x.addPack('P', entriesFor([a!, b!]));
+      x.addPack('P', entriesFor([b!, c!], 50));
+    }
+    assertSame(index, model, [a!, b!, c!]);
+    for (const x of [index, model]) x.removePack('P');
+    assertSame(index, model, [a!, b!, c!]);
+    assert.deepEqual([...index.entries()].map(([id]) => id), [a], 'a was only in the first list');
+  });
+
+  it('matches the Map it replaced over 20,000 random operations', () => {
+    const index = new ChunkIndex();
+    const model = new MapIndex();
+    const rand = prng(7);
+    // Few slots' worth of prefixes, so probe runs are long and deletions move entries.
+    const pool = [...ids(4000, 'r'), ...ids(1500, 's', '00'.repeat(4)), ...ids(1500, 't', 'ffff')];
+    const pick = () => pool[Math.floor(rand() * pool.length)]!;
+    let packNo = 0;
+    for (let op = 0; op < 20_000; op++) {
+      const r = rand();
+      if (r < 0.05) {
+        // Up to 160 entries: the records pass a 64 Ki segment, so removals span two.
+        const list = Array.from({ length: Math.floor(rand() * 160) }, pick);
+        const name = `pk${packNo++}`;
+        for (const x of [index, model]) x.addPack(name, entriesFor(list, op));
+      } else if (r < 0.07 && model.packs.size > 0) {
+        const names = [...model.packs.keys()];
+        const name = names[Math.floor(rand() * names.length)]!;
+        for (const x of [index, model]) x.removePack(name);
+      } else if (r < 0.5) {
+        const id = pick();
+        const size = Math.floor(rand() * 1e6) + 1;
+        for (const x of [index, model]) x.addLoose(id, size);
+      } else {
+        const id = pick();
+        for (const x of [index, model]) x.removeLoose(id);
+      }
+      if (op % 1000 === 999) assertSame(index, model, pool);
+    }
+    assertSame(index, model, pool);
+  });
+
+  it('takes lowercase 64-hex ids only, and a bad pack entry leaves the index as it was', () => {
+    const index = new ChunkIndex();
+    const [a, b] = ids(2, 'bad');
+    index.addPack('ok', entriesFor([a!]));
+    assert.equal(index.has(a!.toUpperCase()), false);
+    assert.equal(index.has(a!.slice(0, 62)), false);
+    assert.equal(index.has(`${a!.slice(0, 62)}zz`), false);
+    assert.equal(index.locate(`${a!}00`), undefined);
+    assert.equal(index.hasBytes(Buffer.from(a!, 'hex').subarray(1)), false);
+    assert.ok(index.hasBytes(Buffer.concat([Buffer.alloc(3), Buffer.from(a!, 'hex')]), 3));
+    assert.throws(() => index.addPack('broken', [...entriesFor([b!]), { id: 'x'.repeat(64), offset: 0, length: 1, plainLength: 1 }]),
+      (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('pack broken entry 1'));
+    assert.throws(() => index.addPack('broken', entriesFor([b!]).map((e) => ({ ...e, offset: 2 ** 32 }))),
+      (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('offset 4294967296'));
+    assert.throws(() => index.addLoose(b!, 2 ** 32), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<chunks/${b!}>`));
+    assert.throws(() => index.addLoose('chunk', 1), (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('chunk id chunk'));
+    assert.equal(index.has(b!), false);
+    assert.deepEqual([...index.packs.keys()], ['ok']);
+    assert.deepEqual([...index.entries()].map(([id]) => id), [a]);
+    index.addPack('next', entriesFor([b!]));
+    assert.deepEqual([...index.entries()].map(([id, loc]) => [id, loc.pack]), [[a, 'ok'], [b, 'next']]);
+  });
+});
+
+describe('ChunkIndex loaded from a repository', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-cidx-')); });
+  afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
+
+  it('prune deletes the loose chunks nothing references and keeps the rest; a chunks/ name that is no chunk id is not indexed nor deleted', async () => {
+    const repo = await initRepository(join(dir, 'repo'));
+    try {
+      const [keep, gone, also] = ids(3, 'loose');
+      for (const [i, name] of [keep!, gone!, also!, 'notachunk'].entries()) await repo.backend.save(undefined, { type: 'chunks', name }, Buffer.alloc(100 + i));
+      const index = await repo.chunkIndex({ refresh: true });
+      assert.deepEqual(new Set([...index.entries()].map(([id, loc]) => `${id} ${loc.length}`)), new Set([`${keep} 100`, `${gone} 101`, `${also} 102`]));
+      const r = await pruneChunks(repo, new Set([keep!]));
+      assert.equal(r.chunksTotal, 3);
+      assert.equal(r.chunksRemoved, 2);
+      assert.equal(r.bytesFreed, 101 + 102);
+      const left: string[] = [];
+      for await (const o of repo.backend.list(undefined, 'chunks')) left.push(o.name);
+      assert.deepEqual(left.sort(), [keep, 'notachunk'].sort());
+      assert.deepEqual(await repo.listChunkIds(), [keep]);
+    } finally {
+      await repo.close();
+    }
+  });
+});
