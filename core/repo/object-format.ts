@@ -5,7 +5,7 @@
 
 import { zstdDecompressSync } from 'node:zlib';
 import { HvError } from '../errors.ts';
-import { ZstdSession } from './zstd-session.ts';
+import { ZstdSession, zstdContentSize } from './zstd-session.ts';
 
 export const FORMAT_RAW = 0x00;
 export const FORMAT_ZSTD = 0x01;
@@ -100,7 +100,11 @@ export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024
       return body;
     case FORMAT_ZSTD:
       try {
-        return zstdDecompressSync(body, { maxOutputLength: maxSize });
+        // One output buffer of the size the frame states: Node's default 16 KiB pieces, then
+        // concatenated, tripled the garbage a restore leaves per chunk.
+        const size = zstdContentSize(body);
+        const chunkSize = size !== undefined && size <= maxSize ? Math.max(64, size + 1) : undefined;
+        return zstdDecompressSync(body, { maxOutputLength: maxSize, ...(chunkSize ? { chunkSize } : {}) });
       } catch (err) {
         throw new HvError('ERR_CORRUPT', `${what}: zstd frame does not decode (${(err as Error).message})`, { target: what, cause: err });
       }

@@ -75,3 +75,30 @@ export class ZstdSession {
     return frame;
   }
 }
+
+/**
+ * The content size a zstd frame's header states, or undefined when it states none (or this
+ * is not a zstd frame). Frames made in one call (ZstdSession, zstdCompressSync) state it.
+ * RFC 8878 3.1.1.1: magic, Frame_Header_Descriptor, [Window_Descriptor], [Dictionary_ID],
+ * [Frame_Content_Size].
+ */
+export function zstdContentSize(frame: Buffer): number | undefined {
+  if (frame.length < 6 || frame.readUInt32LE(0) !== 0xfd2fb528) return undefined;
+  const fhd = frame[4]!;
+  const fcsFlag = fhd >> 6;
+  const singleSegment = (fhd >> 5) & 1;
+  const dictBytes = [0, 1, 2, 4][fhd & 3]!;
+  const fcsBytes = fcsFlag === 0 ? singleSegment : 1 << fcsFlag;
+  if (fcsBytes === 0) return undefined;
+  const at = 5 + (singleSegment ? 0 : 1) + dictBytes;
+  if (frame.length < at + fcsBytes) return undefined;
+  switch (fcsBytes) {
+    case 1: return frame[at]!;
+    case 2: return frame.readUInt16LE(at) + 256;
+    case 4: return frame.readUInt32LE(at);
+    default: {
+      const v = frame.readBigUInt64LE(at);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+    }
+  }
+}

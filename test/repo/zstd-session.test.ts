@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { zstdDecompressSync } from 'node:zlib';
 import { decodeObject, encodeObject, FORMAT_RAW, FORMAT_ZSTD, looksIncompressible } from '../../core/repo/object-format.ts';
-import { ZstdSession, zstdBound } from '../../core/repo/zstd-session.ts';
+import { ZstdSession, zstdBound, zstdContentSize } from '../../core/repo/zstd-session.ts';
 
-const text = (n: number, seed: number) => Buffer.from(Array.from({ length: Math.ceil(n / 40) }, (_, i) => `${seed} INFO GET /api/v1/items/${(i * 7919 + seed) % 1000} 200\n`).join('')).subarray(0, n);
+const text = (n: number, seed: number) => Buffer.from(Array.from({ length: Math.ceil(n / 20) + 1 }, (_, i) => `${seed} INFO GET /api/v1/items/${(i * 7919 + seed) % 1000} 200\n`).join('')).subarray(0, n);
 
 describe('ZstdSession (one reused zstd context)', () => {
   it('reuses the context on this Node, so the fast path is the one measured', () => {
@@ -21,6 +24,8 @@ describe('ZstdSession (one reused zstd context)', () => {
         assert.ok(zstdDecompressSync(frames[i]!).equals(p), `frame ${i} decodes to its own input`);
         assert.ok(frames[i]!.length <= zstdBound(p.length));
       });
+      // Every frame states its content size (restore sizes its output buffer from it).
+      inputs.forEach((p, i) => assert.equal(zstdContentSize(frames[i]!), p.length, `frame ${i} states its size`));
       // Same input, same frame: nothing of the previous frame leaks into the next one.
       assert.ok(frames[0]!.equals(frames[5]!));
       // The zstd command line reads the frame too (what docs/repository-format.md's by-hand restore uses).
@@ -45,5 +50,24 @@ describe('ZstdSession (one reused zstd context)', () => {
       assert.equal(e.buffer.byteLength, e.length, 'fills its own ArrayBuffer (transferable)');
       assert.ok(decodeObject(e, '<test>').equals(p));
     }
+  });
+
+  it('reads the content size of frames from the zstd command line, of every header size, and nothing from other data', () => {
+    // From a file, the CLI knows the size and states it in 1, 2, 4 (or 8) bytes.
+    const dir = mkdtempSync(join(tmpdir(), 'hvb-zstd-'));
+    try {
+      for (const n of [0, 200, 300, 70_000, 300_000]) {
+        writeFileSync(join(dir, 'in'), text(n, 5));
+        const cli = spawnSync('zstd', ['-1', '-c', '--no-check', join(dir, 'in')]);
+        assert.equal(cli.status, 0, String(cli.stderr));
+        assert.equal(zstdContentSize(cli.stdout), n, `zstd CLI frame of ${n} bytes`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const streamed = spawnSync('sh', ['-c', 'head -c 100000 /dev/zero | zstd -1 -c']);
+    assert.equal(zstdContentSize(streamed.stdout), undefined, 'a frame compressed from a pipe states no size');
+    assert.equal(zstdContentSize(randomBytes(64)), undefined);
+    assert.equal(zstdContentSize(Buffer.from([0x28, 0xb5, 0x2f])), undefined);
   });
 });
