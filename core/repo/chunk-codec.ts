@@ -4,7 +4,7 @@
 
 import { HvError } from '../errors.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { decodeObject, encodeObject, encodeObjectInto } from './object-format.ts';
+import { decodeObject, encodeObject, encodeObjectInto, encodeParts } from './object-format.ts';
 import { SEAL_OVERHEAD } from './crypto/index.ts';
 
 /** Seal a chunk; the id is authenticated with it when encrypted, so a chunk renamed in the store fails to open. */
@@ -24,10 +24,12 @@ export function sealedBound(plainLength: number): number {
  */
 export function sealChunkInto(codec: ObjectCodec, id: string, plain: Buffer, out: Buffer, at: number, level?: number): number {
   if (!codec.encrypted) return encodeObjectInto(plain, out, at, level);
-  const sealed = sealChunk(codec, id, plain, level);
-  if (out.length - at < sealed.length) throw new HvError('ERR_INTERNAL', `sealChunkInto: ${out.length - at} bytes of room for a ${sealed.length}-byte chunk`);
-  return sealed.copy(out, at);
+  const [format, body] = encodeParts(plain, level);
+  return codec.sealInto('chunks', [FORMAT_BYTES[format]!, body], id, out, at);
 }
+
+/** The one-byte buffers of each format byte, to seal in front of a body without joining them. */
+const FORMAT_BYTES = [Buffer.from([0]), Buffer.from([1])];
 
 /** Stored bytes → plain bytes; with verify, the plain bytes must hash to `id`. */
 export function openChunk(codec: ObjectCodec, id: string, stored: Buffer, verify: boolean): Buffer {

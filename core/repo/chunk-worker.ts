@@ -11,7 +11,7 @@ import { codecFromTransferable } from './crypto/index.ts';
 import { freeArrayBuffer, SPAN_LENT, SPAN_RUN, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 
 const port = parentPort!;
-// Collect garbage on a schedule. Every chunk opened (or sealed encrypted) leaves its size or
+// Collect garbage on a schedule. Every chunk opened leaves its size or
 // more of dead ArrayBuffers behind (zstd's output, copies), and V8 only collects when its heap fills, not when
 // external memory grows, so each worker used to hold 60–100 MiB of dead chunks. A scavenge
 // every 4 MiB and a full collection every 64 MiB of chunks handled keep it flat; measured on
@@ -35,13 +35,12 @@ const held = new Map<number, { ids: string[]; run: Buffer; slices: { offset: num
 
 port.on('message', (msg: WorkerRequest) => {
   codecReady.then((codec) => {
-    // Garbage follows the plain bytes produced or consumed (zstd buffers), not the stored ones.
-    // Unencrypted sealing leaves none: chunks are encoded into the lent buffer with one reused
-    // zstd context (object-format.ts), so it needs no collections (they were most of the
-    // backup's remaining GC time); an encrypted seal makes a buffer or two per chunk.
-    let bytes = msg.op === 'seal' && codec.encrypted ? sealedBytes(msg) : 0;
+    // Garbage follows the plain bytes an open produces. Sealing leaves none worth a collection:
+    // chunks are encoded into the lent buffer with one reused zstd context (object-format.ts)
+    // and, encrypted, the cipher's output is freed once copied (sealed-object.ts); collections
+    // counted per sealed byte were most of a backup's remaining GC time.
     const reply = handle(codec, msg);
-    if (msg.op === 'open') bytes = reply?.data?.byteLength ?? 0;
+    const bytes = msg.op === 'open' ? reply?.data?.byteLength ?? 0 : 0;
     if (reply) port.postMessage(reply, transferList(reply));
     if (collect && bytes > 0) {
       sinceMinor += bytes;
@@ -56,11 +55,6 @@ port.on('message', (msg: WorkerRequest) => {
     }
   }, (err: unknown) => port.postMessage(errorReply(msg.tid, err)));
 });
-
-function sealedBytes(msg: WorkerRequest): number {
-  const h = held.get(msg.tid);
-  return h ? (msg.which ?? []).reduce((a, i) => a + (h.slices[i]?.length ?? 0), 0) : 0;
-}
 
 function transferList(r: WorkerReply): ArrayBuffer[] {
   const list: ArrayBuffer[] = [];

@@ -43,8 +43,11 @@ export function looksIncompressible(plain: Buffer): boolean {
   return session(ZSTD_LEVEL).compress(sample).length >= sample.length * PROBE_RATIO;
 }
 
-/** Format byte and body of an object; a zstd body is a view of the session's scratch buffer. */
-function encodeParts(plain: Buffer, level: number): [format: number, body: Buffer] {
+/**
+ * Format byte and body of an object; a zstd body is a view of this thread's scratch buffer,
+ * good until the next encode: copy or seal it before that.
+ */
+export function encodeParts(plain: Buffer, level = ZSTD_LEVEL): [format: number, body: Buffer] {
   if (!looksIncompressible(plain)) {
     const frame = session(level).compress(plain);
     if (frame.length < plain.length) return [FORMAT_ZSTD, frame];

@@ -27,6 +27,23 @@ describe('crypto: sealed objects', function () {
     }
   });
 
+  it('sealInto writes, from parts, what seal makes, at an offset, and refuses too little room', () => {
+    for (const c of [codec, plainCodec()]) {
+      for (const size of [0, 1, 300, 256 * 1024 + 1]) {
+        const parts = [Buffer.from([1]), randomBytes(size)];
+        const whole = Buffer.concat(parts);
+        const out = Buffer.alloc(7 + whole.length + SEAL_OVERHEAD, 0xaa);
+        const n = c.sealInto('chunks', parts, 'c3d4', out, 7);
+        assert.equal(n, c.encrypted ? whole.length + SEAL_OVERHEAD : whole.length);
+        assert.ok(out.subarray(0, 7).equals(Buffer.alloc(7, 0xaa)), 'nothing written before the offset');
+        assert.deepEqual(c.open('chunks', 'c3d4', Buffer.from(out.subarray(7, 7 + n))), whole);
+        // The name is bound as with seal(): another name does not open it.
+        if (c.encrypted) assertCorrupt(() => c.open('chunks', 'ffff', Buffer.from(out.subarray(7, 7 + n))), '<chunks/ffff>');
+      }
+    }
+    assert.throws(() => codec.sealInto('chunks', [randomBytes(100)], 'c3d4', Buffer.alloc(100 + SEAL_OVERHEAD - 1), 0), (err: unknown) => isHvError(err, 'ERR_INTERNAL'));
+  });
+
   it('never stores the plaintext and uses a fresh nonce per object', () => {
     const data = Buffer.from('HVBACKUP-MARKER-'.repeat(256));
     const a = codec.seal('chunks', data, 'x');

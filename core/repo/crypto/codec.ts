@@ -16,6 +16,11 @@ export interface ObjectCodec {
    * an object copied or renamed to another name in the store fails to open instead of being read as that one.
    */
   seal(type: FileType, data: Buffer, name?: string): Buffer;
+  /**
+   * seal() of `parts` (their bytes back to back) written into `out` at `at`, which has room for
+   * their length plus SEAL_OVERHEAD; returns the bytes written. Same stored bytes as seal().
+   */
+  sealInto(type: FileType, parts: readonly Buffer[], name: string | undefined, out: Buffer, at: number): number;
   /** Inverse of seal; throws HvError ERR_CORRUPT naming `<type/name>` on any authentication failure. */
   open(type: FileType, name: string, stored: Buffer): Buffer;
   /** Serializable form, so a worker thread can rebuild the same codec (keys as base64). */

@@ -6,7 +6,7 @@ import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { FileType } from '../backend.ts';
 import type { ObjectCodec } from './codec.ts';
 import { masterKeysToTransferable, type MasterKeys } from './master-keys.ts';
-import { openObject, sealObject } from './sealed-object.ts';
+import { openObject, sealObject, sealObjectInto } from './sealed-object.ts';
 
 export class EncryptedCodec implements ObjectCodec {
   readonly encrypted = true;
@@ -26,6 +26,10 @@ export class EncryptedCodec implements ObjectCodec {
 
   seal(type: FileType, data: Buffer, name?: string): Buffer {
     return sealObject(this.#encKey, type, data, name);
+  }
+
+  sealInto(type: FileType, parts: readonly Buffer[], name: string | undefined, out: Buffer, at: number): number {
+    return sealObjectInto(this.#encKey, type, parts, name, out, at);
   }
 
   open(type: FileType, name: string, stored: Buffer): Buffer {

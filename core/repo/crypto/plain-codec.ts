@@ -13,6 +13,11 @@ const PLAIN: ObjectCodec = Object.freeze({
   seal(_type: FileType, data: Buffer): Buffer {
     return data;
   },
+  sealInto(_type: FileType, parts: readonly Buffer[], _name: string | undefined, out: Buffer, at: number): number {
+    let pos = at;
+    for (const part of parts) pos += part.copy(out, pos);
+    return pos - at;
+  },
   open(_type: FileType, _name: string, stored: Buffer): Buffer {
     return stored;
   },

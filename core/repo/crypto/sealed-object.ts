@@ -36,19 +36,43 @@ function checkName(name: string | undefined): void {
 }
 
 export function sealObject(key: KeyObject, type: FileType, data: Buffer, name?: string): Buffer {
-  checkName(name);
   const out = Buffer.allocUnsafe(SEAL_OVERHEAD + data.length);
-  const header = out.subarray(0, HEADER_SIZE);
+  sealObjectInto(key, type, [data], name, out, 0);
+  return out;
+}
+
+/**
+ * sealObject of the bytes `parts` (back to back) written into `out` at `at`, which must have
+ * room for SEAL_OVERHEAD + their length; returns the bytes written. Workers seal chunks into
+ * a lent buffer this way: the format byte and the body go in as they are, without first
+ * being joined, and the cipher's output is freed as soon as it is copied.
+ */
+export function sealObjectInto(key: KeyObject, type: FileType, parts: readonly Buffer[], name: string | undefined, out: Buffer, at: number): number {
+  checkName(name);
+  const length = parts.reduce((a, b) => a + b.length, 0);
+  if (out.length - at < SEAL_OVERHEAD + length) throw new HvError('ERR_INTERNAL', `sealObjectInto: ${out.length - at} bytes of room for a ${length}-byte object`);
+  const header = out.subarray(at, at + HEADER_SIZE);
   header[0] = SEALED_MAGIC;
   header[1] = name === undefined ? 0 : FLAG_NAME_BOUND;
-  const nonce = randomFillSync(out, HEADER_SIZE, NONCE_SIZE).subarray(HEADER_SIZE, HEADER_SIZE + NONCE_SIZE);
+  randomFillSync(out, at + HEADER_SIZE, NONCE_SIZE);
+  const nonce = out.subarray(at + HEADER_SIZE, at + HEADER_SIZE + NONCE_SIZE);
   const cipher = createCipheriv(CIPHER, key, nonce, { authTagLength: TAG_SIZE });
   cipher.setAAD(sealedAad(header, type, name));
-  let at = HEADER_SIZE + NONCE_SIZE;
-  at += cipher.update(data).copy(out, at);
-  at += cipher.final().copy(out, at);
-  cipher.getAuthTag().copy(out, at);
-  return out;
+  let pos = at + HEADER_SIZE + NONCE_SIZE;
+  for (const part of parts) {
+    const enc = cipher.update(part);
+    pos += enc.copy(out, pos);
+    release(enc);
+  }
+  pos += cipher.final().copy(out, pos);
+  pos += cipher.getAuthTag().copy(out, pos);
+  return pos - at;
+}
+
+/** Free a cipher output now rather than at V8's next collection (never Node's shared pool). */
+function release(b: Buffer): void {
+  const ab = b.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
+  if (ab.byteLength > Buffer.poolSize && b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function' && !ab.detached) ab.transfer(0);
 }
 
 function corrupt(type: FileType, name: string, problem: string): HvError {
