@@ -143,6 +143,10 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       lastAt = now;
       progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
     };
+    // The config files go into the writer first, so the disks' last pack carries them: stored
+    // after the disks they took a pack (and its fsyncs) of their own — the config holds the
+    // checkpoint's record, so it is a new chunk every time.
+    const configLoads = await submitConfigFiles(cp, opts.repo.chunkSize, writer);
     const disks: DiskBackupResult[] = [];
     for (const fd of cp.disks) {
       const prevDisk = previous?.disks.find((d) => d.key === fd.key);
@@ -157,7 +161,8 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
         await disk.close();
       }
     }
-    const configFiles = await storeConfigFiles(vm, cp, opts.repo.chunkSize, writer);
+    await writer.flush();
+    const configFiles = await Promise.all(configLoads);
     let references = cp.references;
     if (!references) {
       references = await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
@@ -219,22 +224,26 @@ function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: Restor
   };
 }
 
-/** The VM's config files as chunks, paths relative to the checkpoint's VM folder (Hyper-V: its exported config). */
-async function storeConfigFiles(vm: VmDescription, cp: BackupCheckpoint, chunkSize: number, writer: ChunkWriter): Promise<ConfigFileManifest[]> {
-  const files: { path: string; size: number; chunks: (Promise<{ id: string }> | null)[] }[] = [];
+/**
+ * The VM's config files as chunks, paths relative to the checkpoint's VM folder (Hyper-V: its
+ * exported config). Resolves once they are submitted; each file's chunk ids settle once the
+ * writer has stored them, at a later flush().
+ */
+async function submitConfigFiles(cp: BackupCheckpoint, chunkSize: number, writer: ChunkWriter): Promise<Promise<ConfigFileManifest>[]> {
+  const out: Promise<ConfigFileManifest>[] = [];
   for (const file of cp.vm.configFiles) {
     const data = await readFile(file);
     const chunks: (Promise<{ id: string }> | null)[] = [];
     for (let off = 0; off < data.length; off += chunkSize) {
       const slice = data.subarray(off, Math.min(off + chunkSize, data.length));
-      chunks.push(isAllZero(slice) ? null : (await writer.submit(slice)).done);
+      const c = isAllZero(slice) ? null : (await writer.submit(slice)).done;
+      c?.catch(() => undefined); // the writer's flush() reports it
+      chunks.push(c);
     }
-    files.push({ path: relative(cp.vm.location, file).split(sep).join('/'), size: data.length, chunks });
+    const path = relative(cp.vm.location, file).split(sep).join('/');
+    const m = Promise.all(chunks.map(async (c) => (c ? (await c).id : null))).then((ids) => ({ path, size: data.length, chunks: ids }));
+    m.catch(() => undefined);
+    out.push(m);
   }
-  // One flush for all of them: a new chunk is durable only once its pack is stored, and a
-  // pack per config file would be one more file and fsync each.
-  await writer.flush();
-  const out: ConfigFileManifest[] = [];
-  for (const f of files) out.push({ path: f.path, size: f.size, chunks: await Promise.all(f.chunks.map(async (c) => (c ? (await c).id : null))) });
   return out;
 }
