@@ -143,10 +143,15 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       lastAt = now;
       progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
     };
-    // The config files go into the writer first, so the disks' last pack carries them: stored
-    // after the disks they took a pack (and its fsyncs) of their own — the config holds the
-    // checkpoint's record, so it is a new chunk every time.
-    const configLoads = await submitConfigFiles(cp, opts.repo.chunkSize, writer);
+    // The config files are stored first, by a writer of their own, while the disks are read:
+    // after the disks, their pack (and its fsyncs) was a step of its own on the way to the
+    // manifest. Not in the disks' packs: the config holds the checkpoint record, so its chunk
+    // is new on every backup and dead once the point is removed, and a pack it shared with
+    // disk chunks would have to be rewritten by prune.
+    const configWriter = opts.repo.chunkWriter({ signal: ctx.signal });
+    const configLoads = await submitConfigFiles(cp, opts.repo.chunkSize, configWriter);
+    const configStored = configWriter.flush();
+    configStored.catch(() => undefined);
     const disks: DiskBackupResult[] = [];
     for (const fd of cp.disks) {
       const prevDisk = previous?.disks.find((d) => d.key === fd.key);
@@ -161,7 +166,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
         await disk.close();
       }
     }
-    await writer.flush();
+    await configStored;
     const configFiles = await Promise.all(configLoads);
     let references = cp.references;
     if (!references) {
@@ -169,7 +174,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       removed = true;
     }
     const { method, reason } = combineMethods(full, disks);
-    const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, writer, t0);
+    const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, [writer, configWriter], t0);
     throwIfAborted(ctx.signal);
     // The shared lock is what keeps GC from deleting the chunks this manifest names: if it was
     // force-removed or could not be refreshed, GC may have run, so write no manifest (ERR_LOCKED).
@@ -197,7 +202,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
   }
 }
 
-function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: RestorePointManifest | undefined, disks: DiskBackupResult[], configFiles: ConfigFileManifest[], references: DiskReference[], m: { method: BackupMethod; reason?: string }, writer: ChunkWriter, t0: number): RestorePointManifest {
+function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: RestorePointManifest | undefined, disks: DiskBackupResult[], configFiles: ConfigFileManifest[], references: DiskReference[], m: { method: BackupMethod; reason?: string }, writers: ChunkWriter[], t0: number): RestorePointManifest {
   const refByKey = new Map(references.map((r) => [r.diskKey, r]));
   const dm: DiskManifest[] = disks.map((d) => ({ ...d.manifest, ...(refByKey.has(d.manifest.key) ? { reference: refByKey.get(d.manifest.key)! } : {}) }));
   return {
@@ -216,8 +221,8 @@ function buildManifest(vm: VmDescription, cp: BackupCheckpoint, previous: Restor
     stats: {
       totalBytes: dm.reduce((a, d) => a + d.virtualSize, 0),
       readBytes: disks.reduce((a, d) => a + d.readBytes, 0),
-      newChunks: writer.stats.newChunks,
-      storedBytes: writer.stats.storedBytes,
+      newChunks: writers.reduce((a, w) => a + w.stats.newChunks, 0),
+      storedBytes: writers.reduce((a, w) => a + w.stats.storedBytes, 0),
       durationMs: Date.now() - t0,
     },
     ...(vm.details ? { details: vm.details } : {}),

@@ -2,7 +2,7 @@
 // described, and the previous restore point loads while the checkpoint is taken. What must
 // not change: a lock that cannot be taken fails the whole job before any VM is
 // checkpointed, and a previous point that cannot be loaded fails the VM with the
-// checkpoint merged back. The config files ride in the disks' last pack.
+// checkpoint merged back. The config files go to a pack of their own, stored while the disks are read.
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import sinon from 'sinon';
@@ -63,31 +63,32 @@ describe('backup engine: overlapped set-up keeps its order where it matters', fu
     }
   });
 
-  it('stores the config files in the disks\' last pack: an incremental with a small change writes one pack, and restores them', async () => {
+  it('stores the config files in a pack of their own (prune drops it whole) and counts them in the point\'s stats', async () => {
     const backend = new MemoryBackend();
     const repo = await Repository.init(backend);
-    const packs = async () => {
-      const names: string[] = [];
-      for await (const o of backend.list(undefined, 'packs')) names.push(o.name);
-      return names;
-    };
     try {
       const host = new LocalHost();
       const [full] = await runBackupJob({}, { repo, host, sources: [vmDir] });
       assert.equal(full!.status, 'success', full!.error?.message);
-      const before = (await packs()).length;
+      const before = new Set(await repo.listChunkIds());
       await guestWrite(vmDir, randomGuestWrites(5, 2, 65536, 4 * MiB));
       const [incr] = await runBackupJob({}, { repo, host, sources: [vmDir] });
       assert.equal(incr!.status, 'success', incr!.error?.message);
       assert.equal(incr!.method, 'changed-blocks');
-      assert.equal((await packs()).length, before + 1, 'the changed chunks and the config (new: it holds the checkpoint record) in one pack');
       const m = await repo.loadManifest(incr!.pointId!);
-      assert.equal(m.configFiles.length, 1);
+      const index = await repo.chunkIndex({ refresh: true });
       const cfg = m.configFiles[0]!;
       assert.match(cfg.path, /^Virtual Machines\/[^/]+\.json$/);
       const stored = Buffer.concat(await Promise.all(cfg.chunks.map((id) => repo.loadChunk(id!))));
       assert.equal(stored.length, cfg.size);
       assert.equal(JSON.parse(stored.toString('utf8')).backupCheckpoint?.state, 'active', 'the config as it was at the checkpoint');
+      const configPacks = new Set(cfg.chunks.map((id) => index.locate(id!)!.pack));
+      const diskPacks = new Set(m.disks[0]!.chunks.filter((id): id is string => id !== null).map((id) => index.locate(id)!.pack));
+      assert.deepEqual([...configPacks].filter((p) => diskPacks.has(p)), [], 'no pack holds both config and disk chunks');
+      const added = [...index.entries()].filter(([id]) => !before.has(id));
+      assert.ok(added.length >= 2, 'changed chunks and the config chunk');
+      assert.equal(m.stats.newChunks, added.length, 'stats count the config writer\'s chunks too');
+      assert.equal(m.stats.storedBytes, added.reduce((a, [, loc]) => a + loc.length, 0));
     } finally {
       await repo.close();
     }
