@@ -143,15 +143,23 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       lastAt = now;
       progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
     };
-    // The config files are stored first, by a writer of their own, while the disks are read:
-    // after the disks, their pack (and its fsyncs) was a step of its own on the way to the
+    // The config files are stored by a writer of their own while the first disk is read
+    // (after its checks and plan, so a disk refused up front still stores nothing): after
+    // the disks, their pack (and its fsyncs) was a step of its own on the way to the
     // manifest. Not in the disks' packs: the config holds the checkpoint record, so its chunk
-    // is new on every backup and dead once the point is removed, and a pack it shared with
-    // disk chunks would have to be rewritten by prune.
+    // is new on every backup and dead once the point is removed, and a pack shared with disk
+    // chunks would have to be rewritten by prune.
     const configWriter = opts.repo.chunkWriter({ signal: ctx.signal });
-    const configLoads = await submitConfigFiles(cp, opts.repo.chunkSize, configWriter);
-    const configStored = configWriter.flush();
-    configStored.catch(() => undefined);
+    let configStored: Promise<ConfigFileManifest[]> | undefined;
+    const storeConfig = () => {
+      configStored ??= (async () => {
+        const loads = await submitConfigFiles(cp, opts.repo.chunkSize, configWriter);
+        await configWriter.flush();
+        return Promise.all(loads);
+      })();
+      configStored.catch(() => undefined);
+      return configStored;
+    };
     const disks: DiskBackupResult[] = [];
     for (const fd of cp.disks) {
       const prevDisk = previous?.disks.find((d) => d.key === fd.key);
@@ -159,15 +167,14 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       try {
         disks.push(await backupDisk({
           repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, full, writer, signal: ctx.signal,
-          onPlanned: (b) => { track.planned += b; report(`reading ${fd.key}`); },
+          onPlanned: (b) => { track.planned += b; report(`reading ${fd.key}`); void storeConfig(); },
           onRead: (b) => { track.done += b; report(`reading ${fd.key}`); },
         }));
       } finally {
         await disk.close();
       }
     }
-    await configStored;
-    const configFiles = await Promise.all(configLoads);
+    const configFiles = await storeConfig();
     let references = cp.references;
     if (!references) {
       references = await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
