@@ -27,7 +27,8 @@ const scanRes = result('incr1-qemu-io');
 const trackedRes = result('incr-tracked');
 const fullRes = result('full');
 // In-engine time of a VM (the --json result's durationMs: describe to merge), beside the
-// process wall time, which adds Node start-up, opening the repository and its lock.
+// process wall time, which adds Node start-up and opening the repository (the lock is taken
+// while the VM is described, so only a wait for it beyond that is in-engine).
 const engineSecs = (r?: { durationMs?: number }) => (r?.durationMs === undefined ? undefined : r.durationMs / 1000);
 const secs = (x?: number) => (x === undefined ? '?' : x.toFixed(2));
 const pct = (a?: number, b?: number) => (a !== undefined && b ? `${((100 * a) / b).toFixed(1)} %` : '?');
