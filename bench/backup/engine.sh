@@ -7,11 +7,20 @@ NODE="$HVB_ROOT/node_modules/.bin/node"
 HVB="$NODE $HVB_ROOT/bin/hvbackup.js"
 "$NODE" "$HVB_ROOT/bench/backup/limits.ts" "$DATA/base.raw" > "$OUT/limits.json"
 # The engine's own time for the VM (durationMs of the --json result: describe to merge),
-# as a row beside the wall time measure just wrote (no process start, repository open or lock).
+# as a row beside the wall time measure just wrote (no process start or repository open).
 hvb_engine_time() {  # hvb_engine_time TOOL OP
   local ms
   ms=$(grep -s '"event":"result"' "$OUT/logs/$1-$2.out" | tail -1 | grep -o '"durationMs":[0-9]*' | head -1 | cut -d: -f2)
   echo "$1,$2 (in-engine),$(awk -v m="${ms:-}" 'BEGIN{ if (m != "") printf "%.2f", m/1000 }'),,,,,,durationMs of the --json result" >> "$CSV"
+}
+hvb_bridge_time() {  # hvb_bridge_time TOOL VM REPO
+  local out="$OUT/logs/$1-incr-tracked-bridge.out" call label
+  "$NODE" "$HVB_ROOT/bench/backup/bridge-backup.ts" "$2" "$3" 4322 4323 > "$out" 2>&1
+  for call in 1 2; do
+    label=$([ $call = 1 ] && echo "first call" || echo "warm")
+    awk -v c=$call -v t="$1" -v l="$label" -F'[:,]' '$2 == c { for (i = 1; i < NF; i++) { if ($i ~ /"ms"/) ms = $(i+1); if ($i ~ /"durationMs"/) d = $(i+1) }
+      printf "%s,incr-tracked (bridge %s),%.2f,,,,,,request to result in one long-lived bridge process; in-engine %.2f s\n", t, l, ms/1000, d/1000 }' "$out" >> "$CSV"
+  done
 }
 hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   local T=$1 CS=${2:-}
@@ -29,6 +38,10 @@ hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   "$NODE" "$HVB_ROOT/bench/backup/engine-mutate.ts" "$VM" 4321 1 > "$OUT/logs/$T-mutate.out"
   measure $T incr-tracked "$R" $HVB backup "$VM" --repo "$R" --json
   hvb_engine_time $T incr-tracked
+  # The same kind of tracked incremental through the PowerShell module's engine process: one
+  # long-lived bridge, request → result (no Node start-up); its first call, then a warm one,
+  # each after its own 1 % change (other seeds, same shape).
+  hvb_bridge_time $T "$VM" "$R"
   measure $T restore-latest "$R" $HVB restore latest --repo "$R" --vm bench --to "$WORK/hvb-restore"
   if qemu-img compare -q -f vhdx -F vhdx "$WORK/hvb-restore/Virtual Hard Disks/bench.vhdx" "$DISK"; then res=IDENTICAL; else res=DIFFERENT; fi
   echo "$T restore-latest: qemu-img compare vs the VM disk: $res" | tee -a "$OUT/verify.txt"

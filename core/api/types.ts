@@ -79,7 +79,8 @@ export interface BackupResult {
   /**
    * Milliseconds the engine spent on this VM, from describing it to merging its checkpoint
    * (the manifest's stats.durationMs stops before the manifest is written). Excludes process
-   * start, opening the repository and taking its lock, which a job pays once for all its VMs.
+   * start and opening the repository, which a job pays once for all its VMs; the job's lock is
+   * taken while the VMs are described, and only a wait for it beyond that counts here.
    */
   durationMs?: number;
   /** With whatIf: the steps the engine would take. */

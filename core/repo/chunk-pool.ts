@@ -225,6 +225,16 @@ export class ChunkPool {
     return toBuffer(u);
   }
 
+  /**
+   * Start every worker now rather than on the first chunk: a worker takes ~100 ms to load
+   * its modules, which a caller can overlap with its own set-up (a backup's lock, previous
+   * manifest and checkpoint). Idle workers do not keep the process alive.
+   */
+  prestart(): void {
+    if (this.#closed) return;
+    while (this.#slots.length < this.threads) this.#spawn();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     const slots = this.#slots.splice(0);

@@ -12,7 +12,7 @@ import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, extname, posix } from 'node:path';
 import type { ByteRange } from '../../disk/disk.ts';
-import { createDifferencingVhdx, mergeDifferencingVhdx } from '../../vhdx/index.ts';
+import { createDifferencingVhdx, differencingChangedRanges, mergeDifferencingVhdx } from '../../vhdx/index.ts';
 import { freezeAndStartReference, recordMergedRanges } from '../../tracking/index.ts';
 import type { FrozenTracking } from '../../tracking/index.ts';
 import type { LogEvent } from '../../progress.ts';
@@ -39,28 +39,34 @@ export interface CreatedCheckpoint {
 
 export async function createCheckpoint(vm: LoadedVm, abs: (rel: string) => string): Promise<CreatedCheckpoint> {
   const id = randomUUID();
-  const disks: CheckpointDiskRecord[] = [];
   // Each parent's header is read once: the caller holds the VM lock, so nothing writes the
   // parents until the children take the writes, and their identity and size stay as read.
-  const sizes = new Map<string, number>();
-  for (const d of vm.config.disks) {
-    const info = await readVhdxInfo(abs(d.path));
-    sizes.set(d.key, info.virtualSize);
-    disks.push({ key: d.key, parent: d.path, child: childPathFor(d.path, id), parentDataWriteGuid: info.dataWriteGuid });
-  }
+  const infos = await Promise.all(vm.config.disks.map((d) => readVhdxInfo(abs(d.path))));
+  const sizes = new Map(vm.config.disks.map((d, i) => [d.key, infos[i]!.virtualSize]));
+  const disks: CheckpointDiskRecord[] = vm.config.disks.map((d, i) => ({ key: d.key, parent: d.path, child: childPathFor(d.path, id), parentDataWriteGuid: infos[i]!.dataWriteGuid }));
   const record: BackupCheckpointRecord = { marker: BACKUP_CHECKPOINT_MARKER, id, state: 'creating', createdAt: new Date().toISOString(), owner: { pid: process.pid, host: hostname() }, disks };
   liveInThisProcess.add(id);
+  // Durable before any child exists, so that after a crash repair finds and deletes them.
   await saveVmConfig(vm, { ...vm.config, backupCheckpoint: record });
-  for (const d of disks) await createDifferencingVhdx(abs(d.child), abs(d.parent));
+  // Every child (each made durable by its own fsync) and every parent's new tracking
+  // reference at once: they are different files, and none of them is written by anyone
+  // until the config below points the VM at the children. All settle before we go on, so
+  // a failure never leaves one still writing after the VM lock is released.
+  const children = disks.map((d) => createDifferencingVhdx(abs(d.child), abs(d.parent)));
+  const starts = disks.map((d) => freezeAndStartReference(abs(d.parent), sizes.get(d.key)!, d.parentDataWriteGuid));
+  const failed = (await Promise.allSettled([...children, ...starts])).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
   const tracking = new Map<string, FrozenTracking>();
   const references = new Map<string, string>();
-  for (const d of disks) {
-    const started = await freezeAndStartReference(abs(d.parent), sizes.get(d.key)!, d.parentDataWriteGuid);
+  for (const [i, d] of disks.entries()) {
+    const started = await starts[i]!;
     tracking.set(d.key, started.frozen);
     references.set(d.key, started.referenceId);
   }
   const active: BackupCheckpointRecord = { ...record, state: 'active', disks };
   const byKey = new Map(disks.map((d) => [d.key, d.child]));
+  // Durable before the guest writes into a child: a crash must not take the VM back to its
+  // parents (a 'creating' record makes repair delete the children and those writes).
   await saveVmConfig(vm, {
     ...vm.config,
     disks: vm.config.disks.map((d) => ({ ...d, path: byKey.get(d.key) ?? d.path })),
@@ -86,10 +92,17 @@ export async function removeCheckpoint(vm: LoadedVm, abs: (rel: string) => strin
   for (const d of record.disks) {
     if (d.merged) continue;
     const child = abs(d.child);
-    if (existsSync(child)) {
+    const resume = d.merging === true;
+    if (!resume && existsSync(child) && (await differencingChangedRanges(child)).length === 0) {
+      // The guest did not write during the backup: the child holds nothing, the parent and
+      // its change tracking stay as they are, and deleting the child is the whole merge. No
+      // 'merging' mark first: a kill after the delete leaves the child gone, which repair
+      // (and the guest's next open) takes as merged — true, the parent has every byte.
+      await unlink(child);
+      log({ level: 'verbose', message: `merged ${d.child} into ${d.parent} (0 bytes written during the checkpoint)`, target: vm.dir });
+    } else if (existsSync(child)) {
       // Note the merge before starting it: a merge cut short has already changed the
       // parent's DataWriteGuid, and the retry must then resume instead of refusing.
-      const resume = d.merging === true;
       if (!resume) {
         const marked = record.disks.map((x) => (x.key === d.key ? { ...x, merging: true } : x));
         await saveVmConfig(vm, { ...vm.config, backupCheckpoint: { ...record, disks: marked } });
