@@ -165,6 +165,9 @@ async function serve(argv: string[]): Promise<void> {
   const methods: MethodTable = { ...apiMethodTable(), ...(at >= 0 ? await loadTestMethods(argv[at + 1] ?? '') : {}) };
   const server = new BridgeServer(methods, write);
   server.hello();
+  // This process serves many calls: keep chunk workers between them instead of starting two
+  // per backup or restore (core/repo/chunk-pool.ts retire()). Loaded after hello, off the start-up path.
+  void import('../core/repo/chunk-pool.ts').then((m) => m.keepIdlePools(2));
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => server.feed(chunk));
   process.stdin.on('end', () => {

@@ -56,7 +56,7 @@ export class Repository {
     this.config = config;
     this.codec = codec;
     this.warnings = warnings;
-    this.pool = new ChunkPool(codec, { threads });
+    this.pool = ChunkPool.acquire(codec, { threads });
     this.#manifests = new ManifestStore(backend, codec);
     this.#store = { backend, codec, pool: this.pool, index: () => this.chunkIndex() };
   }
@@ -326,7 +326,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    await this.pool.retire();
     await this.backend.close();
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ChunkPool, type SealedBlob } from '../../core/repo/chunk-pool.ts';
+import { ChunkPool, keepIdlePools, type SealedBlob } from '../../core/repo/chunk-pool.ts';
 import { plainCodec } from '../../core/repo/crypto/index.ts';
 
 const MiB = 1024 * 1024;
@@ -79,5 +79,45 @@ describe('ChunkPool buffers', () => {
     const grown = (process.memoryUsage().rss - before) / MiB;
     // Measured: +5 MiB; +34 MiB before workers freed buffers and collected on a schedule.
     assert.ok(grown < 24, `RSS grew ${grown.toFixed(0)} MiB over 512 MiB of chunks`);
+  });
+});
+
+describe('ChunkPool reuse in a long-lived process (acquire / retire / keepIdlePools)', () => {
+  afterEach(() => keepIdlePools(0));
+
+  it('keeps a retired pool with its started workers for the next acquire of the same codec only while asked to', async () => {
+    const plain = plainCodec();
+    keepIdlePools(2);
+    const a = ChunkPool.acquire(plain, { threads: 2 });
+    a.prestart();
+    const text = Buffer.from('INFO kept worker\n'.repeat(MiB / 16)).subarray(0, MiB);
+    const h = await a.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]);
+    const s = await h.seal([0]);
+    s.done();
+    await a.retire();
+    const b = ChunkPool.acquire(plain, { threads: 2, level: 3 });
+    assert.equal(b, a, 'the idle pool is handed out again');
+    assert.equal(b.level, 3, 'with the new caller\'s level');
+    // Its workers still answer.
+    const h2 = await b.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]);
+    assert.equal(h2.ids[0], h.ids[0]);
+    h2.drop();
+    await new Promise((r) => setTimeout(r, 20));
+    // Another thread count (or codec) is another pool.
+    const c = ChunkPool.acquire(plain, { threads: 1 });
+    assert.notEqual(c, b);
+    await c.retire();
+    // Not kept once the process stops asking: retire closes.
+    keepIdlePools(0);
+    await b.retire();
+    const d = ChunkPool.acquire(plain, { threads: 2 });
+    assert.notEqual(d, b);
+    await assert.rejects(b.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]), /closed/);
+    await d.close();
+    // The pool kept for threads: 1 above: close it too.
+    keepIdlePools(1);
+    const kept = ChunkPool.acquire(plain, { threads: 1 });
+    assert.equal(kept, c);
+    await kept.close();
   });
 });
