@@ -167,7 +167,7 @@ async function serve(argv: string[]): Promise<void> {
   server.hello();
   // This process serves many calls: keep chunk workers between them instead of starting two
   // per backup or restore (core/repo/chunk-pool.ts retire()). Loaded after hello, off the start-up path.
-  void import('../core/repo/chunk-pool.ts').then((m) => m.keepIdlePools(2));
+  void import('../core/api/repository.ts').then((m) => m.keepIdleWorkerPools(2));
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => server.feed(chunk));
   process.stdin.on('end', () => {

@@ -132,3 +132,9 @@ export async function unlockRepository(ctx: OperationContext, params: { path: st
   for (const l of removed) log(ctx, 'info', `removed lock ${l.name.slice(0, 8)}${l.info ? ` (${describeLock(l.info)})` : ' (unreadable)'}`, backend.location);
   return { removed: removed.map((l) => ({ name: l.name, ...(l.info ?? {}) })) };
 }
+
+/**
+ * For a long-lived process serving many calls (the bridge): keep up to `n` idle chunk-worker
+ * pools between operations instead of starting workers for every repository opened.
+ */
+export { keepIdlePools as keepIdleWorkerPools } from '../repo/chunk-pool.ts';
