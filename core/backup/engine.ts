@@ -29,6 +29,8 @@ export interface BackupJobOptions {
 }
 
 export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions): Promise<BackupResult[]> {
+  // Restore points list disks in segments: a format 2 repository becomes format 3 first (its own exclusive lock, once).
+  if (!opts.whatIf) await opts.repo.upgradeFormat(ctx.signal);
   const lock = opts.whatIf ? undefined : await opts.repo.lock({ exclusive: false, operation: 'backup', signal: ctx.signal });
   // Taking the lock dropped the repository's list of stored chunks, and the first chunk a
   // disk submits waits for it (hundreds of ms on a big repository): load it now, while the
@@ -132,7 +134,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       const disk = await fd.open();
       try {
         disks.push(await backupDisk({
-          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, full, writer, signal: ctx.signal,
+          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, previousPoint: previous?.id, full, writer, signal: ctx.signal,
           onPlanned: (b) => { track.planned += b; report(`reading ${fd.key}`); },
           onRead: (b) => { track.done += b; report(`reading ${fd.key}`); },
         }));
@@ -141,6 +143,8 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       }
     }
     const configFiles = await storeConfigFiles(vm, cp, opts.repo.chunkSize, writer);
+    // That flush also stored the disks' last segments (write order: all durable before the manifest).
+    for (const d of disks) await d.durable;
     let references = cp.references;
     if (!references) {
       references = await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
