@@ -87,7 +87,7 @@ class PreviousSlices {
     return p;
   }
 
-  async window(first: number, count: number): Promise<{ refs: ChunkRef[]; segment?: ChunkRef }> {
+  async window(first: number, count: number): Promise<{ refs: readonly ChunkRef[]; segment?: ChunkRef }> {
     const per = windowSlices(this.#disk);
     const a = Math.floor(first / per), b = Math.floor((first + count - 1) / per);
     for (const k of this.#loaded.keys()) if (k < a) this.#loaded.delete(k);
@@ -106,6 +106,7 @@ function plannedBytes(slices: number, chunkSize: number, virtualSize: number, da
   let bytes = 0;
   for (let first = 0; first < slices; first += SEGMENT_SLICES) {
     const count = Math.min(SEGMENT_SLICES, slices - first);
+    if (!data.any(first, count, chunkSize)) continue;
     const d = data.touched(first, count, chunkSize);
     const c = changed?.touched(first, count, chunkSize);
     for (let j = 0; j < count; j++) if (d[j] && (!c || c[j])) bytes += Math.min(chunkSize, virtualSize - (first + j) * chunkSize);
@@ -133,6 +134,11 @@ export async function backupDisk(opts: {
   for (let k = 0; k < n; k++) {
     throwIfAborted(opts.signal);
     const { first, count } = segmentRange(k, slices, SEGMENT_SLICES);
+    if (!data.any(first, count, chunkSize)) {
+      // No data in the window: every slice is null whatever the previous point had.
+      store.reuse(k, null, 0);
+      continue;
+    }
     const before = await previous?.window(first, count);
     const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.refs });
     const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);

@@ -41,6 +41,14 @@ export class RangeSet {
     }
   }
 
+  /** Whether any range overlaps slices first..first+count-1 (no allocation: most windows of a large sparse disk have no data). */
+  any(first: number, count: number, chunkSize: number): boolean {
+    const start = first * chunkSize, end = (first + count) * chunkSize;
+    const hi = lowerBound(this.#offsets, end);
+    for (let i = lowerBound(this.#maxEnd, start + 1); i < hi; i++) if (this.#ends[i]! > start) return true;
+    return false;
+  }
+
   /** Slices first..first+count-1 that any range overlaps: hit[j] = 1 for slice first + j. */
   touched(first: number, count: number, chunkSize: number): Uint8Array {
     const hit = new Uint8Array(count);

@@ -14,7 +14,8 @@ export interface SliceWindow {
   /** Index of the run (the segment index for a version-2 disk). */
   k: number;
   first: number;
-  refs: ChunkRef[];
+  /** Shared between windows when all null: never modify. */
+  refs: readonly ChunkRef[];
   /** Version 2: the segment's chunk id (null: an all-zero segment, never stored). Undefined for version 1. */
   segment?: ChunkRef;
 }
@@ -37,12 +38,25 @@ export function segmentWhat(pointId: string, d: DiskManifest, k: number): string
   return `restore point ${pointId} disk ${d.key}: segment ${k} of ${d.segments?.length ?? 0}`;
 }
 
+const allNull = new Map<number, readonly ChunkRef[]>();
+
+/** `count` nulls, one shared array per count: a large sparse disk is mostly all-zero segments, walked one after another. */
+function noData(count: number): readonly ChunkRef[] {
+  let a = allNull.get(count);
+  if (!a) {
+    a = Object.freeze(new Array<ChunkRef>(count).fill(null));
+    if (allNull.size > 64) allNull.clear();
+    allNull.set(count, a);
+  }
+  return a;
+}
+
 /** Slices of window k of `d`, loading its segment for a version-2 disk. Errors name the point, the disk and the segment. */
 export async function loadWindow(repo: Repository, pointId: string, d: DiskManifest, k: number, signal?: AbortSignal): Promise<SliceWindow> {
   const { first, count } = segmentRange(k, diskSliceCount(d), windowSlices(d));
   if (!d.segments) return { k, first, refs: d.chunks!.slice(first, first + count) };
   const id = d.segments[k]!;
-  if (id === null) return { k, first, refs: new Array<ChunkRef>(count).fill(null), segment: null };
+  if (id === null) return { k, first, refs: noData(count), segment: null };
   const what = `${segmentWhat(pointId, d, k)} (<chunks/${id}>)`;
   let plain: Buffer;
   try {

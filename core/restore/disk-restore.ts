@@ -177,9 +177,15 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
     };
     for (let next = await starting; !next.done; next = await windows.next()) {
       const w = next.value;
-      chunks ??= windowChunks(repo, w, opts.signal);
       const ranges = windowRanges(w, d.chunkSize);
-      if (ranges.length > 0) await sink.prepare?.(ranges);
+      if (ranges.length === 0) {
+        // All zeros: nothing to load or write (the first window's chunk stream was empty).
+        await chunks?.return?.(undefined);
+        chunks = undefined;
+        continue;
+      }
+      chunks ??= windowChunks(repo, w, opts.signal);
+      await sink.prepare?.(ranges);
       for (let j = 0; j < w.refs.length; j++) {
         const id = w.refs[j];
         if (!id) continue;

@@ -173,7 +173,8 @@ describe('segments: disk chunk lists stored as chunks', function () {
     const repo = await newRepo(s.path('repo-big'));
     const size = 260 * GiB; // 4,259,840 slices of 64 KiB
     const vm = await sparseVm(s, 'big', size, [
-      { offset: 0, data: blob(CS * 2) },
+      // Nothing in the first segment: restore starts on a window of zeros.
+      { offset: 5 * GiB + 7 * CS, data: blob(CS * 2) },
       { offset: 100 * GiB + 12345 * 512, data: blob(70_000) },
       { offset: size - CS, data: blob(CS) },
     ]);
