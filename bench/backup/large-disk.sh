@@ -2,9 +2,12 @@
 # Peak memory (and time) of a backup and a restore of a 4 TiB sparse VHDX (issue 3: peak RSS
 # <= 256 MiB whatever the disk size): a VM whose disk is `qemu-img create -f vhdx 4T` with
 # GIB GiB of data (64 MiB pieces spread evenly over the 4 TiB) written by its guest, backed up
-# into a new repository and restored, each CLI run under /usr/bin/time -v. Prints one line per
-# operation. A benchmark, not a test: run it alone (it writes ~3 x GIB GiB under WORKDIR).
+# into a new repository, changed (256 pieces of 256 KiB spread over the disk, tracked) and
+# backed up again (an incremental), then restored; each CLI run under /usr/bin/time -v. Prints
+# one line per operation. A benchmark, not a test: run it alone (it writes ~3 x GIB GiB under
+# WORKDIR).
 # Usage: bench/backup/large-disk.sh [WORKDIR] [GIB=2] [SIZE=4T] [CHUNK_SIZE]
+#   PIECES=n     the data in n pieces (default 16 per GiB); 4096 puts data in every 1 GiB of a 4 TiB disk
 #   HVB_ROOT=<another checkout> runs that checkout's CLI on the same data (before/after).
 set -eu
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +23,7 @@ rm -rf "$W/vm" "$W/repo" "$W/restore" "$W/big.vhdx"
 qemu-img create -q -f vhdx -o subformat=dynamic "$W/big.vhdx" "$SIZE"
 "$NODE" "$HERE/bench/backup/make-vm.ts" "$W/vm" "$W/big.vhdx" big > /dev/null
 rm "$W/big.vhdx"
-"$NODE" "$HERE/bench/backup/large-disk-fill.ts" "$W/vm" "$GIB" > "$W/fill.json"
+"$NODE" "$HERE/bench/backup/large-disk-fill.ts" "$W/vm" "$GIB" "${PIECES:-}" > "$W/fill.json"
 $HVB repo init "$W/repo" ${CS:+--chunk-size $CS} > /dev/null
 figures() {  # figures OP STATUS TIMEFILE
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$3")
@@ -33,6 +36,10 @@ set +e
 rc=$?
 figures backup "$rc" "$W/backup.time"
 if [ "$rc" -ne 0 ]; then grep -o '"error":{[^}]*}' "$W/backup.out" | head -1; exit 0; fi
+"$NODE" "$HERE/bench/backup/large-disk-fill.ts" "$W/vm" 0.0625 256 8 > /dev/null
+/usr/bin/time -v $HVB backup "$W/vm" --repo "$W/repo" --json > "$W/incr.out" 2> "$W/incr.time"
+rc=$?
+figures "incremental ($(grep -o '"method":"[a-z-]*"' "$W/incr.out" | tail -1 | cut -d'"' -f4))" "$rc" "$W/incr.time"
 /usr/bin/time -v $HVB restore latest --repo "$W/repo" --vm big --to "$W/restore" > "$W/restore.out" 2> "$W/restore.time"
 rc=$?
 figures restore "$rc" "$W/restore.time"

@@ -5,7 +5,7 @@
 // serves the next read. The chunk ids are collected one window (segment) at a time and
 // stored as segment chunks. Memory stays bounded whatever the disk size: `inFlight` reads
 // plus the writer's capacity, each a run of at most `runBytes`, and at most
-// MAX_OPEN_WINDOWS windows of chunk ids.
+// segmentStoreLimits.maxOpenBytes of windows waiting for their chunk ids.
 
 import type { Disk } from '../disk/disk.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
@@ -69,6 +69,8 @@ interface OpenWindow {
   /** Batches not yet handed to the writer. */
   batchesLeft: number;
   pending: Promise<void>[];
+  /** openWindowBytes of its plan, counted while it is open. */
+  bytes: number;
   /** Set once every chunk id is known: the encoded segment (null: all slices zero). */
   encoded?: Buffer | null;
   failed?: unknown;
@@ -77,12 +79,23 @@ interface OpenWindow {
 }
 
 /**
- * Windows whose chunks are not all durable yet that may wait at once. A chunk's id comes
- * back only when its pack is stored, so the windows of a sparse incremental (a few new
- * chunks each) pile up until a pack fills; past this many, the writer is flushed (a
- * smaller pack) so memory stays a few segments whatever the disk size.
+ * Memory (estimated) that windows whose chunks are not all durable yet may hold at once. A
+ * chunk's id comes back only when its pack is stored, so windows with a few new chunks each
+ * (a sparse disk with a little data in every window, a sparse incremental) wait until a pack
+ * fills; past this, the writer is flushed (a smaller pack) so memory stays bounded whatever
+ * the disk size. Bounded by bytes, not windows: a window of zeros and one new chunk costs
+ * ~33 KB and may wait for dozens of others to fill a pack (a count bound low enough for the
+ * next case would store small packs here), one that lists 4096 ids reused from the previous
+ * point ~400 KB. Tests lower it.
  */
-export const MAX_OPEN_WINDOWS = 16;
+export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
+
+/** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice. */
+function openWindowBytes(plan: readonly SlicePlan[]): number {
+  let data = 0;
+  for (const p of plan) if (p !== null) data++;
+  return 64 + plan.length * 8 + data * 96;
+}
 
 /**
  * Reads a disk window by window (segments of SEGMENT_SLICES slices) with `inFlight` large
@@ -98,6 +111,7 @@ export class SegmentedStore {
   readonly #free: Buffer[] = [];
   readonly #reads: { batch: Batch; w: OpenWindow; buf: Promise<Buffer> }[] = [];
   readonly #open: OpenWindow[] = [];
+  #openBytes = 0;
   readonly #chunkId: (plain: Buffer) => string;
   readonly #segments: ChunkRef[] = [];
   readonly #stored: Promise<void>[] = [];
@@ -120,8 +134,9 @@ export class SegmentedStore {
 
   /** Read and store window `input`; resolves once its reads are started (some may still be in flight). */
   async add(input: WindowInput): Promise<void> {
-    const w: OpenWindow = { k: input.k, first: input.first, refs: input.plan.map((p) => (p === 'read' ? null : p)), batchesLeft: 0, pending: [] };
+    const w: OpenWindow = { k: input.k, first: input.first, refs: input.plan.map((p) => (p === 'read' ? null : p)), batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) };
     this.#open.push(w);
+    this.#openBytes += w.bytes;
     const batches = batchRuns(input.runs, this.#bufBytes);
     w.batchesLeft = batches.length;
     if (batches.length === 0) this.#close(w);
@@ -130,7 +145,7 @@ export class SegmentedStore {
       this.#startRead(batch, w);
     }
     await this.#submitReady();
-    if (this.#open.length > MAX_OPEN_WINDOWS) await this.#settle();
+    if (this.#openBytes > segmentStoreLimits.maxOpenBytes) await this.#settle();
   }
 
   /**
@@ -232,6 +247,7 @@ export class SegmentedStore {
         continue;
       }
       this.#open.splice(i, 1);
+      this.#openBytes -= w.bytes;
       if (w.encoded === null) {
         this.#segments[w.k] = null;
         continue;

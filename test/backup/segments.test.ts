@@ -22,7 +22,7 @@ import { MIN_CHUNK_SIZE } from '../../core/repo/config.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { diskWindows } from '../../core/repo/manifest-chunks.ts';
 import { SEGMENT_SLICES } from '../../core/repo/manifest-segments.ts';
-import { MAX_OPEN_WINDOWS } from '../../core/backup/read-pipeline.ts';
+import { segmentStoreLimits } from '../../core/backup/read-pipeline.ts';
 import type { ChunkRef, DiskManifest, RestorePointManifest } from '../../core/repo/manifest-types.ts';
 import { chunkFileRange, flipChunkBit } from '../../core/repo/testing.ts';
 import { MiB, qemuImg, scratch, type Scratch } from './testing.ts';
@@ -190,27 +190,34 @@ describe('segments: disk chunk lists stored as chunks', function () {
     assert.ok(v.ok, JSON.stringify(v.problems));
   });
 
-  it(`more windows waiting for their chunks than MAX_OPEN_WINDOWS (${MAX_OPEN_WINDOWS}): the writer is flushed early, and every point restores identical`, async () => {
+  it('more windows waiting for their chunks than segmentStoreLimits allows: the writer is flushed early, and every point restores identical', async () => {
     // One small write per window: no window's chunks fill a pack, so all wait until a flush.
-    const windows = MAX_OPEN_WINDOWS + 6;
-    const repo = await newRepo(s.path('repo-many'));
-    const vm = await sparseVm(s, 'many', windows * SEG, Array.from({ length: windows }, (_, k) => ({ offset: k * SEG + (k % 7) * CS, data: blob(CS + 512) })));
-    const full = await backUp(repo, vm.dir);
-    const d = (await manifest(repo, full.pointId!)).disks[0]!;
-    assert.equal(d.segments!.filter((x) => x !== null).length, windows);
-    assert.equal(d.dataSlices, 2 * windows);
-    // The early flush shows as a pack of its own: without it the data would be one pack, then the segments' and config's.
-    const r = await openRepository(repo, { threads: 0 });
-    const packs = new Set<string>();
-    for await (const c of r.listChunks()) packs.add(c.pack!);
-    await r.close();
-    assert.ok(packs.size >= 3, `${packs.size} packs`);
-    await guestWrite(vm.dir, Array.from({ length: windows }, (_, k) => ({ offset: k * SEG + 100 * CS, data: blob(4096) })));
-    const inc = await backUp(repo, vm.dir);
-    assert.equal(inc.method, 'changed-blocks', inc.methodReason);
-    const res = await restoreVM({}, { repository: repo, point: inc.pointId!, to: s.path('r-many') });
-    assertSameDisk(res.disks[0]!.path, vm.disk);
-    assert.ok((await verifyRepository({}, { repository: repo })).ok);
+    // The bound lowered to ~16 such windows (16 MiB would take ~500, and a 125 GiB disk).
+    const windows = 22;
+    const saved = segmentStoreLimits.maxOpenBytes;
+    segmentStoreLimits.maxOpenBytes = 16 * (SEGMENT_SLICES * 8 + 300);
+    try {
+      const repo = await newRepo(s.path('repo-many'));
+      const vm = await sparseVm(s, 'many', windows * SEG, Array.from({ length: windows }, (_, k) => ({ offset: k * SEG + (k % 7) * CS, data: blob(CS + 512) })));
+      const full = await backUp(repo, vm.dir);
+      const d = (await manifest(repo, full.pointId!)).disks[0]!;
+      assert.equal(d.segments!.filter((x) => x !== null).length, windows);
+      assert.equal(d.dataSlices, 2 * windows);
+      // The early flush shows as a pack of its own: without it the data would be one pack, then the segments' and config's.
+      const r = await openRepository(repo, { threads: 0 });
+      const packs = new Set<string>();
+      for await (const c of r.listChunks()) packs.add(c.pack!);
+      await r.close();
+      assert.ok(packs.size >= 3, `${packs.size} packs`);
+      await guestWrite(vm.dir, Array.from({ length: windows }, (_, k) => ({ offset: k * SEG + 100 * CS, data: blob(4096) })));
+      const inc = await backUp(repo, vm.dir);
+      assert.equal(inc.method, 'changed-blocks', inc.methodReason);
+      const res = await restoreVM({}, { repository: repo, point: inc.pointId!, to: s.path('r-many') });
+      assertSameDisk(res.disks[0]!.path, vm.disk);
+      assert.ok((await verifyRepository({}, { repository: repo })).ok);
+    } finally {
+      segmentStoreLimits.maxOpenBytes = saved;
+    }
   });
 
   describe('a damaged segment', () => {
