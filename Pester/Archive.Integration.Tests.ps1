@@ -3,12 +3,16 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
     Remove-Item Env:HVBACKUP_BRIDGE_TEST_METHODS -ErrorAction SilentlyContinue
     Import-HVBackupForTest
-    $script:sb = New-HVSandbox -Path 'TestDrive:\sb' -VMCount 1 -SizeBytes 32MB
+    # Not under TestDrive: Pester removes what a Describe block added there when the block ends,
+    # and the GC of the retention block stores new packs (a rewritten pack) the export block needs.
+    $script:sbRoot = Join-Path ([System.IO.Path]::GetTempPath()) ('hvb-pester-archive-' + [guid]::NewGuid())
+    $script:sb = New-HVSandbox -Path (Join-Path $sbRoot 'sb') -VMCount 1 -SizeBytes 32MB
     1..3 | ForEach-Object { [void](Get-HVVM -Path $sb.VMFolder | Backup-HVVM -Repository $sb.Repository) }
 }
 
 AfterAll {
     Remove-Module HVBackup -Force -ErrorAction SilentlyContinue
+    if ($script:sbRoot) { Remove-Item -LiteralPath $script:sbRoot -Recurse -Force -ErrorAction SilentlyContinue }
 }
 
 Describe 'Invoke-HVRetention' -Tag Integration {

@@ -6,6 +6,7 @@ import { HvError } from '../errors.ts';
 import { log, type OperationContext } from '../progress.ts';
 import { initRepository as initRepo, openRepository } from '../repo/local.ts';
 import type { Repository } from '../repo/repository.ts';
+import { loadWindow, windowCount } from '../repo/manifest-chunks.ts';
 import { LocalBackend } from '../repo/backend-local.ts';
 import { breakLocks, describeLock } from '../repo/lock.ts';
 import { getHost } from '../hosts/index.ts';
@@ -69,10 +70,18 @@ async function computeStats(repo: Repository, signal?: AbortSignal): Promise<Rep
   }
   let logicalBytes = 0;
   const unique = new Map<string, number>();
+  const seenSegments = new Set<string>();
   for (const m of manifests) {
     for (const d of m.disks) {
       logicalBytes += d.virtualSize;
-      d.chunks.forEach((id, i) => { if (id) unique.set(id, Math.min(d.chunkSize, d.virtualSize - i * d.chunkSize)); });
+      for (let k = 0; k < windowCount(d); k++) {
+        // A segment shared with a point already counted lists nothing new: not read again.
+        const segment = d.segments?.[k];
+        if (segment === null || (segment && seenSegments.has(segment))) continue;
+        if (segment) seenSegments.add(segment);
+        const w = await loadWindow(repo, m.id, d, k, signal);
+        w.refs.forEach((id, j) => { if (id) unique.set(id, Math.min(d.chunkSize, d.virtualSize - (w.first + j) * d.chunkSize)); });
+      }
     }
     for (const f of m.configFiles) {
       logicalBytes += f.size;

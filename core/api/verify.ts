@@ -1,12 +1,13 @@
 // Public API: verify a repository (or one restore point): every manifest decodes, every
-// referenced chunk exists, decodes and hashes to its id. Each problem names the chunk or
+// segment it lists loads, and every chunk they reference exists, decodes and hashes to its id. Each problem names the chunk or
 // object and the restore points it breaks.
 import type { VerifyProblem, VerifyReport } from './types.ts';
 import { isHvError } from '../errors.ts';
 import type { OperationContext } from '../progress.ts';
 import { progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
-import { referencedChunks } from '../repo/index.ts';
+import { namedChunks } from '../repo/index.ts';
+import { loadWindow } from '../repo/manifest-chunks.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
 import { optionalString, withRepo } from '../backup/open.ts';
 
@@ -29,6 +30,59 @@ async function loadPoints(repo: Repository, pointId: string | undefined, problem
   return out;
 }
 
+/**
+ * Which points need each chunk (a function: the points are worked out only for a chunk that
+ * is broken). Reads every segment once, which checks it (a segment is a chunk, verified on
+ * load); a segment that does not load is a problem naming the points that list it. A chunk
+ * a segment lists is needed by the points listing that segment.
+ */
+async function chunkUsers(repo: Repository, points: RestorePointManifest[], problems: VerifyProblem[], signal?: AbortSignal): Promise<{ users: Map<string, () => string[]>; segmentsChecked: Set<string> }> {
+  const pointsOf = new Map<string, string[]>(); // chunk or segment id → points naming it in their manifest
+  const segmentsOf = new Map<string, string[]>(); // chunk id → segments listing it
+  const segmentData = new Map<string, number>(); // segment id → its data slices, or -1: it did not load
+  const failed: { id: string; problem: string }[] = [];
+  const add = (map: Map<string, string[]>, key: string, v: string) => {
+    const l = map.get(key);
+    if (!l) map.set(key, [v]);
+    else if (l[l.length - 1] !== v) l.push(v);
+  };
+  for (const m of points) {
+    for (const c of namedChunks(m)) add(pointsOf, c, m.id);
+    for (const d of m.disks) {
+      if (!d.segments) continue;
+      let data = 0;
+      for (let k = 0; k < d.segments.length; k++) {
+        const id = d.segments[k];
+        if (!id) continue;
+        if (!segmentData.has(id)) {
+          try {
+            const w = await loadWindow(repo, m.id, d, k, signal);
+            let n = 0;
+            for (const r of w.refs) if (r !== null) { n++; add(segmentsOf, r, id); }
+            segmentData.set(id, n);
+          } catch (err) {
+            if (isHvError(err, 'ERR_CANCELLED')) throw err;
+            segmentData.set(id, -1);
+            failed.push({ id, problem: (err as Error).message });
+          }
+        }
+        data = segmentData.get(id)! < 0 || data < 0 ? -1 : data + segmentData.get(id)!;
+      }
+      if (data >= 0 && data !== d.dataSlices) problems.push({ object: `<manifests/${m.id}>`, problem: `disk ${d.key}: its segments list ${data} data slices, the manifest says ${d.dataSlices}`, points: [m.id] });
+    }
+  }
+  const usersOf = (id: string): string[] => {
+    const out = new Set(pointsOf.get(id) ?? []);
+    for (const s of segmentsOf.get(id) ?? []) for (const p of pointsOf.get(s) ?? []) out.add(p);
+    return [...out];
+  };
+  for (const f of failed) problems.push({ chunk: f.id, problem: f.problem, points: usersOf(f.id) });
+  const users = new Map<string, () => string[]>();
+  for (const id of pointsOf.keys()) users.set(id, () => usersOf(id));
+  for (const id of segmentsOf.keys()) users.set(id, () => usersOf(id));
+  return { users, segmentsChecked: new Set(segmentData.keys()) };
+}
+
 export async function verifyRepository(ctx: OperationContext, params: VerifyParams): Promise<VerifyReport> {
   const pointId = optionalString(params.pointId, 'pointId');
   return withRepo(params.repository, params.password, ctx, async (repo) => {
@@ -40,9 +94,8 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
       // chunks that then show up as missing below.
       const index = await repo.chunkIndex({ refresh: true, signal: ctx.signal });
       for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
-      const users = new Map<string, string[]>();
-      for (const m of points) for (const c of referencedChunks(m)) users.set(c, [...(users.get(c) ?? []), m.id]);
-      const ids = [...users.keys()];
+      const { users, segmentsChecked } = await chunkUsers(repo, points, problems, ctx.signal);
+      const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id));
       let bytes = 0;
       let next = 0;
       let checked = 0;
@@ -55,14 +108,14 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
           } catch (err) {
             if (isHvError(err, 'ERR_CANCELLED')) throw err;
             const missing = isHvError(err, 'ERR_NOT_FOUND');
-            problems.push({ chunk: id, problem: missing ? `chunk is missing: ${(err as Error).message}` : `chunk is corrupt: ${(err as Error).message}`, points: users.get(id)! });
+            problems.push({ chunk: id, problem: missing ? `chunk is missing: ${(err as Error).message}` : `chunk is corrupt: ${(err as Error).message}`, points: users.get(id)!() });
           }
           if (++checked % 64 === 0) progress(ctx, { activity: 'verify', target: repo.location, done: checked, total: ids.length });
         }
       };
       await Promise.all(Array.from({ length: Math.max(4, repo.pool.threads * 2) }, worker));
       progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
-      return { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length, bytesChecked: bytes, problems, ok: problems.length === 0 };
+      return { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 };
     } finally {
       await lock.release();
     }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { HvError } from '../errors.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
-import { referencedChunks } from '../repo/manifest.ts';
+import { addPointChunks } from '../repo/manifest-chunks.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
 import type { Repository } from '../repo/repository.ts';
 import { addPoints, emptyCatalog, expiredMedia, heldChunkIds, putMedium, type Catalog, type MediaPoolDefinition } from './catalog.ts';
@@ -112,7 +112,11 @@ export async function exportPoints(ctx: OperationContext, repo: Repository, targ
     }
     const live = { ...cat, media: cat.media.filter((m) => !expiredMedia(cat, now).includes(m)) };
     const held = req.full ? new Set<string>() : heldChunkIds(live);
-    const chunkIds = [...new Set(points.flatMap((p) => [...referencedChunks(p)]))];
+    // Segments and the chunks they list, each segment read once however many points share it.
+    const needed = new Set<string>();
+    const seen = new Set<string>();
+    for (const p of points) await addPointChunks(repo, p, needed, { seen, signal });
+    const chunkIds = [...needed];
     const toWrite = chunkIds.filter((id) => !held.has(id));
     summary.chunksAlreadyInPool = chunkIds.length - toWrite.length;
     await writeSet(ctx, repo, target, cat, { points, toWrite, now }, summary);

@@ -6,7 +6,8 @@ import { promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HvError } from '../errors.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
-import { referencedChunks } from '../repo/manifest.ts';
+import { namedChunks } from '../repo/manifest.ts';
+import { pointChunks } from '../repo/manifest-chunks.ts';
 import type { ChunkRef, ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
 import { Repository } from '../repo/repository.ts';
 import { restoreDisk } from '../restore/disk-restore.ts';
@@ -50,8 +51,11 @@ export async function choosePoint(repo: Repository, vmName: string, point: strin
   return repo.loadManifest(latest.id, signal);
 }
 
-/** Media holding the manifest and every chunk of `m`, in pool order: what an operator must insert. */
-export function mediaNeededFor(scanned: ScannedMedium[], backend: MediaBackend, m: RestorePointManifest): string[] {
+/**
+ * Media holding the manifest and every chunk of `m` (its segments, then the chunks they
+ * list, read from the media), in pool order: what an operator must insert.
+ */
+export async function mediaNeededFor(scanned: ScannedMedium[], backend: MediaBackend, repo: Repository, m: RestorePointManifest, signal?: AbortSignal): Promise<string[]> {
   const need = new Set<string>();
   const add = (type: 'chunks' | 'manifests', name: string) => {
     const parts = backend.partsOf({ type, name });
@@ -59,7 +63,8 @@ export function mediaNeededFor(scanned: ScannedMedium[], backend: MediaBackend, 
     for (const p of parts) need.add(p.medium);
   };
   add('manifests', m.id);
-  for (const id of referencedChunks(m)) add('chunks', id);
+  for (const id of namedChunks(m)) add('chunks', id);
+  for (const id of await pointChunks(repo, m, signal)) add('chunks', id);
   const order = catalogFromMedia(scanned).media.map((x) => x.id);
   return order.filter((id) => need.has(id));
 }
@@ -75,7 +80,7 @@ export async function restoreFromMedia(ctx: OperationContext, scanned: ScannedMe
     // Media of an encrypted repository list no points in their trailers: the set is the one carrying the manifest.
     const set = cat.points.find((p) => p.id === m.id)?.set ?? manifestSets(scanned).get(m.id);
     if (set) backend.prefer(objectIndex(cat, set));
-    const mediaNeeded = mediaNeededFor(scanned, backend, m);
+    const mediaNeeded = await mediaNeededFor(scanned, backend, repo, m, signal);
     for (const id of mediaNeeded) log(ctx, 'info', `insert medium ${id} (${basename(scanned.find((s) => s.label.mediumId === id)!.source)})`, id);
     const dir = resolve(req.to);
     await fsp.mkdir(dir, { recursive: true });
@@ -97,7 +102,7 @@ async function restoreOneDisk(ctx: OperationContext, repo: Repository, m: Restor
   await fsp.rm(partial, { force: true });
   let done = 0;
   try {
-    await restoreDisk(repo, d, partial, { signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore from media', target: d.fileName, done: (done += n), total: d.virtualSize }) });
+    await restoreDisk(repo, d, partial, { pointId: m.id, signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore from media', target: d.fileName, done: (done += n), total: d.virtualSize }) });
     await moveNoClobber(partial, path);
   } finally {
     await fsp.rm(partial, { force: true });

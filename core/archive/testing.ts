@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { isAllZero } from '../repo/object-format.ts';
 import type { ChunkRef, RestorePointManifest } from '../repo/manifest-types.ts';
 import type { Repository } from '../repo/repository.ts';
+import { segmentDisk } from '../repo/testing.ts';
 
 export interface TestPointOptions {
   vm: string;
@@ -15,6 +16,8 @@ export interface TestPointOptions {
   fileName?: string;
   format?: 'vhdx' | 'raw';
   configFile?: { path: string; data: Buffer };
+  /** Store the disk's chunk list as segments of this many slices (manifest version 2); default: inline (version 1). */
+  segmentSlices?: number;
 }
 
 // put() per chunk stores a pack per chunk on purpose: GC and media tests need many small packs
@@ -32,18 +35,19 @@ async function chunkRefs(repo: Repository, data: Buffer, chunkSize: number): Pro
 
 export async function addTestPoint(repo: Repository, o: TestPointOptions): Promise<RestorePointManifest> {
   const chunkSize = repo.chunkSize;
+  const inline = {
+    key: 'disk0', fileName: o.fileName ?? `${o.vm}.vhdx`, format: o.format ?? 'vhdx' as const, virtualSize: o.disk.length,
+    blockSize: 1024 * 1024, logicalSectorSize: 512, physicalSectorSize: 4096, chunkSize, chunks: await chunkRefs(repo, o.disk, chunkSize),
+  };
   const m: RestorePointManifest = {
-    version: 1,
+    version: o.segmentSlices ? 2 : 1,
     id: randomBytes(32).toString('hex'),
     vm: { id: `vm-${o.vm}`, name: o.vm, generation: 2, host: 'local', hostName: 'testhost' },
     createdAt: o.createdAt,
     finishedAt: o.createdAt,
     consistency: 'crash',
     method: 'full',
-    disks: [{
-      key: 'disk0', fileName: o.fileName ?? `${o.vm}.vhdx`, format: o.format ?? 'vhdx', virtualSize: o.disk.length,
-      blockSize: 1024 * 1024, logicalSectorSize: 512, physicalSectorSize: 4096, chunkSize, chunks: await chunkRefs(repo, o.disk, chunkSize),
-    }],
+    disks: [o.segmentSlices ? await segmentDisk(repo, inline, o.segmentSlices) : inline],
     configFiles: o.configFile ? [{ path: o.configFile.path, size: o.configFile.data.length, chunks: await chunkRefs(repo, o.configFile.data, chunkSize) }] : [],
     stats: { totalBytes: o.disk.length, readBytes: o.disk.length, newChunks: 0, storedBytes: 0, durationMs: 1 },
   };

@@ -1,5 +1,6 @@
 // One frozen disk → one DiskManifest: choose the method (full / changed-blocks / scan),
-// plan the slices, read and store them.
+// then plan, read and store the slices one segment (window of SEGMENT_SLICES) at a time,
+// so memory does not grow with the disk.
 
 import type { Disk } from '../disk/disk.ts';
 import type { BackupMethod } from '../api/types.ts';
@@ -9,10 +10,12 @@ import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
 import type { VhdxInfo } from '../vhdx/index.ts';
-import { planSlices, readRuns, sliceCount } from './plan.ts';
-import { HvError } from '../errors.ts';
-import type { SlicePlan } from './plan.ts';
-import { readAndStore } from './read-pipeline.ts';
+import { planWindow, RangeSet, readRuns, sliceCount } from './plan.ts';
+import { throwIfAborted } from '../errors.ts';
+import { SegmentedStore } from './read-pipeline.ts';
+import { loadWindow, windowCount, windowSlices, type SliceWindow } from '../repo/manifest-chunks.ts';
+import { segmentCount, segmentRange, SEGMENT_SLICES } from '../repo/manifest-segments.ts';
+import type { ChunkRef } from '../repo/manifest-types.ts';
 import { basename } from 'node:path';
 
 /** Bytes per read call: several chunk slices at once. */
@@ -46,54 +49,113 @@ async function geometryOf(fd: FrozenDisk, disk: Disk): Promise<Pick<DiskManifest
 
 export interface DiskBackupResult {
   manifest: DiskManifest;
+  /**
+   * Settles once the disk's last segments are durable: they are submitted to the writer but
+   * stored at its next flush, which the caller does (and then awaits this) before the manifest.
+   */
+  durable: Promise<void>;
   choice: DiskChoice;
   readBytes: number;
 }
 
-export async function planDisk(disk: Disk, choice: DiskChoice, chunkSize: number, previous: DiskManifest | undefined): Promise<SlicePlan[]> {
-  return planSlices({
-    virtualSize: disk.size,
-    chunkSize,
-    extents: await disk.extents(),
-    changed: choice.method === 'changed-blocks' ? choice.changed : undefined,
-    previous: previous?.chunks,
-  });
+/**
+ * The previous restore point's chunk ids for a window of slices, read one segment at a
+ * time (the next one loaded ahead), with the segment's id when the window is exactly one
+ * of its segments (so an unchanged window can keep it).
+ */
+class PreviousSlices {
+  readonly #repo: Repository;
+  readonly #pointId: string;
+  readonly #disk: DiskManifest;
+  readonly #signal: AbortSignal | undefined;
+  readonly #loaded = new Map<number, Promise<SliceWindow>>();
+
+  constructor(repo: Repository, pointId: string, disk: DiskManifest, signal?: AbortSignal) {
+    this.#repo = repo;
+    this.#pointId = pointId;
+    this.#disk = disk;
+    this.#signal = signal;
+  }
+
+  #load(k: number): Promise<SliceWindow> {
+    let p = this.#loaded.get(k);
+    if (!p) {
+      p = loadWindow(this.#repo, this.#pointId, this.#disk, k, this.#signal);
+      p.catch(() => {}); // awaited when asked for, or dropped
+      this.#loaded.set(k, p);
+    }
+    return p;
+  }
+
+  async window(first: number, count: number): Promise<{ refs: readonly ChunkRef[]; segment?: ChunkRef }> {
+    const per = windowSlices(this.#disk);
+    const a = Math.floor(first / per), b = Math.floor((first + count - 1) / per);
+    for (const k of this.#loaded.keys()) if (k < a) this.#loaded.delete(k);
+    if (b + 1 < windowCount(this.#disk)) this.#load(b + 1);
+    const parts: SliceWindow[] = [];
+    for (let k = a; k <= b; k++) parts.push(await this.#load(k));
+    if (parts.length === 1 && parts[0]!.first === first && parts[0]!.refs.length === count) return parts[0]!;
+    const refs: ChunkRef[] = [];
+    for (const w of parts) for (let j = 0; j < w.refs.length; j++) if (w.first + j >= first && w.first + j < first + count) refs.push(w.refs[j]!);
+    return { refs };
+  }
 }
 
-/**
- * Most slices one disk of a restore point may have. The manifest lists every slice's chunk id
- * in its JSON (67 characters each), and both the backup and a restore hold the list in
- * memory, so a disk beyond this would need a manifest near V8's ~512 MiB string limit and
- * far more memory than the rest of the engine. 4,194,304 slices = 1 TiB at 256 KiB chunks,
- * 4 TiB at 1 MiB. Larger disks need a repository with larger chunks until chunk lists are
- * stored as separate, streamed objects.
- */
-export const MAX_SLICES_PER_DISK = 4 * 1024 * 1024;
-
-export function checkSliceCount(path: string, virtualSize: number, chunkSize: number): void {
-  const slices = sliceCount(virtualSize, chunkSize);
-  if (slices <= MAX_SLICES_PER_DISK) return;
-  const need = 2 ** Math.ceil(Math.log2(virtualSize / MAX_SLICES_PER_DISK));
-  throw new HvError('ERR_UNSUPPORTED', `${path}: a ${(virtualSize / 2 ** 40).toFixed(2)} TiB disk is ${slices} slices of this repository's ${chunkSize / 1024} KiB chunks, more than the ${MAX_SLICES_PER_DISK} one restore point can list per disk; back it up to a repository made with "hvbackup repo init --chunk-size ${need}" or larger`, { target: path, data: { slices, max: MAX_SLICES_PER_DISK, chunkSize } });
+/** Bytes the plan will read: data slices, and in a changed-blocks backup only the changed ones. */
+function plannedBytes(slices: number, chunkSize: number, virtualSize: number, data: RangeSet, changed: RangeSet | undefined): number {
+  let bytes = 0;
+  for (let first = 0; first < slices; first += SEGMENT_SLICES) {
+    const count = Math.min(SEGMENT_SLICES, slices - first);
+    if (!data.any(first, count, chunkSize)) continue;
+    const d = data.touched(first, count, chunkSize);
+    const c = changed?.touched(first, count, chunkSize);
+    for (let j = 0; j < count; j++) if (d[j] && (!c || c[j])) bytes += Math.min(chunkSize, virtualSize - (first + j) * chunkSize);
+  }
+  return bytes;
 }
 
 export async function backupDisk(opts: {
   repo: Repository; host: Host; cp: BackupCheckpoint; fd: FrozenDisk; disk: Disk; fileName?: string;
-  previous: DiskManifest | undefined; full: boolean; writer: ChunkWriter; signal?: AbortSignal;
+  previous: DiskManifest | undefined; previousPoint?: string; full: boolean; writer: ChunkWriter;
+  /** Where the disk's segments go (default `writer`); they are durable at its next flush, which the caller does. */
+  segmentWriter?: ChunkWriter; signal?: AbortSignal;
   onPlanned?: (bytes: number) => void; onRead?: (bytes: number) => void;
 }): Promise<DiskBackupResult> {
   const { repo, disk, fd } = opts;
   const chunkSize = repo.chunkSize;
-  checkSliceCount(fd.path, disk.size, chunkSize);
   const choice = await chooseDiskMethod(opts.host, opts.cp, fd, disk.size, chunkSize, opts.previous, opts.full);
-  const plan = await planDisk(disk, choice, chunkSize, opts.previous);
-  const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES);
-  const readBytes = runs.reduce((a, r) => a + r.length, 0);
+  const slices = sliceCount(disk.size, chunkSize);
+  const data = new RangeSet((await disk.extents()).filter((e) => e.kind === 'data'));
+  const changed = choice.method === 'changed-blocks' ? new RangeSet(choice.changed!) : undefined;
+  // Only a changed-blocks backup takes slices from the previous point; it was of the same size and chunk size.
+  const previous = changed && opts.previous ? new PreviousSlices(repo, opts.previousPoint ?? '(previous)', opts.previous, opts.signal) : undefined;
+  const readBytes = plannedBytes(slices, chunkSize, disk.size, data, changed);
   opts.onPlanned?.(readBytes);
-  const chunks = await readAndStore(disk, plan, runs, opts.writer, { chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES });
+  const store = new SegmentedStore(disk, opts.writer, (plain) => repo.chunkId(plain), { chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES, segmentWriter: opts.segmentWriter });
+  const n = segmentCount(slices, SEGMENT_SLICES);
+  for (let k = 0; k < n; k++) {
+    throwIfAborted(opts.signal);
+    const { first, count } = segmentRange(k, slices, SEGMENT_SLICES);
+    if (!data.any(first, count, chunkSize)) {
+      // No data in the window: every slice is null whatever the previous point had.
+      store.reuse(k, null, 0);
+      continue;
+    }
+    const before = await previous?.window(first, count);
+    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.refs });
+    const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
+    if (runs.length === 0 && before?.segment !== undefined && plan.every((p, j) => p === before.refs[j])) {
+      // Nothing in this window changed: the previous point's segment, untouched.
+      store.reuse(k, before.segment, plan.reduce((a, p) => a + (p === null ? 0 : 1), 0));
+      continue;
+    }
+    await store.add({ k, first, plan, runs });
+  }
+  const { segments, dataSlices, durable } = await store.finish();
   return {
     choice,
     readBytes,
+    durable,
     manifest: {
       key: fd.key,
       fileName: opts.fileName ?? basename(fd.path),
@@ -101,7 +163,9 @@ export async function backupDisk(opts: {
       virtualSize: disk.size,
       ...(await geometryOf(fd, disk)),
       chunkSize,
-      chunks,
+      segmentSlices: SEGMENT_SLICES,
+      segments,
+      dataSlices,
     },
   };
 }

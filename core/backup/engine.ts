@@ -32,6 +32,8 @@ export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions
   // The chunk workers load their modules while the lock is taken and the VMs are
   // checkpointed, instead of after the first read (~130 ms of a tracked incremental).
   if (!opts.whatIf) opts.repo.pool.prestart();
+  // Restore points list disks in segments: a format 2 repository becomes format 3 first (its own exclusive lock, once).
+  if (!opts.whatIf) await opts.repo.upgradeFormat(ctx.signal);
   // The lock is taken while the VMs are described: describing reads only the host. Each VM
   // waits for it before it reads anything of the repository.
   const locking: Promise<HeldLock | undefined> = opts.whatIf ? Promise.resolve(undefined) : opts.repo.lock({ exclusive: false, operation: 'backup', signal: ctx.signal }).then((lock) => {
@@ -143,22 +145,19 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       lastAt = now;
       progress(ctx, { activity: 'backup', target: vm.name, status, done: track.done, total: track.planned });
     };
-    // The config files are stored by a writer of their own while the first disk is read
-    // (after its checks and plan, so a disk refused up front still stores nothing): after
-    // the disks, their pack (and its fsyncs) was a step of its own on the way to the
-    // manifest. Not in the disks' packs: the config holds the checkpoint record, so its chunk
-    // is new on every backup and dead once the point is removed, and a pack shared with disk
-    // chunks would have to be rewritten by prune.
-    const configWriter = opts.repo.chunkWriter({ signal: ctx.signal });
-    let configStored: Promise<ConfigFileManifest[]> | undefined;
-    const storeConfig = () => {
-      configStored ??= (async () => {
-        const loads = await submitConfigFiles(cp, opts.repo.chunkSize, configWriter);
-        await configWriter.flush();
-        return Promise.all(loads);
-      })();
-      configStored.catch(() => undefined);
-      return configStored;
+    // Per-point metadata — the config files and the disks' segments — goes to a writer of its
+    // own, so it fills packs of its own: config chunks are new on every backup (the config
+    // holds the checkpoint record) and so is every segment with a change in it, and both are
+    // garbage once the point is removed; in the disks' packs they would make prune rewrite
+    // 8 MiB of data to drop them. Config files are submitted once the first disk is planned
+    // (a disk refused up front stores nothing); one flush after the disks stores them with
+    // the last segments, which wait for every data chunk anyway.
+    const metaWriter = opts.repo.chunkWriter({ signal: ctx.signal });
+    let configLoads: Promise<Promise<ConfigFileManifest>[]> | undefined;
+    const submitConfig = () => {
+      configLoads ??= submitConfigFiles(cp, opts.repo.chunkSize, metaWriter);
+      configLoads.catch(() => undefined);
+      return configLoads;
     };
     const disks: DiskBackupResult[] = [];
     for (const fd of cp.disks) {
@@ -166,22 +165,27 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       const disk = await fd.open();
       try {
         disks.push(await backupDisk({
-          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, full, writer, signal: ctx.signal,
-          onPlanned: (b) => { track.planned += b; report(`reading ${fd.key}`); void storeConfig(); },
+          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, previousPoint: previous?.id, full, writer, segmentWriter: metaWriter, signal: ctx.signal,
+          onPlanned: (b) => { track.planned += b; report(`reading ${fd.key}`); void submitConfig(); },
           onRead: (b) => { track.done += b; report(`reading ${fd.key}`); },
         }));
       } finally {
         await disk.close();
       }
     }
-    const configFiles = await storeConfig();
+    // Each disk ended with its data durable; this flush stores the config files and the last
+    // segments (write order: every chunk and segment durable before the manifest).
+    const loads = await submitConfig();
+    await metaWriter.flush();
+    for (const d of disks) await d.durable;
+    const configFiles = await Promise.all(loads);
     let references = cp.references;
     if (!references) {
       references = await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
       removed = true;
     }
     const { method, reason } = combineMethods(full, disks);
-    const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, [writer, configWriter], t0);
+    const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, [writer, metaWriter], t0);
     throwIfAborted(ctx.signal);
     // The shared lock is what keeps GC from deleting the chunks this manifest names: if it was
     // force-removed or could not be refreshed, GC may have run, so write no manifest (ERR_LOCKED).

@@ -1,9 +1,11 @@
-// Which chunk-sized slices of a frozen disk a backup reads. Pure: from the disk's extents
-// (VHDX BAT: zero extents are never read), the method's changed ranges, and the previous
-// restore point's chunk list (unchanged slices reuse its chunk ids).
+// Which chunk-sized slices of a frozen disk a backup reads, one window (segment) at a time.
+// Pure: from the disk's extents (VHDX BAT: zero extents are never read), the method's
+// changed ranges, and the previous restore point's chunk list for the window (unchanged
+// slices reuse its chunk ids).
 
 import type { ByteRange, DiskExtent } from '../disk/disk.ts';
 import type { ChunkRef } from '../repo/manifest-types.ts';
+import { sliceCount } from '../repo/manifest-segments.ts';
 
 /** Per slice: null (zeros, known without reading), a reused chunk id, or 'read'. */
 export type SlicePlan = ChunkRef | 'read';
@@ -16,26 +18,90 @@ export interface ReadRun {
   length: number;
 }
 
-export function sliceCount(virtualSize: number, chunkSize: number): number {
-  return Math.ceil(virtualSize / chunkSize);
+export { sliceCount } from '../repo/manifest-segments.ts';
+
+/**
+ * Ranges sorted by offset, to find the ones a window of slices overlaps without walking
+ * them all for every window (a disk is planned one segment at a time).
+ */
+export class RangeSet {
+  readonly #offsets: number[] = [];
+  readonly #ends: number[] = [];
+  /** #maxEnd[i]: the largest end among ranges 0..i (ranges may overlap, e.g. changed ranges). */
+  readonly #maxEnd: number[] = [];
+
+  constructor(ranges: readonly ByteRange[]) {
+    const sorted = ranges.filter((r) => r.length > 0).sort((a, b) => a.offset - b.offset);
+    let max = -Infinity;
+    for (const r of sorted) {
+      max = Math.max(max, r.offset + r.length);
+      this.#offsets.push(r.offset);
+      this.#ends.push(r.offset + r.length);
+      this.#maxEnd.push(max);
+    }
+  }
+
+  /** Whether any range overlaps slices first..first+count-1 (no allocation: most windows of a large sparse disk have no data). */
+  any(first: number, count: number, chunkSize: number): boolean {
+    const start = first * chunkSize, end = (first + count) * chunkSize;
+    const hi = lowerBound(this.#offsets, end);
+    for (let i = lowerBound(this.#maxEnd, start + 1); i < hi; i++) if (this.#ends[i]! > start) return true;
+    return false;
+  }
+
+  /** Slices first..first+count-1 that any range overlaps: hit[j] = 1 for slice first + j. */
+  touched(first: number, count: number, chunkSize: number): Uint8Array {
+    const hit = new Uint8Array(count);
+    const start = first * chunkSize, end = (first + count) * chunkSize;
+    const lo = lowerBound(this.#maxEnd, start + 1); // first range that could reach past start
+    const hi = lowerBound(this.#offsets, end); // ranges from here on start at or after end
+    for (let i = lo; i < hi; i++) {
+      if (this.#ends[i]! <= start) continue;
+      const a = Math.max(first, Math.floor(this.#offsets[i]! / chunkSize));
+      const b = Math.min(first + count - 1, Math.floor((this.#ends[i]! - 1) / chunkSize));
+      for (let s = a; s <= b; s++) hit[s - first] = 1;
+    }
+    return hit;
+  }
 }
 
-/** Slices that overlap any range of `ranges` (sorted or not). */
-function touchedSlices(ranges: readonly ByteRange[], chunkSize: number, n: number): Uint8Array {
-  const hit = new Uint8Array(n);
-  for (const r of ranges) {
-    if (r.length <= 0) continue;
-    const a = Math.floor(r.offset / chunkSize);
-    const b = Math.min(n - 1, Math.floor((r.offset + r.length - 1) / chunkSize));
-    for (let i = a; i <= b; i++) hit[i] = 1;
+/** First index of sorted `xs` whose value is >= v. */
+function lowerBound(xs: readonly number[], v: number): number {
+  let lo = 0, hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid]! < v) lo = mid + 1;
+    else hi = mid;
   }
-  return hit;
+  return lo;
 }
 
 /**
- * Plan every slice. `changed` undefined: read all data slices (full or scan). Otherwise
- * read only slices overlapping `changed` and take the rest from `previous`.
+ * Plan slices first..first+count-1. `changed` undefined: read every data slice (full or
+ * scan). Otherwise read only slices overlapping `changed` and take the rest from
+ * `previous` (previous[j] is slice first + j of the restore point built on).
  */
+export function planWindow(opts: {
+  first: number;
+  count: number;
+  chunkSize: number;
+  data: RangeSet;
+  changed?: RangeSet;
+  previous?: readonly ChunkRef[];
+}): SlicePlan[] {
+  const { first, count, chunkSize } = opts;
+  const data = opts.data.touched(first, count, chunkSize);
+  const changed = opts.changed?.touched(first, count, chunkSize);
+  const plan: SlicePlan[] = new Array(count);
+  for (let j = 0; j < count; j++) {
+    if (!data[j]) plan[j] = null;
+    else if (!changed || changed[j]) plan[j] = 'read';
+    else plan[j] = opts.previous?.[j] === undefined ? 'read' : opts.previous[j]!;
+  }
+  return plan;
+}
+
+/** planWindow over a whole disk at once (small disks, tests). */
 export function planSlices(opts: {
   virtualSize: number;
   chunkSize: number;
@@ -43,20 +109,16 @@ export function planSlices(opts: {
   changed?: readonly ByteRange[];
   previous?: readonly ChunkRef[];
 }): SlicePlan[] {
-  const n = sliceCount(opts.virtualSize, opts.chunkSize);
-  const data = touchedSlices(opts.extents.filter((e) => e.kind === 'data'), opts.chunkSize, n);
-  const changed = opts.changed ? touchedSlices(opts.changed, opts.chunkSize, n) : undefined;
-  const plan: SlicePlan[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    if (!data[i]) plan[i] = null;
-    else if (!changed || changed[i]) plan[i] = 'read';
-    else plan[i] = opts.previous?.[i] === undefined ? 'read' : opts.previous[i]!;
-  }
-  return plan;
+  return planWindow({
+    first: 0, count: sliceCount(opts.virtualSize, opts.chunkSize), chunkSize: opts.chunkSize,
+    data: new RangeSet(opts.extents.filter((e) => e.kind === 'data')),
+    changed: opts.changed ? new RangeSet(opts.changed) : undefined,
+    previous: opts.previous,
+  });
 }
 
-/** Group consecutive 'read' slices into large aligned reads of at most `maxBytes`. */
-export function readRuns(plan: readonly SlicePlan[], chunkSize: number, virtualSize: number, maxBytes: number): ReadRun[] {
+/** Group consecutive 'read' slices into large aligned reads of at most `maxBytes`; plan[j] is slice first + j. */
+export function readRuns(plan: readonly SlicePlan[], chunkSize: number, virtualSize: number, maxBytes: number, first = 0): ReadRun[] {
   const per = Math.max(1, Math.floor(maxBytes / chunkSize));
   const runs: ReadRun[] = [];
   let i = 0;
@@ -67,8 +129,8 @@ export function readRuns(plan: readonly SlicePlan[], chunkSize: number, virtualS
     }
     let j = i;
     while (j < plan.length && plan[j] === 'read' && j - i < per) j++;
-    const offset = i * chunkSize;
-    runs.push({ first: i, count: j - i, offset, length: Math.min(j * chunkSize, virtualSize) - offset });
+    const offset = (first + i) * chunkSize;
+    runs.push({ first: first + i, count: j - i, offset, length: Math.min((first + j) * chunkSize, virtualSize) - offset });
     i = j;
   }
   return runs;

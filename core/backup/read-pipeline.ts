@@ -2,19 +2,24 @@
 // run's non-zero chunk slices to the repository's chunk writer in one go (it hashes and
 // compresses them on a worker thread), so disk reads, hashing and compression overlap and
 // both cores work. A run's buffer goes to the worker and comes back (never copied), then
-// serves the next read. Memory stays bounded: `inFlight` reads plus the writer's capacity,
-// each a run of at most `runBytes`.
+// serves the next read. The chunk ids are collected one window (segment) at a time and
+// stored as segment chunks. Memory stays bounded whatever the disk size: `inFlight` reads
+// plus the writer's capacity, each a run of at most `runBytes`, and at most
+// segmentStoreLimits.maxOpenBytes of windows waiting for their chunk ids.
 
 import type { Disk } from '../disk/disk.ts';
-import { throwIfAborted, wrapError } from '../errors.ts';
+import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import type { ChunkRef } from '../repo/manifest-types.ts';
+import { encodeSegment } from '../repo/manifest-segments.ts';
 import type { ReadRun, SlicePlan } from './plan.ts';
 
 export interface PipelineOptions {
   chunkSize: number;
   signal?: AbortSignal;
+  /** Where segments are stored (default: the writer of the data). */
+  segmentWriter?: ChunkWriter;
   /** Reads kept in flight ahead of the writer. */
   inFlight?: number;
   /** Called after each batch is handed over, with the bytes read by it. */
@@ -48,44 +53,148 @@ export function batchRuns(runs: readonly ReadRun[], maxBytes: number): Batch[] {
   return out;
 }
 
-/** Fill every 'read' slice of `plan` with its chunk id (or null for an all-zero slice). */
-export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[], writer: ChunkWriter, opts: PipelineOptions): Promise<ChunkRef[]> {
-  const refs: ChunkRef[] = plan.map((p) => (p === 'read' ? null : p));
-  const window = opts.inFlight ?? 2;
-  const cs = opts.chunkSize;
-  const runBytes = runs.reduce((a, r) => Math.max(a, r.length), 0);
-  const batches = batchRuns(runs, Math.max(runBytes, opts.batchBytes ?? runBytes));
-  const bufBytes = batches.reduce((a, b) => Math.max(a, b.bytes), 0);
-  // Batch buffers fill their own ArrayBuffer (so they can be transferred to a worker) and
-  // are reused: fresh 4 MiB buffers cost page faults on every touch.
-  const free: Buffer[] = [];
-  const take = () => free.pop() ?? Buffer.allocUnsafeSlow(bufBytes);
-  const giveBack = (b: Buffer) => { free.push(b); };
-  const reads: Promise<Buffer>[] = [];
-  const pending: Promise<void>[] = [];
-  let next = 0;
-  const startRead = () => {
-    const batch = batches[next++]!;
-    const buf = take();
+/** One window (segment) of a disk to store: its plan and the reads it needs. */
+export interface WindowInput {
+  /** Segment index. */
+  k: number;
+  /** plan[j] is slice first + j. */
+  first: number;
+  plan: SlicePlan[];
+  runs: ReadRun[];
+}
+
+/** A window whose segment is not encoded yet: its chunk ids arrive as its chunks become durable. */
+interface OpenWindow {
+  k: number;
+  first: number;
+  refs: ChunkRef[];
+  /** Batches not yet handed to the writer. */
+  batchesLeft: number;
+  pending: Promise<void>[];
+  /** openWindowBytes of its plan, counted while it is open. */
+  bytes: number;
+  /** Set once every chunk id is known: the encoded segment (null: all slices zero). */
+  encoded?: Buffer | null;
+  failed?: unknown;
+  /** Settles once `encoded` or `failed` is set (after the window is closed). */
+  ready?: Promise<void>;
+}
+
+/**
+ * Memory (estimated) that windows whose chunks are not all durable yet may hold at once. A
+ * chunk's id comes back only when its pack is stored, so windows with a few new chunks each
+ * (a sparse disk with a little data in every window, a sparse incremental) wait until a pack
+ * fills; past this, the writer is flushed (a smaller pack) so memory stays bounded whatever
+ * the disk size. Bounded by bytes, not windows: a window of zeros and one new chunk costs
+ * ~33 KB and may wait for dozens of others to fill a pack (a count bound low enough for the
+ * next case would store small packs here), one that lists 4096 ids reused from the previous
+ * point ~400 KB. Tests lower it.
+ */
+export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
+
+/** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice. */
+function openWindowBytes(plan: readonly SlicePlan[]): number {
+  let data = 0;
+  for (const p of plan) if (p !== null) data++;
+  return 64 + plan.length * 8 + data * 96;
+}
+
+/**
+ * Reads a disk window by window (segments of SEGMENT_SLICES slices) with `inFlight` large
+ * reads ahead of the writer, across window boundaries, and stores each window's chunk ids
+ * as a segment chunk once they are all known (through `segmentWriter`, else the same writer). Segments are
+ * submitted from the caller's flow only (add / finish), never while the writer flushes.
+ */
+export class SegmentedStore {
+  readonly #disk: Disk;
+  readonly #writer: ChunkWriter;
+  readonly #opts: PipelineOptions;
+  readonly #bufBytes: number;
+  readonly #free: Buffer[] = [];
+  readonly #reads: { batch: Batch; w: OpenWindow; buf: Promise<Buffer> }[] = [];
+  readonly #open: OpenWindow[] = [];
+  #openBytes = 0;
+  readonly #chunkId: (plain: Buffer) => string;
+  readonly #segments: ChunkRef[] = [];
+  readonly #stored: Promise<void>[] = [];
+  #dataSlices = 0;
+
+  /** `chunkId`: the repository's chunk id function (a segment's id is needed before it is durable). */
+  constructor(disk: Disk, writer: ChunkWriter, chunkId: (plain: Buffer) => string, opts: PipelineOptions) {
+    this.#disk = disk;
+    this.#writer = writer;
+    this.#chunkId = chunkId;
+    this.#opts = opts;
+    this.#bufBytes = Math.max(opts.batchBytes ?? opts.chunkSize, opts.chunkSize);
+  }
+
+  /** Window k keeps the previous restore point's segment `id` (nothing in it changed). */
+  reuse(k: number, id: ChunkRef, dataSlices: number): void {
+    this.#segments[k] = id;
+    this.#dataSlices += dataSlices;
+  }
+
+  /** Read and store window `input`; resolves once its reads are started (some may still be in flight). */
+  async add(input: WindowInput): Promise<void> {
+    const w: OpenWindow = { k: input.k, first: input.first, refs: input.plan.map((p) => (p === 'read' ? null : p)), batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) };
+    this.#open.push(w);
+    this.#openBytes += w.bytes;
+    const batches = batchRuns(input.runs, this.#bufBytes);
+    w.batchesLeft = batches.length;
+    if (batches.length === 0) this.#close(w);
+    for (const batch of batches) {
+      while (this.#reads.length >= (this.#opts.inFlight ?? 2)) await this.#drainOne();
+      this.#startRead(batch, w);
+    }
+    await this.#submitReady();
+    if (this.#openBytes > segmentStoreLimits.maxOpenBytes) await this.#settle();
+  }
+
+  /**
+   * Every chunk durable and every segment submitted: the segment ids in order, the count of
+   * data slices, and `durable`, which settles once every segment is durable too. The last
+   * segments wait for their writer's next flush (the caller's, before the manifest: the
+   * engine's, with the config files), so they share a pack with what follows instead of
+   * making one more small pack per disk.
+   */
+  async finish(): Promise<{ segments: ChunkRef[]; dataSlices: number; durable: Promise<void> }> {
+    await this.#settle();
+    const durable = Promise.all(this.#stored).then(() => {});
+    durable.catch(() => {}); // the caller awaits it
+    return { segments: this.#segments, dataSlices: this.#dataSlices, durable };
+  }
+
+  /** Hand every read to the writer, make every chunk durable, store every open window's segment. */
+  async #settle(): Promise<void> {
+    while (this.#reads.length > 0) await this.#drainOne();
+    // flush() first: a new chunk is durable (and its `done` settles) only once its pack is stored.
+    await this.#writer.flush();
+    await Promise.all(this.#open.map((w) => w.ready));
+    await this.#submitReady();
+  }
+
+  #startRead(batch: Batch, w: OpenWindow): void {
+    const buf = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#bufBytes);
     let pos = 0;
     const p = Promise.all(batch.runs.map((run) => {
       const at = pos;
       pos += run.length;
-      return disk.read(buf.subarray(at, at + run.length), run.offset).catch((err: unknown) => {
-        throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${disk.path}`, disk.path);
+      return this.#disk.read(buf.subarray(at, at + run.length), run.offset).catch((err: unknown) => {
+        throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${this.#disk.path}`, this.#disk.path);
       });
     })).then(() => buf, (err: unknown) => {
-      free.push(buf);
+      this.#free.push(buf);
       throw err;
     });
     p.catch(() => undefined);
-    reads.push(p);
-  };
-  while (next < batches.length && reads.length < window) startRead();
-  for (let b = 0; b < batches.length; b++) {
-    throwIfAborted(opts.signal);
-    const batch = batches[b]!;
-    const buf = await reads.shift()!;
+    this.#reads.push({ batch, w, buf: p });
+  }
+
+  async #drainOne(): Promise<void> {
+    throwIfAborted(this.#opts.signal);
+    const { batch, w, buf: reading } = this.#reads.shift()!;
+    const buf = await reading;
+    const cs = this.#opts.chunkSize;
     const slices: { offset: number; length: number }[] = [];
     const idx: number[] = [];
     let pos = 0;
@@ -95,25 +204,64 @@ export async function readAndStore(disk: Disk, plan: SlicePlan[], runs: ReadRun[
         const length = Math.min(cs, run.length - k * cs);
         if (isAllZero(buf.subarray(offset, offset + length))) continue;
         slices.push({ offset, length });
-        idx.push(run.first + k);
+        idx.push(run.first + k - w.first);
       }
       pos += run.length;
     }
     if (slices.length === 0) {
-      free.push(buf);
+      this.#free.push(buf);
     } else {
-      const { done } = await writer.submitRun(buf, slices, giveBack);
+      // Batch buffers are reused: fresh 4 MiB buffers cost page faults on every touch.
+      const { done } = await this.#writer.submitRun(buf, slices, (b) => { this.#free.push(b); });
       done.forEach((d, j) => {
-        const stored = d.then((res: PutResult) => { refs[idx[j]!] = res.id; });
-        stored.catch(() => undefined); // observed by Promise.all below; avoid an unhandled rejection meanwhile
-        pending.push(stored);
+        const stored = d.then((res: PutResult) => { w.refs[idx[j]!] = res.id; });
+        stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
+        w.pending.push(stored);
       });
     }
-    if (next < batches.length) startRead();
-    opts.onRead?.(batch.bytes);
+    this.#opts.onRead?.(batch.bytes);
+    if (--w.batchesLeft === 0) this.#close(w);
   }
-  // flush() first: a new chunk is durable (and its `done` settles) only once its pack is stored.
-  await writer.flush();
-  await Promise.all(pending);
-  return refs;
+
+  /** Every batch of `w` is with the writer: encode its segment once its chunk ids are all in. */
+  #close(w: OpenWindow): void {
+    const encode = () => {
+      let data = 0;
+      for (const r of w.refs) if (r !== null) data++;
+      this.#dataSlices += data;
+      w.encoded = data === 0 ? null : encodeSegment(w.refs);
+      w.refs = [];
+    };
+    if (w.pending.length === 0) {
+      encode();
+      w.ready = Promise.resolve();
+      return;
+    }
+    w.ready = Promise.all(w.pending).then(encode, (err: unknown) => { w.failed = err; });
+  }
+
+  async #submitReady(): Promise<void> {
+    for (let i = 0; i < this.#open.length;) {
+      const w = this.#open[i]!;
+      if (w.failed) throw w.failed;
+      if (w.encoded === undefined) {
+        i++;
+        continue;
+      }
+      this.#open.splice(i, 1);
+      this.#openBytes -= w.bytes;
+      if (w.encoded === null) {
+        this.#segments[w.k] = null;
+        continue;
+      }
+      const id = this.#chunkId(w.encoded);
+      const { done } = await (this.#opts.segmentWriter ?? this.#writer).submit(w.encoded);
+      this.#segments[w.k] = id;
+      const stored = done.then((r) => {
+        if (r.id !== id) throw new HvError('ERR_INTERNAL', `segment ${w.k} of ${this.#disk.path} was stored as chunk ${r.id}, not ${id} as hashed beforehand`, { target: this.#disk.path });
+      });
+      stored.catch(() => undefined); // awaited through finish()'s `durable`
+      this.#stored.push(stored);
+    }
+  }
 }

@@ -3,8 +3,17 @@
 
 import { HvError } from '../errors.ts';
 
-/** 2: new chunks are stored in packs (index/ + packs/); loose chunks/ objects are still read. */
-export const REPOSITORY_VERSION = 2;
+/**
+ * 3: restore points may list disks in segments (manifest version 2), which HVBackup before
+ * segments cannot read: its version check refuses such a repository instead of misreading
+ * it (or, worse, garbage-collecting chunks it did not know were needed).
+ */
+export const REPOSITORY_VERSION = 3;
+/**
+ * 2: new chunks are stored in packs (index/ + packs/); loose chunks/ objects are still read.
+ * Opened read-write; rewritten as version 3 (upgradeFormat) before its first version-2 manifest.
+ */
+export const PACKS_VERSION = 2;
 /**
  * 1: every chunk a loose chunks/ object (HVBackup before packs). Still opened, read-only, so
  * restore points made then restore and verify; no chunk, restore point or deletion is written
@@ -43,8 +52,8 @@ export function decodeConfig(buf: Buffer, where: string): RepositoryConfig {
   if (typeof c !== 'object' || c === null || typeof c.version !== 'number') {
     throw new HvError('ERR_CORRUPT', `${where}: repository config has no version field`, { target: where });
   }
-  if (c.version !== REPOSITORY_VERSION && c.version !== READ_ONLY_VERSION) {
-    throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads versions ${READ_ONLY_VERSION} and ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
+  if (c.version !== REPOSITORY_VERSION && c.version !== PACKS_VERSION && c.version !== READ_ONLY_VERSION) {
+    throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads versions ${READ_ONLY_VERSION} to ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
   }
   const problem = configProblem(c);
   if (problem) throw new HvError('ERR_CORRUPT', `${where}: repository config ${problem}`, { target: where });

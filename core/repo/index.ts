@@ -12,5 +12,6 @@ export type { RepositoryConfig } from './config.ts';
 export { REPOSITORY_VERSION } from './config.ts';
 export type { HeldLock, LockInfo } from './lock.ts';
 export { isAllZero } from './object-format.ts';
-export { decodeManifest, encodeManifest, manifestProblem, referencedChunks, isRestorePointId } from './manifest.ts';
+export { decodeManifest, encodeManifest, manifestProblem, namedChunks, isRestorePointId } from './manifest.ts';
+export { addPointChunks, diskWindows, pointChunks, type SliceWindow } from './manifest-chunks.ts';
 export { plainCodec } from './crypto/index.ts';

@@ -6,7 +6,13 @@
 import type { BackupMethod } from '../api/types.ts';
 import type { Consistency, DiskReference } from '../hosts/host.ts';
 
-export const MANIFEST_VERSION = 1;
+/**
+ * 2: a disk's chunk list is stored as segment chunks (`segments`, manifest-segments.ts);
+ * 1: inline `chunks` (still read everywhere, and still accepted by saveManifest).
+ */
+export const MANIFEST_VERSION = 2;
+/** The manifest versions this HVBackup reads. */
+export const MANIFEST_VERSIONS: readonly number[] = [1, 2];
 
 /** One chunk-sized slice of a disk or file: a chunk id (hex) or null for all zeros. */
 export type ChunkRef = string | null;
@@ -24,8 +30,21 @@ export interface DiskManifest {
   physicalSectorSize: number;
   /** Bytes per chunk slice (the last slice may be shorter: virtualSize - i*chunkSize). */
   chunkSize: number;
-  /** chunks[i] covers [i*chunkSize, min((i+1)*chunkSize, virtualSize)). */
-  chunks: ChunkRef[];
+  /**
+   * Version 1 only: chunks[i] covers [i*chunkSize, min((i+1)*chunkSize, virtualSize)).
+   * Read it through core/repo/manifest-chunks.ts, which handles both versions.
+   */
+  chunks?: ChunkRef[];
+  /** Version 2: slices per segment (the last segment may hold fewer). */
+  segmentSlices?: number;
+  /**
+   * Version 2: segments[k] is the id of the chunk holding the chunk ids of slices
+   * [k*segmentSlices, min((k+1)*segmentSlices, slices)) (manifest-segments.ts), or null
+   * when every one of those slices is all zeros.
+   */
+  segments?: ChunkRef[];
+  /** Version 2: slices that are not all zeros (restore's progress total; checked as segments are read). */
+  dataSlices?: number;
   /** Where the next incremental asks for changes from (RCT id / local tracking reference). */
   reference?: DiskReference;
 }
@@ -63,6 +82,6 @@ export interface RestorePointManifest {
  * newest point does not decode every manifest's chunk list. A full manifest is one too.
  */
 export type RestorePointSummary = Omit<RestorePointManifest, 'disks' | 'configFiles'> & {
-  disks: Omit<DiskManifest, 'chunks'>[];
+  disks: Omit<DiskManifest, 'chunks' | 'segments'>[];
   configFiles: Omit<ConfigFileManifest, 'chunks'>[];
 };

@@ -3,7 +3,8 @@
 
 import { HvError } from '../errors.ts';
 import type { ChunkRef, DiskManifest, RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
-import { MANIFEST_VERSION } from './manifest-types.ts';
+import { MANIFEST_VERSION, MANIFEST_VERSIONS } from './manifest-types.ts';
+import { MAX_SEGMENT_SLICES, segmentCount, sliceCount } from './manifest-segments.ts';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -40,14 +41,14 @@ export function decodeManifest(buf: Buffer, what: string, expectedId?: string): 
 /** First thing wrong with a manifest, or undefined. Checks what restore relies on. */
 export function manifestProblem(m: RestorePointManifest): string | undefined {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'not an object';
-  if (m.version !== MANIFEST_VERSION) return `version ${String(m.version)} is not ${MANIFEST_VERSION}`;
+  if (!MANIFEST_VERSIONS.includes(m.version)) return `version ${String(m.version)} is not one of ${MANIFEST_VERSIONS.join(', ')}`;
   if (!isRestorePointId(m.id)) return 'id is not 64 hex characters';
   if (typeof m.vm !== 'object' || m.vm === null || typeof m.vm.name !== 'string' || typeof m.vm.id !== 'string') return 'vm.name / vm.id missing';
   if (typeof m.createdAt !== 'string' || typeof m.finishedAt !== 'string') return 'createdAt / finishedAt missing';
   if (m.parentId !== undefined && !isRestorePointId(m.parentId)) return 'parentId is not 64 hex characters';
   if (!Array.isArray(m.disks) || !Array.isArray(m.configFiles)) return 'disks / configFiles missing';
   for (const d of m.disks) {
-    const p = diskProblem(d);
+    const p = diskProblem(d, m.version);
     if (p) return `disk ${JSON.stringify(d?.key)}: ${p}`;
   }
   for (const f of m.configFiles) {
@@ -57,27 +58,40 @@ export function manifestProblem(m: RestorePointManifest): string | undefined {
   return undefined;
 }
 
-function diskProblem(d: DiskManifest): string | undefined {
+function diskProblem(d: DiskManifest, version: number): string | undefined {
   if (typeof d !== 'object' || d === null) return 'not an object';
   if (typeof d.key !== 'string' || typeof d.fileName !== 'string') return 'key / fileName missing';
   if (d.format !== 'vhdx' && d.format !== 'raw') return `unknown format ${JSON.stringify(d.format)}`;
   if (!Number.isSafeInteger(d.virtualSize) || d.virtualSize < 0) return 'bad virtualSize';
   if (!Number.isSafeInteger(d.chunkSize) || d.chunkSize <= 0) return 'bad chunkSize';
-  if (!chunkRefsOk(d.chunks)) return 'chunks must be 64-hex ids or null';
-  if (d.chunks.length !== Math.ceil(d.virtualSize / d.chunkSize)) {
-    return `has ${d.chunks.length} chunks, virtualSize ${d.virtualSize} / chunkSize ${d.chunkSize} needs ${Math.ceil(d.virtualSize / d.chunkSize)}`;
+  const slices = sliceCount(d.virtualSize, d.chunkSize);
+  if (version === 1) {
+    if (d.segments !== undefined) return 'a version 1 manifest has no segments';
+    if (!chunkRefsOk(d.chunks)) return 'chunks must be 64-hex ids or null';
+    if (d.chunks.length !== slices) return `has ${d.chunks.length} chunks, virtualSize ${d.virtualSize} / chunkSize ${d.chunkSize} needs ${slices}`;
+    return undefined;
   }
+  if (d.chunks !== undefined) return `a version ${version} manifest lists chunks in segments, not inline`;
+  if (!Number.isSafeInteger(d.segmentSlices) || d.segmentSlices! < 1 || d.segmentSlices! > MAX_SEGMENT_SLICES) return `bad segmentSlices ${String(d.segmentSlices)}`;
+  if (!chunkRefsOk(d.segments)) return 'segments must be 64-hex ids or null';
+  const need = segmentCount(slices, d.segmentSlices!);
+  if (d.segments.length !== need) return `has ${d.segments.length} segments, ${slices} slices of ${d.segmentSlices} per segment need ${need}`;
+  if (!Number.isSafeInteger(d.dataSlices) || d.dataSlices! < 0 || d.dataSlices! > slices) return `bad dataSlices ${String(d.dataSlices)}`;
   return undefined;
 }
 
-function chunkRefsOk(refs: ChunkRef[]): boolean {
+function chunkRefsOk(refs: ChunkRef[] | undefined): refs is ChunkRef[] {
   return Array.isArray(refs) && refs.every((r) => r === null || isRestorePointId(r));
 }
 
-/** Every distinct chunk id a manifest references. */
-export function referencedChunks(m: RestorePointManifest): Set<string> {
+/**
+ * Every distinct chunk id the manifest itself names: version-1 disk chunks, config-file
+ * chunks and version-2 segment ids. NOT every chunk the point needs: the chunks its segments
+ * list are read from the repository (manifest-chunks.ts pointChunks).
+ */
+export function namedChunks(m: RestorePointManifest): Set<string> {
   const ids = new Set<string>();
-  for (const d of m.disks) for (const c of d.chunks) if (c) ids.add(c);
+  for (const d of m.disks) for (const c of d.chunks ?? d.segments ?? []) if (c) ids.add(c);
   for (const f of m.configFiles) for (const c of f.chunks) if (c) ids.add(c);
   return ids;
 }
@@ -86,7 +100,7 @@ export function referencedChunks(m: RestorePointManifest): Set<string> {
 export function summarize(m: RestorePointManifest): RestorePointSummary {
   return {
     ...m,
-    disks: m.disks.map(({ chunks, ...d }) => { void chunks; return d; }),
+    disks: m.disks.map(({ chunks, segments, ...d }) => { void chunks; void segments; return d; }),
     configFiles: m.configFiles.map(({ chunks, ...f }) => { void chunks; return f; }),
   };
 }

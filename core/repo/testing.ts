@@ -2,13 +2,18 @@
 // repository/testing.go): a manifest with sane defaults, and a buffer stored as a disk.
 
 import { open, stat } from 'node:fs/promises';
-import type { DiskManifest, RestorePointManifest } from './manifest-types.ts';
+import type { ChunkRef, DiskManifest, RestorePointManifest } from './manifest-types.ts';
 import { MANIFEST_VERSION } from './manifest-types.ts';
+import { diskWindows } from './manifest-chunks.ts';
+import { encodeSegment, SEGMENT_SLICES } from './manifest-segments.ts';
 import { isAllZero } from './object-format.ts';
 import type { Repository } from './repository.ts';
 
+/** A version-1 disk entry: its chunk list inline. */
+export type InlineDisk = DiskManifest & { chunks: ChunkRef[] };
+
 /** Store `data` as a disk's chunks (all-zero chunks become null) and describe it. */
-export async function storeDisk(repo: Repository, data: Buffer, opts: { key?: string; fileName?: string } = {}): Promise<DiskManifest> {
+export async function storeDisk(repo: Repository, data: Buffer, opts: { key?: string; fileName?: string } = {}): Promise<InlineDisk> {
   const size = repo.chunkSize;
   const writer = repo.chunkWriter();
   const pending: (Promise<{ id: string }> | null)[] = [];
@@ -24,10 +29,27 @@ export async function storeDisk(repo: Repository, data: Buffer, opts: { key?: st
   };
 }
 
+/**
+ * The same disk as a version-2 entry: its list stored as segments of `segmentSlices`
+ * slices (default SEGMENT_SLICES; tests use small ones to get several segments cheaply).
+ */
+export async function segmentDisk(repo: Repository, d: InlineDisk, segmentSlices = SEGMENT_SLICES): Promise<DiskManifest> {
+  const writer = repo.chunkWriter();
+  const segments: ChunkRef[] = [];
+  for (let first = 0; first < d.chunks.length; first += segmentSlices) {
+    const refs = d.chunks.slice(first, first + segmentSlices);
+    segments.push(refs.every((r) => r === null) ? null : (await writer.put(encodeSegment(refs))).id);
+  }
+  await writer.flush();
+  const { chunks, ...rest } = d;
+  return { ...rest, segmentSlices, segments, dataSlices: chunks.filter((c) => c !== null).length };
+}
+
+/** A manifest with defaults; version 1 when a disk lists its chunks inline, else 2. */
 export function makeManifest(over: Partial<RestorePointManifest> = {}): RestorePointManifest {
   const now = new Date().toISOString();
   return {
-    version: MANIFEST_VERSION,
+    version: over.disks?.some((d) => d.chunks) ? 1 : MANIFEST_VERSION,
     id: '',
     vm: { id: 'vm-0001', name: 'web01', generation: 2, host: 'local', hostName: 'testhost' },
     createdAt: now,
@@ -41,12 +63,14 @@ export function makeManifest(over: Partial<RestorePointManifest> = {}): RestoreP
   };
 }
 
-/** Read a stored disk back into one buffer. */
-export async function readDisk(repo: Repository, d: DiskManifest): Promise<Buffer> {
+/** Read a stored disk (either manifest version) back into one buffer. */
+export async function readDisk(repo: Repository, d: DiskManifest, pointId = '(test)'): Promise<Buffer> {
   const out = Buffer.alloc(d.virtualSize);
-  for (let i = 0; i < d.chunks.length; i++) {
-    const id = d.chunks[i];
-    if (id) (await repo.loadChunk(id)).copy(out, i * d.chunkSize);
+  for await (const w of diskWindows(repo, pointId, d)) {
+    for (let j = 0; j < w.refs.length; j++) {
+      const id = w.refs[j];
+      if (id) (await repo.loadChunk(id)).copy(out, (w.first + j) * d.chunkSize);
+    }
   }
   return out;
 }

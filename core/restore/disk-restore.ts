@@ -1,19 +1,22 @@
 // One DiskManifest → one disk file: a dynamic VHDX of the recorded geometry (or a sparse
-// raw image), zero slices never written (they stay unallocated), chunks loaded in
-// parallel ahead of the writer, and consecutive slices coalesced into large writes that
+// raw image), zero slices never written (they stay unallocated), the chunk list read one
+// segment at a time, chunks loaded in parallel ahead of the writer, and consecutive slices coalesced into large writes that
 // bypass the page cache (O_DIRECT, where the file system has it) while the next batch fills.
 
 import { open } from 'node:fs/promises';
 import type { ByteRange } from '../disk/disk.ts';
 import { alignedBuffer, DirectWriter } from '../disk/file-io.ts';
-import { throwIfAborted, wrapError } from '../errors.ts';
+import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Repository } from '../repo/index.ts';
+import { diskWindows, type SliceWindow } from '../repo/manifest-chunks.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { createVhdx } from '../vhdx/index.ts';
 
 export const WRITE_BYTES = 8 * 1024 * 1024;
 
 interface Sink {
+  /** Data is about to go to `ranges` (one window of slices): a VHDX allocates their blocks in one go. */
+  prepare?(ranges: ByteRange[]): Promise<void>;
   write(buf: Buffer, offset: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -54,22 +57,10 @@ async function vhdxSink(path: string, d: DiskManifest, writebackBytes: number, d
     durable: false,
     directWrites: direct,
   });
-  try {
-    // Every block that will hold data is known from the manifest: one BAT update now, and
-    // the data writes go in place instead of one log transaction each.
-    const ranges: ByteRange[] = [];
-    d.chunks.forEach((c, i) => {
-      if (!c) return;
-      const offset = i * d.chunkSize, last = ranges[ranges.length - 1];
-      if (last && last.offset + last.length === offset) last.length += d.chunkSize;
-      else ranges.push({ offset, length: d.chunkSize });
-    });
-    await disk.preallocate(ranges);
-  } catch (err) {
-    await disk.close().catch(() => {});
-    throw err;
-  }
-  return withWriteback({ write: (buf, offset) => disk.write(buf, offset), close: () => disk.close() }, () => disk.flush(), writebackBytes);
+  // Every block that will hold data in the next window is known from its segment: one BAT
+  // update per window (prepare), and the data writes go in place instead of one log
+  // transaction each.
+  return withWriteback({ prepare: (ranges) => disk.preallocate(ranges), write: (buf, offset) => disk.write(buf, offset), close: () => disk.close() }, () => disk.flush(), writebackBytes);
 }
 
 /** Bytes written between background flushes. */
@@ -88,6 +79,7 @@ function withWriteback(sink: Sink, flush: () => Promise<void>, every: number): S
   let pending: Promise<void> | undefined;
   let failure: unknown;
   return {
+    prepare: sink.prepare && ((ranges) => sink.prepare!(ranges)),
     write: async (buf, offset) => {
       if (failure) throw failure;
       await sink.write(buf, offset);
@@ -111,9 +103,33 @@ export interface RestoreDiskOptions {
   writebackBytes?: number;
   /** false: buffered writes only, as before direct writes (tests, benchmarks). Default true. */
   directWrites?: boolean;
+  /** The restore point's id, for errors about its segments. */
+  pointId?: string;
 }
 
-/** Write the disk to `path` (which must not exist); returns the bytes of data written. */
+/** Data ranges of a window: its non-null slices, consecutive ones joined. */
+function windowRanges(w: SliceWindow, chunkSize: number): ByteRange[] {
+  const ranges: ByteRange[] = [];
+  w.refs.forEach((c, j) => {
+    if (!c) return;
+    const offset = (w.first + j) * chunkSize, last = ranges[ranges.length - 1];
+    if (last && last.offset + last.length === offset) last.length += chunkSize;
+    else ranges.push({ offset, length: chunkSize });
+  });
+  return ranges;
+}
+
+/** The chunks of window `w` in slice order, loaded and decoded ahead of the writer. */
+function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
+  const ids: string[] = [];
+  for (const c of w.refs) if (c) ids.push(c);
+  return repo.readChunks(ids, { signal, window: 16 })[Symbol.asyncIterator]();
+}
+
+/**
+ * Write the disk to `path` (which must not exist); returns the bytes of data written. The
+ * chunk list is read one window (segment) at a time, the next segment loaded meanwhile.
+ */
 export async function restoreDisk(repo: Repository, d: DiskManifest, path: string, opts: RestoreDiskOptions = {}): Promise<number> {
   const every = opts.writebackBytes ?? WRITEBACK_BYTES;
   // Two batches: one is written while the next fills (more, or larger ones, measured no faster).
@@ -121,18 +137,22 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
   const aligned = opts.directWrites !== false ? [alignedBuffer(size), alignedBuffer(size)] : [];
   const direct = aligned.length === 2 && aligned.every((b) => b !== undefined);
   const batches = direct ? aligned as Buffer[] : [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-  const order: number[] = [];
-  d.chunks.forEach((c, i) => { if (c) order.push(i); });
-  // Ask for the first chunks before creating the file, so that starting the decoding
-  // workers (~0.2 s) overlaps creating and preallocating it.
-  const chunks = repo.readChunks(order.map((i) => d.chunks[i]!), { signal: opts.signal, window: 16 })[Symbol.asyncIterator]();
-  const first = chunks.next();
-  first.catch(() => {}); // awaited below, or dropped with the generator
+  const windows = diskWindows(repo, opts.pointId ?? '(unnamed)', d, opts.signal);
+  // Ask for the first window's chunks before creating the file, so that starting the
+  // decoding workers (~0.2 s) overlaps creating it.
+  let chunks: AsyncIterator<{ id: string; data: Buffer }> | undefined;
+  const starting = windows.next().then((w) => {
+    if (!w.done) chunks = windowChunks(repo, w.value, opts.signal);
+    return w;
+  });
+  starting.catch(() => {}); // awaited below, or dropped with the generator
   let sink: Sink;
   try {
     sink = d.format === 'vhdx' ? await vhdxSink(path, d, every, direct) : await rawSink(path, d.virtualSize, every, direct);
   } catch (err) {
-    await chunks.return(undefined).catch(() => {});
+    await starting.catch(() => {});
+    await chunks?.return?.(undefined).catch(() => {});
+    await windows.return(undefined).catch(() => {});
     throw err;
   }
   let written = 0;
@@ -155,24 +175,42 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       batch = batch === batches[0] ? batches[1]! : batches[0]!;
       batchLen = 0;
     };
-    let k = 0;
-    for (let next = await first; !next.done; next = await chunks.next()) {
-      const { data } = next.value;
-      throwIfAborted(opts.signal);
-      const i = order[k++]!;
-      const offset = i * d.chunkSize;
-      const expected = Math.min(d.chunkSize, d.virtualSize - offset);
-      if (data.length !== expected) throw wrapError(new Error(`chunk ${d.chunks[i]} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, d.chunks[i]!);
-      if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + data.length > batch.length)) await flush();
-      if (batchLen === 0) batchOffset = offset;
-      data.copy(batch, batchLen);
-      batchLen += data.length;
-      repo.pool.release(data);
+    for (let next = await starting; !next.done; next = await windows.next()) {
+      const w = next.value;
+      const ranges = windowRanges(w, d.chunkSize);
+      if (ranges.length === 0) {
+        // All zeros: nothing to load or write (the first window's chunk stream was empty).
+        await chunks?.return?.(undefined);
+        chunks = undefined;
+        continue;
+      }
+      chunks ??= windowChunks(repo, w, opts.signal);
+      await sink.prepare?.(ranges);
+      for (let j = 0; j < w.refs.length; j++) {
+        const id = w.refs[j];
+        if (!id) continue;
+        const got = await chunks.next();
+        throwIfAborted(opts.signal);
+        if (got.done) throw new HvError('ERR_INTERNAL', `restore ${d.fileName}: the chunk stream ended before slice ${w.first + j}`);
+        const { data } = got.value;
+        const i = w.first + j;
+        const offset = i * d.chunkSize;
+        const expected = Math.min(d.chunkSize, d.virtualSize - offset);
+        if (data.length !== expected) throw wrapError(new Error(`chunk ${id} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, id);
+        if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + data.length > batch.length)) await flush();
+        if (batchLen === 0) batchOffset = offset;
+        data.copy(batch, batchLen);
+        batchLen += data.length;
+        repo.pool.release(data);
+      }
+      await chunks.return?.(undefined);
+      chunks = undefined;
     }
     await flush();
     await writing;
   } finally {
-    await chunks.return(undefined).catch(() => {});
+    await chunks?.return?.(undefined).catch(() => {});
+    await windows.return(undefined).catch(() => {});
     await writing?.catch(() => {});
     await sink.close();
   }

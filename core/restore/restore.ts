@@ -85,13 +85,13 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
   const staging = join(to, `.hvbackup-restore-${randomBytes(6).toString('hex')}`);
   await mkdir(staging);
   try {
-    const total = disks.reduce((a, d) => a + d.chunks.filter((c) => c).length * d.chunkSize, 0);
+    const total = disks.reduce((a, d) => a + (d.dataSlices ?? d.chunks!.filter((c) => c).length) * d.chunkSize, 0);
     let done = 0;
     const staged: string[] = [];
     for (const d of disks) {
       throwIfAborted(ctx.signal);
       const p = join(staging, `${d.fileName}`);
-      await restoreDisk(opts.repo, d, p, { signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) });
+      await restoreDisk(opts.repo, d, p, { pointId: m.id, signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) });
       staged.push(p);
     }
     const configs = single ? [] : await stageConfigFiles(opts.repo, m.configFiles, staging, ctx.signal);

@@ -1,15 +1,15 @@
 // Garbage collection: free the stored chunks no restore-point manifest references.
 // Under the exclusive lock, so no backup can add a manifest meanwhile:
-//   1. load EVERY manifest — one that fails to load stops GC, because an unknown manifest
-//      could reference anything;  2. prune the chunk store to the referenced set
+//   1. load EVERY manifest and every segment it lists — one that fails to load stops GC,
+//      because an unknown manifest or segment could reference anything;  2. prune the chunk store to the referenced set
 //      (core/repo/prune.ts: delete unused packs and loose chunks, rewrite mixed packs).
 // A kill at any moment loses no referenced chunk (see prune.ts for the order); the next
 // GC finishes the job.
 
-import { HvError, wrapError } from '../errors.ts';
+import { HvError, isHvError, wrapError } from '../errors.ts';
 import { log, progress, type OperationContext } from '../progress.ts';
 import type { HeldLock } from '../repo/lock.ts';
-import { referencedChunks } from '../repo/manifest.ts';
+import { addPointChunks } from '../repo/manifest-chunks.ts';
 import { pruneChunks, type PruneResult } from '../repo/prune.ts';
 import type { Repository } from '../repo/repository.ts';
 
@@ -23,13 +23,18 @@ export async function collectGarbageIn(ctx: OperationContext, repo: Repository, 
   const lock = opts.lock ?? (opts.whatIf ? undefined : await repo.lock({ exclusive: true, operation: 'gc', signal }));
   try {
     const referenced = new Set<string>();
+    // Segments already walked: points sharing an unchanged segment read it once.
+    const seen = new Set<string>();
     const ids = await repo.listManifestIds(signal);
     for (const id of ids) {
       if (opts.ignorePoints?.has(id)) continue;
       const m = await repo.loadManifest(id, signal).catch((err: unknown) => {
         throw new HvError('ERR_CORRUPT', `gc stopped, nothing deleted: restore point ${id} does not load, so its chunks are unknown (${(err as Error).message})`, { target: id, cause: err });
       });
-      for (const c of referencedChunks(m)) referenced.add(c);
+      await addPointChunks(repo, m, referenced, { seen, signal }).catch((err: unknown) => {
+        if (isHvError(err, 'ERR_CANCELLED')) throw err;
+        throw new HvError('ERR_CORRUPT', `gc stopped, nothing deleted: ${(err as Error).message}, so the chunks it lists are unknown`, { target: id, cause: err });
+      });
     }
     const pruned = await pruneChunks(repo, referenced, {
       whatIf: opts.whatIf, signal,

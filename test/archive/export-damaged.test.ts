@@ -16,7 +16,7 @@ describe('archive export from a damaged repository', function () {
     it(`${damage}: the export stops with an error naming the chunk and leaves no medium behind`, async () => {
       const repo = await newRepo(s.repoPath);
       const m = await addTestPoint(repo, { vm: 'web01', createdAt: '2026-01-01T00:00:00.000Z', disk: testDisk(repo.chunkSize, 12) });
-      const id = m.disks[0]!.chunks.find((c): c is string => c !== null)!;
+      const id = m.disks[0]!.chunks!.find((c): c is string => c !== null)!;
       const where = await chunkFileRange(repo, id);
       await repo.close();
       if (damage === 'pack removed') rmSync(where.file);

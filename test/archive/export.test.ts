@@ -26,7 +26,9 @@ describe('archive export and media', function () {
     s = scratch();
     const repo = await newRepo(s.repoPath);
     disk = testDisk(MiB, 20, 2);
-    point = await addTestPoint(repo, { vm: 'web01', createdAt: '2026-01-05T10:00:00.000Z', disk, format: 'raw', fileName: 'web01.raw', configFile: { path: 'Virtual Machines/web01.json', data: Buffer.from('{"name":"web01"}') } });
+    // Segments of 8 slices: the disk's list is 3 segment chunks (8, 8 and 4 slices), which the media must carry.
+    point = await addTestPoint(repo, { vm: 'web01', createdAt: '2026-01-05T10:00:00.000Z', disk, format: 'raw', fileName: 'web01.raw', configFile: { path: 'Virtual Machines/web01.json', data: Buffer.from('{"name":"web01"}') }, segmentSlices: 8 });
+    assert.equal(point.disks[0]!.segments!.length, 3);
     await repo.close();
     await exportArchive(ctx, { repository: s.repoPath, pool: 'weekly', mediaDir: s.mediaDir, capacity: CAP });
     media = mediaFiles(s.mediaDir);

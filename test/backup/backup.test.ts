@@ -6,7 +6,7 @@ import { backupVMs } from '../../core/api/backup.ts';
 import { listRestorePoints } from '../../core/api/points.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { compareDisks, createSampleVM, guestWriteVM, startGuestWriter } from '../../core/api/vm.ts';
-import { planSlices, readRuns } from '../../core/backup/plan.ts';
+import { planSlices, planWindow, RangeSet, readRuns } from '../../core/backup/plan.ts';
 import { guestWrite, randomGuestWrites } from '../../core/hosts/local/guest.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
 import type { ProgressEvent } from '../../core/progress.ts';
@@ -27,6 +27,23 @@ describe('backup planning', () => {
     assert.deepEqual(plan, ['a', 'read', 'c', null, null, null, null, 'h', null, 'j', 'read']);
     assert.deepEqual(readRuns(['read', 'read', 'read', null, 'read'], MiB, 5 * MiB - 10, 2 * MiB), [
       { first: 0, count: 2, offset: 0, length: 2 * MiB }, { first: 2, count: 1, offset: 2 * MiB, length: MiB }, { first: 4, count: 1, offset: 4 * MiB, length: MiB - 10 },
+    ]);
+  });
+});
+
+describe('backup planning by window', () => {
+  it('a window finds every range that overlaps it, also one that starts long before it among shorter ones', () => {
+    const changed = new RangeSet([
+      { offset: 9 * MiB, length: 1 }, { offset: 0, length: 6 * MiB + 1 }, { offset: 1 * MiB, length: 10 }, { offset: 2 * MiB, length: 0 },
+    ]);
+    // Window of slices 4..7 (1 MiB slices): the long range from 0 covers 4, 5 and byte 0 of 6.
+    assert.deepEqual([...changed.touched(4, 4, MiB)], [1, 1, 1, 0]);
+    assert.deepEqual([...changed.touched(8, 4, MiB)], [0, 1, 0, 0]);
+    assert.deepEqual([...changed.touched(1, 1, MiB)], [1]);
+    const data = new RangeSet([{ offset: 0, length: 12 * MiB }]);
+    assert.deepEqual(planWindow({ first: 4, count: 4, chunkSize: MiB, data, changed, previous: ['e', 'f', 'g', 'h'] }), ['read', 'read', 'read', 'h']);
+    assert.deepEqual(readRuns(['read', null, 'read'], MiB, 12 * MiB, 4 * MiB, 8), [
+      { first: 8, count: 1, offset: 8 * MiB, length: MiB }, { first: 10, count: 1, offset: 10 * MiB, length: MiB },
     ]);
   });
 });

@@ -14,6 +14,7 @@ import { isHvError } from '../../core/errors.ts';
 import { LocalHost } from '../../core/hosts/index.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
 import { MemoryBackend, Repository } from '../../core/repo/index.ts';
+import { pointChunks } from '../../core/repo/manifest-chunks.ts';
 import { openDisk } from '../../core/vhdx/index.ts';
 import { MiB, scratch } from './testing.ts';
 import type { Scratch } from './testing.ts';
@@ -63,7 +64,7 @@ describe('backup engine: overlapped set-up keeps its order where it matters', fu
     }
   });
 
-  it('stores the config files in a pack of their own (prune drops it whole) and counts them in the point\'s stats', async () => {
+  it('stores the config files and segments in packs of their own (prune drops them whole) and counts them in the point\'s stats', async () => {
     const backend = new MemoryBackend();
     const repo = await Repository.init(backend);
     try {
@@ -83,8 +84,15 @@ describe('backup engine: overlapped set-up keeps its order where it matters', fu
       assert.equal(stored.length, cfg.size);
       assert.equal(JSON.parse(stored.toString('utf8')).backupCheckpoint?.state, 'active', 'the config as it was at the checkpoint');
       const configPacks = new Set(cfg.chunks.map((id) => index.locate(id!)!.pack));
-      const diskPacks = new Set(m.disks[0]!.chunks.filter((id): id is string => id !== null).map((id) => index.locate(id)!.pack));
-      assert.deepEqual([...configPacks].filter((p) => diskPacks.has(p)), [], 'no pack holds both config and disk chunks');
+      // Per-point metadata (config files, the disk's segments) against the disk's data chunks
+      // (read through the segments: version-2 manifests list no data chunks inline).
+      const metaIds = new Set<string | null>([...cfg.chunks, ...(m.disks[0]!.segments ?? [])]);
+      const dataIds = [...(await pointChunks(repo, m))].filter((id) => !metaIds.has(id));
+      assert.ok(dataIds.length > 0 && (m.disks[0]!.segments ?? []).some((id) => id !== null));
+      const metaPacks = new Set([...metaIds].filter((id): id is string => id !== null).map((id) => index.locate(id)!.pack));
+      const dataPacks = new Set(dataIds.map((id) => index.locate(id)!.pack));
+      assert.deepEqual([...configPacks].filter((p) => !metaPacks.has(p)), []);
+      assert.deepEqual([...metaPacks].filter((p) => dataPacks.has(p)), [], 'no pack holds both metadata (config, segments) and data chunks');
       const added = [...index.entries()].filter(([id]) => !before.has(id));
       assert.ok(added.length >= 2, 'changed chunks and the config chunk');
       assert.equal(m.stats.newChunks, added.length, 'stats count the config writer\'s chunks too');

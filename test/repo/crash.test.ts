@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
-import { referencedChunks } from '../../core/repo/manifest.ts';
+import { addPointChunks } from '../../core/repo/manifest-chunks.ts';
 import { prng } from '../../core/hosts/local/content.ts';
 
 const CHILD = join(import.meta.dirname, 'crash-child.ts');
@@ -52,7 +52,7 @@ describe('Repository crash safety (kill -9)', function () {
         const manifests = await repo.listManifests();
         assert.ok(manifests.length > 0, 'the writers wrote some restore points');
         const ids = new Set<string>();
-        for (const m of manifests) for (const id of referencedChunks(m)) ids.add(id);
+        for (const m of manifests) await addPointChunks(repo, m, ids);
         for await (const c of repo.readChunks(ids)) assert.equal(repo.chunkId(c.data), c.id);
         // The killed writers' locks are stale (dead pids on this host) and only those go.
         const removed = await repo.breakStaleLocks();

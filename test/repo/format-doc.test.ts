@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository } from '../../core/repo/local.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
-import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
+import { makeManifest, segmentDisk, storeDisk } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
 
 const CHUNK = 64 * 1024;
@@ -17,7 +17,7 @@ describe('Repository format document', () => {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-fmtdoc-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('restores a disk by hand with the documented Python (packs and a loose chunk) and reads a chunk from its pack with the documented shell', async () => {
+  it('restores a disk by hand with the documented Python (packs and a loose chunk; inline list and segments) and reads a chunk from its pack with the documented shell', async () => {
     const repoPath = join(dir, 'repo');
     const repo = await initRepository(repoPath, { chunkSize: CHUNK });
     const loose = randomBytes(33_333);
@@ -30,6 +30,10 @@ describe('Repository format document', () => {
     const disk = await storeDisk(repo, data, { key: 'scsi0-0' });
     assert.equal(disk.chunks.at(-1), looseId);
     const id = await repo.saveManifest(makeManifest({ disks: [disk] }));
+    // The same disk in a version-2 manifest: segments of 2 slices, one of them all zeros (null), the last one partial.
+    const segmented = await segmentDisk(repo, disk, 2);
+    assert.deepEqual(segmented.segments!.map((x) => x === null), [false, false, true, false]);
+    const id2 = await repo.saveManifest(makeManifest({ disks: [segmented] }));
     const chunkId = disk.chunks[0]!;
     const where = await repo.locateChunk(chunkId);
     assert.equal(where.handle.type, 'packs');
@@ -43,6 +47,10 @@ describe('Repository format document', () => {
     const py = spawnSync('python3', [join(dir, 'restore.py'), repoPath, id, 'scsi0-0', out], { encoding: 'utf8' });
     assert.equal(py.status, 0, py.stderr);
     assert.ok(readFileSync(out).equals(data), 'restored bytes differ');
+    const out2 = join(dir, 'disk2.raw');
+    const py2 = spawnSync('python3', [join(dir, 'restore.py'), repoPath, id2, 'scsi0-0', out2], { encoding: 'utf8' });
+    assert.equal(py2.status, 0, py2.stderr);
+    assert.ok(readFileSync(out2).equals(data), 'restored bytes of the version-2 manifest differ');
 
     // The documented index reader finds every packed chunk's blob, byte for byte.
     const packed = [...blobs.keys()].filter((c) => c !== looseId);

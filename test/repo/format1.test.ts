@@ -32,7 +32,7 @@ describe('format 1 repositories (loose chunks, before packs)', function () {
         assert.equal(old.readOnly, true);
         const m = await old.loadManifest(id);
         const back = Buffer.alloc(data.length);
-        for (const [i, c] of m.disks[0]!.chunks.entries()) if (c) (await old.loadChunk(c)).copy(back, i * 256 * 1024);
+        for (const [i, c] of m.disks[0]!.chunks!.entries()) if (c) (await old.loadChunk(c)).copy(back, i * 256 * 1024);
         assert.ok(back.equals(data), 'a format 1 restore point reads back byte-identical');
         const refuses = (what: string) => (e: unknown) => isHvError(e, 'ERR_UNSUPPORTED') && e.message.includes(path) && e.message.includes(what);
         assert.throws(() => old.chunkWriter(), refuses('store chunks'));

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { isHvError } from '../../core/errors.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
-import { decodeManifest, encodeManifest, referencedChunks } from '../../core/repo/manifest.ts';
+import { decodeManifest, encodeManifest, namedChunks } from '../../core/repo/manifest.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
+import { decodeSegment, encodeSegment } from '../../core/repo/manifest-segments.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 
@@ -24,17 +25,67 @@ describe('Restore-point manifests (encode/decode)', () => {
     const m = makeManifest({ id: 'ab'.repeat(32), disks: [{ key: 'k', fileName: 'd.vhdx', format: 'vhdx', virtualSize: 3 * CHUNK - 5, blockSize: 1 << 25, logicalSectorSize: 512, physicalSectorSize: 4096, chunkSize: CHUNK, chunks: [a, null, a] }] });
     const back = decodeManifest(encodeManifest(m), '<manifests/x>');
     assert.deepEqual(back, m);
-    assert.deepEqual(referencedChunks(back), new Set([a]));
+    assert.deepEqual(namedChunks(back), new Set([a]));
   });
 
   it('refuses manifests that restore could not use, naming the object', () => {
     const base = makeManifest({ id: 'cd'.repeat(32) });
     assert.throws(() => encodeManifest({ ...base, id: 'xyz' }), hasCode('ERR_INVALID_ARGUMENT', 'id'));
-    const badDisk = { ...base, disks: [{ key: 'k', fileName: 'd', format: 'vhdx' as const, virtualSize: 2 * CHUNK, blockSize: 1, logicalSectorSize: 512, physicalSectorSize: 512, chunkSize: CHUNK, chunks: [null] }] };
+    const badDisk = { ...base, version: 1, disks: [{ key: 'k', fileName: 'd', format: 'vhdx' as const, virtualSize: 2 * CHUNK, blockSize: 1, logicalSectorSize: 512, physicalSectorSize: 512, chunkSize: CHUNK, chunks: [null] }] };
     assert.throws(() => decodeManifest(Buffer.from(JSON.stringify(badDisk)), '<manifests/cdcd>'), hasCode('ERR_CORRUPT', '<manifests/cdcd>', 'needs 2'));
     assert.throws(() => decodeManifest(Buffer.from('{"version":1,'), '<manifests/cdcd>'), hasCode('ERR_CORRUPT', '<manifests/cdcd>', 'not valid JSON'));
     assert.throws(() => decodeManifest(Buffer.from(JSON.stringify({ ...base, version: 9 })), '<manifests/cdcd>'), hasCode('ERR_UNSUPPORTED', 'version 9'));
     assert.throws(() => decodeManifest(encodeManifest(base), '<manifests/x>', 'ef'.repeat(32)), hasCode('ERR_CORRUPT', 'says its id'));
+  });
+
+  it('version 2: segments instead of inline chunks, counted against the disk size', () => {
+    const seg = randomBytes(32).toString('hex');
+    const disk = { key: 'k', fileName: 'd.vhdx', format: 'vhdx' as const, virtualSize: 10 * CHUNK - 1, blockSize: 1 << 25, logicalSectorSize: 512, physicalSectorSize: 4096, chunkSize: CHUNK, segmentSlices: 4, segments: [seg, null, seg], dataSlices: 5 };
+    const m = makeManifest({ id: 'ab'.repeat(32), disks: [disk] });
+    assert.equal(m.version, 2);
+    const back = decodeManifest(encodeManifest(m), '<manifests/x>');
+    assert.deepEqual(back, m);
+    assert.deepEqual(namedChunks(back), new Set([seg]), 'the segment ids; their chunks are in the repository');
+    const bad = (d: object, ...words: string[]) => assert.throws(() => decodeManifest(Buffer.from(JSON.stringify({ ...m, disks: [{ ...disk, ...d }] })), '<manifests/abab>'), hasCode('ERR_CORRUPT', '<manifests/abab>', ...words));
+    bad({ segments: [seg, null] }, 'has 2 segments', 'need 3');
+    bad({ segmentSlices: 0 }, 'bad segmentSlices');
+    bad({ chunks: [] }, 'not inline');
+    bad({ dataSlices: 11 }, 'bad dataSlices');
+    bad({ segments: [seg, 'zz', null] }, 'segments must be');
+    assert.throws(() => decodeManifest(Buffer.from(JSON.stringify({ ...m, version: 1 })), '<manifests/abab>'), hasCode('ERR_CORRUPT', 'no segments'));
+  });
+});
+
+describe('Segments (encode/decode)', () => {
+  const id = (n: number) => createHash('sha256').update(String(n)).digest('hex');
+
+  it('round-trips ids and zero slices, byte for byte as documented', () => {
+    const refs = [id(1), null, null, id(2), id(1), null, null, null, id(3)];
+    const buf = encodeSegment(refs);
+    assert.equal(buf.toString('latin1', 0, 4), 'HVSG');
+    assert.equal(buf[4], 1);
+    assert.equal(buf.readUInt32LE(8), 9);
+    // Bitmap: slices 0, 3, 4 in byte 12 (0b00011001), slice 8 in byte 13 (bit 0).
+    assert.deepEqual([...buf.subarray(12, 14)], [0b00011001, 0b00000001]);
+    assert.equal(buf.length, 12 + 2 + 4 * 32);
+    assert.equal(buf.toString('hex', 14, 46), id(1));
+    assert.equal(buf.toString('hex', 14 + 3 * 32), id(3));
+    assert.deepEqual(decodeSegment(buf, 9, 'seg'), refs);
+    assert.deepEqual(decodeSegment(encodeSegment([null]), 1, 'seg'), [null]);
+  });
+
+  it('refuses damaged or mismatched segments with ERR_CORRUPT naming them', () => {
+    const buf = encodeSegment([id(1), null, id(2)]);
+    const bad = (b: Buffer, expected: number, word: string) => assert.throws(() => decodeSegment(b, expected, '<chunks/s>'), hasCode('ERR_CORRUPT', '<chunks/s>', word));
+    bad(buf, 4, 'covers 3 slices');
+    bad(Buffer.concat([buf, Buffer.alloc(1)]), 3, 'after the last');
+    bad(buf.subarray(0, buf.length - 1), 3, 'too short');
+    bad(Buffer.from('XXXX' + buf.toString('latin1', 4), 'latin1'), 3, 'HVSG');
+    const v = Buffer.from(buf); v[4] = 2;
+    bad(v, 3, 'format 2');
+    const past = Buffer.from(buf); past[12]! |= 0x10;
+    bad(past, 3, 'past the end');
+    assert.throws(() => encodeSegment([]), hasCode('ERR_INVALID_ARGUMENT'));
   });
 });
 

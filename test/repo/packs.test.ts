@@ -15,7 +15,7 @@ import { isHvError } from '../../core/errors.ts';
 import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from '../../core/repo/backend.ts';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
-import { referencedChunks } from '../../core/repo/manifest.ts';
+import { addPointChunks, pointChunks } from '../../core/repo/manifest-chunks.ts';
 import { decodePackIndex, decodePackTrailer, encodePackIndex, encodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from '../../core/repo/pack-format.ts';
 import { DEFAULT_PACK_SIZE } from '../../core/repo/pack-writer.ts';
 import { pruneChunks, type PruneResult } from '../../core/repo/prune.ts';
@@ -152,7 +152,7 @@ async function prune(repo: Repository): Promise<PruneResult> {
   const lock = await repo.lock({ exclusive: true, operation: 'test prune' });
   try {
     const referenced = new Set<string>();
-    for (const m of await repo.listManifests()) for (const c of referencedChunks(m)) referenced.add(c);
+    for (const m of await repo.listManifests()) await addPointChunks(repo, m, referenced);
     return await pruneChunks(repo, referenced);
   } finally {
     await lock.release();
@@ -192,7 +192,7 @@ describe('packs: where chunks are stored', function () {
       const byPack = checkPacks(path, repo);
       const ids = [...byPack.values()].flat().map((e) => e.id);
       const manifest = await repo.loadManifest(r!.pointId!);
-      const referenced = referencedChunks(manifest);
+      const referenced = await pointChunks(repo, manifest);
       assert.deepEqual(new Set(ids), referenced, 'the packs hold exactly the chunks of the point');
       assert.equal(ids.length, referenced.size, 'each chunk once');
       const packBytes = [...packFiles(path).values()].reduce((a, b) => a + b.length, 0);
@@ -325,7 +325,7 @@ describe('packs: prune', function () {
       const t = await threePacks(repo);
       await repo.removeRestorePoints([t.pointA]);
       const snap = storeSnapshot(path);
-      const referenced = referencedChunks(await repo.loadManifest(t.pointB));
+      const referenced = await pointChunks(repo, await repo.loadManifest(t.pointB));
       const planned = await pruneChunks(repo, referenced, { whatIf: true });
       assert.deepEqual(storeSnapshot(path), snap);
       const done = await pruneChunks(repo, referenced);

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyRetention, collectGarbage } from '../../core/api/retention.ts';
 import { addTestPoint, testDisk } from '../../core/archive/testing.ts';
-import { referencedChunks } from '../../core/repo/manifest.ts';
+import { namedChunks } from '../../core/repo/manifest.ts';
+import { addPointChunks } from '../../core/repo/manifest-chunks.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import type { Repository } from '../../core/repo/repository.ts';
 import { isHvError } from '../../core/errors.ts';
@@ -20,7 +21,7 @@ async function verifyAll(path: string): Promise<{ referenced: Set<string>; store
   const repo = await openRepository(path, { threads: 0 });
   try {
     const referenced = new Set<string>();
-    for (const m of await repo.listManifests()) for (const c of referencedChunks(m)) referenced.add(c);
+    for (const m of await repo.listManifests()) await addPointChunks(repo, m, referenced);
     for (const id of referenced) await repo.loadChunk(id, { verify: true });
     return { referenced, stored: (await repo.listChunkIds()).length };
   } finally {
@@ -100,7 +101,7 @@ describe('retention apply and gc', function () {
     const gone = await addTestPoint(repo, { vm: 'gone', createdAt: '2026-01-01T00:00:00.000Z', disk: testDisk(CHUNK, 200, 1), format: 'raw' });
     await repo.removeRestorePoints([gone.id]);
     await repo.close();
-    const kept = referencedChunks(keep);
+    const kept = namedChunks(keep); // version 1 (inline lists): every chunk it needs
     let stored = (await verifyAll(path)).stored;
     assert.equal(stored, 224);
     const rand = prng(20260126);
