@@ -141,24 +141,6 @@ export class ChunkIndex {
     return this.#located;
   }
 
-  /**
-   * An empty set of chunk ids backed by this index: one bit per record for the chunks it
-   * knows, so marking every chunk a repository's restore points reference (GC, verify) costs
-   * an eighth of a byte per chunk instead of a ~100-byte string in a Set. Ids it does not know
-   * (missing chunks) are kept as strings. Membership goes through this index's lookups, so
-   * the set answers for the index as it is: a chunk the index forgets later (removePack) is no
-   * longer a member. Prune decides everything before it removes a pack.
-   */
-  newIdSet(): ChunkIdSet {
-    return new ChunkIdSet((id) => (parseHex(id, scratchBytes, 0) ? this.#recordOf() : -2), this.#records);
-  }
-
-  /** The located record of the id in `scratch`, or -1. */
-  #recordOf(): number {
-    const slot = this.#find();
-    return slot < 0 ? -1 : this.#table[slot]! - 1;
-  }
-
   /** Every known chunk once, with where it is read from (in the order they became known). */
   *entries(): IterableIterator<[string, ChunkLocation]> {
     for (let r = 0; r < this.#records; r++) {
@@ -375,44 +357,5 @@ export class ChunkIndex {
         for (const [name, entries] of pairs()) fn.call(thisArg, entries, name, this);
       },
     };
-  }
-}
-
-/** A set of chunk ids: bits over a ChunkIndex's records, strings for the rest (ChunkIndex.newIdSet). */
-export class ChunkIdSet {
-  readonly #recordOf: (id: string) => number;
-  readonly #bits: Uint32Array;
-  readonly #others = new Set<string>();
-  #size = 0;
-
-  /** `recordOf`: the record number of a known id, -1 for an unknown one, -2 for one that is not an id. */
-  constructor(recordOf: (id: string) => number, records: number) {
-    this.#recordOf = recordOf;
-    this.#bits = new Uint32Array(Math.ceil(records / 32));
-  }
-
-  get size(): number {
-    return this.#size;
-  }
-
-  add(id: string): this {
-    const r = this.#recordOf(id);
-    if (r >= 0 && r < this.#bits.length * 32) {
-      const m = 1 << (r & 31);
-      if (!(this.#bits[r >>> 5]! & m)) {
-        this.#bits[r >>> 5]! |= m;
-        this.#size++;
-      }
-    } else if (!this.#others.has(id)) {
-      this.#others.add(id);
-      this.#size++;
-    }
-    return this;
-  }
-
-  has(id: string): boolean {
-    const r = this.#recordOf(id);
-    if (r >= 0 && r < this.#bits.length * 32) return (this.#bits[r >>> 5]! & (1 << (r & 31))) !== 0;
-    return this.#others.has(id);
   }
 }

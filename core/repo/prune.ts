@@ -45,7 +45,7 @@ interface PackPlan {
   used: PackEntry[];
 }
 
-export async function pruneChunks(repo: Repository, referenced: { has(id: string): boolean }, opts: PruneOptions = {}): Promise<PruneResult> {
+export async function pruneChunks(repo: Repository, referenced: ReadonlySet<string>, opts: PruneOptions = {}): Promise<PruneResult> {
   const { signal } = opts;
   const backend = repo.backend;
   if (repo.readOnly && !opts.whatIf) throw new HvError('ERR_UNSUPPORTED', `${repo.location} is a format 1 repository (made before packs): garbage collection does not delete from it`, { target: repo.location });

@@ -227,34 +227,3 @@ describe('ChunkIndex loaded from a repository', () => {
     }
   });
 });
-
-describe('ChunkIdSet (ChunkIndex.newIdSet: what GC marks as referenced)', () => {
-  it('answers like a Set of strings: known ids as bits, unknown and duplicate-pack ids, size, non-ids', () => {
-    const index = new ChunkIndex();
-    const a = ids(3000, 'a');
-    const b = ids(50, 'b');
-    index.addPack('p1', entriesFor(a.slice(0, 2000)));
-    // p2 repeats 1000 of p1's chunks: the same id in two packs is one member.
-    index.addPack('p2', entriesFor(a.slice(1000, 3000)));
-    index.addLoose(b[0]!, 10);
-    const set = index.newIdSet();
-    const model = new Set<string>();
-    const rand = prng(7);
-    const unknown = ids(20, 'u');
-    const pool = [...a, ...b, ...unknown, 'not-an-id', a[5]!.toUpperCase()];
-    for (let i = 0; i < 4000; i++) {
-      const id = pool[Math.floor(rand() * pool.length)]!;
-      set.add(id);
-      model.add(id);
-    }
-    assert.equal(set.size, model.size);
-    for (const id of pool) assert.equal(set.has(id), model.has(id), id);
-    // Chunks added to the index after the set was made are only members if added.
-    const late = ids(5, 'late');
-    index.addPack('p3', entriesFor(late));
-    assert.equal(set.has(late[0]!), false);
-    set.add(late[0]!);
-    assert.equal(set.has(late[0]!), true);
-    assert.equal(set.has(late[1]!), false);
-  });
-});
