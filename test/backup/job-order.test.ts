@@ -15,20 +15,8 @@ import { LocalHost } from '../../core/hosts/index.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
 import { MemoryBackend, Repository } from '../../core/repo/index.ts';
 import { pointChunks } from '../../core/repo/manifest-chunks.ts';
-import { openDisk } from '../../core/vhdx/index.ts';
-import { MiB, scratch } from './testing.ts';
+import { MiB, readAt, scratch } from './testing.ts';
 import type { Scratch } from './testing.ts';
-
-async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
-  const d = await openDisk(path);
-  try {
-    const b = Buffer.alloc(length);
-    await d.read(b, offset);
-    return b;
-  } finally {
-    await d.close();
-  }
-}
 
 describe('backup engine: overlapped set-up keeps its order where it matters', function () {
   this.timeout(60_000);

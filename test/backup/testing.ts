@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { applyWrites } from '../../core/api/vm.ts';
 import type { GuestWrite, LandedWrite } from '../../core/hosts/local/guest.ts';
 import { initRepository } from '../../core/repo/index.ts';
+import { openDisk } from '../../core/vhdx/index.ts';
 
 export const MiB = 1 << 20;
 
@@ -60,5 +61,17 @@ export class Shadow {
     const expected = join(this.#dir, `expected-${this.#n++}.vhdx`);
     copyFileSync(this.path, expected);
     return expected;
+  }
+}
+
+/** `length` virtual bytes of the disk image at `path` from `offset` (the disk opened and closed for it). */
+export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
+  const d = await openDisk(path);
+  try {
+    const b = Buffer.alloc(length);
+    await d.read(b, offset);
+    return b;
+  } finally {
+    await d.close();
   }
 }

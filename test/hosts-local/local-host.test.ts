@@ -13,20 +13,10 @@ import { childPathFor } from '../../core/hosts/local/checkpoint.ts';
 import { repairVm } from '../../core/hosts/local/repair.ts';
 import { checkTracking } from '../../core/tracking/index.ts';
 import { bitmapRanges, TRACKING_GRANULARITY } from '../../core/tracking/format.ts';
-import { createDifferencingVhdx, openDisk, readVhdxInfo } from '../../core/vhdx/index.ts';
+import { createDifferencingVhdx, readVhdxInfo } from '../../core/vhdx/index.ts';
+import { readAt } from '../backup/testing.ts';
 
 const MiB = 1 << 20;
-
-async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
-  const d = await openDisk(path);
-  try {
-    const b = Buffer.alloc(length);
-    await d.read(b, offset);
-    return b;
-  } finally {
-    await d.close();
-  }
-}
 
 /** Make the VM's checkpoint look like a backup process that died (kill -9) left it. */
 async function killOwner(vmDir: string): Promise<void> {
