@@ -1,8 +1,6 @@
 // Worker thread of the chunk pool: hashes, compresses and seals chunks, and opens and
 // verifies them on the read side. Protocol in chunk-pool.ts.
 
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { HvError } from '../errors.ts';
 import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
@@ -11,48 +9,19 @@ import { codecFromTransferable } from './crypto/index.ts';
 import { freeArrayBuffer, SPAN_LENT, SPAN_RUN, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 
 const port = parentPort!;
-// Collect garbage on a schedule. Every chunk opened leaves its size or
-// more of dead ArrayBuffers behind (zstd's output, copies), and V8 only collects when its heap fills, not when
-// external memory grows, so each worker used to hold 60–100 MiB of dead chunks. A scavenge
-// every 4 MiB and a full collection every 64 MiB of chunks handled keep it flat; measured on
-// the 2 GiB bench disk: backup peak RSS 400 → ~220 MiB. The schedule counts bytes, not
-// chunks: counted per chunk it collected four times as often at 256 KiB chunks, and the
-// collector became a quarter of each worker's time. --expose-gc set at run time gives `gc`
-// to new contexts.
-let collect: ((o: { type: 'minor' | 'major' }) => void) | undefined;
-try {
-  setFlagsFromString('--expose-gc');
-  collect = runInNewContext('gc') as typeof collect;
-} catch {
-  collect = undefined;
-}
-const MINOR_EVERY = 4 * 1024 * 1024;
-const MAJOR_EVERY = 64 * 1024 * 1024;
-let sinceMinor = 0;
-let sinceMajor = 0;
+// No garbage collection on a schedule any more. Chunks used to leave their size or more of
+// dead ArrayBuffers behind, which V8 collects only when its heap fills, so workers ran a
+// scavenge every 4 MiB and a full collection every 64 MiB; those collections were most of a
+// backup's remaining GC time. Now sealing writes into lent buffers with one reused zstd
+// context, and every buffer an open makes is freed explicitly (the stored bytes here, the
+// plain bytes by the caller's release()): test/repo/chunk-pool.test.ts measures RSS flat.
 const codecReady = Promise.resolve().then(() => codecFromTransferable((workerData as { codec: { encrypted: boolean; keys?: Record<string, string> } }).codec));
 const held = new Map<number, { ids: string[]; run: Buffer; slices: { offset: number; length: number }[] }>();
 
 port.on('message', (msg: WorkerRequest) => {
   codecReady.then((codec) => {
-    // Garbage follows the plain bytes an open produces. Sealing leaves none worth a collection:
-    // chunks are encoded into the lent buffer with one reused zstd context (object-format.ts)
-    // and, encrypted, the cipher's output is freed once copied (sealed-object.ts); collections
-    // counted per sealed byte were most of a backup's remaining GC time.
     const reply = handle(codec, msg);
-    const bytes = msg.op === 'open' ? reply?.data?.byteLength ?? 0 : 0;
     if (reply) port.postMessage(reply, transferList(reply));
-    if (collect && bytes > 0) {
-      sinceMinor += bytes;
-      sinceMajor += bytes;
-      if (sinceMajor >= MAJOR_EVERY) {
-        sinceMajor = sinceMinor = 0;
-        collect({ type: 'major' });
-      } else if (sinceMinor >= MINOR_EVERY) {
-        sinceMinor = 0;
-        collect({ type: 'minor' });
-      }
-    }
   }, (err: unknown) => port.postMessage(errorReply(msg.tid, err)));
 });
 
