@@ -46,5 +46,5 @@ export async function backupVMs(ctx: OperationContext, params: BackupParams): Pr
   if (kind !== 'local' && kind !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', `host must be "local" or "hyperv", got ${JSON.stringify(kind)}`);
   const host = await getHost(kind, { root: optionalString(params.root, 'root') ?? process.cwd(), onLog: ctx.onLog, hyperv: hypervOptions(params.hyperv) });
   return withRepo(params.repository, params.password, ctx, (repo) =>
-    runBackupJob(ctx, { repo, host, sources, full: params.full === true, parallel, whatIf: params.whatIf === true, consistency: params.consistency }));
+    runBackupJob(ctx, { repo, host, sources, full: params.full === true, parallel, whatIf: params.whatIf === true, consistency: params.consistency }), { chunkWork: params.whatIf !== true });
 }

@@ -59,5 +59,5 @@ export async function restoreVM(ctx: OperationContext, params: RestoreParams): P
     // A whole VM must be one this host can run: refuse before any byte is written.
     if (disk === undefined) await host.checkRestoreCompatibility?.(manifest.vm.name, manifest.vm.configVersion, { signal: ctx.signal });
     return restoreVm(ctx, { repo, host, manifest, to, newName: optionalString(params.newName, 'newName'), disk, whatIf: params.whatIf === true });
-  });
+  }, { chunkWork: true });
 }

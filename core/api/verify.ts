@@ -119,5 +119,5 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
     } finally {
       await lock.release();
     }
-  });
+  }, { chunkWork: true });
 }

@@ -16,13 +16,14 @@ export function optionalString(v: unknown, name: string): string | undefined {
 }
 
 /** Open a repository for an API call; damaged key files skipped at unlock are reported as warnings. */
-export async function openRepo(repository: unknown, password: unknown, ctx: OperationContext = {}): Promise<Repository> {
+export async function openRepo(repository: unknown, password: unknown, ctx: OperationContext = {}, opts: { chunkWork?: boolean } = {}): Promise<Repository> {
   const path = requireString(repository, 'repository');
-  return openRepository(path, { password: optionalString(password, 'password'), signal: ctx.signal, onWarning: (w) => log(ctx, 'warning', w, path) });
+  return openRepository(path, { password: optionalString(password, 'password'), signal: ctx.signal, onWarning: (w) => log(ctx, 'warning', w, path), warmWorkers: opts.chunkWork });
 }
 
-export async function withRepo<T>(repository: unknown, password: unknown, ctx: OperationContext, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepo(repository, password, ctx);
+/** `opts.chunkWork`: the call hashes or opens chunks (backup, restore, verify), so workers may start during the unlock. */
+export async function withRepo<T>(repository: unknown, password: unknown, ctx: OperationContext, fn: (repo: Repository) => Promise<T>, opts: { chunkWork?: boolean } = {}): Promise<T> {
+  const repo = await openRepo(repository, password, ctx, opts);
   try {
     return await fn(repo);
   } finally {

@@ -21,7 +21,9 @@ export interface Slice {
 }
 
 export interface WorkerRequest {
-  op: 'hash' | 'seal' | 'drop' | 'open';
+  op: 'hash' | 'seal' | 'drop' | 'open' | 'codec';
+  /** codec: the codec of a worker started before it was known (ChunkPool.warmUp); no reply. */
+  codec?: ReturnType<ObjectCodec['toTransferable']>;
   tid: number;
   data?: Uint8Array;
   /** hash: the chunks within `data`. */
@@ -281,8 +283,33 @@ export class ChunkPool {
     return this.#slots.reduce((a, b) => (b.busy + b.runs < a.busy + a.runs ? b : a));
   }
 
+  /**
+   * Start `threads` workers that know no codec yet, for the next pool to adopt (it sends them
+   * its codec). An encrypted repository's open spends ~0.35 s in scrypt before the codec
+   * exists: the workers load their modules meanwhile instead of after it. Idle, they do not
+   * keep the process alive.
+   */
+  /** Workers started by warmUp() and not yet adopted by a pool. */
+  static get warmCount(): number {
+    return warmWorkers.length;
+  }
+
+  static warmUp(threads = availableParallelism()): void {
+    while (warmWorkers.length < threads) {
+      const worker = new Worker(WORKER_ENTRY, { workerData: {}, resourceLimits: WORKER_LIMITS });
+      const gone = () => { const i = warmWorkers.indexOf(worker); if (i >= 0) warmWorkers.splice(i, 1); };
+      worker.once('error', gone);
+      worker.once('exit', gone);
+      worker.unref();
+      warmWorkers.push(worker);
+    }
+  }
+
   #spawn(): Slot {
-    const worker = new Worker(new URL('./chunk-worker-entry.mjs', import.meta.url), { workerData: { codec: this.#codec.toTransferable() }, resourceLimits: WORKER_LIMITS });
+    const warm = warmWorkers.shift();
+    if (warm) warm.removeAllListeners();
+    const worker = warm ?? new Worker(WORKER_ENTRY, { workerData: { codec: this.#codec.toTransferable() }, resourceLimits: WORKER_LIMITS });
+    if (warm) worker.postMessage({ op: 'codec', tid: 0, codec: this.#codec.toTransferable() } satisfies WorkerRequest);
     const slot: Slot = { worker, busy: 0, runs: 0, pending: new Map() };
     worker.on('message', (r: WorkerReply) => {
       const p = slot.pending.get(r.tid);
@@ -319,6 +346,10 @@ export class ChunkPool {
     slot.pending.clear();
   }
 }
+
+const WORKER_ENTRY = new URL('./chunk-worker-entry.mjs', import.meta.url);
+/** Workers started by warmUp(), waiting for a pool (and its codec). */
+const warmWorkers: Worker[] = [];
 
 /** Pools kept idle by retire(), by codec and thread count. */
 const idlePools = new Map<string, ChunkPool[]>();

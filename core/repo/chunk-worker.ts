@@ -15,10 +15,19 @@ const port = parentPort!;
 // backup's remaining GC time. Now sealing writes into lent buffers with one reused zstd
 // context, and every buffer an open makes is freed explicitly (the stored bytes here, the
 // plain bytes by the caller's release()): test/repo/chunk-pool.test.ts measures RSS flat.
-const codecReady = Promise.resolve().then(() => codecFromTransferable((workerData as { codec: { encrypted: boolean; keys?: Record<string, string> } }).codec));
+type TransferableCodec = { encrypted: boolean; keys?: Record<string, string> };
+// The codec comes with the worker, or, for a worker started ahead (ChunkPool.warmUp), in its
+// first message.
+let gotCodec: (c: TransferableCodec) => void = () => {};
+const given = (workerData as { codec?: TransferableCodec }).codec;
+const codecReady = (given ? Promise.resolve(given) : new Promise<TransferableCodec>((r) => { gotCodec = r; })).then((c) => codecFromTransferable(c));
 const held = new Map<number, { ids: string[]; run: Buffer; slices: { offset: number; length: number }[] }>();
 
 port.on('message', (msg: WorkerRequest) => {
+  if (msg.op === 'codec') {
+    gotCodec(msg.codec!);
+    return;
+  }
   codecReady.then((codec) => {
     const reply = handle(codec, msg);
     if (reply) port.postMessage(reply, transferList(reply));

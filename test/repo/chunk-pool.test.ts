@@ -121,3 +121,30 @@ describe('ChunkPool reuse in a long-lived process (acquire / retire / keepIdlePo
     await kept.close();
   });
 });
+
+describe('ChunkPool.warmUp (workers started before the codec exists)', () => {
+  it('a pool adopts the warm workers, sends them its codec, and they hash with it', async () => {
+    const { createEncryptedRepositoryKeys } = await import('../../core/repo/crypto/index.ts');
+    const { codec } = await createEncryptedRepositoryKeys('warm', { kdf: { N: 2 ** 10, r: 8, p: 1 } });
+    ChunkPool.warmUp(2);
+    assert.equal(ChunkPool.warmCount, 2);
+    ChunkPool.warmUp(2);
+    assert.equal(ChunkPool.warmCount, 2, 'warming up again starts no more than asked');
+    const pool = new ChunkPool(codec, { threads: 2 });
+    try {
+      pool.prestart();
+      assert.equal(ChunkPool.warmCount, 0, 'both adopted');
+      const text = Buffer.from('INFO warm worker\n'.repeat(MiB / 16)).subarray(0, MiB);
+      const rand = randomBytes(MiB);
+      const runs = await Promise.all([text, rand].map((b) => pool.hashRun(Buffer.from(new Uint8Array(b).buffer), [{ offset: 0, length: MiB }])));
+      // The encrypted codec's keyed ids: a worker without the codec could not make them.
+      assert.deepEqual(runs.map((r) => r.ids[0]), [codec.chunkId(text), codec.chunkId(rand)]);
+      const sealed = await runs[0]!.seal([0]);
+      assert.ok((await pool.open(runs[0]!.ids[0]!, Buffer.from(flat(sealed.blobs[0]!)))).equals(text));
+      sealed.done();
+      runs[1]!.drop();
+    } finally {
+      await pool.close();
+    }
+  });
+});
