@@ -4,7 +4,7 @@
 
 import { HvError } from '../errors.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { decodeObject, encodeObject, encodeObjectInto, encodeParts } from './object-format.ts';
+import { decodeObject, encodeObject, encodeParts } from './object-format.ts';
 import { SEAL_OVERHEAD } from './crypto/index.ts';
 
 /** Seal a chunk; the id is authenticated with it when encrypted, so a chunk renamed in the store fails to open. */
@@ -18,12 +18,11 @@ export function sealedBound(plainLength: number): number {
 }
 
 /**
- * sealChunk written into `out` at `at` (room: sealedBound); returns the bytes written.
- * Unencrypted, sealing is the identity, so the object is encoded in place with no buffer of
- * its own; encrypted, the sealed copy is copied in.
+ * sealChunk written into `out` at `at` (room: sealedBound); returns the bytes written. The
+ * format byte and the body go to the codec as parts, never joined first (unencrypted, sealing
+ * copies them; encrypted, the cipher reads them).
  */
 export function sealChunkInto(codec: ObjectCodec, id: string, plain: Buffer, out: Buffer, at: number, level?: number): number {
-  if (!codec.encrypted) return encodeObjectInto(plain, out, at, level);
   const [format, body] = encodeParts(plain, level);
   return codec.sealInto('chunks', [FORMAT_BYTES[format]!, body], id, out, at);
 }

@@ -13,6 +13,7 @@ import { HvError, type ErrorCode } from '../errors.ts';
 import { openChunk, sealChunk, sealedBound } from './chunk-codec.ts';
 import { FORMAT_RAW } from './object-format.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
+import { freeArrayBuffer } from './free-buffer.ts';
 
 /** A chunk within a run buffer. */
 export interface Slice {
@@ -366,12 +367,6 @@ export function keepIdlePools(n: number): void {
 /** The key of a pool's codec: a hash, so no key material is kept as a map key. */
 function poolKey(codec: ObjectCodec, threads: number): string {
   return `${threads}:${createHash('sha256').update(JSON.stringify(codec.toTransferable())).digest('hex')}`;
-}
-
-/** Detach an ArrayBuffer nothing else uses, freeing its memory at once (ES2024 transfer). */
-export function freeArrayBuffer(ab: ArrayBufferLike): void {
-  const t = (ab as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }).transfer;
-  if (typeof t === 'function' && !(ab as ArrayBuffer & { detached?: boolean }).detached) t.call(ab, 0);
 }
 
 function toBuffer(u: Uint8Array): Buffer {

@@ -6,7 +6,8 @@ import { HvError } from '../errors.ts';
 import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
 import { encodeCompressedInto } from './object-format.ts';
 import { codecFromTransferable } from './crypto/index.ts';
-import { freeArrayBuffer, SPAN_LENT, SPAN_RUN, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
+import { SPAN_LENT, SPAN_RUN, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
+import { freeArrayBuffer } from './free-buffer.ts';
 
 const port = parentPort!;
 // No garbage collection on a schedule any more. Chunks used to leave their size or more of

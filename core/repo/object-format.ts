@@ -81,19 +81,6 @@ export function encodeCompressedInto(plain: Buffer, out: Buffer, at: number, lev
   return 1 + body.length;
 }
 
-/**
- * encodeObject written into `out` at `at` (which must have room for 1 + plain.length bytes,
- * the most it takes); returns the bytes written. Workers seal a run's chunks straight into
- * one reused buffer this way, with no buffer per chunk.
- */
-export function encodeObjectInto(plain: Buffer, out: Buffer, at: number, level = ZSTD_LEVEL): number {
-  if (out.length - at < 1 + plain.length) throw new HvError('ERR_INTERNAL', `encodeObjectInto: ${out.length - at} bytes of room for a ${plain.length}-byte object`);
-  const [format, body] = encodeParts(plain, level);
-  out[at] = format;
-  body.copy(out, at + 1);
-  return 1 + body.length;
-}
-
 /** Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>". */
 export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024 * 1024): Buffer {
   if (payload.length === 0) throw new HvError('ERR_CORRUPT', `${what}: empty object`, { target: what });

@@ -42,6 +42,7 @@ describe('crypto: sealed objects', function () {
       }
     }
     assert.throws(() => codec.sealInto('chunks', [randomBytes(100)], 'c3d4', Buffer.alloc(100 + SEAL_OVERHEAD - 1), 0), (err: unknown) => isHvError(err, 'ERR_INTERNAL'));
+    assert.throws(() => plainCodec().sealInto('chunks', [randomBytes(100)], 'c3d4', Buffer.alloc(99), 0), (err: unknown) => isHvError(err, 'ERR_INTERNAL'));
   });
 
   it('never stores the plaintext and uses a fresh nonce per object', () => {

@@ -2,6 +2,7 @@
 // stored as they are (their integrity comes from the id check and the compression frame).
 
 import { hash } from 'node:crypto';
+import { HvError } from '../../errors.ts';
 import type { FileType } from '../backend.ts';
 import type { ObjectCodec } from './codec.ts';
 
@@ -14,6 +15,8 @@ const PLAIN: ObjectCodec = Object.freeze({
     return data;
   },
   sealInto(_type: FileType, parts: readonly Buffer[], _name: string | undefined, out: Buffer, at: number): number {
+    const length = parts.reduce((a, b) => a + b.length, 0);
+    if (out.length - at < length) throw new HvError('ERR_INTERNAL', `sealInto: ${out.length - at} bytes of room for a ${length}-byte object`);
     let pos = at;
     for (const part of parts) pos += part.copy(out, pos);
     return pos - at;

@@ -13,6 +13,7 @@
 import { createCipheriv, createDecipheriv, randomFillSync, type KeyObject } from 'node:crypto';
 import { HvError } from '../../errors.ts';
 import type { FileType } from '../backend.ts';
+import { freeOwnBuffer } from '../free-buffer.ts';
 
 export const SEALED_MAGIC = 0xe1;
 export const FLAG_NAME_BOUND = 0x01;
@@ -62,17 +63,11 @@ export function sealObjectInto(key: KeyObject, type: FileType, parts: readonly B
   for (const part of parts) {
     const enc = cipher.update(part);
     pos += enc.copy(out, pos);
-    release(enc);
+    freeOwnBuffer(enc);
   }
   pos += cipher.final().copy(out, pos);
   pos += cipher.getAuthTag().copy(out, pos);
   return pos - at;
-}
-
-/** Free a cipher output now rather than at V8's next collection (never Node's shared pool). */
-function release(b: Buffer): void {
-  const ab = b.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
-  if (ab.byteLength > Buffer.poolSize && b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function' && !ab.detached) ab.transfer(0);
 }
 
 function corrupt(type: FileType, name: string, problem: string): HvError {
