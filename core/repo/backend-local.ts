@@ -13,18 +13,15 @@ import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, rangeOf } from './backend-util.ts';
-import { alignedBuffer, DIRECT_ALIGN, DirectWriter, isPageAligned, pwriteLarge } from '../disk/file-io.ts';
+import { DIRECT_ALIGN, DirectWriter, isPageAligned, pwriteLarge } from '../disk/file-io.ts';
 
 const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
-/** Objects from this size (packs) are written with direct I/O where the file system has it. */
+/** Pack buffers from this size are written with direct I/O where the file system has it. */
 const DIRECT_MIN = 1024 * 1024;
-const DIRECT_STAGING = 8 * 1024 * 1024 + 256 * 1024;
 
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly #madeDirs = new Set<string>();
-  /** Page-aligned staging buffers for direct writes, reused (one per save in flight). */
-  readonly #staging: Buffer[] = [];
   #noDirect = false;
 
   constructor(path: string) {
@@ -108,52 +105,15 @@ export class LocalBackend implements Backend {
   }
 
   /**
-   * Write a large object (a pack, from its parts) past the page cache: copied once into a
-   * page-aligned staging buffer and written with O_DIRECT, the last partial page buffered.
-   * Buffered, the kernel's copy into the page cache (copy_folio_from_iter) was 11 % of the
-   * bench backup's CPU; a memcpy in user space costs a fraction of it. False when this file
-   * system or platform has no direct I/O (the caller then writes buffered); fsync follows as
-   * for every write.
+   * Write a large object past the page cache when its first part is page-aligned memory (a
+   * pack buffer, pack-writer.ts): that part's whole pages go out with O_DIRECT as they are, the
+   * rest buffered. Buffered, the kernel's copy into the page cache (copy_folio_from_iter) was
+   * 11 % of the bench backup's CPU. False (the caller writes buffered) for other data, or when
+   * this file system or platform has no direct I/O; fsync follows as for every write.
    */
   async #writeDirect(fh: FileHandle, tmp: string, parts: readonly Buffer[]): Promise<boolean> {
-    const total = parts.reduce((a, b) => a + b.length, 0);
-    if (total < DIRECT_MIN || this.#noDirect || (fsc as Record<string, number | undefined>).O_DIRECT === undefined) return false;
-    if (isPageAligned(parts[0]!) && parts[0]!.length >= DIRECT_MIN) return this.#writeAligned(fh, tmp, parts);
-    const bulk = total - (total % DIRECT_ALIGN);
-    const staging = this.#staging.pop() ?? alignedBuffer(Math.max(bulk, DIRECT_STAGING));
-    if (!staging || staging.length < bulk) return false;
-    const dw = await DirectWriter.open(tmp);
-    try {
-      if (!dw.active) {
-        this.#noDirect = true;
-        return false;
-      }
-      let at = 0;
-      let i = 0;
-      for (; i < parts.length && at + parts[i]!.length <= bulk; i++) at += parts[i]!.copy(staging, at);
-      // The part that straddles the end of the bulk, and all after it, go buffered.
-      const split = bulk - at;
-      if (i < parts.length && split > 0) at += parts[i]!.copy(staging, at, 0, split);
-      await dw.write(fh, staging.subarray(0, bulk), 0);
-      const tail = i < parts.length ? [parts[i]!.subarray(split), ...parts.slice(i + 1)] : [];
-      let pos = bulk;
-      for (const t of tail) {
-        await pwriteLarge(fh, t, pos);
-        pos += t.length;
-      }
-      return true;
-    } finally {
-      this.#staging.push(staging);
-      await dw.close();
-    }
-  }
-
-  /**
-   * #writeDirect for data whose first part is already page-aligned memory (a pack buffer,
-   * pack-writer.ts): its whole pages go out with O_DIRECT as they are, with no copy at all.
-   */
-  async #writeAligned(fh: FileHandle, tmp: string, parts: readonly Buffer[]): Promise<boolean> {
-    const first = parts[0]!;
+    const first = parts[0];
+    if (!first || first.length < DIRECT_MIN || !isPageAligned(first) || this.#noDirect || (fsc as Record<string, number | undefined>).O_DIRECT === undefined) return false;
     const bulk = first.length - (first.length % DIRECT_ALIGN);
     const dw = await DirectWriter.open(tmp);
     try {
