@@ -35,8 +35,8 @@ export interface ChunkWriter {
   submit(plain: Buffer): Promise<{ done: Promise<PutResult> }>;
   /**
    * Queue the chunks `slices` of `run`, handing `run` over: it comes back through `giveBack`
-   * once its chunks are hashed and sealed (the caller reuses it for its next read, so runs
-   * are never copied). Resolves once taken, with one `done` per slice.
+   * once its chunks are hashed and, for new ones, sealed and copied into their pack (the caller
+   * reuses it for its next read, so runs are never copied). Resolves once taken, with one `done` per slice.
    */
   submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[] }>;
   /** submit(), flush() and wait: simple and durable, but stores a pack per call. */
