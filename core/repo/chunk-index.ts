@@ -54,7 +54,7 @@ const scratch = new Uint32Array(8);
 const scratchBytes = Buffer.from(scratch.buffer);
 
 /** 64 lowercase hex characters into 32 bytes at `at`; false (bytes undefined) for anything else. */
-function parseHex(id: string, into: Uint8Array, at: number): boolean {
+export function parseHex(id: string, into: Uint8Array, at: number): boolean {
   if (id.length !== 64) return false;
   for (let i = 0; i < 32; i++) {
     const hi = id.charCodeAt(2 * i);

@@ -106,7 +106,7 @@ export async function* diskWindows(repo: Repository, pointId: string, d: DiskMan
  * again (its chunks are already in `into`); segments read are added to it. Errors name
  * the point, disk and segment that did not load.
  */
-export async function addPointChunks(repo: Repository, m: RestorePointManifest, into: Set<string>, opts: { seen?: Set<string>; signal?: AbortSignal } = {}): Promise<void> {
+export async function addPointChunks(repo: Repository, m: RestorePointManifest, into: { add(id: string): unknown }, opts: { seen?: Set<string>; signal?: AbortSignal } = {}): Promise<void> {
   const seen = opts.seen ?? new Set<string>();
   for (const id of namedChunks(m)) into.add(id);
   for (const d of m.disks) {

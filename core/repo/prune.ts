@@ -45,7 +45,12 @@ interface PackPlan {
   used: PackEntry[];
 }
 
-export async function pruneChunks(repo: Repository, referenced: ReadonlySet<string>, opts: PruneOptions = {}): Promise<PruneResult> {
+/** What prune asks of the referenced ids: a Set, or GC's compact ChunkIdSet. */
+export interface ChunkIdLookup {
+  has(id: string): boolean;
+}
+
+export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, opts: PruneOptions = {}): Promise<PruneResult> {
   const { signal } = opts;
   const backend = repo.backend;
   if (repo.readOnly && !opts.whatIf) throw new HvError('ERR_UNSUPPORTED', `${repo.location} is a format 1 repository (made before packs): garbage collection does not delete from it`, { target: repo.location });
