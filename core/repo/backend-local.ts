@@ -39,14 +39,15 @@ export class LocalBackend implements Backend {
   async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts: SaveOptions = {}): Promise<void> {
     throwIfAborted(signal);
     const target = this.pathOf(h);
-    const tmp = await this.#writeTemp(h, data);
+    const durable = opts.durable !== false;
+    const tmp = await this.#writeTemp(h, data, durable);
     try {
       await this.#place(h, tmp, target, opts.overwrite === true);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw isHvErr(err) ? err : wrapError(err, `save ${handleString(h)}`, handleString(h));
     }
-    await syncDir(dirname(target));
+    if (durable) await syncDir(dirname(target));
   }
 
   async #place(h: Handle, tmp: string, target: string, overwrite: boolean): Promise<void> {
@@ -83,7 +84,7 @@ export class LocalBackend implements Backend {
     await fsp.unlink(tmp);
   }
 
-  async #writeTemp(h: Handle, data: SaveData): Promise<string> {
+  async #writeTemp(h: Handle, data: SaveData, durable: boolean): Promise<string> {
     const tmpDir = join(this.location, 'tmp');
     await this.#ensureDir(tmpDir);
     const tmp = join(tmpDir, `${h.type}-${randomBytes(8).toString('hex')}`);
@@ -92,7 +93,7 @@ export class LocalBackend implements Backend {
       fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
       const parts = Buffer.isBuffer(data) ? [data] : data;
       if (!(await this.#writeDirect(fh, tmp, parts))) await writeAll(fh, parts);
-      await fh.sync();
+      if (durable) await fh.sync();
     } catch (err) {
       await fh?.close().catch(() => {});
       fh = undefined;

@@ -28,6 +28,14 @@ export interface SaveOptions {
    * leave it untouched. true: replace atomically (readers see old or new, never a mix).
    */
   overwrite?: boolean;
+  /**
+   * true (default): the object survives a power failure once save() resolves. false: it need
+   * only be visible to every reader of the repository (locks: after a power failure every holder
+   * is gone anyway), so a backend may skip flushing it: an fsync waits behind every other
+   * write the file system has queued, which on a busy Hyper-V host can take far longer than
+   * the write.
+   */
+  durable?: boolean;
 }
 
 export interface LoadOptions {

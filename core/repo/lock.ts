@@ -79,7 +79,8 @@ export async function listLocks(backend: Backend, signal?: AbortSignal): Promise
 export async function acquireLock(backend: Backend, opts: { exclusive: boolean; operation: string; signal?: AbortSignal }): Promise<HeldLock> {
   const name = randomBytes(32).toString('hex');
   const info: LockInfo = { hostname: hostname(), pid: process.pid, time: new Date().toISOString(), exclusive: opts.exclusive, operation: opts.operation };
-  await backend.save(opts.signal, { type: 'locks', name }, encodeLock(info));
+  // Not flushed: a lock only has to be seen by the other processes, and after a power failure its holder is gone too.
+  await backend.save(opts.signal, { type: 'locks', name }, encodeLock(info), { durable: false });
   try {
     const conflict = (await listLocks(backend, opts.signal)).find((l) => l.name !== name && l.info && !isStale(l.info) && (opts.exclusive || l.info.exclusive));
     if (conflict) {
@@ -106,7 +107,7 @@ function holdLock(backend: Backend, name: string, info: LockInfo): HeldLock {
       return;
     }
     const next = { ...info, time: new Date().toISOString() };
-    await backend.save(undefined, h, encodeLock(next), { overwrite: true });
+    await backend.save(undefined, h, encodeLock(next), { overwrite: true, durable: false });
     info.time = next.time;
     lastRefresh = Date.now();
   };

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
-import { hostname } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sinon from 'sinon';
 import { isHvError } from '../../core/errors.ts';
+import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { encodeLock, isStale, LOCK_STALE_MS, type LockInfo } from '../../core/repo/lock.ts';
 import { Repository } from '../../core/repo/repository.ts';
@@ -93,3 +98,36 @@ describe('Repository locks', () => {
     }
   });
 });
+
+describe('Repository locks on a local folder', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-lockfs-')); });
+  afterEach(() => { sinon.restore(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('taking a lock fsyncs nothing (a lock only has to be seen), while every other object is flushed', async () => {
+    const backend = new LocalBackend(dir);
+    const repo = await Repository.init(backend, { chunkSize: 65536 });
+    try {
+      const probe = await open(join(dir, 'config'), 'r');
+      const FileHandle = Object.getPrototypeOf(probe) as { sync(): Promise<void> };
+      await probe.close();
+      const sync = sinon.spy(FileHandle, 'sync');
+      const held = await repo.lock({ exclusive: true, operation: 'test' });
+      assert.equal(sync.callCount, 0, 'taking a lock fsyncs nothing');
+      const [name] = await lockNamesIn(backend);
+      assert.ok(name, 'the lock is in locks/, visible to others');
+      await held.release();
+      // The same backend flushes an ordinary object: the spy sees fsyncs when they happen.
+      await backend.save(undefined, { type: 'catalog', name: 'probe' }, Buffer.from('x'));
+      assert.ok(sync.callCount >= 2, `an ordinary save fsyncs the file and its folder (${sync.callCount} calls)`);
+    } finally {
+      await repo.close();
+    }
+  });
+});
+
+async function lockNamesIn(b: LocalBackend): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of b.list(undefined, 'locks')) out.push(o.name);
+  return out;
+}
