@@ -29,11 +29,16 @@ export class ManifestStore {
   async save(m: RestorePointManifest, signal?: AbortSignal): Promise<string> {
     const manifest = m.id ? m : { ...m, id: randomBytes(32).toString('hex') };
     const stored = this.#codec.seal('manifests', encodeObject(encodeManifest(manifest)), manifest.id);
-    await this.#backend.save(signal, { type: 'manifests', name: manifest.id }, stored);
+    // The summary is stored beside the manifest, not after it: listing goes by manifests and
+    // ignores a summary without one (a kill between the two; GC removes it), and a summary
+    // that failed to be written only means this point is listed the slow way (from its manifest).
+    const summary = this.#backend.save(signal, { type: 'points', name: manifest.id }, this.#codec.seal('points', encodeObject(encodeSummary(summarize(manifest))), manifest.id)).catch(() => {});
+    try {
+      await this.#backend.save(signal, { type: 'manifests', name: manifest.id }, stored);
+    } finally {
+      await summary;
+    }
     this.#cache.set(manifest.id, manifest);
-    // After the manifest, which is the restore point: a summary that failed to be written
-    // only means this point is listed the slow way (from its manifest).
-    await this.#backend.save(signal, { type: 'points', name: manifest.id }, this.#codec.seal('points', encodeObject(encodeSummary(summarize(manifest))), manifest.id)).catch(() => {});
     return manifest.id;
   }
 
