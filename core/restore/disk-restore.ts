@@ -9,7 +9,8 @@ import { alignedBuffer, DirectWriter } from '../disk/file-io.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Repository } from '../repo/index.ts';
 import { diskWindows, type SliceWindow } from '../repo/manifest-chunks.ts';
-import type { DiskManifest } from '../repo/manifest-types.ts';
+import type { DiskManifest, SplitSlice } from '../repo/manifest-types.ts';
+import { PIECE_SIZE, sliceChunkIds } from '../repo/manifest-segments.ts';
 import { createVhdx } from '../vhdx/index.ts';
 
 export const WRITE_BYTES = 8 * 1024 * 1024;
@@ -119,11 +120,40 @@ function windowRanges(w: SliceWindow, chunkSize: number): ByteRange[] {
   return ranges;
 }
 
-/** The chunks of window `w` in slice order, loaded and decoded ahead of the writer. */
+/**
+ * The chunks of window `w` in slice order, loaded and decoded ahead of the writer: a split
+ * slice's distinct piece chunks once each (its unchanged pieces mostly come from one earlier chunk).
+ */
 function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
   const ids: string[] = [];
-  for (const c of w.refs) if (c) ids.push(c);
+  for (const c of w.refs) ids.push(...sliceChunkIds(c));
   return repo.readChunks(ids, { signal, window: 16 })[Symbol.asyncIterator]();
+}
+
+/**
+ * Fill `out` (the slice's bytes) from the pieces of split slice `s`: zero pieces as zeros,
+ * every other one copied out of its chunk, each distinct chunk taken once from `next` in
+ * sliceChunkIds order. A piece past the slice's end, or reaching past its chunk's end, is
+ * ERR_CORRUPT naming `what` and the chunk.
+ */
+export async function assembleSlice(s: SplitSlice, out: Buffer, next: () => Promise<Buffer>, release: (b: Buffer) => void, what: string): Promise<void> {
+  out.fill(0);
+  for (const [q, p] of s.pieces.entries()) {
+    if (p && q * PIECE_SIZE >= out.length) throw new HvError('ERR_CORRUPT', `${what}: piece ${q} (chunk ${p.id}) starts past the slice's ${out.length} bytes`, { target: p.id });
+  }
+  for (const id of sliceChunkIds(s)) {
+    const data = await next();
+    try {
+      for (const [q, p] of s.pieces.entries()) {
+        if (p?.id !== id) continue;
+        const len = Math.min(PIECE_SIZE, out.length - q * PIECE_SIZE);
+        if (p.offset + len > data.length) throw new HvError('ERR_CORRUPT', `${what}: piece ${q} takes bytes ${p.offset}..${p.offset + len} of chunk ${id}, which has ${data.length}`, { target: id });
+        data.copy(out, q * PIECE_SIZE, p.offset, p.offset + len);
+      }
+    } finally {
+      release(data);
+    }
+  }
 }
 
 /**
@@ -186,22 +216,29 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       }
       chunks ??= windowChunks(repo, w, opts.signal);
       await sink.prepare?.(ranges);
-      for (let j = 0; j < w.refs.length; j++) {
-        const id = w.refs[j];
-        if (!id) continue;
-        const got = await chunks.next();
+      const nextChunk = async (i: number) => {
+        const got = await chunks!.next();
         throwIfAborted(opts.signal);
-        if (got.done) throw new HvError('ERR_INTERNAL', `restore ${d.fileName}: the chunk stream ended before slice ${w.first + j}`);
-        const { data } = got.value;
+        if (got.done) throw new HvError('ERR_INTERNAL', `restore ${d.fileName}: the chunk stream ended before slice ${i}`);
+        return got.value.data;
+      };
+      for (let j = 0; j < w.refs.length; j++) {
+        const ref = w.refs[j]!;
+        if (!ref) continue;
         const i = w.first + j;
         const offset = i * d.chunkSize;
         const expected = Math.min(d.chunkSize, d.virtualSize - offset);
-        if (data.length !== expected) throw wrapError(new Error(`chunk ${id} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, id);
-        if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + data.length > batch.length)) await flush();
+        if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + expected > batch.length)) await flush();
         if (batchLen === 0) batchOffset = offset;
-        data.copy(batch, batchLen);
-        batchLen += data.length;
-        repo.pool.release(data);
+        if (typeof ref === 'string') {
+          const data = await nextChunk(i);
+          if (data.length !== expected) throw wrapError(new Error(`chunk ${ref} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, ref);
+          data.copy(batch, batchLen);
+          repo.pool.release(data);
+        } else {
+          await assembleSlice(ref, batch.subarray(batchLen, batchLen + expected), () => nextChunk(i), (data) => repo.pool.release(data), `restore ${d.fileName}: slice ${i}`);
+        }
+        batchLen += expected;
       }
       await chunks.return?.(undefined);
       chunks = undefined;

@@ -81,8 +81,8 @@ describe('Segments (encode/decode)', () => {
     bad(Buffer.concat([buf, Buffer.alloc(1)]), 3, 'after the last');
     bad(buf.subarray(0, buf.length - 1), 3, 'too short');
     bad(Buffer.from('XXXX' + buf.toString('latin1', 4), 'latin1'), 3, 'HVSG');
-    const v = Buffer.from(buf); v[4] = 2;
-    bad(v, 3, 'format 2');
+    const v = Buffer.from(buf); v[4] = 3;
+    bad(v, 3, 'format 3');
     const past = Buffer.from(buf); past[12]! |= 0x10;
     bad(past, 3, 'past the end');
     assert.throws(() => encodeSegment([]), hasCode('ERR_INVALID_ARGUMENT'));
