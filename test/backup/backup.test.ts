@@ -31,6 +31,41 @@ describe('backup planning', () => {
   });
 });
 
+describe('backup planning of split slices (64 KiB pieces)', () => {
+  const K = 64 * 1024, CS = 4 * K;
+  it('reads only changed pieces; unchanged ones point into the previous whole chunk or are the previous piece as it was; all changed reads the slice', () => {
+    const virtualSize = 5 * CS - K; // the last slice has 3 pieces on the disk
+    const extents = [{ offset: 0, length: virtualSize, kind: 'data' as const }];
+    const prevSplit = { pieces: [{ id: 'x', offset: 0 }, { id: 'n1', offset: 0 }, null, { id: 'x', offset: 3 * K }] };
+    const previous = ['a', prevSplit, null, 'd', 'e'];
+    const changed = [
+      { offset: K + 10, length: 4096 },                    // slice 0, piece 1
+      { offset: CS + 2 * K, length: K },                   // slice 1, piece 2
+      { offset: 2 * CS + 3 * K, length: 1 },               // zero slice 2, piece 3
+      { offset: 3 * CS, length: CS },                      // slice 3, every piece
+      { offset: 4 * CS, length: 3 * K - 5 },               // slice 4, its three pieces on the disk
+    ];
+    const plan = planSlices({ virtualSize, chunkSize: CS, extents, changed, previous, pieces: 4 });
+    assert.deepEqual(plan, [
+      { split: [{ id: 'a', offset: 0 }, 'read', { id: 'a', offset: 2 * K }, { id: 'a', offset: 3 * K }] },
+      { split: [{ id: 'x', offset: 0 }, { id: 'n1', offset: 0 }, 'read', { id: 'x', offset: 3 * K }] },
+      { split: [null, null, null, 'read'] },
+      'read',
+      'read',
+    ]);
+    assert.deepEqual(planSlices({ virtualSize, chunkSize: CS, extents, changed, previous }), ['read', 'read', 'read', 'read', 'read'], 'no pieces: whole slices');
+    assert.deepEqual(readRuns(plan, CS, virtualSize, 4 * MiB), [
+      { first: 0, piece: 1, count: 1, offset: K, length: K },
+      { first: 1, piece: 2, count: 1, offset: CS + 2 * K, length: K },
+      { first: 2, piece: 3, count: 1, offset: 2 * CS + 3 * K, length: K },
+      { first: 3, count: 2, offset: 3 * CS, length: 2 * CS - K },
+    ]);
+    // Pieces outside the data extents are zeros, and are never read.
+    const holes = planSlices({ virtualSize: CS, chunkSize: CS, extents: [{ offset: 0, length: 2 * K, kind: 'data' as const }], changed: [{ offset: 0, length: CS }], previous: ['a'], pieces: 4 });
+    assert.deepEqual(holes, [{ split: ['read', 'read', null, null] }]);
+  });
+});
+
 describe('backup planning by window', () => {
   it('a window finds every range that overlaps it, also one that starts long before it among shorter ones', () => {
     const changed = new RangeSet([
