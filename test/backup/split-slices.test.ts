@@ -9,8 +9,11 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportArchive, restoreFromArchive } from '../../core/api/archive.ts';
 import { backupVMs } from '../../core/api/backup.ts';
+import { runBackupJob } from '../../core/backup/engine.ts';
+import { getHost } from '../../core/hosts/index.ts';
 import { removeRestorePoints } from '../../core/api/repository.ts';
 import { restoreVM } from '../../core/api/restore.ts';
+import { assembleSlice } from '../../core/restore/disk-restore.ts';
 import { collectGarbage } from '../../core/api/retention.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
@@ -238,5 +241,48 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     assert.deepEqual(split(sn[A]).pieces.map((p) => p?.id === ss[A]), [false, true, true, true], 'pieces of the scan\'s whole chunk');
     const res2 = await restoreVM(ctx, { repository: repo, point: next.pointId!, to: s.path('restore-after-scan') });
     assertRestored(res2.disks[0]!.path, points.at(-1)!.expected, 'after scan');
+  });
+
+  it('a repository still at format 3 gets no split slices (an HVBackup before pieces reads it)', async () => {
+    const path = s.path('repo-v3');
+    await newRepo(path);
+    const configFile = join(path, 'config');
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"version": 4', '"version": 3'));
+    const dir = s.path('vms', 'v3');
+    await createSampleVM(ctx, { dir, sizeBytes: 8 * MiB, seed: 5 });
+    const handle = await openRepository(path);
+    try {
+      handle.upgradeFormat = async () => false; // as if the upgrade were not done
+      const host = await getHost('local');
+      await runBackupJob(ctx, { repo: handle, host, sources: [dir] });
+      await guestWrite(dir, [{ offset: 4096, data: Buffer.alloc(4096, 7) }]);
+      const [inc] = await runBackupJob(ctx, { repo: handle, host, sources: [dir] });
+      assert.equal(inc!.method, 'changed-blocks', inc!.methodReason);
+      assert.equal(inc!.readBytes, CS, 'the whole slice, not its piece');
+    } finally {
+      await handle.close();
+    }
+    assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).version, 3);
+  });
+});
+
+describe('assembling a split slice (restore)', () => {
+  const chunk = (n: number, fill: number) => Buffer.alloc(n, fill);
+  it('copies each piece from its chunk at its offset, zeros for null pieces, each chunk taken once', async () => {
+    const out = Buffer.alloc(3 * P + 100, 0xee); // a disk's last slice: its last piece is short
+    const given = [chunk(4 * P, 1), chunk(P, 2)];
+    given[0]!.fill(3, 2 * P, 3 * P);
+    const released: Buffer[] = [];
+    await assembleSlice({ pieces: [{ id: 'x', offset: 2 * P }, null, { id: 'y', offset: 0 }, { id: 'x', offset: 3 * P }] }, out, async () => given.shift()!, (b) => released.push(b), 'slice 7');
+    const expected = Buffer.concat([Buffer.alloc(P, 3), Buffer.alloc(P), Buffer.alloc(P, 2), Buffer.alloc(100, 1)]);
+    assert.ok(out.equals(expected));
+    assert.equal(released.length, 2, 'both chunks released, x once');
+  });
+
+  it('refuses a piece reaching past its chunk, or past the slice, naming the slice and the chunk', async () => {
+    const short = { pieces: [{ id: 'c'.repeat(64), offset: P }, null] };
+    await assert.rejects(assembleSlice(short, Buffer.alloc(2 * P), async () => chunk(P + 10, 1), () => {}, 'restore d.vhdx: slice 3'), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && /slice 3: piece 0 takes bytes 65536\.\.131072 of chunk c{64}, which has 65546/.test((e as Error).message));
+    const past = { pieces: [null, { id: 'd'.repeat(64), offset: 0 }] };
+    await assert.rejects(assembleSlice(past, Buffer.alloc(P), async () => chunk(P, 1), () => {}, 'slice 9'), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && /slice 9: piece 1 \(chunk d{64}\) starts past/.test((e as Error).message));
   });
 });
