@@ -105,6 +105,7 @@ describe('backup and restore, end to end (local host)', function () {
     const events: ProgressEvent[] = [];
     let sinceLast = 0;
     let points0Read = 0;
+    let splitSeen = 0;
     for (let round = 0; round < 4; round++) {
       if (round > 0) {
         const pre = randomGuestWrites(100 + round, 8, 65536, 64 * MiB);
@@ -124,9 +125,11 @@ describe('backup and restore, end to end (local host)', function () {
       // Tracked: only slices touched since the last checkpoint are read (each write touches at most 2 slices).
       if (round > 0) assert.ok(r!.readBytes <= (8 + sinceLast) * 2 * MiB && r!.readBytes < points0Read, `incremental read ${r!.readBytes} bytes`);
       if (round === 0) points0Read = r!.readBytes;
+      if (round > 0) splitSeen += (await splitSlices(repo, r!.pointId!)).slices;
       sinceLast = during.length;
       points.push({ id: r!.pointId!, expected });
     }
+    assert.ok(splitSeen > 0, 'the guest\'s small writes left slices stored as pieces, which the restores below assemble');
     assert.ok(events.some((e) => e.activity === 'backup' && e.total! > 0 && e.done === e.total && e.completed));
     // Every guest write survived the merges: the VM disk equals the shadow.
     assert.equal(await compareDisks(disk, shadow.path), -1);
