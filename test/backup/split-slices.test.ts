@@ -5,6 +5,7 @@
 // that only pieces still name, and verify names the points a broken piece chunk breaks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportArchive, restoreFromArchive } from '../../core/api/archive.ts';
@@ -13,7 +14,7 @@ import { runBackupJob } from '../../core/backup/engine.ts';
 import { getHost } from '../../core/hosts/index.ts';
 import { removeRestorePoints } from '../../core/api/repository.ts';
 import { restoreVM } from '../../core/api/restore.ts';
-import { assembleSlice } from '../../core/restore/disk-restore.ts';
+import { assembleSlice, MAX_KEPT_PIECE_CHUNKS, windowChunkPlan } from '../../core/restore/disk-restore.ts';
 import { collectGarbage } from '../../core/api/retention.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
@@ -82,6 +83,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
 
   // Slices of the full backup that hold data, and one that is all zeros: where the rounds write.
   let A: number, B: number, C: number, D: number, Z: number;
+  const E1 = 120, E2 = 124;
   let full: SliceRef[];
 
   before(async () => {
@@ -93,6 +95,9 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   after(() => s.cleanup());
 
   it('several tracked incrementals with scattered sub-chunk writes each restore identical, reading only the changed pieces', async () => {
+    // Two equal slices (one chunk) whose splits later share it: restore decodes it once for both.
+    const same = randomBytes(CS);
+    await guestWrite(vmDir, [{ offset: E1 * CS, data: same }, { offset: E2 * CS, data: same }]);
     const r0 = await backUp('p0');
     assert.equal(r0.method, 'full');
     full = await slicesOf(r0.pointId!);
@@ -107,10 +112,12 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
       { offset: B * CS + 3 * P, data: Buffer.alloc(P, 0xb1) },
       { offset: C * CS + P - 4096, data: Buffer.alloc(8192, 0xc1) },
       { offset: Z * CS + 2 * P, data: Buffer.alloc(4096, 0x21) },
+      { offset: E1 * CS, data: Buffer.alloc(4096, 0xe1) },
+      { offset: E2 * CS + 2 * P, data: Buffer.alloc(4096, 0xe2) },
     ]);
     const r1 = await backUp('p1');
     assert.equal(r1.method, 'changed-blocks', r1.methodReason);
-    assert.equal(r1.readBytes, 5 * P, 'only the five changed pieces are read');
+    assert.equal(r1.readBytes, 7 * P, 'only the seven changed pieces are read');
     const s1 = await slicesOf(r1.pointId!);
     const a1 = split(s1[A]);
     assert.deepEqual(a1.pieces.map((p) => p?.offset), [0, 0, 2 * P, 3 * P]);
@@ -119,6 +126,10 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     assert.equal(split(s1[C]).pieces.filter((p) => p?.id === full[C]).length, 2);
     assert.deepEqual(split(s1[Z]).pieces.map((p) => p === null), [true, true, false, true], 'a zero slice splits into one piece');
     assert.equal(s1[D], full[D], 'an unchanged slice keeps its chunk');
+    assert.equal(full[E1], full[E2]);
+    const plan = windowChunkPlan(s1);
+    assert.equal(plan.ids.filter((id) => id === full[E1]).length, 1, 'the chunk both split slices point into is read once');
+    assert.deepEqual(plan.pieces.get(E2)!.find((p) => p.id === full[E1]), { id: full[E1], fromStream: false, keep: false });
 
     // Round 2: another piece of the already split A, zeros over piece 2 of D.
     await guestWrite(vmDir, [
@@ -267,6 +278,21 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
 });
 
 describe('assembling a split slice (restore)', () => {
+  it('plans each chunk split slices share once per window, kept until its last split slice, within a bound', () => {
+    const sp = (...ids: string[]) => ({ pieces: ids.map((id, q) => (id ? { id, offset: q * P } : null)) });
+    const plan = windowChunkPlan(['w', sp('x', 'n1', 'x', ''), 'x', null, sp('y', 'x', '', ''), sp('x', '', '', 'n2')]);
+    assert.deepEqual(plan.ids, ['w', 'x', 'n1', 'x', 'y', 'n2'], 'x once for the split slices (a whole slice reads its own)');
+    assert.deepEqual([...plan.pieces.keys()], [1, 4, 5]);
+    assert.deepEqual(plan.pieces.get(1), [{ id: 'x', fromStream: true, keep: true }, { id: 'n1', fromStream: true, keep: false }]);
+    assert.deepEqual(plan.pieces.get(4), [{ id: 'y', fromStream: true, keep: false }, { id: 'x', fromStream: false, keep: true }]);
+    assert.deepEqual(plan.pieces.get(5), [{ id: 'x', fromStream: false, keep: false }, { id: 'n2', fromStream: true, keep: false }]);
+    // Past the bound a shared chunk is not kept: read again where it is needed.
+    const many = Array.from({ length: MAX_KEPT_PIECE_CHUNKS + 1 }, (_, i) => `c${i}`);
+    const wide = windowChunkPlan([...many.map((c) => sp(c, '', '', '')), ...many.map((c) => sp('', c, '', ''))]);
+    assert.equal(wide.ids.length, many.length + 1);
+    assert.deepEqual(wide.pieces.get(MAX_KEPT_PIECE_CHUNKS)![0], { id: `c${MAX_KEPT_PIECE_CHUNKS}`, fromStream: true, keep: false });
+  });
+
   const chunk = (n: number, fill: number) => Buffer.alloc(n, fill);
   it('copies each piece from its chunk at its offset, zeros for null pieces, each chunk taken once', async () => {
     const out = Buffer.alloc(3 * P + 100, 0xee); // a disk's last slice: its last piece is short
