@@ -31,8 +31,8 @@ export async function newRepo(path: string): Promise<string> {
 }
 
 /** Slices of point `pointId`'s disks (all of them) stored as pieces, and the distinct chunks those pieces name. */
-export async function splitSlices(repoPath: string, pointId: string): Promise<{ slices: number; pieceChunks: Set<string> }> {
-  const repo = await openRepository(repoPath, { threads: 0 });
+export async function splitSlices(repoPath: string, pointId: string, password?: string): Promise<{ slices: number; pieceChunks: Set<string> }> {
+  const repo = await openRepository(repoPath, { threads: 0, password });
   try {
     const m = await repo.loadManifest(pointId);
     let slices = 0;
