@@ -8,6 +8,7 @@
 import { rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { diskWindows, openRepository } from '../../core/repo/index.ts';
+import { sliceChunkIds } from '../../core/repo/manifest-segments.ts';
 import { restoreDisk } from '../../core/restore/disk-restore.ts';
 
 const [repoPath, vm, out, win] = process.argv.slice(2);
@@ -17,7 +18,7 @@ const [latest] = await repo.findRestorePoints({ vmName: vm, latest: true });
 const m = await repo.loadManifest(latest!.id);
 const d = m.disks[0]!;
 const ids: string[] = [];
-for await (const w of diskWindows(repo, m.id, d)) for (const c of w.refs) if (c) ids.push(c);
+for await (const w of diskWindows(repo, m.id, d)) for (const c of w.refs) ids.push(...sliceChunkIds(c));
 const MB = 1e6;
 const phase = async (name: string, fn: () => Promise<number>) => {
   const t0 = performance.now(), c0 = process.cpuUsage();

@@ -7,6 +7,7 @@ import { log, type OperationContext } from '../progress.ts';
 import { initRepository as initRepo, openRepository } from '../repo/local.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadWindow, windowCount } from '../repo/manifest-chunks.ts';
+import { PIECE_SIZE } from '../repo/manifest-segments.ts';
 import { LocalBackend } from '../repo/backend-local.ts';
 import { breakLocks, describeLock } from '../repo/lock.ts';
 import { getHost } from '../hosts/index.ts';
@@ -80,7 +81,12 @@ async function computeStats(repo: Repository, signal?: AbortSignal): Promise<Rep
         if (segment === null || (segment && seenSegments.has(segment))) continue;
         if (segment) seenSegments.add(segment);
         const w = await loadWindow(repo, m.id, d, k, signal);
-        w.refs.forEach((id, j) => { if (id) unique.set(id, Math.min(d.chunkSize, d.virtualSize - (w.first + j) * d.chunkSize)); });
+        w.refs.forEach((r, j) => {
+          const len = Math.min(d.chunkSize, d.virtualSize - (w.first + j) * d.chunkSize);
+          if (typeof r === 'string') unique.set(r, len);
+          // A piece's chunk is at least as long as the bytes taken from it (its plain length is not at hand).
+          else if (r) r.pieces.forEach((p, q) => { if (p) unique.set(p.id, Math.max(unique.get(p.id) ?? 0, p.offset + Math.min(PIECE_SIZE, len - q * PIECE_SIZE))); });
+        });
       }
     }
     for (const f of m.configFiles) {

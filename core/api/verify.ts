@@ -8,6 +8,7 @@ import { progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import { namedChunks } from '../repo/index.ts';
 import { loadWindow } from '../repo/manifest-chunks.ts';
+import { sliceChunkIds } from '../repo/manifest-segments.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
 import { optionalString, withRepo } from '../backup/open.ts';
 
@@ -58,7 +59,12 @@ async function chunkUsers(repo: Repository, points: RestorePointManifest[], prob
           try {
             const w = await loadWindow(repo, m.id, d, k, signal);
             let n = 0;
-            for (const r of w.refs) if (r !== null) { n++; add(segmentsOf, r, id); }
+            for (const r of w.refs) {
+              if (r === null) continue;
+              n++;
+              // Chunks a split slice's pieces name break the points listing this segment, like whole slices.
+              for (const c of sliceChunkIds(r)) add(segmentsOf, c, id);
+            }
             segmentData.set(id, n);
           } catch (err) {
             if (isHvError(err, 'ERR_CANCELLED')) throw err;

@@ -14,8 +14,9 @@ import { planWindow, RangeSet, readRuns, sliceCount } from './plan.ts';
 import { throwIfAborted } from '../errors.ts';
 import { SegmentedStore } from './read-pipeline.ts';
 import { loadWindow, windowCount, windowSlices, type SliceWindow } from '../repo/manifest-chunks.ts';
-import { segmentCount, segmentRange, SEGMENT_SLICES } from '../repo/manifest-segments.ts';
-import type { ChunkRef } from '../repo/manifest-types.ts';
+import { PIECE_SIZE, piecesPerSlice, segmentCount, segmentRange, SEGMENT_SLICES } from '../repo/manifest-segments.ts';
+import type { ChunkRef, SliceRef } from '../repo/manifest-types.ts';
+import { SPLIT_VERSION } from '../repo/config.ts';
 import { basename } from 'node:path';
 
 /** Bytes per read call: several chunk slices at once. */
@@ -87,7 +88,7 @@ class PreviousSlices {
     return p;
   }
 
-  async window(first: number, count: number): Promise<{ refs: readonly ChunkRef[]; segment?: ChunkRef }> {
+  async window(first: number, count: number): Promise<{ refs: readonly SliceRef[]; segment?: ChunkRef }> {
     const per = windowSlices(this.#disk);
     const a = Math.floor(first / per), b = Math.floor((first + count - 1) / per);
     for (const k of this.#loaded.keys()) if (k < a) this.#loaded.delete(k);
@@ -95,21 +96,37 @@ class PreviousSlices {
     const parts: SliceWindow[] = [];
     for (let k = a; k <= b; k++) parts.push(await this.#load(k));
     if (parts.length === 1 && parts[0]!.first === first && parts[0]!.refs.length === count) return parts[0]!;
-    const refs: ChunkRef[] = [];
+    const refs: SliceRef[] = [];
     for (const w of parts) for (let j = 0; j < w.refs.length; j++) if (w.first + j >= first && w.first + j < first + count) refs.push(w.refs[j]!);
     return { refs };
   }
 }
 
-/** Bytes the plan will read: data slices, and in a changed-blocks backup only the changed ones. */
-function plannedBytes(slices: number, chunkSize: number, virtualSize: number, data: RangeSet, changed: RangeSet | undefined): number {
+/**
+ * Bytes the plan will read: data slices, and in a changed-blocks backup only the changed
+ * ones; with `pieces` (splitting), only the changed data pieces of a slice not all of whose pieces changed.
+ */
+function plannedBytes(slices: number, chunkSize: number, virtualSize: number, data: RangeSet, changed: RangeSet | undefined, pieces: number): number {
   let bytes = 0;
   for (let first = 0; first < slices; first += SEGMENT_SLICES) {
     const count = Math.min(SEGMENT_SLICES, slices - first);
     if (!data.any(first, count, chunkSize)) continue;
     const d = data.touched(first, count, chunkSize);
     const c = changed?.touched(first, count, chunkSize);
-    for (let j = 0; j < count; j++) if (d[j] && (!c || c[j])) bytes += Math.min(chunkSize, virtualSize - (first + j) * chunkSize);
+    for (let j = 0; j < count; j++) {
+      if (!d[j] || (c && !c[j])) continue;
+      const start = (first + j) * chunkSize, len = Math.min(chunkSize, virtualSize - start);
+      if (!changed || !pieces) {
+        bytes += len;
+        continue;
+      }
+      // As planWindow's splitSlice decides: every piece on the disk changed → the whole slice.
+      const onDisk = Math.ceil(len / PIECE_SIZE);
+      const pd = data.touched((first + j) * pieces, pieces, PIECE_SIZE), pc = changed.touched((first + j) * pieces, pieces, PIECE_SIZE);
+      let read = 0, reads = 0;
+      for (let q = 0; q < onDisk; q++) if (pd[q] && pc[q]) { reads++; read += Math.min(PIECE_SIZE, len - q * PIECE_SIZE); }
+      bytes += reads === onDisk ? len : read;
+    }
   }
   return bytes;
 }
@@ -129,7 +146,9 @@ export async function backupDisk(opts: {
   const changed = choice.method === 'changed-blocks' ? new RangeSet(choice.changed!) : undefined;
   // Only a changed-blocks backup takes slices from the previous point; it was of the same size and chunk size.
   const previous = changed && opts.previous ? new PreviousSlices(repo, opts.previousPoint ?? '(previous)', opts.previous, opts.signal) : undefined;
-  const readBytes = plannedBytes(slices, chunkSize, disk.size, data, changed);
+  // Split slices only into a repository whose format says so (an older HVBackup refuses it rather than misread them).
+  const pieces = previous && repo.config.version >= SPLIT_VERSION ? piecesPerSlice(chunkSize) : 0;
+  const readBytes = plannedBytes(slices, chunkSize, disk.size, data, changed, pieces);
   opts.onPlanned?.(readBytes);
   const store = new SegmentedStore(disk, opts.writer, (plain) => repo.chunkId(plain), { chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES, segmentWriter: opts.segmentWriter });
   const n = segmentCount(slices, SEGMENT_SLICES);
@@ -142,7 +161,7 @@ export async function backupDisk(opts: {
       continue;
     }
     const before = await previous?.window(first, count);
-    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.refs });
+    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.refs, pieces, virtualSize: disk.size });
     const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
     if (runs.length === 0 && before?.segment !== undefined && plan.every((p, j) => p === before.refs[j])) {
       // Nothing in this window changed: the previous point's segment, untouched.

@@ -32,7 +32,7 @@ export async function runBackupJob(ctx: OperationContext, opts: BackupJobOptions
   // The chunk workers load their modules while the lock is taken and the VMs are
   // checkpointed, instead of after the first read (~130 ms of a tracked incremental).
   if (!opts.whatIf) opts.repo.pool.prestart();
-  // Restore points list disks in segments: a format 2 repository becomes format 3 first (its own exclusive lock, once).
+  // Any backup may write split slices: a format 2 or 3 repository becomes format 4 first (its own exclusive lock, once).
   if (!opts.whatIf) await opts.repo.upgradeFormat(ctx.signal);
   // The lock is taken while the VMs are described: describing reads only the host. Each VM
   // waits for it before it reads anything of the repository.

@@ -1,14 +1,24 @@
 // Which chunk-sized slices of a frozen disk a backup reads, one window (segment) at a time.
 // Pure: from the disk's extents (VHDX BAT: zero extents are never read), the method's
 // changed ranges, and the previous restore point's chunk list for the window (unchanged
-// slices reuse its chunk ids).
+// slices reuse its chunk ids; a slice whose changes cover only some of its 64 KiB pieces is
+// split: only those pieces are read, the others point where their bytes already are).
 
 import type { ByteRange, DiskExtent } from '../disk/disk.ts';
-import type { ChunkRef } from '../repo/manifest-types.ts';
-import { sliceCount } from '../repo/manifest-segments.ts';
+import type { PieceRef, SliceRef } from '../repo/manifest-types.ts';
+import { PIECE_SIZE, sliceCount } from '../repo/manifest-segments.ts';
 
-/** Per slice: null (zeros, known without reading), a reused chunk id, or 'read'. */
-export type SlicePlan = ChunkRef | 'read';
+/** A slice stored as pieces: per piece null (zeros), where its unchanged bytes are, or 'read'. */
+export interface SplitPlan {
+  split: (PieceRef | null | 'read')[];
+}
+
+/** Per slice: null (zeros, known without reading), a reused slice (chunk id or pieces), 'read', or a split. */
+export type SlicePlan = SliceRef | 'read' | SplitPlan;
+
+export function isSplitPlan(p: SlicePlan | undefined): p is SplitPlan {
+  return typeof p === 'object' && p !== null && 'split' in p;
+}
 
 export interface ReadRun {
   /** First slice index and number of slices; reads [first*chunkSize, ...) in one call. */
@@ -16,6 +26,8 @@ export interface ReadRun {
   count: number;
   offset: number;
   length: number;
+  /** Set for pieces of split slice `first`: pieces [piece, piece + count) of PIECE_SIZE bytes, not slices. */
+  piece?: number;
 }
 
 export { sliceCount } from '../repo/manifest-segments.ts';
@@ -79,7 +91,9 @@ function lowerBound(xs: readonly number[], v: number): number {
 /**
  * Plan slices first..first+count-1. `changed` undefined: read every data slice (full or
  * scan). Otherwise read only slices overlapping `changed` and take the rest from
- * `previous` (previous[j] is slice first + j of the restore point built on).
+ * `previous` (previous[j] is slice first + j of the restore point built on). With `pieces`
+ * (pieces per slice, piecesPerSlice: 0 or absent never splits) a changed slice whose
+ * changes miss some of its pieces is split (splitSlice).
  */
 export function planWindow(opts: {
   first: number;
@@ -87,18 +101,48 @@ export function planWindow(opts: {
   chunkSize: number;
   data: RangeSet;
   changed?: RangeSet;
-  previous?: readonly ChunkRef[];
+  previous?: readonly SliceRef[];
+  pieces?: number;
+  /** Needed with `pieces`: the disk's size (the last slice has fewer pieces). */
+  virtualSize?: number;
 }): SlicePlan[] {
   const { first, count, chunkSize } = opts;
   const data = opts.data.touched(first, count, chunkSize);
   const changed = opts.changed?.touched(first, count, chunkSize);
   const plan: SlicePlan[] = new Array(count);
   for (let j = 0; j < count; j++) {
+    const before = opts.previous?.[j];
     if (!data[j]) plan[j] = null;
-    else if (!changed || changed[j]) plan[j] = 'read';
-    else plan[j] = opts.previous?.[j] === undefined ? 'read' : opts.previous[j]!;
+    else if (!changed) plan[j] = 'read';
+    else if (changed[j]) plan[j] = opts.pieces && before !== undefined ? splitSlice(first + j, before, opts as Required<typeof opts>) : 'read';
+    else plan[j] = before === undefined ? 'read' : before;
   }
   return plan;
+}
+
+/**
+ * Changed slice i, whose previous content is `before`: 'read' when every piece of it on the
+ * disk changed, else per piece: zeros (not data now, or zeros before and unchanged), 'read'
+ * (changed), or the previous bytes' place: the previous whole chunk at the piece's offset, or
+ * the previous piece itself (which points at a chunk holding plain data: never a chain).
+ */
+function splitSlice(i: number, before: SliceRef, o: { chunkSize: number; data: RangeSet; changed: RangeSet; pieces: number; virtualSize: number }): SlicePlan {
+  const m = o.pieces;
+  const onDisk = Math.ceil((Math.min((i + 1) * o.chunkSize, o.virtualSize) - i * o.chunkSize) / PIECE_SIZE);
+  const data = o.data.touched(i * m, m, PIECE_SIZE);
+  const changed = o.changed.touched(i * m, m, PIECE_SIZE);
+  let reads = 0;
+  for (let q = 0; q < onDisk; q++) if (data[q] && changed[q]) reads++;
+  if (reads === onDisk) return 'read';
+  const split: SplitPlan['split'] = new Array(m);
+  for (let q = 0; q < m; q++) {
+    if (q >= onDisk || !data[q]) split[q] = null;
+    else if (changed[q]) split[q] = 'read';
+    else if (before === null) split[q] = null;
+    else if (typeof before === 'string') split[q] = { id: before, offset: q * PIECE_SIZE };
+    else split[q] = before.pieces[q] ?? null;
+  }
+  return { split };
 }
 
 /** planWindow over a whole disk at once (small disks, tests). */
@@ -107,23 +151,45 @@ export function planSlices(opts: {
   chunkSize: number;
   extents: readonly DiskExtent[];
   changed?: readonly ByteRange[];
-  previous?: readonly ChunkRef[];
+  previous?: readonly SliceRef[];
+  pieces?: number;
 }): SlicePlan[] {
   return planWindow({
     first: 0, count: sliceCount(opts.virtualSize, opts.chunkSize), chunkSize: opts.chunkSize,
     data: new RangeSet(opts.extents.filter((e) => e.kind === 'data')),
     changed: opts.changed ? new RangeSet(opts.changed) : undefined,
     previous: opts.previous,
+    pieces: opts.pieces,
+    virtualSize: opts.virtualSize,
   });
 }
 
-/** Group consecutive 'read' slices into large aligned reads of at most `maxBytes`; plan[j] is slice first + j. */
+/**
+ * Group consecutive 'read' slices into large aligned reads of at most `maxBytes`, and a split
+ * slice's consecutive 'read' pieces into one read each; plan[j] is slice first + j.
+ */
 export function readRuns(plan: readonly SlicePlan[], chunkSize: number, virtualSize: number, maxBytes: number, first = 0): ReadRun[] {
   const per = Math.max(1, Math.floor(maxBytes / chunkSize));
   const runs: ReadRun[] = [];
   let i = 0;
   while (i < plan.length) {
-    if (plan[i] !== 'read') {
+    const p = plan[i];
+    if (isSplitPlan(p)) {
+      for (let q = 0; q < p.split.length;) {
+        if (p.split[q] !== 'read') {
+          q++;
+          continue;
+        }
+        let r = q;
+        while (r < p.split.length && p.split[r] === 'read') r++;
+        const offset = (first + i) * chunkSize + q * PIECE_SIZE;
+        runs.push({ first: first + i, piece: q, count: r - q, offset, length: Math.min((first + i) * chunkSize + r * PIECE_SIZE, virtualSize) - offset });
+        q = r;
+      }
+      i++;
+      continue;
+    }
+    if (p !== 'read') {
       i++;
       continue;
     }

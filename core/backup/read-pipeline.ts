@@ -11,9 +11,9 @@ import type { Disk } from '../disk/disk.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
-import type { ChunkRef } from '../repo/manifest-types.ts';
-import { encodeSegment } from '../repo/manifest-segments.ts';
-import type { ReadRun, SlicePlan } from './plan.ts';
+import type { ChunkRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
+import { encodeSegment, isSplit, PIECE_SIZE } from '../repo/manifest-segments.ts';
+import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
 
 export interface PipelineOptions {
   chunkSize: number;
@@ -67,7 +67,8 @@ export interface WindowInput {
 interface OpenWindow {
   k: number;
   first: number;
-  refs: ChunkRef[];
+  /** A split slice's read pieces are null until their chunks are stored. */
+  refs: SliceRef[];
   /** Batches not yet handed to the writer. */
   batchesLeft: number;
   pending: Promise<void>[];
@@ -92,11 +93,25 @@ interface OpenWindow {
  */
 export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
 
-/** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice. */
+/** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice (per piece of a split one). */
 function openWindowBytes(plan: readonly SlicePlan[]): number {
   let data = 0;
-  for (const p of plan) if (p !== null) data++;
+  for (const p of plan) {
+    if (p === null) continue;
+    if (isSplitPlan(p)) data += 1 + p.split.length;
+    else if (isSplit(p)) data += 1 + p.pieces.length;
+    else data++;
+  }
   return 64 + plan.length * 8 + data * 96;
+}
+
+/** A window's initial slice list: what is read is null until stored; a split slice's read pieces too. */
+function initialRefs(plan: readonly SlicePlan[]): SliceRef[] {
+  return plan.map((p) => {
+    if (p === 'read') return null;
+    if (isSplitPlan(p)) return { pieces: p.split.map((q) => (q === 'read' ? null : q)) };
+    return p;
+  });
 }
 
 /**
@@ -136,7 +151,7 @@ export class SegmentedStore {
 
   /** Read and store window `input`; resolves once its reads are started (some may still be in flight). */
   async add(input: WindowInput): Promise<void> {
-    const w: OpenWindow = { k: input.k, first: input.first, refs: input.plan.map((p) => (p === 'read' ? null : p)), batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) };
+    const w: OpenWindow = { k: input.k, first: input.first, refs: initialRefs(input.plan), batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) };
     this.#open.push(w);
     this.#openBytes += w.bytes;
     const batches = batchRuns(input.runs, this.#bufBytes);
@@ -196,15 +211,20 @@ export class SegmentedStore {
     const buf = await reading;
     const cs = this.#opts.chunkSize;
     const slices: { offset: number; length: number }[] = [];
+    // Where each stored chunk goes: slice idx[j] of the window, or piece piece[j] of it (-1: the whole slice).
     const idx: number[] = [];
+    const piece: number[] = [];
     let pos = 0;
     for (const run of batch.runs) {
+      // A split slice's run reads pieces; each is stored as a chunk of its own.
+      const unit = run.piece === undefined ? cs : PIECE_SIZE;
       for (let k = 0; k < run.count; k++) {
-        const offset = pos + k * cs;
-        const length = Math.min(cs, run.length - k * cs);
+        const offset = pos + k * unit;
+        const length = Math.min(unit, run.length - k * unit);
         if (isAllZero(buf.subarray(offset, offset + length))) continue;
         slices.push({ offset, length });
-        idx.push(run.first + k - w.first);
+        idx.push(run.piece === undefined ? run.first + k - w.first : run.first - w.first);
+        piece.push(run.piece === undefined ? -1 : run.piece + k);
       }
       pos += run.length;
     }
@@ -214,7 +234,10 @@ export class SegmentedStore {
       // Batch buffers are reused: fresh 4 MiB buffers cost page faults on every touch.
       const { done } = await this.#writer.submitRun(buf, slices, (b) => { this.#free.push(b); });
       done.forEach((d, j) => {
-        const stored = d.then((res: PutResult) => { w.refs[idx[j]!] = res.id; });
+        const stored = d.then((res: PutResult) => {
+          if (piece[j]! < 0) w.refs[idx[j]!] = res.id;
+          else (w.refs[idx[j]!] as SplitSlice).pieces[piece[j]!] = { id: res.id, offset: 0 };
+        });
         stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
         w.pending.push(stored);
       });
@@ -227,9 +250,14 @@ export class SegmentedStore {
   #close(w: OpenWindow): void {
     const encode = () => {
       let data = 0;
-      for (const r of w.refs) if (r !== null) data++;
+      for (let j = 0; j < w.refs.length; j++) {
+        const r = w.refs[j]!;
+        // A split slice whose read pieces were all zeros, and the rest zeros too, is a zero slice.
+        if (isSplit(r) && r.pieces.every((p) => p === null)) w.refs[j] = null;
+        else if (r !== null) data++;
+      }
       this.#dataSlices += data;
-      w.encoded = data === 0 ? null : encodeSegment(w.refs);
+      w.encoded = data === 0 ? null : encodeSegment(w.refs, this.#opts.chunkSize);
       w.refs = [];
     };
     if (w.pending.length === 0) {

@@ -4,14 +4,21 @@
 import { HvError } from '../errors.ts';
 
 /**
- * 3: restore points may list disks in segments (manifest version 2), which HVBackup before
- * segments cannot read: its version check refuses such a repository instead of misreading
- * it (or, worse, garbage-collecting chunks it did not know were needed).
+ * 4: a segment may split slices into 64 KiB pieces (segment format 2, written by
+ * changed-blocks backups), which HVBackup before pieces cannot read: its version check
+ * refuses such a repository instead of calling its segments corrupt (or misreading them).
  */
-export const REPOSITORY_VERSION = 3;
+export const REPOSITORY_VERSION = 4;
+/** The first version whose segments may have split slices. */
+export const SPLIT_VERSION = 4;
+/**
+ * 3: restore points may list disks in segments (manifest version 2), which HVBackup before
+ * segments cannot read. Opened read-write; rewritten as version 4 (upgradeFormat) before a backup.
+ */
+export const SEGMENTS_VERSION = 3;
 /**
  * 2: new chunks are stored in packs (index/ + packs/); loose chunks/ objects are still read.
- * Opened read-write; rewritten as version 3 (upgradeFormat) before its first version-2 manifest.
+ * Opened read-write; rewritten as version 4 (upgradeFormat) before a backup.
  */
 export const PACKS_VERSION = 2;
 /**
@@ -52,7 +59,7 @@ export function decodeConfig(buf: Buffer, where: string): RepositoryConfig {
   if (typeof c !== 'object' || c === null || typeof c.version !== 'number') {
     throw new HvError('ERR_CORRUPT', `${where}: repository config has no version field`, { target: where });
   }
-  if (c.version !== REPOSITORY_VERSION && c.version !== PACKS_VERSION && c.version !== READ_ONLY_VERSION) {
+  if (c.version !== REPOSITORY_VERSION && c.version !== SEGMENTS_VERSION && c.version !== PACKS_VERSION && c.version !== READ_ONLY_VERSION) {
     throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads versions ${READ_ONLY_VERSION} to ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
   }
   const problem = configProblem(c);

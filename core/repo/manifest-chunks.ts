@@ -5,8 +5,8 @@
 
 import { HvError, isHvError, wrapError } from '../errors.ts';
 import { namedChunks } from './manifest.ts';
-import { decodeSegment, segmentCount, segmentRange, SEGMENT_SLICES, sliceCount } from './manifest-segments.ts';
-import type { ChunkRef, DiskManifest, RestorePointManifest } from './manifest-types.ts';
+import { decodeSegment, segmentCount, segmentRange, SEGMENT_SLICES, sliceChunkIds, sliceCount } from './manifest-segments.ts';
+import type { ChunkRef, DiskManifest, RestorePointManifest, SliceRef } from './manifest-types.ts';
 import type { Repository } from './repository.ts';
 
 /** A run of consecutive slices of a disk: refs[j] is slice first + j. */
@@ -14,8 +14,8 @@ export interface SliceWindow {
   /** Index of the run (the segment index for a version-2 disk). */
   k: number;
   first: number;
-  /** Shared between windows when all null: never modify. */
-  refs: readonly ChunkRef[];
+  /** Shared between windows when all null: never modify. A version-1 list has no split slices. */
+  refs: readonly SliceRef[];
   /** Version 2: the segment's chunk id (null: an all-zero segment, never stored). Undefined for version 1. */
   segment?: ChunkRef;
 }
@@ -69,7 +69,7 @@ export async function loadWindow(repo: Repository, pointId: string, d: DiskManif
     throw wrapError(err, `load ${what}`, `<chunks/${id}>`);
   }
   try {
-    return { k, first, refs: decodeSegment(plain, count, what), segment: id };
+    return { k, first, refs: decodeSegment(plain, count, what, d.chunkSize), segment: id };
   } finally {
     repo.pool.release(plain);
   }
@@ -115,7 +115,8 @@ export async function addPointChunks(repo: Repository, m: RestorePointManifest, 
       const id = d.segments[k];
       if (!id || seen.has(id)) continue;
       const w = await loadWindow(repo, m.id, d, k, opts.signal);
-      for (const r of w.refs) if (r !== null) into.add(r);
+      // A split slice's pieces name ordinary chunks (new pieces, or earlier whole slices): needed like any other.
+      for (const r of w.refs) for (const c of sliceChunkIds(r)) into.add(c);
       seen.add(id);
     }
   }

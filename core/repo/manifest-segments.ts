@@ -4,7 +4,8 @@
 // did not change between two restore points is the same chunk. Pure code: encoding,
 // decoding and the slice arithmetic. Reading them from a repository: manifest-chunks.ts.
 //
-// Encoding (docs/repository-format.md "Segments"), all integers little-endian:
+// Encoding (docs/repository-format.md "Segments"), all integers little-endian.
+// Format 1 (every slice a whole chunk):
 //   0   4  magic "HVSG"
 //   4   1  segment format, 1
 //   5   3  zero
@@ -13,9 +14,23 @@
 //                  unused high bits of the last byte are zero
 //   ..  32·p  the raw 32-byte chunk ids of the p set slices, in slice order
 // A zero slice has no id at all (no reserved id value stands for "zeros").
+// Format 2 (some slices split into pieces; written only for a segment that has one, so an
+// unsplit segment keeps the same bytes, and id, as before format 2):
+//   0   4  magic "HVSG"
+//   4   1  segment format, 2
+//   5   3  zero
+//   8   4  n
+//   12  4  piece size, 65536
+//   16  4  m, pieces per slice (chunkSize / piece size, at least 2)
+//   20  B = ceil(n/8)  data bitmap, as in format 1
+//   20+B  B  split bitmap: slice i is stored as pieces (only where its data bit is set)
+//   20+2B ..  per data slice in slice order: a whole slice is its 32-byte chunk id; a split
+//             slice is a piece bitmap of ceil(m/8) bytes (at least one bit set, unused high
+//             bits zero) then, per set piece in order, the 32-byte chunk id and a u32 byte
+//             offset into that chunk (a multiple of the piece size, below chunkSize)
 
 import { HvError } from '../errors.ts';
-import type { ChunkRef } from './manifest-types.ts';
+import type { PieceRef, SliceRef, SplitSlice } from './manifest-types.ts';
 
 /**
  * Slices per segment. 4096 ids are 128 KiB (a segment is about one default chunk), and
@@ -28,8 +43,18 @@ export const SEGMENT_SLICES = 4096;
 export const MAX_SEGMENT_SLICES = 1 << 20;
 export const SEGMENT_MAGIC = 'HVSG';
 export const SEGMENT_FORMAT = 1;
+/** A segment with split slices (pieces). */
+export const SPLIT_SEGMENT_FORMAT = 2;
+/**
+ * Bytes per piece of a split slice: the granularity of change tracking (core/tracking), so a
+ * tracked incremental reads and stores only the pieces that changed. Only a chunk size that
+ * is a multiple of it, and larger, splits.
+ */
+export const PIECE_SIZE = 64 * 1024;
 const HEADER = 12;
+const HEADER2 = 20;
 const ID = 32;
+const PIECE = ID + 4;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export function sliceCount(virtualSize: number, chunkSize: number): number {
@@ -46,49 +71,171 @@ export function segmentRange(k: number, slices: number, segmentSlices: number): 
   return { first, count: Math.min(segmentSlices, slices - first) };
 }
 
-export function encodeSegment(refs: readonly ChunkRef[]): Buffer {
+/** Pieces a slice of a disk with this chunk size splits into, or 0 when it never splits. */
+export function piecesPerSlice(chunkSize: number): number {
+  return chunkSize > PIECE_SIZE && chunkSize % PIECE_SIZE === 0 ? chunkSize / PIECE_SIZE : 0;
+}
+
+export function isSplit(r: SliceRef | undefined): r is SplitSlice {
+  return typeof r === 'object' && r !== null;
+}
+
+/**
+ * Chunk ids slice `r` reads: its own id, or its pieces' distinct ids in piece order (a
+ * split slice's unchanged pieces mostly point into one earlier chunk).
+ */
+export function sliceChunkIds(r: SliceRef): string[] {
+  if (r === null) return [];
+  if (typeof r === 'string') return [r];
+  const ids: string[] = [];
+  for (const p of r.pieces) if (p && !ids.includes(p.id)) ids.push(p.id);
+  return ids;
+}
+
+/**
+ * Format 1 when no slice is split, else format 2 (`chunkSize` needed then: it sets the
+ * number of pieces per slice, and every split slice lists exactly that many).
+ */
+export function encodeSegment(refs: readonly SliceRef[], chunkSize?: number): Buffer {
   const n = refs.length;
   if (n < 1 || n > MAX_SEGMENT_SLICES) throw new HvError('ERR_INVALID_ARGUMENT', `a segment covers 1 to ${MAX_SEGMENT_SLICES} slices, not ${n}`);
   let present = 0;
-  for (const r of refs) if (r !== null) present++;
+  let split = 0;
+  let pieces = 0;
+  for (const r of refs) {
+    if (r === null) continue;
+    present++;
+    if (isSplit(r)) {
+      split++;
+      for (const p of r.pieces) if (p) pieces++;
+    }
+  }
   const bitmap = (n + 7) >> 3;
-  const out = Buffer.alloc(HEADER + bitmap + ID * present);
+  if (split === 0) {
+    const out = Buffer.alloc(HEADER + bitmap + ID * present);
+    out.write(SEGMENT_MAGIC, 0, 'latin1');
+    out[4] = SEGMENT_FORMAT;
+    out.writeUInt32LE(n, 8);
+    let at = HEADER + bitmap;
+    for (let i = 0; i < n; i++) {
+      const r = refs[i]!;
+      if (r === null) continue;
+      out[HEADER + (i >> 3)]! |= 1 << (i & 7);
+      at = writeId(out, at, r as string, `slice ${i}`);
+    }
+    return out;
+  }
+  const m = piecesPerSlice(chunkSize ?? 0);
+  if (m === 0) throw new HvError('ERR_INVALID_ARGUMENT', `a segment with split slices needs a chunk size that is a multiple of ${PIECE_SIZE} above it, not ${chunkSize}`);
+  const pieceBitmap = (m + 7) >> 3;
+  const out = Buffer.alloc(HEADER2 + 2 * bitmap + ID * (present - split) + pieceBitmap * split + PIECE * pieces);
   out.write(SEGMENT_MAGIC, 0, 'latin1');
-  out[4] = SEGMENT_FORMAT;
+  out[4] = SPLIT_SEGMENT_FORMAT;
   out.writeUInt32LE(n, 8);
-  let at = HEADER + bitmap;
+  out.writeUInt32LE(PIECE_SIZE, 12);
+  out.writeUInt32LE(m, 16);
+  let at = HEADER2 + 2 * bitmap;
   for (let i = 0; i < n; i++) {
     const r = refs[i]!;
     if (r === null) continue;
-    if (!HEX64.test(r)) throw new HvError('ERR_INVALID_ARGUMENT', `slice ${i} of a segment: ${JSON.stringify(r)} is not a 64-hex chunk id`);
-    out[HEADER + (i >> 3)]! |= 1 << (i & 7);
-    out.write(r, at, 'hex');
-    at += ID;
+    out[HEADER2 + (i >> 3)]! |= 1 << (i & 7);
+    if (!isSplit(r)) {
+      at = writeId(out, at, r, `slice ${i}`);
+      continue;
+    }
+    out[HEADER2 + bitmap + (i >> 3)]! |= 1 << (i & 7);
+    if (r.pieces.length !== m) throw new HvError('ERR_INVALID_ARGUMENT', `slice ${i} of a segment has ${r.pieces.length} pieces, not ${m}`);
+    if (r.pieces.every((p) => p === null)) throw new HvError('ERR_INVALID_ARGUMENT', `slice ${i} of a segment is split into pieces that are all zeros (it is null)`);
+    const map = at;
+    at += pieceBitmap;
+    r.pieces.forEach((p, q) => {
+      if (!p) return;
+      if (!Number.isSafeInteger(p.offset) || p.offset < 0 || p.offset % PIECE_SIZE !== 0 || p.offset >= chunkSize!) {
+        throw new HvError('ERR_INVALID_ARGUMENT', `piece ${q} of slice ${i} of a segment: offset ${p.offset} is not a multiple of ${PIECE_SIZE} below ${chunkSize}`);
+      }
+      out[map + (q >> 3)]! |= 1 << (q & 7);
+      at = writeId(out, at, p.id, `piece ${q} of slice ${i}`);
+      out.writeUInt32LE(p.offset, at);
+      at += 4;
+    });
   }
   return out;
 }
 
-/** Inverse of encodeSegment. `what` names the segment in errors; `expected` is the slice count the manifest implies. */
-export function decodeSegment(buf: Buffer, expected: number, what: string): ChunkRef[] {
+function writeId(out: Buffer, at: number, id: string, what: string): number {
+  if (!HEX64.test(id)) throw new HvError('ERR_INVALID_ARGUMENT', `${what} of a segment: ${JSON.stringify(id)} is not a 64-hex chunk id`);
+  out.write(id, at, 'hex');
+  return at + ID;
+}
+
+/**
+ * Inverse of encodeSegment. `what` names the segment in errors; `expected` is the slice
+ * count the manifest implies, `chunkSize` its chunk size (a format-2 segment must split
+ * slices of that size).
+ */
+export function decodeSegment(buf: Buffer, expected: number, what: string, chunkSize?: number): SliceRef[] {
   const bad = (problem: string) => new HvError('ERR_CORRUPT', `${what}: ${problem}`, { target: what });
   if (buf.length < HEADER || buf.toString('latin1', 0, 4) !== SEGMENT_MAGIC) throw bad('not a segment (no "HVSG" header)');
-  if (buf[4] !== SEGMENT_FORMAT) throw bad(`segment format ${buf[4]} is not ${SEGMENT_FORMAT}`);
+  const format = buf[4];
+  if (format !== SEGMENT_FORMAT && format !== SPLIT_SEGMENT_FORMAT) throw bad(`segment format ${format} is not ${SEGMENT_FORMAT} or ${SPLIT_SEGMENT_FORMAT}`);
   if (buf[5] !== 0 || buf[6] !== 0 || buf[7] !== 0) throw bad('reserved header bytes are not zero');
   const n = buf.readUInt32LE(8);
   if (n !== expected) throw bad(`covers ${n} slices, the manifest needs ${expected}`);
   const bitmap = (n + 7) >> 3;
-  if (buf.length < HEADER + bitmap) throw bad(`${buf.length} bytes is too short for the bitmap of ${n} slices`);
-  if (n & 7 && buf[HEADER + bitmap - 1]! >> (n & 7)) throw bad('bitmap marks slices past the end');
-  const refs: ChunkRef[] = new Array(n);
-  let at = HEADER + bitmap;
+  const head = format === SEGMENT_FORMAT ? HEADER : HEADER2;
+  let m = 0;
+  if (format === SPLIT_SEGMENT_FORMAT) {
+    if (buf.length < HEADER2) throw bad(`${buf.length} bytes is too short for a format ${format} header`);
+    const pieceSize = buf.readUInt32LE(12);
+    m = buf.readUInt32LE(16);
+    if (pieceSize !== PIECE_SIZE) throw bad(`piece size ${pieceSize} is not ${PIECE_SIZE}`);
+    if (m < 2 || (chunkSize !== undefined && m * pieceSize !== chunkSize)) throw bad(`${m} pieces of ${pieceSize} bytes do not make a slice of ${chunkSize ?? 'at least two pieces'}`);
+  }
+  const maps = format === SEGMENT_FORMAT ? 1 : 2;
+  if (buf.length < head + maps * bitmap) throw bad(`${buf.length} bytes is too short for the bitmap of ${n} slices`);
+  for (let b = 0; b < maps; b++) if (n & 7 && buf[head + b * bitmap + bitmap - 1]! >> (n & 7)) throw bad('bitmap marks slices past the end');
+  const refs: SliceRef[] = new Array(n);
+  const pieceBitmap = (m + 7) >> 3;
+  let at = head + maps * bitmap;
+  const id = (i: number) => {
+    if (at + ID > buf.length) throw bad(`ends at slice ${i}: ${buf.length} bytes is too short for the ids its bitmap marks`);
+    at += ID;
+    return buf.toString('hex', at - ID, at);
+  };
   for (let i = 0; i < n; i++) {
-    if (!(buf[HEADER + (i >> 3)]! & (1 << (i & 7)))) {
+    const bit = 1 << (i & 7);
+    const data = buf[head + (i >> 3)]! & bit;
+    const split = maps === 2 && buf[head + bitmap + (i >> 3)]! & bit;
+    if (split && !data) throw bad(`slice ${i} is marked split but holds no data`);
+    if (!data) {
       refs[i] = null;
       continue;
     }
-    if (at + ID > buf.length) throw bad(`ends at slice ${i}: ${buf.length} bytes is too short for the ids its bitmap marks`);
-    refs[i] = buf.toString('hex', at, at + ID);
-    at += ID;
+    if (!split) {
+      refs[i] = id(i);
+      continue;
+    }
+    if (at + pieceBitmap > buf.length) throw bad(`ends at slice ${i}: too short for its piece bitmap`);
+    const map = at;
+    at += pieceBitmap;
+    if (m & 7 && buf[map + pieceBitmap - 1]! >> (m & 7)) throw bad(`slice ${i}: its piece bitmap marks pieces past the end`);
+    const pieces: (PieceRef | null)[] = new Array(m);
+    let any = false;
+    for (let q = 0; q < m; q++) {
+      if (!(buf[map + (q >> 3)]! & (1 << (q & 7)))) {
+        pieces[q] = null;
+        continue;
+      }
+      const cid = id(i);
+      if (at + 4 > buf.length) throw bad(`ends at piece ${q} of slice ${i}`);
+      const offset = buf.readUInt32LE(at);
+      at += 4;
+      if (offset % PIECE_SIZE !== 0 || offset >= m * PIECE_SIZE) throw bad(`piece ${q} of slice ${i}: offset ${offset} is not a multiple of ${PIECE_SIZE} below ${m * PIECE_SIZE}`);
+      pieces[q] = { id: cid, offset };
+      any = true;
+    }
+    if (!any) throw bad(`slice ${i} is split into no pieces (a zero slice has no data bit)`);
+    refs[i] = { pieces };
   }
   if (at !== buf.length) throw bad(`${buf.length - at} bytes after the last chunk id`);
   return refs;

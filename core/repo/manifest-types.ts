@@ -17,6 +17,30 @@ export const MANIFEST_VERSIONS: readonly number[] = [1, 2];
 /** One chunk-sized slice of a disk or file: a chunk id (hex) or null for all zeros. */
 export type ChunkRef = string | null;
 
+/**
+ * One piece of a split slice: bytes [offset, offset + piece length) of chunk `id`, always a
+ * chunk holding plain data (a whole slice or a piece stored alone), never another split
+ * slice, so a piece is one chunk read.
+ */
+export interface PieceRef {
+  id: string;
+  offset: number;
+}
+
+/**
+ * A slice stored as pieces (segment format 2): pieces[p] covers bytes
+ * [p*PIECE_SIZE, (p+1)*PIECE_SIZE) of the slice (the last piece of a disk's last slice is
+ * shorter), null for all zeros. Written by a changed-blocks backup that changed only some
+ * of a slice's pieces: the changed ones are new chunks, the others point where their bytes
+ * already are.
+ */
+export interface SplitSlice {
+  pieces: (PieceRef | null)[];
+}
+
+/** A slice of a disk listed in a segment: a chunk id, null for all zeros, or pieces. */
+export type SliceRef = ChunkRef | SplitSlice;
+
 export interface DiskManifest {
   /** Stable key of the disk in the VM (controller location or file name). */
   key: string;

@@ -12,7 +12,7 @@ import { ChunkIndex } from './chunk-index.ts';
 import { createChunkWriter, type ChunkStoreState, type ChunkWriter, type ChunkWriterOptions } from './chunk-writer.ts';
 import type { Handle, ObjectReader } from './backend.ts';
 import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
-import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, PACKS_VERSION, READ_ONLY_VERSION, REPOSITORY_VERSION, type RepositoryConfig } from './config.ts';
+import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, PACKS_VERSION, READ_ONLY_VERSION, REPOSITORY_VERSION, SEGMENTS_VERSION, type RepositoryConfig } from './config.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
 import { ManifestStore } from './manifest-store.ts';
@@ -120,24 +120,27 @@ export class Repository {
   }
 
   /**
-   * Rewrite a format 2 repository's config as format 3 (segments), so that HVBackup before
-   * segments refuses it (its "format version 3 is not supported") instead of reading, or
-   * garbage-collecting, a repository with manifests it cannot read. Under the exclusive
-   * lock, so no process of either version is using it meanwhile; the config is re-read under
-   * the lock (another process may have upgraded it) and replaced atomically and durably.
-   * A no-op on a format 3 repository. Call before taking the lock the writes go under.
+   * Rewrite a format 2 or 3 repository's config as format 4 (split slices), so that HVBackup
+   * before segments, or before split slices, refuses it (its "format version 4 is not
+   * supported") instead of reading, or garbage-collecting, a repository with manifests or
+   * segments it cannot read. Every backup may write split slices (any changed-blocks one), so
+   * every backup upgrades first. Under the exclusive lock, so no process of any version is
+   * using it meanwhile; the config is re-read under the lock (another process may have
+   * upgraded it) and replaced atomically and durably. A no-op on a format 4 repository. Call
+   * before taking the lock the writes go under.
    */
   async upgradeFormat(signal?: AbortSignal): Promise<boolean> {
     this.#refuseWrites('write restore points');
-    if (this.#config.version !== PACKS_VERSION) return false;
-    const lock = await this.lock({ exclusive: true, operation: `upgrade repository format ${PACKS_VERSION} to ${REPOSITORY_VERSION}`, signal }).catch((err: unknown) => {
-      throw wrapError(err, `upgrade ${this.location} to repository format ${REPOSITORY_VERSION} (needed once, before its first restore point with segments; it takes the repository to itself for a moment)`, this.location);
+    const from = this.#config.version;
+    if (from !== PACKS_VERSION && from !== SEGMENTS_VERSION) return false;
+    const lock = await this.lock({ exclusive: true, operation: `upgrade repository format ${from} to ${REPOSITORY_VERSION}`, signal }).catch((err: unknown) => {
+      throw wrapError(err, `upgrade ${this.location} to repository format ${REPOSITORY_VERSION} (needed once, before its first backup by this HVBackup; it takes the repository to itself for a moment)`, this.location);
     });
     try {
       const where = `${this.location} <config>`;
       const current = decodeConfig(await this.backend.load(signal, { type: 'config', name: 'config' }), where);
       if (current.id !== this.#config.id) throw new HvError('ERR_CORRUPT', `${where} now names repository ${current.id}, not ${this.#config.id} as at open`, { target: where });
-      if (current.version === PACKS_VERSION) {
+      if (current.version === PACKS_VERSION || current.version === SEGMENTS_VERSION) {
         const upgraded: RepositoryConfig = { ...current, version: REPOSITORY_VERSION };
         await this.backend.save(signal, { type: 'config', name: 'config' }, encodeConfig(upgraded), { overwrite: true });
         this.#config = upgraded;
@@ -306,7 +309,7 @@ export class Repository {
   /** Store a manifest (create-only, after its chunks). Assigns a random id when m.id is empty. Returns the id. */
   async saveManifest(m: RestorePointManifest, signal?: AbortSignal): Promise<string> {
     this.#refuseWrites('write restore points');
-    if (m.version > 1 && this.#config.version < REPOSITORY_VERSION) {
+    if (m.version > 1 && this.#config.version < SEGMENTS_VERSION) {
       throw new HvError('ERR_UNSUPPORTED', `${this.location} is a format ${this.#config.version} repository: a version ${m.version} manifest (disks in segments) needs it upgraded to format ${REPOSITORY_VERSION} first (upgradeFormat), or HVBackup before segments would misread it`, { target: this.location });
     }
     return this.#manifests.save(m, signal);

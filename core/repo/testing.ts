@@ -5,7 +5,7 @@ import { open, stat } from 'node:fs/promises';
 import type { ChunkRef, DiskManifest, RestorePointManifest } from './manifest-types.ts';
 import { MANIFEST_VERSION } from './manifest-types.ts';
 import { diskWindows } from './manifest-chunks.ts';
-import { encodeSegment, SEGMENT_SLICES } from './manifest-segments.ts';
+import { encodeSegment, PIECE_SIZE, SEGMENT_SLICES } from './manifest-segments.ts';
 import { isAllZero } from './object-format.ts';
 import type { Repository } from './repository.ts';
 
@@ -68,8 +68,16 @@ export async function readDisk(repo: Repository, d: DiskManifest, pointId = '(te
   const out = Buffer.alloc(d.virtualSize);
   for await (const w of diskWindows(repo, pointId, d)) {
     for (let j = 0; j < w.refs.length; j++) {
-      const id = w.refs[j];
-      if (id) (await repo.loadChunk(id)).copy(out, (w.first + j) * d.chunkSize);
+      const r = w.refs[j]!;
+      const at = (w.first + j) * d.chunkSize;
+      if (typeof r === 'string') (await repo.loadChunk(r)).copy(out, at);
+      else if (r) {
+        for (let q = 0; q < r.pieces.length; q++) {
+          const p = r.pieces[q];
+          const start = at + q * PIECE_SIZE;
+          if (p) (await repo.loadChunk(p.id)).copy(out, start, p.offset, p.offset + Math.min(PIECE_SIZE, d.virtualSize - start));
+        }
+      }
     }
   }
   return out;

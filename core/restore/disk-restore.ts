@@ -9,7 +9,8 @@ import { alignedBuffer, DirectWriter } from '../disk/file-io.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Repository } from '../repo/index.ts';
 import { diskWindows, type SliceWindow } from '../repo/manifest-chunks.ts';
-import type { DiskManifest } from '../repo/manifest-types.ts';
+import type { DiskManifest, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
+import { isSplit, PIECE_SIZE, sliceChunkIds } from '../repo/manifest-segments.ts';
 import { createVhdx } from '../vhdx/index.ts';
 
 export const WRITE_BYTES = 8 * 1024 * 1024;
@@ -119,11 +120,77 @@ function windowRanges(w: SliceWindow, chunkSize: number): ByteRange[] {
   return ranges;
 }
 
-/** The chunks of window `w` in slice order, loaded and decoded ahead of the writer. */
-function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
+/** Where a split slice takes one of its chunks: from the window's stream, or kept from an earlier split slice; and whether to keep it for a later one. */
+export interface PieceSource {
+  id: string;
+  fromStream: boolean;
+  keep: boolean;
+}
+
+/** Decoded piece chunks kept across split slices of a window at most (a bound for a window of many slices sharing chunks far apart). */
+export const MAX_KEPT_PIECE_CHUNKS = 32;
+
+/**
+ * The chunks window `w` reads, in slice order, and per split slice (by index in the window)
+ * where each of its distinct chunks comes from: a chunk that split slices share (their
+ * unchanged pieces point into the same earlier chunk, or equal pieces deduplicated) is
+ * decoded once per window and kept until its last split slice, up to MAX_KEPT_PIECE_CHUNKS
+ * at a time (past that it is read again). Whole slices read their chunk each time, as before.
+ */
+export function windowChunkPlan(refs: readonly SliceRef[]): { ids: string[]; pieces: Map<number, PieceSource[]> } {
+  const last = new Map<string, number>();
+  refs.forEach((r, j) => { if (isSplit(r)) for (const id of sliceChunkIds(r)) last.set(id, j); });
   const ids: string[] = [];
-  for (const c of w.refs) if (c) ids.push(c);
-  return repo.readChunks(ids, { signal, window: 16 })[Symbol.asyncIterator]();
+  const pieces = new Map<number, PieceSource[]>();
+  const kept = new Set<string>();
+  refs.forEach((r, j) => {
+    if (!isSplit(r)) {
+      ids.push(...sliceChunkIds(r));
+      return;
+    }
+    const sources: PieceSource[] = [];
+    for (const id of sliceChunkIds(r)) {
+      const fromStream = !kept.has(id);
+      if (fromStream) ids.push(id);
+      const keep = last.get(id)! > j && (kept.has(id) || kept.size < MAX_KEPT_PIECE_CHUNKS);
+      if (keep) kept.add(id);
+      else kept.delete(id);
+      sources.push({ id, fromStream, keep });
+    }
+    pieces.set(j, sources);
+  });
+  return { ids, pieces };
+}
+
+/** The chunks of window `w` (windowChunkPlan), loaded and decoded ahead of the writer. */
+function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
+  return repo.readChunks(windowChunkPlan(w.refs).ids, { signal, window: 16 })[Symbol.asyncIterator]();
+}
+
+/**
+ * Fill `out` (the slice's bytes) from the pieces of split slice `s`: zero pieces as zeros,
+ * every other one copied out of its chunk, each distinct chunk taken once from `next` in
+ * sliceChunkIds order. A piece past the slice's end, or reaching past its chunk's end, is
+ * ERR_CORRUPT naming `what` and the chunk.
+ */
+export async function assembleSlice(s: SplitSlice, out: Buffer, next: () => Promise<Buffer>, release: (b: Buffer) => void, what: string): Promise<void> {
+  out.fill(0);
+  for (const [q, p] of s.pieces.entries()) {
+    if (p && q * PIECE_SIZE >= out.length) throw new HvError('ERR_CORRUPT', `${what}: piece ${q} (chunk ${p.id}) starts past the slice's ${out.length} bytes`, { target: p.id });
+  }
+  for (const id of sliceChunkIds(s)) {
+    const data = await next();
+    try {
+      for (const [q, p] of s.pieces.entries()) {
+        if (p?.id !== id) continue;
+        const len = Math.min(PIECE_SIZE, out.length - q * PIECE_SIZE);
+        if (p.offset + len > data.length) throw new HvError('ERR_CORRUPT', `${what}: piece ${q} takes bytes ${p.offset}..${p.offset + len} of chunk ${id}, which has ${data.length}`, { target: id });
+        data.copy(out, q * PIECE_SIZE, p.offset, p.offset + len);
+      }
+    } finally {
+      release(data);
+    }
+  }
 }
 
 /**
@@ -157,6 +224,12 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
   }
   let written = 0;
   let writing: Promise<void> | undefined;
+  // Piece chunks decoded for one split slice and kept for a later one in the same window.
+  const kept = new Map<string, Buffer>();
+  const releaseKept = () => {
+    for (const b of kept.values()) repo.pool.release(b);
+    kept.clear();
+  };
   try {
     let batch = batches[0]!;
     let batchOffset = -1;
@@ -186,25 +259,46 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       }
       chunks ??= windowChunks(repo, w, opts.signal);
       await sink.prepare?.(ranges);
-      for (let j = 0; j < w.refs.length; j++) {
-        const id = w.refs[j];
-        if (!id) continue;
-        const got = await chunks.next();
+      const { pieces } = windowChunkPlan(w.refs);
+      const nextChunk = async (i: number) => {
+        const got = await chunks!.next();
         throwIfAborted(opts.signal);
-        if (got.done) throw new HvError('ERR_INTERNAL', `restore ${d.fileName}: the chunk stream ended before slice ${w.first + j}`);
-        const { data } = got.value;
+        if (got.done) throw new HvError('ERR_INTERNAL', `restore ${d.fileName}: the chunk stream ended before slice ${i}`);
+        return got.value.data;
+      };
+      for (let j = 0; j < w.refs.length; j++) {
+        const ref = w.refs[j]!;
+        if (!ref) continue;
         const i = w.first + j;
         const offset = i * d.chunkSize;
         const expected = Math.min(d.chunkSize, d.virtualSize - offset);
-        if (data.length !== expected) throw wrapError(new Error(`chunk ${id} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, id);
-        if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + data.length > batch.length)) await flush();
+        if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + expected > batch.length)) await flush();
         if (batchLen === 0) batchOffset = offset;
-        data.copy(batch, batchLen);
-        batchLen += data.length;
-        repo.pool.release(data);
+        if (typeof ref === 'string') {
+          const data = await nextChunk(i);
+          if (data.length !== expected) throw wrapError(new Error(`chunk ${ref} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, ref);
+          data.copy(batch, batchLen);
+          repo.pool.release(data);
+        } else {
+          const sources = pieces.get(j)!;
+          let k = 0;
+          const take = async () => (sources[k]!.fromStream ? nextChunk(i) : kept.get(sources[k]!.id)!);
+          const done = (data: Buffer) => {
+            const src = sources[k++]!;
+            if (src.keep) {
+              kept.set(src.id, data);
+              return;
+            }
+            kept.delete(src.id);
+            repo.pool.release(data);
+          };
+          await assembleSlice(ref, batch.subarray(batchLen, batchLen + expected), take, done, `restore ${d.fileName}: slice ${i}`);
+        }
+        batchLen += expected;
       }
       await chunks.return?.(undefined);
       chunks = undefined;
+      releaseKept();
     }
     await flush();
     await writing;
@@ -212,6 +306,7 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
     await chunks?.return?.(undefined).catch(() => {});
     await windows.return(undefined).catch(() => {});
     await writing?.catch(() => {});
+    releaseKept();
     await sink.close();
   }
   return written;

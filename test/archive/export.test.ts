@@ -103,7 +103,7 @@ describe('archive export and media', function () {
     const sh = run('sh', ['-c', join2.replace(/\\\n/g, ' ')], out);
     assert.equal(sh.status, 0, sh.stderr);
     const lines = readme.split('\n');
-    const py = lines.slice(lines.findIndex((l) => l.includes('import json')), lines.findIndex((l) => l.includes('out.write(')) + 1).map((l) => l.slice(7)).join('\n');
+    const py = lines.slice(lines.findIndex((l) => l.includes('import json')), lines.findLastIndex((l) => l.includes('out.write(')) + 1).map((l) => l.slice(7)).join('\n');
     writeFileSync(join(out, 'restore.py'), py);
     const r = run('python3', ['restore.py', `manifests/${point.id}`], out);
     assert.equal(r.status, 0, r.stderr);

@@ -10,7 +10,7 @@ import { planSlices, planWindow, RangeSet, readRuns } from '../../core/backup/pl
 import { guestWrite, randomGuestWrites } from '../../core/hosts/local/guest.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
 import type { ProgressEvent } from '../../core/progress.ts';
-import { MiB, newRepo, qemuImg, scratch, Shadow } from './testing.ts';
+import { MiB, newRepo, qemuImg, scratch, Shadow, splitSlices } from './testing.ts';
 import type { Scratch } from './testing.ts';
 
 describe('backup planning', () => {
@@ -28,6 +28,41 @@ describe('backup planning', () => {
     assert.deepEqual(readRuns(['read', 'read', 'read', null, 'read'], MiB, 5 * MiB - 10, 2 * MiB), [
       { first: 0, count: 2, offset: 0, length: 2 * MiB }, { first: 2, count: 1, offset: 2 * MiB, length: MiB }, { first: 4, count: 1, offset: 4 * MiB, length: MiB - 10 },
     ]);
+  });
+});
+
+describe('backup planning of split slices (64 KiB pieces)', () => {
+  const K = 64 * 1024, CS = 4 * K;
+  it('reads only changed pieces; unchanged ones point into the previous whole chunk or are the previous piece as it was; all changed reads the slice', () => {
+    const virtualSize = 5 * CS - K; // the last slice has 3 pieces on the disk
+    const extents = [{ offset: 0, length: virtualSize, kind: 'data' as const }];
+    const prevSplit = { pieces: [{ id: 'x', offset: 0 }, { id: 'n1', offset: 0 }, null, { id: 'x', offset: 3 * K }] };
+    const previous = ['a', prevSplit, null, 'd', 'e'];
+    const changed = [
+      { offset: K + 10, length: 4096 },                    // slice 0, piece 1
+      { offset: CS + 2 * K, length: K },                   // slice 1, piece 2
+      { offset: 2 * CS + 3 * K, length: 1 },               // zero slice 2, piece 3
+      { offset: 3 * CS, length: CS },                      // slice 3, every piece
+      { offset: 4 * CS, length: 3 * K - 5 },               // slice 4, its three pieces on the disk
+    ];
+    const plan = planSlices({ virtualSize, chunkSize: CS, extents, changed, previous, pieces: 4 });
+    assert.deepEqual(plan, [
+      { split: [{ id: 'a', offset: 0 }, 'read', { id: 'a', offset: 2 * K }, { id: 'a', offset: 3 * K }] },
+      { split: [{ id: 'x', offset: 0 }, { id: 'n1', offset: 0 }, 'read', { id: 'x', offset: 3 * K }] },
+      { split: [null, null, null, 'read'] },
+      'read',
+      'read',
+    ]);
+    assert.deepEqual(planSlices({ virtualSize, chunkSize: CS, extents, changed, previous }), ['read', 'read', 'read', 'read', 'read'], 'no pieces: whole slices');
+    assert.deepEqual(readRuns(plan, CS, virtualSize, 4 * MiB), [
+      { first: 0, piece: 1, count: 1, offset: K, length: K },
+      { first: 1, piece: 2, count: 1, offset: CS + 2 * K, length: K },
+      { first: 2, piece: 3, count: 1, offset: 2 * CS + 3 * K, length: K },
+      { first: 3, count: 2, offset: 3 * CS, length: 2 * CS - K },
+    ]);
+    // Pieces outside the data extents are zeros, and are never read.
+    const holes = planSlices({ virtualSize: CS, chunkSize: CS, extents: [{ offset: 0, length: 2 * K, kind: 'data' as const }], changed: [{ offset: 0, length: CS }], previous: ['a'], pieces: 4 });
+    assert.deepEqual(holes, [{ split: ['read', 'read', null, null] }]);
   });
 });
 
@@ -70,6 +105,7 @@ describe('backup and restore, end to end (local host)', function () {
     const events: ProgressEvent[] = [];
     let sinceLast = 0;
     let points0Read = 0;
+    let splitSeen = 0;
     for (let round = 0; round < 4; round++) {
       if (round > 0) {
         const pre = randomGuestWrites(100 + round, 8, 65536, 64 * MiB);
@@ -89,9 +125,11 @@ describe('backup and restore, end to end (local host)', function () {
       // Tracked: only slices touched since the last checkpoint are read (each write touches at most 2 slices).
       if (round > 0) assert.ok(r!.readBytes <= (8 + sinceLast) * 2 * MiB && r!.readBytes < points0Read, `incremental read ${r!.readBytes} bytes`);
       if (round === 0) points0Read = r!.readBytes;
+      if (round > 0) splitSeen += (await splitSlices(repo, r!.pointId!)).slices;
       sinceLast = during.length;
       points.push({ id: r!.pointId!, expected });
     }
+    assert.ok(splitSeen > 0, 'the guest\'s small writes left slices stored as pieces, which the restores below assemble');
     assert.ok(events.some((e) => e.activity === 'backup' && e.total! > 0 && e.done === e.total && e.completed));
     // Every guest write survived the merges: the VM disk equals the shadow.
     assert.equal(await compareDisks(disk, shadow.path), -1);
@@ -110,7 +148,10 @@ describe('backup and restore, end to end (local host)', function () {
 
   it('a change made outside the engine (qemu-io) makes the next backup scan, and it is still correct', async () => {
     // First absorb what the guest wrote during the last checkpoint, so the scan below sees only the qemu-io change.
-    assert.equal((await backupVMs(ctx, { repository: repo, sources: [vmDir] }))[0]!.method, 'changed-blocks');
+    const [before] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(before!.method, 'changed-blocks');
+    // A scan stores whole slices: the ones the tracked incrementals kept as pieces are stored whole again, once.
+    const split = (await splitSlices(repo, before!.pointId!)).slices;
     const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', 'write -P 0xab 5M 128k', '-c', 'write -P 0xcd 40M 4k', disk], { encoding: 'utf8' });
     assert.equal(q.status, 0, q.stderr);
     const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
@@ -120,7 +161,8 @@ describe('backup and restore, end to end (local host)', function () {
     const [info] = await listRestorePoints(ctx, { repository: repo, vmName: 'web01', latest: true });
     assert.equal(info!.method, 'scan');
     assert.match(info!.methodReason!, /DataWriteGuid/);
-    assert.ok(r!.storedBytes < 4 * MiB, `a scan stores only new chunks (stored ${r!.storedBytes})`);
+    assert.ok(r!.storedBytes < 4 * MiB + split * 256 * 1024, `a scan stores only new chunks and the ${split} split slices whole (stored ${r!.storedBytes})`);
+    assert.equal((await splitSlices(repo, r!.pointId!)).slices, 0, 'a scan splits no slice');
     const res = await restoreVM(ctx, { repository: repo, point: r!.pointId!, to: s.path('restore-scan') });
     assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
     // The scan started a new reference: the next backup is tracked again.

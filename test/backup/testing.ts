@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyWrites } from '../../core/api/vm.ts';
 import type { GuestWrite, LandedWrite } from '../../core/hosts/local/guest.ts';
-import { initRepository } from '../../core/repo/index.ts';
+import { diskWindows, initRepository, openRepository } from '../../core/repo/index.ts';
+import { isSplit } from '../../core/repo/manifest-segments.ts';
 import { openDisk } from '../../core/vhdx/index.ts';
 
 export const MiB = 1 << 20;
@@ -27,6 +28,28 @@ export async function newRepo(path: string): Promise<string> {
   const r = await initRepository(path);
   await r.close();
   return path;
+}
+
+/** Slices of point `pointId`'s disks (all of them) stored as pieces, and the distinct chunks those pieces name. */
+export async function splitSlices(repoPath: string, pointId: string, password?: string): Promise<{ slices: number; pieceChunks: Set<string> }> {
+  const repo = await openRepository(repoPath, { threads: 0, password });
+  try {
+    const m = await repo.loadManifest(pointId);
+    let slices = 0;
+    const pieceChunks = new Set<string>();
+    for (const d of m.disks) {
+      for await (const w of diskWindows(repo, m.id, d)) {
+        for (const r of w.refs) {
+          if (!isSplit(r)) continue;
+          slices++;
+          for (const p of r.pieces) if (p) pieceChunks.add(p.id);
+        }
+      }
+    }
+    return { slices, pieceChunks };
+  } finally {
+    await repo.close();
+  }
 }
 
 export function qemuImg(...args: string[]): { status: number | null; out: string } {

@@ -17,6 +17,7 @@ import { createSampleVM, guestWriteVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
 import { filesContaining, flipBit } from './scan.ts';
+import { splitSlices } from '../backup/testing.ts';
 
 const MiB = 1024 * 1024;
 /** Cheap scrypt so every unlock is fast; the CLI test below uses the default cost. */
@@ -135,6 +136,8 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     assert.equal(incr!.status, 'success', JSON.stringify(incr!.error));
     assert.equal(incr!.method, 'changed-blocks');
     assert.ok(incr!.storedBytes < full!.storedBytes / 2, `incremental stored ${incr!.storedBytes} of ${full!.storedBytes} bytes`);
+    // The guest's 64 KiB writes split slices: their pieces are sealed chunks like any other, and the restore below assembles them.
+    assert.ok((await splitSlices(enc, incr!.pointId!, 'pw')).slices > 0);
     await addRepositoryKey({}, { repository: enc, password: 'pw', newPassword: 'second', kdf: CHEAP });
     const res = await restoreVM({}, { repository: enc, password: 'second', point: 'latest', to: join(dir, 'out') });
     const compare = spawnSync('qemu-img', ['compare', vm.disk, res.disks[0]!.path], { encoding: 'utf8' });

@@ -4,7 +4,8 @@ import { isHvError } from '../../core/errors.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { decodeManifest, encodeManifest, namedChunks } from '../../core/repo/manifest.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
-import { decodeSegment, encodeSegment } from '../../core/repo/manifest-segments.ts';
+import { decodeSegment, encodeSegment, PIECE_SIZE, sliceChunkIds } from '../../core/repo/manifest-segments.ts';
+import type { SliceRef } from '../../core/repo/manifest-types.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 
@@ -81,11 +82,52 @@ describe('Segments (encode/decode)', () => {
     bad(Buffer.concat([buf, Buffer.alloc(1)]), 3, 'after the last');
     bad(buf.subarray(0, buf.length - 1), 3, 'too short');
     bad(Buffer.from('XXXX' + buf.toString('latin1', 4), 'latin1'), 3, 'HVSG');
-    const v = Buffer.from(buf); v[4] = 2;
-    bad(v, 3, 'format 2');
+    const v = Buffer.from(buf); v[4] = 3;
+    bad(v, 3, 'format 3');
     const past = Buffer.from(buf); past[12]! |= 0x10;
     bad(past, 3, 'past the end');
     assert.throws(() => encodeSegment([]), hasCode('ERR_INVALID_ARGUMENT'));
+  });
+
+  it('format 2 (split slices) round-trips pieces, byte for byte as documented; a segment without splits stays format 1', () => {
+    const CS = 4 * PIECE_SIZE;
+    const refs: SliceRef[] = [id(1), { pieces: [{ id: id(1), offset: 0 }, null, { id: id(2), offset: 0 }, { id: id(1), offset: 3 * PIECE_SIZE }] }, null];
+    const buf = encodeSegment(refs, CS);
+    assert.equal(buf[4], 2);
+    assert.deepEqual([buf.readUInt32LE(8), buf.readUInt32LE(12), buf.readUInt32LE(16)], [3, 65536, 4]);
+    assert.deepEqual([...buf.subarray(20, 22)], [0b011, 0b010], 'data bitmap, then split bitmap');
+    assert.equal(buf.toString('hex', 22, 54), id(1), 'slice 0: a whole chunk id');
+    assert.equal(buf[54], 0b1101, 'slice 1: piece bitmap');
+    assert.deepEqual([buf.toString('hex', 55, 87), buf.readUInt32LE(87)], [id(1), 0]);
+    assert.deepEqual([buf.toString('hex', 91, 123), buf.readUInt32LE(123)], [id(2), 0]);
+    assert.deepEqual([buf.toString('hex', 127, 159), buf.readUInt32LE(159)], [id(1), 3 * PIECE_SIZE]);
+    assert.equal(buf.length, 163);
+    assert.deepEqual(decodeSegment(buf, 3, 'seg', CS), refs);
+    assert.equal(encodeSegment([id(1), null], CS)[4], 1);
+    assert.deepEqual(sliceChunkIds(refs[1]!), [id(1), id(2)]);
+  });
+
+  it('refuses damaged format 2 segments with ERR_CORRUPT naming them, and pieces that cannot be written', () => {
+    const CS = 4 * PIECE_SIZE;
+    const buf = encodeSegment([{ pieces: [null, { id: id(1), offset: PIECE_SIZE }, null, null] }, id(2)], CS);
+    const bad = (b: Buffer, word: string, chunkSize = CS) => assert.throws(() => decodeSegment(b, 2, '<chunks/s>', chunkSize), hasCode('ERR_CORRUPT', '<chunks/s>', word));
+    bad(buf, 'pieces of 65536 bytes', 8 * PIECE_SIZE);
+    const size = Buffer.from(buf); size.writeUInt32LE(4096, 12);
+    bad(size, 'piece size 4096');
+    const off = Buffer.from(buf); off.writeUInt32LE(PIECE_SIZE + 1, 22 + 1 + 32);
+    bad(off, 'offset 65537');
+    const noPieces = Buffer.from(buf); noPieces[22] = 0;
+    bad(noPieces, 'split into no pieces');
+    const splitZero = Buffer.from(buf); splitZero[20] = 0b10;
+    bad(splitZero, 'marked split but holds no data');
+    const pastM = Buffer.from(buf); pastM[22]! |= 0x10;
+    bad(pastM, 'pieces past the end');
+    bad(buf.subarray(0, buf.length - 2), 'too short');
+    bad(Buffer.concat([buf, Buffer.alloc(1)]), 'after the last');
+    assert.throws(() => encodeSegment([{ pieces: [null, null, null, null] }], CS), hasCode('ERR_INVALID_ARGUMENT', 'all zeros'));
+    assert.throws(() => encodeSegment([{ pieces: [{ id: id(1), offset: 5 }, null, null, null] }], CS), hasCode('ERR_INVALID_ARGUMENT', 'offset 5'));
+    assert.throws(() => encodeSegment([{ pieces: [{ id: id(1), offset: 0 }, null] }], CS), hasCode('ERR_INVALID_ARGUMENT', '2 pieces, not 4'));
+    assert.throws(() => encodeSegment([{ pieces: [{ id: id(1), offset: 0 }] }], PIECE_SIZE), hasCode('ERR_INVALID_ARGUMENT', 'multiple of 65536'));
   });
 });
 

@@ -52,7 +52,7 @@ describe('Repository init and open', () => {
     const repo = await initRepository(join(dir, 'r'), { chunkSize: CHUNK });
     await repo.close();
     const config = JSON.parse(readFileSync(join(dir, 'r', 'config'), 'utf8'));
-    assert.equal(config.version, 3);
+    assert.equal(config.version, 4);
     assert.equal(config.chunkSize, CHUNK);
     assert.equal(config.compression, 'zstd');
     assert.equal(config.encryption, null);
@@ -69,7 +69,7 @@ describe('Repository init and open', () => {
     await expectError(openRepository(join(dir, 'file')), 'ERR_NOT_FOUND', ['not an HVBackup repository']);
   });
 
-  it('a format 2 repository takes version-1 manifests, and becomes format 3 (under the exclusive lock) before a version-2 one', async () => {
+  it('a format 2 repository takes version-1 manifests, and becomes format 4 (under the exclusive lock) before a version-2 one', async () => {
     await (await initRepository(join(dir, 'r'))).close();
     const file = join(dir, 'r', 'config');
     const config = JSON.parse(readFileSync(file, 'utf8'));
@@ -80,20 +80,40 @@ describe('Repository init and open', () => {
       assert.equal(repo.readOnly, false);
       const disk = await storeDisk(repo, randomBytes(3 * CHUNK));
       await repo.saveManifest(makeManifest({ disks: [disk] }));
-      await expectError(repo.saveManifest(makeManifest()), 'ERR_UNSUPPORTED', ['format 2', 'upgraded to format 3']);
+      await expectError(repo.saveManifest(makeManifest()), 'ERR_UNSUPPORTED', ['format 2', 'upgraded to format 4']);
       const held = await other.lock({ exclusive: false, operation: 'backup' });
-      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 3']);
+      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 4']);
       assert.equal(JSON.parse(readFileSync(file, 'utf8')).version, 2, 'not upgraded while another process uses it');
       await held.release();
       assert.equal(await repo.upgradeFormat(), true);
-      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 3 }, 'only the version changed');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 4 }, 'only the version changed');
       assert.equal(await repo.upgradeFormat(), false);
       assert.equal(await other.upgradeFormat(), false, 'another handle re-reads the config under the lock');
-      assert.equal(other.config.version, 3);
+      assert.equal(other.config.version, 4);
       await repo.saveManifest(makeManifest());
     } finally {
       await repo.close();
       await other.close();
+    }
+  });
+
+  it('a format 3 repository (segments, no split slices) takes version-2 manifests, and becomes format 4 on upgradeFormat', async () => {
+    await (await initRepository(join(dir, 'r'))).close();
+    const file = join(dir, 'r', 'config');
+    const config = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...config, version: 3 }, null, 2) + '\n');
+    const repo = await openRepository(join(dir, 'r'), { threads: 0 });
+    try {
+      assert.equal(repo.readOnly, false);
+      await repo.saveManifest(makeManifest());
+      const held = await repo.lock({ exclusive: false, operation: 'backup' });
+      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 4', 'locked']);
+      await held.release();
+      assert.equal(await repo.upgradeFormat(), true);
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 4 }, 'only the version changed');
+      assert.equal(await repo.upgradeFormat(), false);
+    } finally {
+      await repo.close();
     }
   });
 
