@@ -115,10 +115,19 @@ export class ChunkPool {
   readonly #arenas: Buffer[] = [];
   level: number | undefined;
 
+  /** Workers #pick may start when every started one is busy; prestart(n) sets it. */
+  #spawnCap: number;
+
   constructor(codec: ObjectCodec, opts: { threads?: number; level?: number } = {}) {
     this.#codec = codec;
     this.threads = opts.threads ?? availableParallelism();
     this.level = opts.level;
+    this.#spawnCap = this.threads;
+  }
+
+  /** Workers started (and not failed). */
+  get workers(): number {
+    return this.#slots.length;
   }
 
   /**
@@ -230,13 +239,16 @@ export class ChunkPool {
   }
 
   /**
-   * Start every worker now rather than on the first chunk: a worker takes ~100 ms to load
-   * its modules, which a caller can overlap with its own set-up (a backup's lock, previous
-   * manifest and checkpoint). Idle workers do not keep the process alive.
+   * Start `n` workers (default: one per thread) now rather than on the first chunk, and start
+   * no more than `n` on demand until asked again: a worker takes ~100 ms of CPU to load its
+   * modules, which a caller can overlap with its own set-up (a backup's lock, previous manifest
+   * and checkpoint), and which a small job (a tracked incremental of a few MiB) is better off
+   * without. Workers already started stay. Idle workers do not keep the process alive.
    */
-  prestart(): void {
+  prestart(n = this.threads): void {
     if (this.#closed) return;
-    while (this.#slots.length < this.threads) this.#spawn();
+    this.#spawnCap = Math.max(1, Math.min(n, this.threads));
+    while (this.#slots.length < this.#spawnCap) this.#spawn();
   }
 
   async close(): Promise<void> {
@@ -254,6 +266,7 @@ export class ChunkPool {
     const pool = idlePools.get(key)?.pop();
     if (pool) {
       pool.level = opts.level;
+      pool.#spawnCap = pool.threads;
       return pool;
     }
     return new ChunkPool(codec, opts);
@@ -277,7 +290,7 @@ export class ChunkPool {
 
   #pick(): Slot {
     if (this.#closed) throw new HvError('ERR_INTERNAL', 'chunk pool is closed');
-    if (this.#slots.length < this.threads) {
+    if (this.#slots.length < this.#spawnCap) {
       const idle = this.#slots.find((s) => s.busy === 0 && s.runs === 0);
       if (!idle) return this.#spawn();
     }

@@ -126,4 +126,29 @@ describe('backup engine: overlapped set-up keeps its order where it matters', fu
       await repo.close();
     }
   });
+
+  it('starts every chunk worker for a first backup, and one for a tracked incremental of a few KiB', async () => {
+    const backend = new MemoryBackend();
+    await (await Repository.init(backend)).close();
+    const host = new LocalHost();
+    const first = await Repository.open(backend, { threads: 2 });
+    try {
+      const [full] = await runBackupJob({}, { repo: first, host, sources: [vmDir] });
+      assert.equal(full!.status, 'success', JSON.stringify(full!.error));
+      assert.equal(full!.method, 'full');
+      assert.equal(first.pool.workers, 2, 'no previous point: both workers');
+    } finally {
+      await first.close();
+    }
+    await guestWrite(vmDir, randomGuestWrites(5, 2, 4096, 4 * MiB));
+    const next = await Repository.open(backend, { threads: 2 });
+    try {
+      const [inc] = await runBackupJob({}, { repo: next, host, sources: [vmDir] });
+      assert.equal(inc!.status, 'success', JSON.stringify(inc!.error));
+      assert.equal(inc!.method, 'changed-blocks', inc!.methodReason);
+      assert.equal(next.pool.workers, 1, 'a few KiB to read: one worker did it');
+    } finally {
+      await next.close();
+    }
+  });
 });
