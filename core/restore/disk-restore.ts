@@ -123,7 +123,7 @@ function windowRanges(w: SliceWindow, chunkSize: number): ByteRange[] {
 function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
   const ids: string[] = [];
   for (const c of w.refs) if (c) ids.push(c);
-  return repo.readChunks(ids, { signal, window: 16 })[Symbol.asyncIterator]();
+  return repo.readChunks(ids, { signal })[Symbol.asyncIterator]();
 }
 
 /**
