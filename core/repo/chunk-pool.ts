@@ -253,6 +253,13 @@ export class ChunkPool {
     freeArrayBuffer(ab);
   }
 
+  /** A copy of `buf` in a buffer of its own that release() frees (a chunk handed out more than once). */
+  copyOf(buf: Uint8Array): Buffer {
+    const copy = Buffer.allocUnsafeSlow(buf.length);
+    copy.set(buf);
+    return this.threads === 0 ? copy : this.#adopt(copy);
+  }
+
   #lend(min: number): Buffer {
     const i = this.#arenas.findIndex((b) => b.length >= min);
     if (i >= 0) return this.#arenas.splice(i, 1)[0]!;

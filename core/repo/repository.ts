@@ -71,6 +71,12 @@ export interface ReadChunksOptions {
   aheadBytes?: number;
   /** Check each chunk against its id (default true). */
   verify?: boolean;
+  /**
+   * Bytes of decoded chunks kept for later uses when `ids` (an array, scanned once up front)
+   * names a chunk more than once, so a chunk is read and opened once however often a disk
+   * holds it. Default 0: every use is read.
+   */
+  keepRepeats?: number;
   signal?: AbortSignal;
 }
 
@@ -358,25 +364,68 @@ export class Repository {
       queue.push({ id, bytes, data });
       ahead += bytes;
     };
+    // A chunk the list asks for again (keepRepeats): its first read is kept, decoded, until its
+    // last use, which gets it; the uses before get copies. Read and verified once, not each time.
+    const uses = new Map<string, number>(); // uses not yet queued, of ids asked for more than once
+    if (opts.keepRepeats && Array.isArray(ids)) {
+      const seen = new Set<string>();
+      for (const id of ids as readonly string[]) {
+        if (seen.has(id)) uses.set(id, (uses.get(id) ?? 1) + 1);
+        else seen.add(id);
+      }
+    }
+    const held = new Map<string, { data: Promise<Buffer>; bytes: number }>();
+    let heldBytes = 0;
+    /** Queue one use of `id`; false when `load` (a read already made) was not needed. */
+    const queueUse = (id: string, bytes: number, load?: Promise<Buffer>): boolean => {
+      const left = (uses.get(id) ?? 1) - 1;
+      if (left > 0) uses.set(id, left);
+      else uses.delete(id);
+      const h = held.get(id);
+      if (h) {
+        if (left > 0) {
+          push(id, h.bytes, h.data.then((b) => this.pool.copyOf(b)));
+        } else {
+          held.delete(id);
+          heldBytes -= h.bytes;
+          push(id, h.bytes, h.data);
+        }
+        return false;
+      }
+      const data = load ?? this.loadChunk(id, opts);
+      if (left > 0 && heldBytes + bytes <= (opts.keepRepeats ?? 0)) {
+        held.set(id, { data, bytes });
+        heldBytes += bytes;
+        data.catch(() => {});
+        push(id, bytes, data.then((b) => this.pool.copyOf(b)));
+      } else {
+        push(id, bytes, data);
+      }
+      return true;
+    };
     const fill = () => {
       while (ahead < aheadBytes) {
         const first = take();
         if (!first) return;
         const loc = first.loc;
-        if (loc?.pack === undefined) {
-          // A loose object (media, format 1) or one the index does not know: loaded alone.
-          push(first.id, loc?.plainLength ?? this.chunkSize, this.loadChunk(first.id, opts));
+        if (loc?.pack === undefined || held.has(first.id)) {
+          // Kept from an earlier use; or a loose object (media, format 1) or one the index
+          // does not know, loaded alone.
+          queueUse(first.id, held.get(first.id)?.bytes ?? loc?.plainLength ?? this.chunkSize);
           continue;
         }
         const r = newRange(first.id, loc.pack, loc);
         for (let n = take(); n; n = take()) {
-          if (!joinRange(r, n.id, n.loc)) {
+          if (held.has(n.id) || !joinRange(r, n.id, n.loc)) {
             peeked = n;
             break;
           }
         }
         const loads = loadRange(r);
-        r.chunks.forEach((c, k) => push(c.id, c.plain, loads[k]!));
+        r.chunks.forEach((c, k) => {
+          // A chunk twice in one range is opened twice; the second is not needed once the first is kept.
+          if (!queueUse(c.id, c.plain, loads[k]!)) loads[k]!.then((b) => this.pool.release(b), () => {});
+        });
       }
     };
     try {
@@ -399,8 +448,8 @@ export class Repository {
         yield { id: head.id, data };
       }
     } finally {
-      // Chunks read ahead that nobody will see: free them now rather than at V8's leisure.
-      for (const s of await Promise.allSettled(queue.map((q) => q.data))) if (s.status === 'fulfilled') this.pool.release(s.value);
+      // Chunks read ahead or kept that nobody will see: free them now rather than at V8's leisure.
+      for (const s of await Promise.allSettled([...queue, ...held.values()].map((q) => q.data))) if (s.status === 'fulfilled') this.pool.release(s.value);
       await Promise.allSettled([...readers.values()].map((r) => r.then((o) => o.close())));
     }
   }

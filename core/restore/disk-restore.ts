@@ -119,11 +119,18 @@ function windowRanges(w: SliceWindow, chunkSize: number): ByteRange[] {
   return ranges;
 }
 
+/**
+ * Decoded chunks kept for their next slice when a window holds a chunk more than once: the
+ * bench disk's 4,916 data slices hold 4,160 distinct chunks, and each repeat was read from
+ * its pack and hashed again.
+ */
+export const KEEP_REPEATS = 32 * 1024 * 1024;
+
 /** The chunks of window `w` in slice order, loaded and decoded ahead of the writer. */
 function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
   const ids: string[] = [];
   for (const c of w.refs) if (c) ids.push(c);
-  return repo.readChunks(ids, { signal })[Symbol.asyncIterator]();
+  return repo.readChunks(ids, { signal, keepRepeats: KEEP_REPEATS })[Symbol.asyncIterator]();
 }
 
 /**

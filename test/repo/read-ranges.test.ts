@@ -172,6 +172,42 @@ for (const threads of [0, 2]) {
       }
     });
 
+    it('reads a chunk asked for again once with keepRepeats (within its budget), every use byte-identical after the one before is released', async () => {
+      const data = chunks(80);
+      const local = new LocalBackend(join(dir, 'r'));
+      const ids = await store(await Repository.init(local, { chunkSize: CHUNK }), data);
+      // 2 again at once; 0, 5 and 70 again far behind (after more than one range of other
+      // chunks), 70 between 68 and 71, asked for once each (a kept chunk ends a range).
+      const rest = Array.from({ length: 77 }, (_, i) => i + 3).filter((i) => i !== 68 && i !== 71);
+      const order = [2, 1, 2, 0, ...rest, 0, 5, 68, 70, 71, 0];
+      for (const keep of [64 * CHUNK, CHUNK]) {
+        const counting = new CountingBackend(local);
+        const repo = await Repository.open(counting, { threads });
+        try {
+          const got: { id: string; data: Buffer }[] = [];
+          for await (const c of repo.readChunks(order.map((i) => ids[i]!), { keepRepeats: keep, aheadBytes: 3 * CHUNK })) {
+            got.push({ id: c.id, data: Buffer.from(c.data) });
+            // As restore does: the buffer is freed at once, so no later use may share it.
+            repo.pool.release(c.data);
+          }
+          assert.deepEqual(got.map((c) => c.id), order.map((i) => ids[i]!));
+          got.forEach((c, k) => assert.ok(c.data.equals(data[order[k]!]!), `keep ${keep}: position ${k} (chunk ${order[k]}) differs`));
+          const index = await repo.chunkIndex();
+          const readTimes = ids.map((id) => {
+            const loc = index.locate(id)!;
+            return counting.reads.filter((r) => r.offset <= loc.offset && r.offset + r.length >= loc.offset + loc.length).length;
+          });
+          // With room for every repeat each repeated chunk is read once (68 and 71 are also read
+          // through as gaps of the first pass); with room for one chunk, 2 is kept, then (its
+          // room given back) 0, so 5 and 70, asked for again meanwhile, are read twice.
+          const repeated = [0, 2, 5, 70].map((i) => readTimes[i]);
+          assert.deepEqual(repeated, keep > CHUNK ? [1, 1, 1, 1] : [1, 1, 2, 2], JSON.stringify(counting.reads));
+        } finally {
+          await repo.close();
+        }
+      }
+    });
+
     it('names the chunk when its pack is gone, reading chunk by chunk after the range fails', async () => {
       const data = chunks(8);
       const local = new LocalBackend(join(dir, 'r'));
