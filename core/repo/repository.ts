@@ -24,7 +24,7 @@ const READERS_OPEN = 8;
 /**
  * readChunks reads chunks that lie close together in one pack with one read of at most this
  * many bytes (one ranged GET on object storage): the bench restore made 4,919 preads of
- * ~170 KiB, one per chunk, each a wait on the device when the packs are not cached; now ~480.
+ * ~170 KiB, one per chunk, each a wait on the device when the packs are not cached; now ~500.
  * Small enough that several ranges are in flight within READ_AHEAD_BYTES, keeping both
  * decoding workers busy.
  */
