@@ -23,8 +23,8 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 const READERS_OPEN = 8;
 /**
  * readChunks reads chunks that lie close together in one pack with one read of at most this
- * many bytes (one ranged GET on object storage): the bench restore made 4,919 preads of
- * ~170 KiB, one per chunk, each a wait on the device when the packs are not cached; now ~500.
+ * many bytes (one ranged GET on object storage, where each read is a round trip): the bench
+ * restore made 4,919 preads of ~170 KiB, one per chunk and one worker message each; now ~500.
  * Small enough that several ranges are in flight within READ_AHEAD_BYTES, keeping both
  * decoding workers busy.
  */
