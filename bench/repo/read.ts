@@ -1,5 +1,5 @@
 // Restore-side read throughput: readChunks (load, open, decompress, verify on the worker
-// pool) over a local repository holding the benchmark disk, for several read-ahead windows.
+// pool) over a local repository holding the benchmark disk, for several read-ahead sizes (MiB of plain bytes).
 //
 //   node_modules/.bin/node bench/repo/read.ts [raw disk]   (default: the 512 MiB disk of chunk-size.ts)
 
@@ -22,13 +22,13 @@ try {
   await writer.flush();
   const ids = (await Promise.all(done)).map((r) => r.id);
   await repo.close();
-  for (const window of [2, 4, 8, 16]) {
+  for (const aheadMiB of [4, 8, 16, 32, 64]) {
     const r = await openRepository(join(dir, 'repo'));
     const t0 = performance.now();
     let bytes = 0;
-    for await (const c of r.readChunks(ids, { window })) bytes += c.data.length;
+    for await (const c of r.readChunks(ids, { aheadBytes: aheadMiB * 1024 * 1024 })) bytes += c.data.length;
     const secs = (performance.now() - t0) / 1000;
-    console.log(JSON.stringify({ window, nonZeroMBps: +(bytes / 1e6 / secs).toFixed(0), logicalMBps: +(disk.length / 1e6 / secs).toFixed(0) }));
+    console.log(JSON.stringify({ aheadMiB, nonZeroMBps: +(bytes / 1e6 / secs).toFixed(0), logicalMBps: +(disk.length / 1e6 / secs).toFixed(0) }));
     await r.close();
   }
 } finally {

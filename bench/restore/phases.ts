@@ -3,7 +3,7 @@
 // with buffered ones. When restoreDisk takes about as long as read+decode, the write
 // path is hidden behind decoding.
 //
-//   PHASES=read,restore,buffered node_modules/.bin/node bench/restore/phases.ts <repo> <vm> <out dir> [window]
+//   PHASES=read,restore,buffered node_modules/.bin/node bench/restore/phases.ts <repo> <vm> <out dir> [read-ahead MiB]
 
 import { rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { sliceChunkIds } from '../../core/repo/manifest-segments.ts';
 import { restoreDisk } from '../../core/restore/disk-restore.ts';
 
 const [repoPath, vm, out, win] = process.argv.slice(2);
-const window = Number(win ?? 16);
+const aheadBytes = Number(win ?? 16) * 1024 * 1024;
 const repo = await openRepository(repoPath!);
 const [latest] = await repo.findRestorePoints({ vmName: vm, latest: true });
 const m = await repo.loadManifest(latest!.id);
@@ -30,7 +30,7 @@ const only = process.env.PHASES?.split(',') ?? ['read', 'restore', 'buffered'];
 if (only.includes('read')) {
   await phase('read+decode', async () => {
     let n = 0;
-    for await (const c of repo.readChunks(ids, { window })) { n += c.data.length; repo.pool.release(c.data); }
+    for await (const c of repo.readChunks(ids, { aheadBytes })) { n += c.data.length; repo.pool.release(c.data); }
     return n;
   });
 }

@@ -101,25 +101,24 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
       const index = await repo.chunkIndex({ refresh: true, signal: ctx.signal });
       for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
       const { users, segmentsChecked } = await chunkUsers(repo, points, problems, ctx.signal);
-      const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id));
+      // In pack order, so readChunks reads each pack's chunks in a few large ranged reads
+      // instead of one open and read per chunk; chunks the index does not place go last.
+      const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id)).map((id) => {
+        const loc = index.locate(id);
+        return { id, pack: loc?.pack ?? '\uffff', offset: loc?.offset ?? 0 };
+      }).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset)).map((c) => c.id);
       let bytes = 0;
-      let next = 0;
       let checked = 0;
-      const worker = async () => {
-        while (next < ids.length) {
-          const id = ids[next++]!;
-          try {
-            const data = await repo.loadChunk(id, { verify: true, signal: ctx.signal });
-            bytes += data.length;
-          } catch (err) {
-            if (isHvError(err, 'ERR_CANCELLED')) throw err;
-            const missing = isHvError(err, 'ERR_NOT_FOUND');
-            problems.push({ chunk: id, problem: missing ? `chunk is missing: ${(err as Error).message}` : `chunk is corrupt: ${(err as Error).message}`, points: users.get(id)!() });
-          }
-          if (++checked % 64 === 0) progress(ctx, { activity: 'verify', target: repo.location, done: checked, total: ids.length });
+      for await (const c of repo.readChunksSettled(ids, { verify: true, signal: ctx.signal })) {
+        if (c.error) {
+          const missing = isHvError(c.error, 'ERR_NOT_FOUND');
+          problems.push({ chunk: c.id, problem: missing ? `chunk is missing: ${c.error.message}` : `chunk is corrupt: ${c.error.message}`, points: users.get(c.id)!() });
+        } else {
+          bytes += c.data.length;
+          repo.pool.release(c.data);
         }
-      };
-      await Promise.all(Array.from({ length: Math.max(4, repo.pool.threads * 2) }, worker));
+        if (++checked % 64 === 0) progress(ctx, { activity: 'verify', target: repo.location, done: checked, total: ids.length });
+      }
       progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
       return { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 };
     } finally {

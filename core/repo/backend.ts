@@ -46,6 +46,11 @@ export interface LoadOptions {
 
 export interface ObjectReader {
   readonly size: number;
+  /**
+   * Bytes [offset, offset + length) of the object. Restore asks for coalesced ranges of up to
+   * 2 MiB covering many blobs (Repository.readChunks): one GET with a Range header each, several
+   * in flight, on object storage.
+   */
   read(offset: number, length: number): Promise<Buffer>;
   close(): Promise<void>;
 }

@@ -22,13 +22,15 @@ export interface Slice {
 }
 
 export interface WorkerRequest {
-  op: 'hash' | 'seal' | 'drop' | 'open' | 'codec';
+  op: 'hash' | 'seal' | 'drop' | 'open' | 'openRange' | 'codec';
   /** codec: the codec of a worker started before it was known (ChunkPool.warmUp); no reply. */
   codec?: ReturnType<ObjectCodec['toTransferable']>;
   tid: number;
   data?: Uint8Array;
-  /** hash: the chunks within `data`. */
+  /** hash, openRange: the chunks within `data`. */
   slices?: Slice[];
+  /** openRange: the id of each slice. */
+  ids?: string[];
   /** seal: indexes into the hashed slices to seal (the others are dropped). */
   which?: number[];
   /** seal: the buffer to seal them into, lent by the pool and given back with the reply. */
@@ -52,7 +54,15 @@ export interface WorkerReply {
   arena?: Uint8Array;
   /** seal/drop: the run buffer, given back. */
   back?: Uint8Array;
-  error?: { code: ErrorCode; message: string; target?: string };
+  error?: WorkerError;
+  /** openRange: each chunk's plain bytes, or why it did not open, in slice order. */
+  opened?: (Uint8Array | WorkerError)[];
+}
+
+export interface WorkerError {
+  code: ErrorCode;
+  message: string;
+  target?: string;
 }
 
 interface Slot {
@@ -211,6 +221,35 @@ export class ChunkPool {
   }
 
   /**
+   * Open the chunks `chunks` (each an id and its place in `stored`, one coalesced read of a
+   * pack) in one worker message: each chunk's plain bytes, verified against its id unless
+   * verify is false, or the HvError that names it, in order. One message per range, not per
+   * chunk: the range goes to the worker without a copy when it fills its own ArrayBuffer, and
+   * a chunk's failure does not hide its neighbours.
+   */
+  async openRange(stored: Buffer, chunks: readonly { id: string; offset: number; length: number }[], verify = true): Promise<(Buffer | HvError)[]> {
+    const view = (c: { offset: number; length: number }) => {
+      if (c.offset < 0 || c.offset + c.length > stored.length) throw new HvError('ERR_INTERNAL', `chunk at ${c.offset}+${c.length} is outside a range of ${stored.length} bytes`);
+      return stored.subarray(c.offset, c.offset + c.length);
+    };
+    if (this.threads === 0) {
+      return chunks.map((c) => {
+        try {
+          return openChunk(this.#codec, c.id, view(c), verify);
+        } catch (err) {
+          return err instanceof HvError ? err : new HvError('ERR_CORRUPT', `<chunks/${c.id}>: ${(err as Error).message}`, { target: `<chunks/${c.id}>`, cause: err });
+        }
+      });
+    }
+    for (const c of chunks) view(c);
+    const transferable = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength;
+    const data = transferable ? stored : new Uint8Array(stored);
+    const slices = chunks.map((c) => ({ offset: c.offset, length: c.length }));
+    const reply = await this.#request(this.#pick(), { op: 'openRange', tid: this.#nextTid++, data, slices, ids: chunks.map((c) => c.id), verify }, [data.buffer as ArrayBuffer]);
+    return reply.opened!.map((o) => (o instanceof Uint8Array ? this.#adopt(o) : new HvError(o.code, o.message, { target: o.target })));
+  }
+
+  /**
    * Free the memory of a buffer this pool returned (seal() or open()) now, instead of
    * whenever V8 next collects: the caller promises it holds no other view of it. V8 only
    * collects ArrayBuffers after their external size has grown by tens of MiB, so without
@@ -221,6 +260,13 @@ export class ChunkPool {
     const ab = buf.buffer;
     if (!this.#owned.delete(ab)) return;
     freeArrayBuffer(ab);
+  }
+
+  /** A copy of `buf` in a buffer of its own that release() frees (a chunk handed out more than once). */
+  copyOf(buf: Uint8Array): Buffer {
+    const copy = Buffer.allocUnsafeSlow(buf.length);
+    copy.set(buf);
+    return this.threads === 0 ? copy : this.#adopt(copy);
   }
 
   #lend(min: number): Buffer {

@@ -6,7 +6,7 @@ import { HvError } from '../errors.ts';
 import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
 import { encodeCompressedInto } from './object-format.ts';
 import { codecFromTransferable } from './crypto/index.ts';
-import { SPAN_LENT, SPAN_RUN, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
+import { SPAN_LENT, SPAN_RUN, type WorkerError, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
 
 const port = parentPort!;
@@ -37,6 +37,7 @@ port.on('message', (msg: WorkerRequest) => {
 
 function transferList(r: WorkerReply): ArrayBuffer[] {
   const list: ArrayBuffer[] = [];
+  for (const o of r.opened ?? []) if (o instanceof Uint8Array) list.push(o.buffer as ArrayBuffer);
   if (r.data) list.push(r.data.buffer as ArrayBuffer);
   if (r.back) list.push(r.back.buffer as ArrayBuffer);
   if (r.arena) list.push(r.arena.buffer as ArrayBuffer);
@@ -97,6 +98,26 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
         if (plain.buffer === stored.buffer) return { tid: msg.tid, data: plain };
         freeArrayBuffer(stored.buffer);
         return { tid: msg.tid, data: ownBuffer(plain) };
+      }
+      case 'openRange': {
+        const range = Buffer.from(msg.data!.buffer, msg.data!.byteOffset, msg.data!.byteLength);
+        const ids = msg.ids!;
+        const seen = new Set<ArrayBufferLike>([range.buffer]);
+        const opened = msg.slices!.map((sl, k): Uint8Array | WorkerError => {
+          try {
+            const plain = openChunk(codec, ids[k]!, range.subarray(sl.offset, sl.offset + sl.length), msg.verify ?? true);
+            // Each chunk goes back in a buffer of its own: the caller frees each one alone
+            // (release), so none may be a view of the range (raw chunks) or share another's.
+            const own = ownBuffer(plain);
+            if (seen.has(own.buffer)) return new Uint8Array(own);
+            seen.add(own.buffer);
+            return own;
+          } catch (err) {
+            return errorReply(msg.tid, err).error!;
+          }
+        });
+        freeArrayBuffer(range.buffer);
+        return { tid: msg.tid, opened };
       }
     }
   } catch (err) {

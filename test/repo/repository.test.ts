@@ -324,7 +324,7 @@ describe('Repository chunks', () => {
     const disk = await storeDisk(repo, data);
     const ids = disk.chunks.filter((c): c is string => c !== null);
     const got: string[] = [];
-    for await (const c of repo.readChunks(ids, { window: 3 })) {
+    for await (const c of repo.readChunks(ids, { aheadBytes: 3 * CHUNK })) {
       assert.equal(repo.chunkId(c.data), c.id);
       got.push(c.id);
     }
