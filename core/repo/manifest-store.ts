@@ -131,7 +131,9 @@ export class ManifestStore {
   async find(query: { vmName?: string; latest?: boolean }, signal?: AbortSignal): Promise<RestorePointSummary[]> {
     const want = query.vmName?.toLowerCase();
     const all = (await this.summaries(signal)).filter((m) => want === undefined || m.vm.name.toLowerCase() === want);
-    all.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.finishedAt.localeCompare(a.finishedAt));
+    // ISO-8601 UTC times order as plain strings; localeCompare's first call sets up ICU
+    // collation (~9 ms of every backup's start, the lookup of the previous point).
+    all.sort((a, b) => byString(b.createdAt, a.createdAt) || byString(b.finishedAt, a.finishedAt));
     if (!query.latest) return all;
     const seen = new Set<string>();
     return all.filter((m) => !seen.has(m.vm.id) && seen.add(m.vm.id));
@@ -143,4 +145,8 @@ export class ManifestStore {
     this.#cache.delete(id);
     await this.#backend.remove(signal, { type: 'points', name: id });
   }
+}
+
+function byString(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
