@@ -9,14 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ChunkIdSet } from '../../core/repo/chunk-id-set.ts';
+import { usedAfterGc } from './heap.ts';
 
-const gc = (globalThis as { gc?: () => void }).gc;
-function used(): number {
-  gc!();
-  gc!();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
-}
+const used = usedAfterGc;
 
 if (process.argv[2] === '--child') {
   const [kind, n] = [process.argv[3]!, Number(process.argv[4])];
