@@ -54,6 +54,23 @@ export function bitmapBytes(virtualSize: number, granularity = TRACKING_GRANULAR
   return Math.ceil(Math.ceil(virtualSize / granularity) / 8);
 }
 
+/** Largest bitmap a new record gets (4 MiB: 64 KiB granularity up to 2 TiB of disk). */
+export const MAX_BITMAP_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Granularity of a new record for a disk of `virtualSize`: TRACKING_GRANULARITY, doubled until
+ * the bitmap fits MAX_BITMAP_BYTES. A checkpoint holds a few bitmaps of a disk at once (the
+ * frozen record, the previous one, the new one), and a backup's memory must not grow with the
+ * disk: at 64 KiB a 64 TiB VHDX (Hyper-V's largest) would need 128 MiB per bitmap; it gets
+ * 2 MiB blocks and 4 MiB bitmaps instead. Changed ranges then cover whole 2 MiB blocks, which
+ * a changed-blocks backup still reads as 64 KiB pieces.
+ */
+export function granularityFor(virtualSize: number): number {
+  let g = TRACKING_GRANULARITY;
+  while (bitmapBytes(virtualSize, g) > MAX_BITMAP_BYTES) g *= 2;
+  return g;
+}
+
 function putText(buf: Buffer, off: number, len: number, s: string): void {
   const b = Buffer.from(s, 'ascii');
   if (b.length > len) throw new HvError('ERR_INVALID_ARGUMENT', `tracking field too long: ${s}`);

@@ -13,7 +13,7 @@ import { dirname, basename, join } from 'node:path';
 import type { ByteRange, Disk } from '../disk/disk.ts';
 import { HvError, isHvError } from '../errors.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
-import { TRACKING_GRANULARITY, bitmapBytes, bitmapRanges, decodeTracking, encodeTracking, markRange } from './format.ts';
+import { bitmapBytes, bitmapRanges, granularityFor, decodeTracking, encodeTracking, markRange } from './format.ts';
 import type { TrackingRecord } from './format.ts';
 
 export { TRACKING_GRANULARITY, bitmapRanges } from './format.ts';
@@ -108,11 +108,11 @@ export async function freezeAndStartReference(diskPath: string, virtualSize: num
   await saveTracking(diskPath, {
     state: 'clean',
     generation: (loaded.rec?.generation ?? 0) + 1,
-    granularity: TRACKING_GRANULARITY,
+    granularity: granularityFor(virtualSize),
     virtualSize,
     referenceId,
     diskIdentity: now,
-    bitmap: new Uint8Array(bitmapBytes(virtualSize)),
+    bitmap: new Uint8Array(bitmapBytes(virtualSize, granularityFor(virtualSize))),
   });
   return { frozen, referenceId };
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHvError } from '../../core/errors.ts';
-import { bitmapBytes, bitmapRanges, decodeTracking, encodeTracking, markRange, TRACKING_GRANULARITY } from '../../core/tracking/format.ts';
+import { bitmapBytes, bitmapRanges, decodeTracking, encodeTracking, granularityFor, markRange, MAX_BITMAP_BYTES, TRACKING_GRANULARITY } from '../../core/tracking/format.ts';
 import type { TrackingRecord } from '../../core/tracking/format.ts';
 import { attachChangeTracking, changesSince, checkTracking, freezeTracking, loadTracking, startReference, trackingPath } from '../../core/tracking/index.ts';
 import { createVhdx, openDisk } from '../../core/vhdx/index.ts';
@@ -51,6 +51,20 @@ describe('change tracking beside a disk', function () {
     await d.close();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives a new record 64 KiB blocks up to 2 TiB, and coarser ones above, so no bitmap passes 4 MiB', async () => {
+    const TiB = 1024 * 1024 * MiB;
+    assert.equal(granularityFor(64 * MiB), TRACKING_GRANULARITY);
+    assert.equal(granularityFor(2 * TiB), TRACKING_GRANULARITY);
+    assert.equal(granularityFor(2 * TiB + 1), 2 * TRACKING_GRANULARITY);
+    assert.equal(granularityFor(64 * TiB), 2 * MiB);
+    for (const size of [TiB, 3 * TiB, 64 * TiB]) assert.ok(bitmapBytes(size, granularityFor(size)) <= MAX_BITMAP_BYTES, `${size}`);
+    // A reference started for a 64 TiB disk (Hyper-V's largest VHDX) is written with them.
+    await startReference(disk, 64 * TiB);
+    const rec = (await loadTracking(disk))!;
+    assert.equal(rec.granularity, 2 * MiB);
+    assert.equal(rec.bitmap.length, MAX_BITMAP_BYTES);
+  });
 
   it('records every write through the engine and stays trusted (DataWriteGuid follows)', async () => {
     const ref = await startReference(disk, 64 * MiB);
