@@ -293,7 +293,8 @@ export class ChunkPool {
    */
   prestart(n = this.threads): void {
     if (this.#closed) return;
-    this.#spawnCap = Math.max(1, Math.min(n, this.threads));
+    // Workers warmUp() started (an encrypted open, during scrypt) have paid their start already: take them all.
+    this.#spawnCap = Math.max(1, Math.min(Math.max(n, warmWorkers.length + this.#slots.length), this.threads));
     while (this.#slots.length < this.#spawnCap) this.#spawn();
   }
 

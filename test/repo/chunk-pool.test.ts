@@ -123,6 +123,24 @@ describe('ChunkPool reuse in a long-lived process (acquire / retire / keepIdlePo
 });
 
 describe('ChunkPool.warmUp (workers started before the codec exists)', () => {
+  it('prestart(1) still adopts every warm worker (their start is paid already), and starts no others on demand', async () => {
+    ChunkPool.warmUp(2);
+    const pool = new ChunkPool(plainCodec(), { threads: 3 });
+    try {
+      pool.prestart(1);
+      assert.equal(pool.workers, 2, 'both warm workers adopted');
+      assert.equal(ChunkPool.warmCount, 0);
+      const text = Buffer.from('INFO capped\n'.repeat(MiB / 12)).subarray(0, MiB);
+      const runs = await Promise.all([0, 1, 2, 3].map(() => pool.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }])));
+      for (const r of runs) r.drop();
+      assert.equal(pool.workers, 2, 'busy workers did not make the pool start a third');
+      pool.prestart();
+      assert.equal(pool.workers, 3);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a pool adopts the warm workers, sends them its codec, and they hash with it', async () => {
     const { createEncryptedRepositoryKeys } = await import('../../core/repo/crypto/index.ts');
     const { codec } = await createEncryptedRepositoryKeys('warm', { kdf: { N: 2 ** 10, r: 8, p: 1 } });
