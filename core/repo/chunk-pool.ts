@@ -55,8 +55,17 @@ export interface WorkerReply {
   /** seal/drop: the run buffer, given back. */
   back?: Uint8Array;
   error?: WorkerError;
-  /** openRange: each chunk's plain bytes, or why it did not open, in slice order. */
-  opened?: (Uint8Array | WorkerError)[];
+  /**
+   * openRange: each chunk's plain bytes, or where they are in the range (then sent back as
+   * `data`), or why it did not open, in slice order.
+   */
+  opened?: (Uint8Array | WorkerError | RangeView)[];
+}
+
+/** A raw chunk's plain bytes within a ranged read's buffer (byte offset in its ArrayBuffer). */
+export interface RangeView {
+  at: number;
+  length: number;
 }
 
 export interface WorkerError {
@@ -117,6 +126,12 @@ export class ChunkPool {
   #closed = false;
   /** ArrayBuffers that arrived from a worker (transferred) and belong to no one else: release() may free them. */
   readonly #owned = new WeakSet<ArrayBufferLike>();
+  /**
+   * Raw chunks of one ranged read are views of the range's buffer (openRange), not copies:
+   * the views of each such buffer not yet released. The buffer is freed with its last view.
+   */
+  readonly #views = new WeakMap<ArrayBufferLike, number>();
+  readonly #handedViews = new WeakSet<Uint8Array>();
   /**
    * Buffers lent to workers to seal runs into, and back. A buffer per sealed chunk sent to the
    * main thread made it allocate ~660 MB of ArrayBuffers in a 2 GiB backup, and V8 ran a full
@@ -246,7 +261,23 @@ export class ChunkPool {
     const data = transferable ? stored : new Uint8Array(stored);
     const slices = chunks.map((c) => ({ offset: c.offset, length: c.length }));
     const reply = await this.#request(this.#pick(), { op: 'openRange', tid: this.#nextTid++, data, slices, ids: chunks.map((c) => c.id), verify }, [data.buffer as ArrayBuffer]);
-    return reply.opened!.map((o) => (o instanceof Uint8Array ? this.#adopt(o) : new HvError(o.code, o.message, { target: o.target })));
+    // Raw chunks come back as places in the range, which comes back too (a copy of each cost
+    // the workers ~10 % of a restore's CPU).
+    const range = reply.data;
+    let views = 0;
+    const out = reply.opened!.map((o): Buffer | HvError => {
+      if (o instanceof Uint8Array) return this.#adopt(o);
+      if ('at' in o && range) {
+        const v = Buffer.from(range.buffer, o.at, o.length);
+        this.#handedViews.add(v);
+        views++;
+        return v;
+      }
+      const e = o as WorkerError;
+      return new HvError(e.code, e.message, { target: e.target });
+    });
+    if (range && views > 0) this.#views.set(range.buffer, views);
+    return out;
   }
 
   /**
@@ -258,8 +289,30 @@ export class ChunkPool {
    */
   release(buf: Uint8Array): void {
     const ab = buf.buffer;
+    if (this.#handedViews.delete(buf)) {
+      const left = (this.#views.get(ab) ?? 1) - 1;
+      if (left > 0) {
+        this.#views.set(ab, left);
+        return;
+      }
+      this.#views.delete(ab);
+      freeArrayBuffer(ab);
+      return;
+    }
     if (!this.#owned.delete(ab)) return;
     freeArrayBuffer(ab);
+  }
+
+  /**
+   * `buf` itself if it is a buffer of its own, else (a raw chunk that is a view of a ranged
+   * read) a copy of its own, the view released: for a chunk kept for a while, which must not
+   * keep its whole range in memory.
+   */
+  own(buf: Buffer): Buffer {
+    if (!this.#handedViews.has(buf)) return buf;
+    const copy = this.copyOf(buf);
+    this.release(buf);
+    return copy;
   }
 
   /** A copy of `buf` in a buffer of its own that release() frees (a chunk handed out more than once). */

@@ -6,7 +6,7 @@ import { HvError } from '../errors.ts';
 import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
 import { encodeCompressedInto } from './object-format.ts';
 import { codecFromTransferable } from './crypto/index.ts';
-import { SPAN_LENT, SPAN_RUN, type WorkerError, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
+import { SPAN_LENT, SPAN_RUN, type RangeView, type WorkerError, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
 
 const port = parentPort!;
@@ -103,11 +103,17 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
         const range = Buffer.from(msg.data!.buffer, msg.data!.byteOffset, msg.data!.byteLength);
         const ids = msg.ids!;
         const seen = new Set<ArrayBufferLike>([range.buffer]);
-        const opened = msg.slices!.map((sl, k): Uint8Array | WorkerError => {
+        let views = 0;
+        const opened = msg.slices!.map((sl, k): Uint8Array | WorkerError | RangeView => {
           try {
             const plain = openChunk(codec, ids[k]!, range.subarray(sl.offset, sl.offset + sl.length), msg.verify ?? true);
-            // Each chunk goes back in a buffer of its own: the caller frees each one alone
-            // (release), so none may be a view of the range (raw chunks) or share another's.
+            // A raw chunk is a view of the range: it goes back as its place in the range, which
+            // goes back too (the caller frees the range with its last chunk). Any other chunk
+            // goes back in a buffer of its own, which the caller frees alone.
+            if (plain.buffer === range.buffer) {
+              views++;
+              return { at: plain.byteOffset, length: plain.length };
+            }
             const own = ownBuffer(plain);
             if (seen.has(own.buffer)) return new Uint8Array(own);
             seen.add(own.buffer);
@@ -116,8 +122,11 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
             return errorReply(msg.tid, err).error!;
           }
         });
-        freeArrayBuffer(range.buffer);
-        return { tid: msg.tid, opened };
+        if (views === 0) {
+          freeArrayBuffer(range.buffer);
+          return { tid: msg.tid, opened };
+        }
+        return { tid: msg.tid, opened, data: new Uint8Array(range.buffer, 0, range.buffer.byteLength) };
       }
     }
   } catch (err) {

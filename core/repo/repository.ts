@@ -397,10 +397,12 @@ export class Repository {
       }
       const data = load ?? this.loadChunk(id, opts);
       if (left > 0 && heldBytes + bytes <= (opts.keepRepeats ?? 0)) {
-        held.set(id, { data, bytes });
+        // Held in a buffer of its own: a raw chunk's view would keep its whole range read alive.
+        const kept = data.then((b) => this.pool.own(b));
+        held.set(id, { data: kept, bytes });
         heldBytes += bytes;
-        data.catch(() => {});
-        push(id, bytes, data.then((b) => this.pool.copyOf(b)));
+        kept.catch(() => {});
+        push(id, bytes, kept.then((b) => this.pool.copyOf(b)));
       } else {
         push(id, bytes, data);
       }

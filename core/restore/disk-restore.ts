@@ -293,7 +293,7 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
           const done = (data: Buffer) => {
             const src = sources[k++]!;
             if (src.keep) {
-              kept.set(src.id, data);
+              kept.set(src.id, repo.pool.own(data));
               return;
             }
             kept.delete(src.id);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ChunkPool, keepIdlePools, type SealedBlob } from '../../core/repo/chunk-pool.ts';
 import { plainCodec } from '../../core/repo/crypto/index.ts';
+import { sealChunk } from '../../core/repo/chunk-codec.ts';
 
 const MiB = 1024 * 1024;
 /** A sealed chunk's stored bytes (raw chunks come as the format byte and a view of the run). */
@@ -161,6 +162,45 @@ describe('ChunkPool.warmUp (workers started before the codec exists)', () => {
       assert.ok((await pool.open(runs[0]!.ids[0]!, Buffer.from(flat(sealed.blobs[0]!)))).equals(text));
       sealed.done();
       runs[1]!.drop();
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('ChunkPool.openRange (raw chunks as views of the range)', () => {
+  it('hands raw chunks out as views of one range buffer, freed with its last view, and a repeated release frees nothing early', async () => {
+    const codec = plainCodec();
+    const pool = new ChunkPool(codec, { threads: 1 });
+    try {
+      const plains = [randomBytes(64 * 1024), randomBytes(64 * 1024), Buffer.from('INFO text\n'.repeat(6554)).subarray(0, 64 * 1024), randomBytes(64 * 1024)];
+      const stored = plains.map((p) => flat(sealChunk(codec, codec.chunkId(p), p)));
+      const range = Buffer.concat(stored);
+      let at = 0;
+      const chunks = plains.map((p, k) => {
+        const c = { id: codec.chunkId(p), offset: at, length: stored[k]!.length };
+        at += stored[k]!.length;
+        return c;
+      });
+      const out = await pool.openRange(Buffer.from(new Uint8Array(range).buffer), chunks);
+      const got = out.map((o) => { assert.ok(Buffer.isBuffer(o), String(o)); return o as Buffer; });
+      got.forEach((g, k) => assert.ok(g.equals(plains[k]!), `chunk ${k}`));
+      const [a, b, text, d] = got as [Buffer, Buffer, Buffer, Buffer];
+      assert.equal(a.buffer, b.buffer, 'raw chunks share the range buffer');
+      assert.equal(a.buffer, d.buffer);
+      assert.notEqual(text.buffer, a.buffer, 'a compressed chunk has a buffer of its own');
+      pool.release(a);
+      pool.release(a);
+      pool.release(a);
+      assert.ok(d.equals(plains[3]!), 'releasing one view again and again frees nothing the others use');
+      pool.release(b);
+      assert.ok(d.equals(plains[3]!));
+      const kept = pool.own(d);
+      assert.notEqual(kept.buffer, d.buffer, 'own() copies a view');
+      assert.equal(d.buffer.byteLength, 0, 'the last view released (by own) freed the range');
+      assert.ok(kept.equals(plains[3]!));
+      pool.release(kept);
+      pool.release(text);
     } finally {
       await pool.close();
     }
