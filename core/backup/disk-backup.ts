@@ -10,11 +10,11 @@ import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
 import type { VhdxInfo } from '../vhdx/index.ts';
-import { planWindow, RangeSet, readRuns, sliceCount } from './plan.ts';
+import { changedSliceBytes, planWindow, RangeSet, readRuns, sliceCount } from './plan.ts';
 import { throwIfAborted } from '../errors.ts';
 import { SegmentedStore } from './read-pipeline.ts';
 import { loadWindow, windowCount, windowSlices, type SliceWindow } from '../repo/manifest-chunks.ts';
-import { PIECE_SIZE, piecesPerSlice, segmentCount, segmentRange, SEGMENT_SLICES } from '../repo/manifest-segments.ts';
+import { piecesPerSlice, segmentCount, segmentRange, SEGMENT_SLICES } from '../repo/manifest-segments.ts';
 import type { ChunkRef, SliceRef } from '../repo/manifest-types.ts';
 import { SPLIT_VERSION } from '../repo/config.ts';
 import { basename } from 'node:path';
@@ -115,17 +115,8 @@ function plannedBytes(slices: number, chunkSize: number, virtualSize: number, da
     const c = changed?.touched(first, count, chunkSize);
     for (let j = 0; j < count; j++) {
       if (!d[j] || (c && !c[j])) continue;
-      const start = (first + j) * chunkSize, len = Math.min(chunkSize, virtualSize - start);
-      if (!changed || !pieces) {
-        bytes += len;
-        continue;
-      }
-      // As planWindow's splitSlice decides: every piece on the disk changed → the whole slice.
-      const onDisk = Math.ceil(len / PIECE_SIZE);
-      const pd = data.touched((first + j) * pieces, pieces, PIECE_SIZE), pc = changed.touched((first + j) * pieces, pieces, PIECE_SIZE);
-      let read = 0, reads = 0;
-      for (let q = 0; q < onDisk; q++) if (pd[q] && pc[q]) { reads++; read += Math.min(PIECE_SIZE, len - q * PIECE_SIZE); }
-      bytes += reads === onDisk ? len : read;
+      const i = first + j;
+      bytes += changed && pieces ? changedSliceBytes(i, { chunkSize, data, changed, pieces, virtualSize }) : Math.min(chunkSize, virtualSize - i * chunkSize);
     }
   }
   return bytes;

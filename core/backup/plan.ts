@@ -120,20 +120,51 @@ export function planWindow(opts: {
   return plan;
 }
 
+export interface PieceGeometry {
+  chunkSize: number;
+  data: RangeSet;
+  changed: RangeSet;
+  /** Pieces per slice (piecesPerSlice). */
+  pieces: number;
+  virtualSize: number;
+}
+
 /**
- * Changed slice i, whose previous content is `before`: 'read' when every piece of it on the
- * disk changed, else per piece: zeros (not data now, or zeros before and unchanged), 'read'
- * (changed), or the previous bytes' place: the previous whole chunk at the piece's offset, or
- * the previous piece itself (which points at a chunk holding plain data: never a chain).
+ * The pieces of changed slice i: how many lie on the disk (the last slice may have fewer),
+ * which hold data and which changed, and whether every piece on the disk is a changed data
+ * piece (then the whole slice is read, not split). One rule for the plan (splitSlice) and for
+ * the bytes a backup announces before planning (changedSliceBytes).
  */
-function splitSlice(i: number, before: SliceRef, o: { chunkSize: number; data: RangeSet; changed: RangeSet; pieces: number; virtualSize: number }): SlicePlan {
+export function changedPieces(i: number, o: PieceGeometry): { onDisk: number; data: Uint8Array; changed: Uint8Array; whole: boolean } {
   const m = o.pieces;
   const onDisk = Math.ceil((Math.min((i + 1) * o.chunkSize, o.virtualSize) - i * o.chunkSize) / PIECE_SIZE);
   const data = o.data.touched(i * m, m, PIECE_SIZE);
   const changed = o.changed.touched(i * m, m, PIECE_SIZE);
   let reads = 0;
   for (let q = 0; q < onDisk; q++) if (data[q] && changed[q]) reads++;
-  if (reads === onDisk) return 'read';
+  return { onDisk, data, changed, whole: reads === onDisk };
+}
+
+/** Bytes a changed-blocks backup reads of changed slice i: the whole slice, or its changed data pieces. */
+export function changedSliceBytes(i: number, o: PieceGeometry): number {
+  const len = Math.min(o.chunkSize, o.virtualSize - i * o.chunkSize);
+  const { onDisk, data, changed, whole } = changedPieces(i, o);
+  if (whole) return len;
+  let bytes = 0;
+  for (let q = 0; q < onDisk; q++) if (data[q] && changed[q]) bytes += Math.min(PIECE_SIZE, len - q * PIECE_SIZE);
+  return bytes;
+}
+
+/**
+ * Changed slice i, whose previous content is `before`: 'read' when every piece of it on the
+ * disk changed, else per piece: zeros (not data now, or zeros before and unchanged), 'read'
+ * (changed), or the previous bytes' place: the previous whole chunk at the piece's offset, or
+ * the previous piece itself (which points at a chunk holding plain data: never a chain).
+ */
+function splitSlice(i: number, before: SliceRef, o: PieceGeometry): SlicePlan {
+  const m = o.pieces;
+  const { onDisk, data, changed, whole } = changedPieces(i, o);
+  if (whole) return 'read';
   const split: SplitPlan['split'] = new Array(m);
   for (let q = 0; q < m; q++) {
     if (q >= onDisk || !data[q]) split[q] = null;
