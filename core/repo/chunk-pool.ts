@@ -124,14 +124,14 @@ export class ChunkPool {
   readonly #slots: Slot[] = [];
   #nextTid = 1;
   #closed = false;
-  /** ArrayBuffers that arrived from a worker (transferred) and belong to no one else: release() may free them. */
-  readonly #owned = new WeakSet<ArrayBufferLike>();
   /**
-   * Raw chunks of one ranged read are views of the range's buffer (openRange), not copies:
-   * the views of each such buffer not yet released. The buffer is freed with its last view.
+   * Buffers handed out that release() frees: each is a view of an ArrayBuffer that arrived
+   * from a worker (transferred) and belongs to no one else, freed with its last handed-out
+   * view. Most ArrayBuffers have one (a decoded chunk); a ranged read's buffer has one per raw
+   * chunk in it (openRange).
    */
+  readonly #handed = new WeakSet<Uint8Array>();
   readonly #views = new WeakMap<ArrayBufferLike, number>();
-  readonly #handedViews = new WeakSet<Uint8Array>();
   /**
    * Buffers lent to workers to seal runs into, and back. A buffer per sealed chunk sent to the
    * main thread made it allocate ~660 MB of ArrayBuffers in a 2 GiB backup, and V8 ran a full
@@ -264,19 +264,12 @@ export class ChunkPool {
     // Raw chunks come back as places in the range, which comes back too (a copy of each cost
     // the workers ~10 % of a restore's CPU).
     const range = reply.data;
-    let views = 0;
     const out = reply.opened!.map((o): Buffer | HvError => {
       if (o instanceof Uint8Array) return this.#adopt(o);
-      if ('at' in o && range) {
-        const v = Buffer.from(range.buffer, o.at, o.length);
-        this.#handedViews.add(v);
-        views++;
-        return v;
-      }
+      if ('at' in o && range) return this.#adopt(new Uint8Array(range.buffer, o.at, o.length));
       const e = o as WorkerError;
       return new HvError(e.code, e.message, { target: e.target });
     });
-    if (range && views > 0) this.#views.set(range.buffer, views);
     return out;
   }
 
@@ -288,18 +281,15 @@ export class ChunkPool {
    * restore of 2 GiB). Buffers the pool did not hand out (threads: 0) are left alone.
    */
   release(buf: Uint8Array): void {
+    // Each handed-out buffer counts once, however often it is released.
+    if (!this.#handed.delete(buf)) return;
     const ab = buf.buffer;
-    if (this.#handedViews.delete(buf)) {
-      const left = (this.#views.get(ab) ?? 1) - 1;
-      if (left > 0) {
-        this.#views.set(ab, left);
-        return;
-      }
-      this.#views.delete(ab);
-      freeArrayBuffer(ab);
+    const left = (this.#views.get(ab) ?? 1) - 1;
+    if (left > 0) {
+      this.#views.set(ab, left);
       return;
     }
-    if (!this.#owned.delete(ab)) return;
+    this.#views.delete(ab);
     freeArrayBuffer(ab);
   }
 
@@ -309,7 +299,7 @@ export class ChunkPool {
    * keep its whole range in memory.
    */
   own(buf: Buffer): Buffer {
-    if (!this.#handedViews.has(buf)) return buf;
+    if (!this.#handed.has(buf) || this.#views.get(buf.buffer) === 1 && buf.buffer.byteLength - buf.byteLength <= 4096) return buf;
     const copy = this.copyOf(buf);
     this.release(buf);
     return copy;
@@ -333,8 +323,10 @@ export class ChunkPool {
   }
 
   #adopt(u: Uint8Array): Buffer {
-    this.#owned.add(u.buffer);
-    return toBuffer(u);
+    const b = toBuffer(u);
+    this.#handed.add(b);
+    this.#views.set(u.buffer, (this.#views.get(u.buffer) ?? 0) + 1);
+    return b;
   }
 
   /**
