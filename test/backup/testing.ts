@@ -9,7 +9,6 @@ import { applyWrites } from '../../core/api/vm.ts';
 import type { GuestWrite, LandedWrite } from '../../core/hosts/local/guest.ts';
 import { diskWindows, initRepository, openRepository } from '../../core/repo/index.ts';
 import { isSplit } from '../../core/repo/manifest-segments.ts';
-import { openDisk } from '../../core/vhdx/index.ts';
 
 export const MiB = 1 << 20;
 
@@ -87,14 +86,4 @@ export class Shadow {
   }
 }
 
-/** `length` virtual bytes of the disk image at `path` from `offset` (the disk opened and closed for it). */
-export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
-  const d = await openDisk(path);
-  try {
-    const b = Buffer.alloc(length);
-    await d.read(b, offset);
-    return b;
-  } finally {
-    await d.close();
-  }
-}
+export { readAt } from '../support/disk-read.ts';

@@ -5,19 +5,10 @@ import { patternBuffer } from '../../core/disk/testing.ts';
 import { isHvError } from '../../core/errors.ts';
 import { checkVhdx, createVhdx, openDisk, vhdxTestHooks } from '../../core/vhdx/index.ts';
 import { makeReplayFixture, MiB, qemuCheck, qemuToRaw, run, scratch } from './helpers.ts';
+import { readAt } from '../support/disk-read.ts';
 
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
-async function readRange(path: string, off: number, len: number, opts = {}): Promise<Buffer> {
-  const d = await openDisk(path, opts);
-  try {
-    const b = Buffer.alloc(len);
-    await d.read(b, off);
-    return b;
-  } finally {
-    await d.close();
-  }
-}
 
 describe('VHDX log replay', () => {
   let s: ReturnType<typeof scratch>;
@@ -29,7 +20,7 @@ describe('VHDX log replay', () => {
     makeReplayFixture(f);
     const before = sha(f);
     await assert.rejects(openDisk(f), (e) => isHvError(e, 'ERR_LOG_REPLAY_NEEDED') && e.message.includes(`hvbackup vhdx check --repair ${f}`));
-    assert.ok((await readRange(f, 0, MiB, { replayLogInMemory: true })).every((b) => b === 0xcd));
+    assert.ok((await readAt(f, 0, MiB, { replayLogInMemory: true })).every((b) => b === 0xcd));
     assert.equal(sha(f), before, 'read-only opens never write');
   });
 
@@ -63,8 +54,8 @@ describe('VHDX log replay', () => {
     const r = await checkVhdx(f, { repair: true });
     assert.deepEqual(r.problems, []);
     assert.match(r.repaired.join('\n'), /log replayed \(1 entry\)/);
-    assert.ok((await readRange(f, 10 * MiB, 3 * MiB)).equals(second));
-    assert.ok((await readRange(f, 0, 2 * MiB)).equals(patternBuffer(2 * MiB, 1)));
+    assert.ok((await readAt(f, 10 * MiB, 3 * MiB)).equals(second));
+    assert.ok((await readAt(f, 0, 2 * MiB)).equals(patternBuffer(2 * MiB, 1)));
     qemuCheck(f);
   });
 
@@ -82,8 +73,8 @@ describe('VHDX log replay', () => {
     await d.close();
     const r = await checkVhdx(f, { repair: true });
     assert.deepEqual(r.problems, []);
-    assert.ok((await readRange(f, 2047 * MiB, 4096)).every((b) => b === 0xfe));
-    assert.ok((await readRange(f, 6 * MiB * 299 % (2048 * MiB), 512)).every((b) => b === (299 % 250) + 1));
+    assert.ok((await readAt(f, 2047 * MiB, 4096)).every((b) => b === 0xfe));
+    assert.ok((await readAt(f, 6 * MiB * 299 % (2048 * MiB), 512)).every((b) => b === (299 % 250) + 1));
     qemuCheck(f);
   });
 });
