@@ -51,8 +51,9 @@ async function geometryOf(fd: FrozenDisk, disk: Disk): Promise<Pick<DiskManifest
 export interface DiskBackupResult {
   manifest: DiskManifest;
   /**
-   * Settles once the disk's last segments are durable: they are submitted to the writer but
-   * stored at its next flush, which the caller does (and then awaits this) before the manifest.
+   * Settles once the disk's last segments are durable: they are submitted to the segment writer
+   * but stored at its next flush. The disk's data chunks too are durable only after the data
+   * writer's next flush. The caller flushes both (and then awaits this) before the manifest.
    */
   durable: Promise<void>;
   choice: DiskChoice;

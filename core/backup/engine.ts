@@ -189,10 +189,11 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
         await disk.close();
       }
     }
-    // Each disk ended with its data durable; this flush stores the config files and the last
-    // segments (write order: every chunk and segment durable before the manifest).
+    // One flush of each writer, side by side: the data chunks of every disk, and the config
+    // files and the last segments (write order: every chunk and segment durable before the
+    // manifest; a segment only names chunks, so it need not wait for theirs).
     const loads = await submitConfig();
-    await metaWriter.flush();
+    await Promise.all([writer.flush(), metaWriter.flush()]);
     for (const d of disks) await d.durable;
     const configFiles = await Promise.all(loads);
     let references = cp.references;

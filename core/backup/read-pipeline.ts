@@ -5,7 +5,9 @@
 // serves the next read. The chunk ids are collected one window (segment) at a time and
 // stored as segment chunks. Memory stays bounded whatever the disk size: `inFlight` reads
 // plus the writer's capacity, each a run of at most `runBytes`, and at most
-// segmentStoreLimits.maxOpenBytes of windows waiting for their chunk ids.
+// segmentStoreLimits.maxOpenBytes of windows waiting for their chunk ids. A window's ids come
+// back once its chunks are hashed and deduplicated or copied into a pack, not once durable:
+// the data and the segments become durable at the writers' flush before the manifest.
 
 import type { Disk } from '../disk/disk.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
@@ -63,7 +65,7 @@ export interface WindowInput {
   runs: ReadRun[];
 }
 
-/** A window whose segment is not encoded yet: its chunk ids arrive as its chunks become durable. */
+/** A window whose segment is not encoded yet: its chunk ids arrive as its chunks are staged (ChunkWriter `known`). */
 interface OpenWindow {
   k: number;
   first: number;
@@ -82,14 +84,12 @@ interface OpenWindow {
 }
 
 /**
- * Memory (estimated) that windows whose chunks are not all durable yet may hold at once. A
- * chunk's id comes back only when its pack is stored, so windows with a few new chunks each
- * (a sparse disk with a little data in every window, a sparse incremental) wait until a pack
- * fills; past this, the writer is flushed (a smaller pack) so memory stays bounded whatever
- * the disk size. Bounded by bytes, not windows: a window of zeros and one new chunk costs
- * ~33 KB and may wait for dozens of others to fill a pack (a count bound low enough for the
- * next case would store small packs here), one that lists 4096 ids reused from the previous
- * point ~400 KB. Tests lower it.
+ * Memory (estimated) that windows whose chunk ids are not all known yet may hold at once; past
+ * it, reading waits until they close. Ids come back once chunks are staged, so only windows
+ * whose batches are still with the writer are open: a backstop, as a window costs ~33 KB (zeros
+ * and one new chunk) to ~400 KB (4096 ids reused from the previous point). (When ids came back
+ * only with durable packs, this bound flushed the writer, storing smaller packs.) Bytes, not
+ * windows, for those two extremes. Tests lower it.
  */
 export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
 
@@ -166,11 +166,12 @@ export class SegmentedStore {
   }
 
   /**
-   * Every chunk durable and every segment submitted: the segment ids in order, the count of
-   * data slices, and `durable`, which settles once every segment is durable too. The last
-   * segments wait for their writer's next flush (the caller's, before the manifest: the
-   * engine's, with the config files), so they share a pack with what follows instead of
-   * making one more small pack per disk.
+   * Every chunk handed to the writer and every segment submitted: the segment ids in order, the
+   * count of data slices, and `durable`, which settles once every segment is durable. Neither the
+   * data chunks nor the last segments are durable before their writers' next flush (the
+   * caller's, before the manifest: the engine flushes both writers once, after the last disk), so
+   * the last data pack is shared with the next disk and the metadata pack is stored beside it
+   * instead of after it.
    */
   async finish(): Promise<{ segments: ChunkRef[]; dataSlices: number; durable: Promise<void> }> {
     await this.#settle();
@@ -179,11 +180,9 @@ export class SegmentedStore {
     return { segments: this.#segments, dataSlices: this.#dataSlices, durable };
   }
 
-  /** Hand every read to the writer, make every chunk durable, store every open window's segment. */
+  /** Hand every read to the writer, learn every chunk id, submit every open window's segment. */
   async #settle(): Promise<void> {
     while (this.#reads.length > 0) await this.#drainOne();
-    // flush() first: a new chunk is durable (and its `done` settles) only once its pack is stored.
-    await this.#writer.flush();
     await Promise.all(this.#open.map((w) => w.ready));
     await this.#submitReady();
   }
@@ -232,8 +231,10 @@ export class SegmentedStore {
       this.#free.push(buf);
     } else {
       // Batch buffers are reused: fresh 4 MiB buffers cost page faults on every touch.
-      const { done } = await this.#writer.submitRun(buf, slices, (b) => { this.#free.push(b); });
-      done.forEach((d, j) => {
+      // A segment only names its chunks, so it waits for their ids, not their packs: the manifest
+      // still waits for the writer's flush (the engine's, after the last disk).
+      const { known } = await this.#writer.submitRun(buf, slices, (b) => { this.#free.push(b); });
+      known.forEach((d, j) => {
         const stored = d.then((res: PutResult) => {
           if (piece[j]! < 0) w.refs[idx[j]!] = res.id;
           else (w.refs[idx[j]!] as SplitSlice).pieces[piece[j]!] = { id: res.id, offset: 0 };

@@ -36,9 +36,12 @@ export interface ChunkWriter {
   /**
    * Queue the chunks `slices` of `run`, handing `run` over: it comes back through `giveBack`
    * once its chunks are hashed and, for new ones, sealed and copied into their pack (the caller
-   * reuses it for its next read, so runs are never copied). Resolves once taken, with one `done` per slice.
+   * reuses it for its next read, so runs are never copied). Resolves once taken, with one `done` per slice,
+   * and one `known` per slice: it settles as soon as the chunk's id is known and the chunk is deduplicated
+   * or copied into its pack, before it is durable — for what only names the chunk (a segment), which is
+   * safe while the caller's manifest still waits for flush().
    */
-  submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[] }>;
+  submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[]; known: Promise<PutResult>[] }>;
   /** submit(), flush() and wait: simple and durable, but stores a pack per call. */
   put(plain: Buffer): Promise<PutResult>;
   /** Store what is pending and wait until every submitted chunk is durable; rejects with the first failure. */
@@ -164,7 +167,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
     }
   }
 
-  async function submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[] }> {
+  async function submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[]; known: Promise<PutResult>[] }> {
     throwIfAborted(opts.signal);
     if (firstError) throw firstError;
     const bytes = slices.reduce((a, sl) => a + sl.length, 0);
@@ -189,7 +192,9 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
       await s.durable;
       return s.result;
     })));
-    return { done };
+    const known = slices.map((_, i) => staged.then((all) => all[i]!.result));
+    for (const k of known) k.catch(() => {}); // a failure also rejects `done` and flush()
+    return { done, known };
   }
 
   async function submit(plain: Buffer): Promise<{ done: Promise<PutResult> }> {
