@@ -5,7 +5,7 @@
 
 import { zstdDecompressSync } from 'node:zlib';
 import { HvError } from '../errors.ts';
-import { ZstdSession, zstdContentSize } from './zstd-session.ts';
+import { ZstdDecompressSession, ZstdSession, zstdContentSize } from './zstd-session.ts';
 
 export const FORMAT_RAW = 0x00;
 export const FORMAT_ZSTD = 0x01;
@@ -81,6 +81,9 @@ export function encodeCompressedInto(plain: Buffer, out: Buffer, at: number, lev
   return 1 + body.length;
 }
 
+/** This thread's reused decompression context (each worker has its own copy of this module). */
+let decoder: ZstdDecompressSession | undefined;
+
 /** Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>". */
 export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024 * 1024): Buffer {
   if (payload.length === 0) throw new HvError('ERR_CORRUPT', `${what}: empty object`, { target: what });
@@ -93,6 +96,10 @@ export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024
         // One output buffer of the size the frame states: Node's default 16 KiB pieces, then
         // concatenated, tripled the garbage a restore leaves per chunk.
         const size = zstdContentSize(body);
+        if (size !== undefined && size <= maxSize) {
+          const out = (decoder ??= new ZstdDecompressSession()).decompress(body, size);
+          if (out) return out;
+        }
         const chunkSize = size !== undefined && size <= maxSize ? Math.max(64, size + 1) : undefined;
         return zstdDecompressSync(body, { maxOutputLength: maxSize, ...(chunkSize ? { chunkSize } : {}) });
       } catch (err) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { zstdDecompressSync } from 'node:zlib';
 import { decodeObject, encodeObject, FORMAT_RAW, FORMAT_ZSTD, looksIncompressible } from '../../core/repo/object-format.ts';
-import { ZstdSession, zstdBound, zstdContentSize } from '../../core/repo/zstd-session.ts';
+import { ZstdDecompressSession, ZstdSession, zstdBound, zstdContentSize } from '../../core/repo/zstd-session.ts';
 
 const text = (n: number, seed: number) => Buffer.from(Array.from({ length: Math.ceil(n / 20) + 1 }, (_, i) => `${seed} INFO GET /api/v1/items/${(i * 7919 + seed) % 1000} 200\n`).join('')).subarray(0, n);
 
@@ -69,5 +69,54 @@ describe('ZstdSession (one reused zstd context)', () => {
     assert.equal(zstdContentSize(streamed.stdout), undefined, 'a frame compressed from a pipe states no size');
     assert.equal(zstdContentSize(randomBytes(64)), undefined);
     assert.equal(zstdContentSize(Buffer.from([0x28, 0xb5, 0x2f])), undefined);
+  });
+});
+
+describe('ZstdDecompressSession (one reused zstd decompression context)', () => {
+  it('reuses the context on this Node, so the fast path is the one measured', () => {
+    assert.equal(new ZstdDecompressSession().reusing, true, 'node:zlib internals changed: decoding fell back to zstdDecompressSync');
+  });
+
+  it('decodes frame after frame into buffers of their own, whatever came before', () => {
+    const d = new ZstdDecompressSession();
+    const enc = new ZstdSession(1);
+    const inputs = [text(256 * 1024, 1), randomBytes(4096), text(300_000, 3), text(100, 4), text(256 * 1024, 1)];
+    const outs = inputs.map((p) => {
+      const frame = Buffer.from(enc.compress(p));
+      const out = d.decompress(frame, zstdContentSize(frame)!);
+      assert.ok(out, 'fast path');
+      return out;
+    });
+    inputs.forEach((p, i) => {
+      assert.ok(outs[i]!.equals(p), `frame ${i}`);
+      assert.equal(outs[i]!.byteOffset, 0);
+      assert.equal(outs[i]!.buffer.byteLength, p.length, 'fills its own ArrayBuffer (transferable)');
+    });
+    assert.equal(d.reusing, true);
+  });
+
+  it('gives up (undefined) on a frame that does not end where its header says, and never reuses that context', () => {
+    const p = text(256 * 1024, 7);
+    const frame = Buffer.from(new ZstdSession(1).compress(p));
+    const damaged = Buffer.from(frame);
+    damaged[40]! ^= 0xff;
+    damaged[41]! ^= 0x55;
+    const cases: [string, Buffer, number][] = [
+      ['cut short', frame.subarray(0, frame.length - 10), p.length],
+      ['longer than stated', frame, p.length - 1],
+      ['followed by another frame', Buffer.concat([frame, frame]), p.length],
+      ['damaged', damaged, p.length],
+    ];
+    for (const [what, f, size] of cases) {
+      const d = new ZstdDecompressSession();
+      // ok(=== undefined), not equal(): a failure would diff a 256 KiB buffer for minutes.
+      assert.ok(d.decompress(f, size) === undefined, what);
+      assert.equal(d.reusing, false, `${what}: context dropped`);
+      assert.ok(d.decompress(frame, p.length) === undefined, `${what}: no second try on that context`);
+    }
+    // decodeObject then reports the damage as it always did (through zstdDecompressSync).
+    assert.throws(() => decodeObject(Buffer.concat([Buffer.from([FORMAT_ZSTD]), damaged]), '<chunks/x>'), (e: Error & { code?: string }) => e.code === 'ERR_CORRUPT' && /<chunks\/x>/.test(e.message));
+    // …and the next good object still decodes.
+    assert.ok(decodeObject(Buffer.concat([Buffer.from([FORMAT_ZSTD]), frame]), '<chunks/y>').equals(p));
   });
 });
