@@ -84,6 +84,12 @@ export function encodeCompressedInto(plain: Buffer, out: Buffer, at: number, lev
 /** This thread's reused decompression context (each worker has its own copy of this module). */
 let decoder: ZstdDecompressSession | undefined;
 
+/** The context, made again after a bad frame dropped it (unless this Node cannot reuse one at all). */
+function zstdDecoder(): ZstdDecompressSession {
+  if (!decoder || (!decoder.reusing && decoder.worked)) decoder = new ZstdDecompressSession();
+  return decoder;
+}
+
 /** Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>". */
 export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024 * 1024): Buffer {
   if (payload.length === 0) throw new HvError('ERR_CORRUPT', `${what}: empty object`, { target: what });
@@ -97,7 +103,7 @@ export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024
         // concatenated, tripled the garbage a restore leaves per chunk.
         const size = zstdContentSize(body);
         if (size !== undefined && size <= maxSize) {
-          const out = (decoder ??= new ZstdDecompressSession()).decompress(body, size);
+          const out = zstdDecoder().decompress(body, size);
           if (out) return out;
         }
         const chunkSize = size !== undefined && size <= maxSize ? Math.max(64, size + 1) : undefined;

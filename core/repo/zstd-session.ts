@@ -120,6 +120,8 @@ export class ZstdDecompressSession {
   #handle: RawHandle | undefined;
   #state: Uint32Array | undefined;
   #owner: unknown;
+  /** True when this Node let the context be reused at all (it may since have been dropped). */
+  readonly worked: boolean = false;
 
   /** `reuse: false` always returns undefined (tests compare both paths). */
   constructor(opts: { reuse?: boolean } = {}) {
@@ -132,6 +134,7 @@ export class ZstdDecompressSession {
         this.#handle = z._handle;
         this.#state = z._writeState;
         this.#owner = z;
+        this.worked = true;
       }
     } catch {
       this.#handle = undefined;

@@ -116,7 +116,11 @@ describe('ZstdDecompressSession (one reused zstd decompression context)', () => 
     }
     // decodeObject then reports the damage as it always did (through zstdDecompressSync).
     assert.throws(() => decodeObject(Buffer.concat([Buffer.from([FORMAT_ZSTD]), damaged]), '<chunks/x>'), (e: Error & { code?: string }) => e.code === 'ERR_CORRUPT' && /<chunks\/x>/.test(e.message));
-    // …and the next good object still decodes.
+    // …and the next good object still decodes, on a context made anew (worked: this Node reuses one).
     assert.ok(decodeObject(Buffer.concat([Buffer.from([FORMAT_ZSTD]), frame]), '<chunks/y>').equals(p));
+    const d = new ZstdDecompressSession();
+    d.decompress(damaged, p.length);
+    assert.equal(d.reusing, false);
+    assert.equal(d.worked, true, 'a dropped context still says the fast path works here, so decodeObject makes another');
   });
 });
