@@ -31,7 +31,11 @@ export interface PruneResult {
   chunksReferenced: number;
   /** Distinct chunks no longer stored anywhere. */
   chunksRemoved: number;
-  /** Stored bytes given back (deleted packs, loose chunks and index objects, less the blobs copied into new packs). */
+  /**
+   * Stored bytes given back: deleted packs, loose chunks and index objects, less the blobs
+   * copied into new packs. What GC writes beside those blobs (the new packs' own indexes, the
+   * consolidated index objects) is not counted, so what-if can give the same figure.
+   */
   bytesFreed: number;
   packsRemoved: number;
   packsRewritten: number;
