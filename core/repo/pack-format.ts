@@ -2,10 +2,10 @@
 // functions on buffers: no I/O.
 //
 // A pack is many sealed chunk blobs back to back, then the pack's own index (sealed, the
-// same bytes as its index/<name> object), its length and a magic. Each blob is exactly what
-// a loose chunk object would hold, so a blob can be cut out of a pack and opened, exported
-// to media or checked on its own. The index inside the pack means a lost index/ object is
-// rebuilt from the pack alone.
+// same bytes a one-pack index/<pack> object holds), its length and a magic. Each blob is
+// exactly what a loose chunk object would hold, so a blob can be cut out of a pack and
+// opened, exported to media or checked on its own. The index inside the pack means a pack no
+// index/ object lists (lost, or a killed backup's) is indexed again from the pack alone.
 //
 // Plain pack index: "HVBPIDX1", u32le count, then per blob 44 bytes:
 //   32 bytes chunk id (raw), u32le offset in the pack, u32le stored length, u32le plain length;
