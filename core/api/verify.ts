@@ -98,7 +98,7 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
       const points = await loadPoints(repo, pointId, problems, ctx.signal);
       // A damaged index object hides where its pack's chunks are: say so by name, besides the
       // chunks that then show up as missing below.
-      const index = await repo.chunkIndex({ refresh: true, signal: ctx.signal });
+      const index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
       for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
       const { users, segmentsChecked } = await chunkUsers(repo, points, problems, ctx.signal);
       // In pack order, so readChunks reads each pack's chunks in a few large ranged reads

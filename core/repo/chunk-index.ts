@@ -1,7 +1,8 @@
 // Where each chunk lives: a blob in a pack (from the index/ objects) or a loose chunks/<id>
 // object (archive media, which store chunks one by one). Built once per repository handle
-// from a listing, kept up to date by this process's own writes, rebuilt after taking a lock
-// (another process may have written or pruned meanwhile).
+// from a listing, kept up to date by this process's own writes, refreshed after taking a lock
+// (another process may have written or pruned meanwhile): only index objects not seen yet
+// are read, unless one that was read is gone (GC replaced it), which means a rebuild.
 //
 // Every backup, restore, verify and GC holds this for the whole run, so it is stored in typed
 // arrays (an IdTable, id-table.ts) rather than a Map of objects (which cost ~240 bytes per
@@ -14,7 +15,7 @@ import { HvError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
-import { decodePackIndex, type PackEntry } from './pack-format.ts';
+import { decodeIndexObject, type PackEntry } from './pack-format.ts';
 
 export interface ChunkLocation {
   /** Pack name, or undefined for a loose chunks/<id> object. */
@@ -25,7 +26,9 @@ export interface ChunkLocation {
   plainLength?: number;
 }
 
-const LOAD_BATCH = 16;
+/** Index objects read at once, and their stored bytes at most (one large consolidated object is still read alone). */
+const LOAD_OBJECTS = 16;
+const LOAD_BYTES = 64 * 1024 * 1024;
 
 const STRIDE = 12;
 const W_PACK = 8;
@@ -51,6 +54,13 @@ export class ChunkIndex {
   #packStart: number[] = [];
   #packCount: number[] = [];
   #packByName = new Map<string, number>();
+  readonly #objects = new Map<string, readonly string[]>();
+  #unindexed: string[] = [];
+  #unindexedEntries = 0;
+  /** Loose chunks located (read from chunks/): a refresh that lists fewer saw some deleted. */
+  #looseCount = 0;
+  /** removePack was called: records were dropped that a refresh would not bring back. */
+  #dirty = false;
 
   /**
    * Every pack's entries as its index object lists them (duplicates across packs included),
@@ -63,26 +73,121 @@ export class ChunkIndex {
 
   static async load(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<ChunkIndex> {
     const index = new ChunkIndex();
-    const names: string[] = [];
-    for await (const o of backend.list(signal, 'index')) names.push(o.name);
-    names.sort();
-    for (let i = 0; i < names.length; i += LOAD_BATCH) {
-      await Promise.all(names.slice(i, i + LOAD_BATCH).map(async (name) => {
-        try {
-          const sealed = await backend.load(signal, { type: 'index', name });
-          index.addPack(name, decodePackIndex(codec.open('index', name, sealed), `<index/${name}>`));
-        } catch (err) {
-          if (signal?.aborted) throw err;
-          index.damaged.push({ name, problem: (err as Error).message });
-        }
-      }));
-    }
+    const objects: { name: string; size: number }[] = [];
+    for await (const o of backend.list(signal, 'index')) objects.push({ name: o.name, size: o.size });
+    await index.#loadObjects(backend, codec, objects, signal);
     for await (const o of backend.list(signal, 'chunks')) {
       // A name that is not a chunk id is not a chunk: nothing references it or could read it.
       if (parseHex(o.name, idKeyBytes, 0)) index.addLoose(o.name, o.size);
     }
     return index;
   }
+
+  /**
+   * This index brought up to date with the store: index objects and loose chunks it has not
+   * seen are added (this process's own packs stay known). When something it had read is gone
+   * (another process's GC replaced index objects or deleted loose chunks), when an object did
+   * not load, or after removePack, it is rebuilt instead: the result is then a new ChunkIndex.
+   */
+  async refresh(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<ChunkIndex> {
+    if (this.#dirty || this.damaged.length > 0) return ChunkIndex.load(backend, codec, signal);
+    const fresh: { name: string; size: number }[] = [];
+    let known = 0;
+    for await (const o of backend.list(signal, 'index')) {
+      if (this.#objects.has(o.name)) known++;
+      else fresh.push({ name: o.name, size: o.size });
+    }
+    if (known < this.#objects.size) return ChunkIndex.load(backend, codec, signal);
+    const loose: { name: string; size: number }[] = [];
+    known = 0;
+    for await (const o of backend.list(signal, 'chunks')) {
+      if (!parseHex(o.name, idKeyBytes, 0)) continue;
+      const slot = this.#recs.find();
+      if (slot < 0) loose.push({ name: o.name, size: o.size });
+      else if (this.#packOf(this.#recs.record(slot)) === undefined) known++;
+    }
+    if (known < this.#looseCount) return ChunkIndex.load(backend, codec, signal);
+    await this.#loadObjects(backend, codec, fresh, signal);
+    for (const o of loose) this.addLoose(o.name, o.size);
+    return this;
+  }
+
+  async #loadObjects(backend: Backend, codec: ObjectCodec, objects: { name: string; size: number }[], signal?: AbortSignal): Promise<void> {
+    objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const reading = new Set<Promise<void>>();
+    let bytes = 0;
+    for (const o of objects) {
+      while (reading.size > 0 && (reading.size >= LOAD_OBJECTS || bytes + o.size > LOAD_BYTES)) await Promise.race(reading);
+      bytes += o.size;
+      const one = this.#loadObject(backend, codec, o.name, signal).finally(() => {
+        bytes -= o.size;
+        reading.delete(one);
+      });
+      reading.add(one);
+    }
+    await Promise.all(reading);
+  }
+
+  async #loadObject(backend: Backend, codec: ObjectCodec, name: string, signal?: AbortSignal): Promise<void> {
+    let packs: string[];
+    try {
+      const sealed = await backend.load(signal, { type: 'index', name });
+      const obj = decodeIndexObject(codec.open('index', name, sealed), name, `<index/${name}>`);
+      packs = new Array(obj.packs);
+      let i = 0;
+      for (const p of obj.each()) {
+        this.addPack(p.name, p.entries);
+        packs[i++] = p.name;
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      this.damaged.push({ name, problem: (err as Error).message });
+      return;
+    }
+    this.noteObject(name, packs);
+  }
+
+  /** The caller changes this index in ways the store does not (prune's plans): the next refresh rebuilds it. */
+  invalidate(): void {
+    this.#dirty = true;
+  }
+
+  /** index/ objects this index has read or this process has stored, each with the packs it lists. */
+  get objects(): ReadonlyMap<string, readonly string[]> {
+    return this.#objects;
+  }
+
+  /** Index object `name`, listing `packs`, is stored (read from the store, or written by this process). */
+  noteObject(name: string, packs: readonly string[]): void {
+    this.#objects.set(name, packs);
+  }
+
+  /** A pack of this process is durable but no index object lists it yet (pack-writer.ts stores one for such packs). */
+  markUnindexed(name: string): void {
+    const pack = this.#packByName.get(name);
+    if (pack === undefined) return;
+    this.#unindexed.push(name);
+    this.#unindexedEntries += this.#packCount[pack]!;
+  }
+
+  /** Packs waiting for an index object, and their entries in all. */
+  get unindexed(): { packs: number; entries: number } {
+    return { packs: this.#unindexed.length, entries: this.#unindexedEntries };
+  }
+
+  /** Take the packs waiting for an index object (with their entries); the caller stores one or gives them back. */
+  takeUnindexed(): { name: string; entries: PackEntry[] }[] {
+    const names = this.#unindexed;
+    this.#unindexed = [];
+    this.#unindexedEntries = 0;
+    return names.flatMap((name) => {
+      const entries = this.packs.get(name);
+      return entries ? [{ name, entries }] : [];
+    });
+  }
+
+  /** Index objects being stored one after another (pack-writer.ts), so each waiting pack goes into exactly one. */
+  indexing: Promise<void> = Promise.resolve();
 
   has(id: string): boolean {
     return parseHex(id, idKeyBytes, 0) && this.#recs.find() >= 0;
@@ -113,8 +218,14 @@ export class ChunkIndex {
     }
   }
 
-  /** A pack became durable (or was listed): its blobs are readable from now on. A chunk already located stays where it is. */
+  /**
+   * A pack became durable (or was listed): its blobs are readable from now on. A chunk already
+   * located stays where it is. A pack already known (listed by two index objects: an old
+   * one-pack object beside a consolidated one, or GC killed between writing one and removing
+   * the other) is added once.
+   */
   addPack(name: string, entries: readonly PackEntry[]): void {
+    if (this.#packByName.has(name)) return;
     const pack = this.#packNames.length;
     if (pack >= LOOSE) throw new HvError('ERR_INTERNAL', `chunk index: more than ${LOOSE - 1} packs`);
     const start = this.#records;
@@ -158,6 +269,7 @@ export class ChunkIndex {
     w[o + W_LENGTH] = size;
     w[o + W_PLAIN] = 0;
     this.#records = r + 1;
+    this.#looseCount++;
     this.#insert(~slot, r);
   }
 
@@ -169,6 +281,7 @@ export class ChunkIndex {
   removePack(name: string): void {
     const pack = this.#packByName.get(name);
     if (pack === undefined) return;
+    this.#dirty = true;
     this.#packByName.delete(name);
     const start = this.#packStart[pack]!;
     const end = start + this.#packCount[pack]!;
@@ -183,7 +296,10 @@ export class ChunkIndex {
   removeLoose(id: string): void {
     if (!parseHex(id, idKeyBytes, 0)) return;
     const slot = this.#recs.find();
-    if (slot >= 0 && this.#packOf(this.#recs.record(slot)) === undefined) this.#delete(slot);
+    if (slot >= 0 && this.#packOf(this.#recs.record(slot)) === undefined) {
+      this.#delete(slot);
+      this.#looseCount--;
+    }
   }
 
   #insert(slot: number, r: number): void {

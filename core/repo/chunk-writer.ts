@@ -1,8 +1,8 @@
 // Writes chunks with bounded memory: at most `capacityBytes` of chunks are being hashed or
 // sealed at once, and submit() waits for room (backpressure). Chunks the repository already has
 // are hashed but never compressed or written. New chunks go into packs (pack-writer.ts);
-// a chunk is durable once its pack and the pack's index are stored, which happens when a
-// pack fills up or at flush().
+// a chunk is durable once its pack is stored, which happens when a pack fills up or at
+// flush(); flush() also stores the index object listing the packs (pack-writer.ts).
 
 import { throwIfAborted } from '../errors.ts';
 import type { Backend } from './backend.ts';
@@ -55,6 +55,8 @@ export interface ChunkStoreState {
   pool: ChunkPool;
   /** Where every stored chunk is (loaded lazily from index/ and chunks/). */
   index(): Promise<ChunkIndex>;
+  /** The repository is older than format 5: one index object per pack (PackWriterOptions.indexPerPack). */
+  indexPerPack?(): boolean;
 }
 
 export interface ChunkWriterOptions {
@@ -86,7 +88,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
   let firstError: unknown;
   let packsPromise: Promise<PackWriter> | undefined;
   const packs = () => (packsPromise ??= store.index().then((index) => new PackWriter(store.backend, store.codec, index, {
-    signal: opts.signal, target: opts.packSize,
+    signal: opts.signal, target: opts.packSize, indexPerPack: store.indexPerPack?.(),
   })));
 
   const release = (bytes: number) => {

@@ -4,21 +4,28 @@
 import { HvError } from '../errors.ts';
 
 /**
+ * 5: an index/ object may list many packs (HVBMIDX1, one per writer flush, GC's consolidated
+ * ones), which HVBackup before them would take for damaged index objects (its restore would
+ * miss chunks, its GC stop): its version check refuses such a repository instead.
+ */
+export const REPOSITORY_VERSION = 5;
+/** The first version whose index objects may list many packs. */
+export const MULTI_INDEX_VERSION = 5;
+/**
  * 4: a segment may split slices into 64 KiB pieces (segment format 2, written by
  * changed-blocks backups), which HVBackup before pieces cannot read: its version check
  * refuses such a repository instead of calling its segments corrupt (or misreading them).
+ * Opened read-write; rewritten as version 5 (upgradeFormat) before a backup or GC.
  */
-export const REPOSITORY_VERSION = 4;
-/** The first version whose segments may have split slices. */
 export const SPLIT_VERSION = 4;
 /**
  * 3: restore points may list disks in segments (manifest version 2), which HVBackup before
- * segments cannot read. Opened read-write; rewritten as version 4 (upgradeFormat) before a backup.
+ * segments cannot read. Opened read-write; rewritten as version 5 (upgradeFormat) before a backup or GC.
  */
 export const SEGMENTS_VERSION = 3;
 /**
  * 2: new chunks are stored in packs (index/ + packs/); loose chunks/ objects are still read.
- * Opened read-write; rewritten as version 4 (upgradeFormat) before a backup.
+ * Opened read-write; rewritten as version 5 (upgradeFormat) before a backup or GC.
  */
 export const PACKS_VERSION = 2;
 /**
@@ -59,7 +66,7 @@ export function decodeConfig(buf: Buffer, where: string): RepositoryConfig {
   if (typeof c !== 'object' || c === null || typeof c.version !== 'number') {
     throw new HvError('ERR_CORRUPT', `${where}: repository config has no version field`, { target: where });
   }
-  if (c.version !== REPOSITORY_VERSION && c.version !== SEGMENTS_VERSION && c.version !== PACKS_VERSION && c.version !== READ_ONLY_VERSION) {
+  if (c.version !== REPOSITORY_VERSION && c.version !== SPLIT_VERSION && c.version !== SEGMENTS_VERSION && c.version !== PACKS_VERSION && c.version !== READ_ONLY_VERSION) {
     throw new HvError('ERR_UNSUPPORTED', `${where}: repository format version ${c.version} is not supported (this HVBackup reads versions ${READ_ONLY_VERSION} to ${REPOSITORY_VERSION})`, { target: where, data: { version: c.version } });
   }
   const problem = configProblem(c);

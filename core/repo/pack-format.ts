@@ -2,10 +2,10 @@
 // functions on buffers: no I/O.
 //
 // A pack is many sealed chunk blobs back to back, then the pack's own index (sealed, the
-// same bytes as its index/<name> object), its length and a magic. Each blob is exactly what
-// a loose chunk object would hold, so a blob can be cut out of a pack and opened, exported
-// to media or checked on its own. The index inside the pack means a lost index/ object is
-// rebuilt from the pack alone.
+// same bytes a one-pack index/<pack> object holds), its length and a magic. Each blob is
+// exactly what a loose chunk object would hold, so a blob can be cut out of a pack and
+// opened, exported to media or checked on its own. The index inside the pack means a pack no
+// index/ object lists (lost, or a killed backup's) is indexed again from the pack alone.
 //
 // Plain pack index: "HVBPIDX1", u32le count, then per blob 44 bytes:
 //   32 bytes chunk id (raw), u32le offset in the pack, u32le stored length, u32le plain length;
@@ -94,4 +94,78 @@ export function decodePackTrailer(trailer: Buffer, packSize: number, what: strin
   const offset = packSize - PACK_TRAILER_SIZE - length;
   if (offset < 0) throw new HvError('ERR_CORRUPT', `${what}: pack trailer names a ${length}-byte index, larger than the pack`, { target: what });
   return { offset, length };
+}
+
+// Index objects (index/<name>), two kinds told apart by their first 8 plain bytes:
+// - "HVBPIDX1": one pack's index, exactly the plain index in its trailer; the object's name
+//   is the pack's name (format 2 to 4 writers, one per pack).
+// - "HVBMIDX1": many packs (format 5 writers: one per flush, GC's consolidated ones), named
+//   at random. u32le pack count, then per pack: 32 bytes pack name (raw), u32le length L,
+//   L bytes of that pack's plain index (as in its trailer); then the SHA-256 of everything
+//   before it, so a damaged pack name or length is refused like a damaged entry.
+export const MULTI_INDEX_MAGIC = Buffer.from('HVBMIDX1', 'latin1');
+const MULTI_HEADER_SIZE = MULTI_INDEX_MAGIC.length + 4;
+
+export interface IndexedPack {
+  /** Pack name, 64 lowercase hex. */
+  name: string;
+  entries: PackEntry[];
+}
+
+export function encodeIndexObject(packs: readonly { name: string; entries: readonly PackEntry[] }[]): Buffer {
+  const parts: Buffer[] = [];
+  const header = Buffer.allocUnsafe(MULTI_HEADER_SIZE);
+  MULTI_INDEX_MAGIC.copy(header, 0);
+  header.writeUInt32LE(packs.length, MULTI_INDEX_MAGIC.length);
+  parts.push(header);
+  for (const p of packs) {
+    const head = Buffer.allocUnsafe(36);
+    if (head.write(p.name, 0, 32, 'hex') !== 32 || !/^[0-9a-f]{64}$/.test(p.name)) throw new HvError('ERR_INTERNAL', `index object: pack name ${p.name} is not 64 hex characters`);
+    const index = encodePackIndex(p.entries);
+    head.writeUInt32LE(index.length, 32);
+    parts.push(head, index);
+  }
+  const hash = createHash('sha256');
+  for (const b of parts) hash.update(b);
+  parts.push(hash.digest());
+  return Buffer.concat(parts);
+}
+
+/**
+ * The packs an index object lists, either kind (`name` is the object's name: the pack's own
+ * for a one-pack object). The whole object is checked before the first pack is given out, and
+ * each pack's entries are decoded only when asked for, so a large object is never held as
+ * entry objects all at once.
+ */
+export function decodeIndexObject(buf: Buffer, name: string, what: string): { packs: number; each(): Generator<IndexedPack> } {
+  const magic = buf.subarray(0, 8);
+  if (magic.equals(INDEX_MAGIC)) {
+    const entries = decodePackIndex(buf, what);
+    return { packs: 1, *each() { yield { name, entries }; } };
+  }
+  const bad = (why: string) => new HvError('ERR_CORRUPT', `${what}: index object ${why}`, { target: what });
+  if (buf.length < MULTI_HEADER_SIZE + HASH_SIZE || !magic.equals(MULTI_INDEX_MAGIC)) throw bad('does not start with HVBPIDX1 or HVBMIDX1');
+  const body = buf.length - HASH_SIZE;
+  if (!createHash('sha256').update(buf.subarray(0, body)).digest().equals(buf.subarray(body))) throw bad('does not match its SHA-256 (damaged)');
+  const count = buf.readUInt32LE(MULTI_INDEX_MAGIC.length);
+  const at: { name: string; start: number; end: number }[] = new Array(count);
+  const seen = new Set<string>();
+  let p = MULTI_HEADER_SIZE;
+  for (let i = 0; i < count; i++) {
+    if (p + 36 > body) throw bad(`ends inside pack ${i} of ${count}`);
+    const pack = buf.toString('hex', p, p + 32);
+    const end = p + 36 + buf.readUInt32LE(p + 32);
+    if (end > body) throw bad(`pack ${i} (${pack}) runs past the end`);
+    if (seen.has(pack)) throw bad(`lists pack ${pack} twice`);
+    seen.add(pack);
+    at[i] = { name: pack, start: p + 36, end };
+    p = end;
+  }
+  if (p !== body) throw bad(`has ${body - p} bytes after its ${count} packs`);
+  return {
+    packs: count,
+    *each() {
+      for (const a of at) yield { name: a.name, entries: decodePackIndex(buf.subarray(a.start, a.end), `${what} (pack ${a.name})`) };
+    },
+  };
 }

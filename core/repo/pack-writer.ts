@@ -1,7 +1,17 @@
-// Gathers sealed chunk blobs into packs of about `target` bytes and stores each pack, then
-// its index object (write order: pack durable → index durable → chunks known → manifest).
-// One file per pack instead of per chunk: a 2 GiB disk at 256 KiB chunks is ~40 packs, not
-// ~5000 files each with its own create/fsync/link, and an object store gets few large PUTs.
+// Gathers sealed chunk blobs into packs of about `target` bytes and stores each pack; one
+// index object lists many packs (write order: packs durable → chunks known to this process →
+// index object durable → manifest). One file per pack instead of per chunk: a 2 GiB disk at
+// 256 KiB chunks is ~40 packs, not ~5000 files each with its own create/fsync/link, and an
+// object store gets few large PUTs. One index object per flush (and per INDEX_PACKS packs in
+// between) instead of one per pack: a repository start reads ~1/64 of the objects, and a
+// pack costs one durable save, not two.
+//
+// A chunk is `durable` once its pack is: the backup pipeline needs its id then, and it may
+// name it in a segment, because every writer is flushed before the manifest is stored and
+// flush() stores the index object of every pack of the process still waiting for one (not
+// only its own: another writer may have found a chunk in a pack of this one's). A kill before
+// that leaves packs without an index object and no manifest naming them: GC rescues or
+// deletes them from their trailers.
 // Memory: the pack being filled plus at most `maxSaving` packs being stored. Blobs are copied
 // into the pack's buffer as they come (the caller may reuse its memory at once), and pack
 // buffers are reused across packs and writers: a backup allocates no memory per chunk, so
@@ -14,10 +24,16 @@ import { throwIfAborted, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { encodePackIndex, encodePackTrailer, MAX_PACK_SIZE, type PackEntry } from './pack-format.ts';
+import { encodeIndexObject, encodePackIndex, encodePackTrailer, MAX_PACK_SIZE, type PackEntry } from './pack-format.ts';
 import { alignedBuffer } from '../disk/file-io.ts';
 
 export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
+/**
+ * An index object is stored once this many packs wait for one (or INDEX_ENTRIES entries), so
+ * a multi-TB backup killed midway leaves at most that many packs for GC to re-index.
+ */
+export const INDEX_PACKS = 64;
+export const INDEX_ENTRIES = 256 * 1024;
 
 interface Settle {
   resolve: () => void;
@@ -52,6 +68,12 @@ export interface PackWriterOptions {
   target?: number;
   maxSaving?: number;
   signal?: AbortSignal;
+  /**
+   * Store each pack's index as its own index/<pack> object right after the pack, as format 2
+   * to 4 did: for a repository not yet upgraded to format 5, whose other readers would not
+   * read an index object listing many packs.
+   */
+  indexPerPack?: boolean;
 }
 
 export class PackWriter {
@@ -61,6 +83,7 @@ export class PackWriter {
   readonly #target: number;
   readonly #maxSaving: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #perPack: boolean;
   readonly #saving = new Set<Promise<void>>();
   #open: OpenPack;
   #failure: unknown;
@@ -72,13 +95,14 @@ export class PackWriter {
     this.#target = opts.target ?? DEFAULT_PACK_SIZE;
     this.#maxSaving = opts.maxSaving ?? 2;
     this.#signal = opts.signal;
+    this.#perPack = opts.indexPerPack ?? false;
     this.#open = newPack();
   }
 
   /**
    * Append a sealed blob, one buffer or parts (copied: the caller may reuse them once this returns). Resolves
    * once it is taken (waiting while `maxSaving` packs are being stored, which is the
-   * backpressure); `durable` settles when its pack and index are stored.
+   * backpressure); `durable` settles when its pack is stored (its index object at the latest at flush()).
    */
   async add(id: string, blob: Buffer | readonly Buffer[], plainLength: number): Promise<{ durable: Promise<void> }> {
     if (this.#failure) throw this.#failure;
@@ -96,20 +120,29 @@ export class PackWriter {
     return { durable: pack.durable };
   }
 
-  /** Store the partly filled pack and wait for every pack in flight; rejects with the first failure. */
+  /**
+   * Store the partly filled pack, wait for every pack in flight, then store the index object
+   * of every pack of the process still without one; rejects with the first failure.
+   */
   async flush(): Promise<void> {
     if (this.#open.entries.length > 0) await this.#cut();
     while (this.#saving.size > 0) await Promise.allSettled([...this.#saving]);
     if (this.#failure) throw this.#failure;
+    if (!this.#perPack) await saveIndexObject(this.#backend, this.#codec, this.#index, this.#signal);
   }
 
   async #cut(): Promise<void> {
     const pack = this.#open;
     this.#open = newPack();
     while (this.#saving.size >= this.#maxSaving) await Promise.race(this.#saving);
-    const saving = this.#save(pack).then(pack.settle.resolve, (err: unknown) => {
-      this.#failure ??= err;
+    const saving = this.#save(pack).then(() => {
+      pack.settle.resolve();
+      if (!this.#perPack) return this.#indexIfDue();
+    }, (err: unknown) => {
       pack.settle.reject(err);
+      throw err;
+    }).catch((err: unknown) => {
+      this.#failure ??= err;
     });
     this.#saving.add(saving);
     void saving.finally(() => this.#saving.delete(saving));
@@ -129,15 +162,52 @@ export class PackWriter {
       await this.#backend.save(this.#signal, { type: 'packs', name }, pack.buf.subarray(0, at)).catch((err: unknown) => {
         throw wrapError(err, `save ${what}`, `<packs/${name}>`);
       });
-      await this.#backend.save(this.#signal, { type: 'index', name }, sealedIndex).catch((err: unknown) => {
-        throw wrapError(err, `save <index/${name}> of ${what}`, `<index/${name}>`);
-      });
+      if (this.#perPack) {
+        await this.#backend.save(this.#signal, { type: 'index', name }, sealedIndex).catch((err: unknown) => {
+          throw wrapError(err, `save <index/${name}> of ${what}`, `<index/${name}>`);
+        });
+        this.#index.addPack(name, pack.entries);
+        this.#index.noteObject(name, [name]);
+        return;
+      }
       this.#index.addPack(name, pack.entries);
+      this.#index.markUnindexed(name);
     } finally {
       if (pack.buf) giveBuffer(pack.buf);
       pack.buf = undefined;
     }
   }
+
+  /** After a pack is stored: an index object once enough packs wait (counted as part of the save: the next pack waits for it, and a failure fails the writer). */
+  async #indexIfDue(): Promise<void> {
+    const waiting = this.#index.unindexed;
+    if (waiting.packs >= INDEX_PACKS || waiting.entries >= INDEX_ENTRIES) await saveIndexObject(this.#backend, this.#codec, this.#index, this.#signal);
+  }
+}
+
+/**
+ * Store one index object listing every pack of `index` waiting for one. Index objects are
+ * stored one after another (a pack goes into exactly one); a call waits for those before it,
+ * so when it resolves every pack that was waiting when it was made is listed in a durable
+ * object. On failure the packs wait again (a later flush tries again).
+ */
+export function saveIndexObject(backend: Backend, codec: ObjectCodec, index: ChunkIndex, signal?: AbortSignal): Promise<void> {
+  const saving = index.indexing.then(async () => {
+    const packs = index.takeUnindexed();
+    if (packs.length === 0) return;
+    // Random, like pack names: create-only saves of two writers never meet, and an encrypted repository's names say nothing of what they index.
+    const name = randomBytes(32).toString('hex');
+    try {
+      throwIfAborted(signal);
+      await backend.save(signal, { type: 'index', name }, codec.seal('index', encodeIndexObject(packs), name));
+    } catch (err) {
+      for (const p of packs) index.markUnindexed(p.name);
+      throw wrapError(err, `save <index/${name}> (${packs.length} packs)`, `<index/${name}>`);
+    }
+    index.noteObject(name, packs.map((p) => p.name));
+  });
+  index.indexing = saving.catch(() => {});
+  return saving;
 }
 
 function newPack(): OpenPack {

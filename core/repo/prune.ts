@@ -4,17 +4,26 @@
 // its pack); unused loose chunk objects are deleted. The caller holds the exclusive lock
 // and passes the complete set of referenced chunk ids.
 //
-// Order, so that a kill at any moment loses no referenced chunk: new packs and their index
-// objects are stored before the old index object is removed, and an index object is
-// removed before its pack. What a kill leaves behind is a duplicate blob or a pack with no
-// index; the next prune finds such a pack, reads the index in its trailer, and either
-// re-creates its index object (it holds chunks nothing else has) or deletes it.
+// The index is rewritten as consolidated index objects (at most `pruneLimits.indexEntries`
+// entries each) listing every pack that stays; this is also how a repository's one-object-
+// per-pack index (format 2 to 4) and a backup's one object per flush get merged into few.
+// Order, so that a kill at any moment loses no referenced chunk: the new packs (with their
+// index object), then the consolidated index objects, are durable before any old index
+// object is removed, and every old index object is removed before any pack. What a kill
+// leaves behind is a pack listed twice (read once), a duplicate blob, or a pack with no
+// index object; the next prune finds such a pack, reads the index in its trailer, and
+// either lists it in the index again (it holds chunks nothing else has) or deletes it.
 
+import { randomBytes } from 'node:crypto';
 import { HvError, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
-import { decodePackIndex, decodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from './pack-format.ts';
+import type { ChunkIndex } from './chunk-index.ts';
+import { decodePackIndex, decodePackTrailer, encodeIndexObject, PACK_TRAILER_SIZE, type PackEntry } from './pack-format.ts';
 import { PackWriter } from './pack-writer.ts';
 import type { Repository } from './repository.ts';
+
+/** Entries per consolidated index object: ~44 MiB, read in one piece at every start. Tests lower it. */
+export const pruneLimits = { indexEntries: 1024 * 1024 };
 
 export interface PruneResult {
   /** Distinct chunks stored before. */
@@ -22,11 +31,15 @@ export interface PruneResult {
   chunksReferenced: number;
   /** Distinct chunks no longer stored anywhere. */
   chunksRemoved: number;
-  /** Stored bytes given back (deleted objects minus rewritten packs). */
+  /**
+   * Stored bytes given back: deleted packs, loose chunks and index objects, less the blobs
+   * copied into new packs. What GC writes beside those blobs (the new packs' own indexes, the
+   * consolidated index objects) is not counted, so what-if can give the same figure.
+   */
   bytesFreed: number;
   packsRemoved: number;
   packsRewritten: number;
-  /** Packs that had lost their index object and got it back because they hold needed chunks. */
+  /** Packs that no index object listed and are listed again because they hold needed chunks. */
   packsRescued: number;
   /** Problems that did not stop the prune (an index naming a pack that is gone). */
   warnings: string[];
@@ -54,11 +67,15 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
   const { signal } = opts;
   const backend = repo.backend;
   if (repo.readOnly && !opts.whatIf) throw new HvError('ERR_UNSUPPORTED', `${repo.location} is a format 1 repository (made before packs): garbage collection does not delete from it`, { target: repo.location });
-  const index = await repo.chunkIndex({ refresh: true, signal });
+  const index = await repo.chunkIndex({ reread: true, signal });
   if (index.damaged.length > 0) {
     const d = index.damaged[0]!;
-    throw new HvError('ERR_CORRUPT', `prune stopped, nothing deleted: index object <index/${d.name}> does not load, so the chunks of its pack are unknown (${d.problem})`, { target: `<index/${d.name}>` });
+    throw new HvError('ERR_CORRUPT', `prune stopped, nothing deleted: index object <index/${d.name}> does not load, so the chunks of the packs it lists are unknown (${d.problem})`, { target: `<index/${d.name}>` });
   }
+  // Consolidated index objects list many packs: older HVBackup must refuse the repository from now on (the caller holds the exclusive lock).
+  if (!opts.whatIf) await repo.upgradeFormat(signal, { locked: true });
+  // The plans below change this index (packs forgotten, rescued): the next refresh reads it afresh.
+  index.invalidate();
   const result: PruneResult = { chunksTotal: index.size, chunksReferenced: 0, chunksRemoved: 0, bytesFreed: 0, packsRemoved: 0, packsRewritten: 0, packsRescued: 0, warnings: [] };
   for (const [id] of index.entries()) if (referenced.has(id)) result.chunksReferenced++;
 
@@ -66,13 +83,19 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
   for await (const o of backend.list(signal, 'packs')) packSizes.set(o.name, o.size);
   const indexSizes = new Map<string, number>();
   for await (const o of backend.list(signal, 'index')) indexSizes.set(o.name, o.size);
+  // Every index object read: all are replaced when the index is rewritten.
+  const oldObjects = [...index.objects.keys()];
+  let changed = false;
 
-  // Index objects whose pack is gone: their chunks cannot be read from there anyway.
-  for (const name of [...index.packs.keys()]) {
-    if (packSizes.has(name)) continue;
-    result.warnings.push(`index object <index/${name}> names pack <packs/${name}>, which does not exist; its chunks are missing (run verify)`);
-    if (!opts.whatIf) await backend.remove(signal, { type: 'index', name });
-    index.removePack(name);
+  // Packs an index object names that are gone: their chunks cannot be read from there anyway.
+  // The object lists other packs too, so it stays until the rewrite below leaves the pack out.
+  for (const [object, packs] of index.objects) {
+    for (const name of packs) {
+      if (packSizes.has(name) || !index.packs.has(name)) continue;
+      result.warnings.push(`index object <index/${object}> names pack <packs/${name}>, which does not exist; its chunks are missing (run verify); the rewritten index leaves it out`);
+      index.removePack(name);
+      changed = true;
+    }
   }
 
   // Packs without an index object: left by a killed backup or prune. Rescue or delete.
@@ -84,9 +107,9 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
     });
     if (!entries) continue;
     if (entries.some((e) => referenced.has(e.id) && !index.has(e.id))) {
-      if (!opts.whatIf) await backend.save(signal, { type: 'index', name }, await loadSealedIndex(backend, name, size, signal));
       index.addPack(name, entries);
       result.packsRescued++;
+      changed = true;
     } else {
       if (!opts.whatIf) await backend.remove(signal, { type: 'packs', name });
       result.packsRemoved++;
@@ -115,33 +138,51 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
 
   const total = plans.length + looseGarbage.length;
   let done = 0;
-  const writer = opts.whatIf ? undefined : new PackWriter(backend, repo.codec, index, { signal });
-  for (const p of plans) {
-    const freed = p.size + (indexSizes.get(p.name) ?? 0);
-    if (p.used.length === 0) {
-      if (!opts.whatIf) await removePack(backend, p.name, signal);
-      result.packsRemoved++;
-      result.bytesFreed += freed;
-    } else {
-      // Copy the used blobs into new packs; only once those are durable may the old one go.
-      let written = 0;
-      if (writer) {
-        for (const e of p.used) {
-          const blob = await backend.load(signal, { type: 'packs', name: p.name }, { offset: e.offset, length: e.length }).catch((err: unknown) => {
-            throw wrapError(err, `prune: read <chunks/${e.id}> from <packs/${p.name}>`, `<packs/${p.name}>`);
-          });
-          await writer.add(e.id, blob, e.plainLength);
-          written += blob.length;
-        }
-        await writer.flush();
-        await removePack(backend, p.name, signal);
-      } else {
-        written = p.used.reduce((a, e) => a + e.length, 0);
+  // 1. The used blobs of mixed packs into new packs (durable, with their index object, before anything old goes).
+  if (!opts.whatIf && plans.some((p) => p.used.length > 0)) {
+    const writer = new PackWriter(backend, repo.codec, index, { signal });
+    for (const p of plans) {
+      for (const e of p.used) {
+        const blob = await backend.load(signal, { type: 'packs', name: p.name }, { offset: e.offset, length: e.length }).catch((err: unknown) => {
+          throw wrapError(err, `prune: read <chunks/${e.id}> from <packs/${p.name}>`, `<packs/${p.name}>`);
+        });
+        await writer.add(e.id, blob, e.plainLength);
       }
-      result.packsRewritten++;
-      result.bytesFreed += freed - written;
     }
-    if (!opts.whatIf) index.removePack(p.name);
+    await writer.flush();
+  }
+  for (const p of plans) {
+    const written = p.used.reduce((a, e) => a + e.length, 0);
+    if (p.used.length === 0) result.packsRemoved++;
+    else result.packsRewritten++;
+    result.bytesFreed += p.size - written;
+    index.removePack(p.name);
+  }
+
+  // 2. The consolidated index: every pack that stays, durable before any old object goes.
+  const groups = indexGroups(index);
+  if (changed || plans.length > 0 || groups.length !== oldObjects.length) {
+    const written = new Set<string>();
+    if (!opts.whatIf) {
+      for (const g of groups) {
+        const name = randomBytes(32).toString('hex');
+        const plain = encodeIndexObject(g.map((pack) => ({ name: pack, entries: index.packs.get(pack)! })));
+        await backend.save(signal, { type: 'index', name }, repo.codec.seal('index', plain, name)).catch((err: unknown) => {
+          throw wrapError(err, `prune: save consolidated index object <index/${name}> (${g.length} packs)`, `<index/${name}>`);
+        });
+        written.add(name);
+      }
+    }
+    // 3. Every older index object (those read, and the new packs' own).
+    for (const name of index.objects.keys()) {
+      if (written.has(name)) continue;
+      if (!opts.whatIf) await backend.remove(signal, { type: 'index', name });
+      result.bytesFreed += indexSizes.get(name) ?? 0;
+    }
+  }
+  // 4. Packs no index object lists any more.
+  for (const p of plans) {
+    if (!opts.whatIf) await backend.remove(signal, { type: 'packs', name: p.name });
     opts.onProgress?.(++done, total);
   }
   for (const [id, loc] of looseGarbage) {
@@ -152,15 +193,27 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
     result.bytesFreed += loc.length;
     opts.onProgress?.(++done, total);
   }
-  // Chunks of rewritten packs now live in new packs: read the index afresh.
-  if (!opts.whatIf) await repo.chunkIndex({ refresh: true, signal });
+  // The index is rewritten and the packs changed (or, for what-if, only the plans above): read it afresh.
+  await repo.chunkIndex({ refresh: true, signal });
   return result;
 }
 
-/** Index object first: a pack without one is found and handled by the next prune; an index without its pack would name missing chunks. */
-async function removePack(backend: Backend, name: string, signal?: AbortSignal): Promise<void> {
-  await backend.remove(signal, { type: 'index', name });
-  await backend.remove(signal, { type: 'packs', name });
+/** The packs `index` knows, in groups of at most pruneLimits.indexEntries entries (a larger pack alone). */
+function indexGroups(index: ChunkIndex): string[][] {
+  const groups: string[][] = [];
+  let group: string[] = [];
+  let entries = 0;
+  for (const [name, packEntries] of index.packs) {
+    if (group.length > 0 && entries + packEntries.length > pruneLimits.indexEntries) {
+      groups.push(group);
+      group = [];
+      entries = 0;
+    }
+    group.push(name);
+    entries += packEntries.length;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }
 
 async function loadSealedIndex(backend: Backend, name: string, size: number, signal?: AbortSignal): Promise<Buffer> {

@@ -12,7 +12,7 @@ import { ChunkIndex, type ChunkLocation } from './chunk-index.ts';
 import { createChunkWriter, type ChunkStoreState, type ChunkWriter, type ChunkWriterOptions } from './chunk-writer.ts';
 import type { Handle, ObjectReader } from './backend.ts';
 import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOptions } from './crypto/index.ts';
-import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, PACKS_VERSION, READ_ONLY_VERSION, REPOSITORY_VERSION, SEGMENTS_VERSION, type RepositoryConfig } from './config.ts';
+import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MULTI_INDEX_VERSION, PACKS_VERSION, READ_ONLY_VERSION, REPOSITORY_VERSION, SEGMENTS_VERSION, SPLIT_VERSION, type RepositoryConfig } from './config.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
 import { ManifestStore } from './manifest-store.ts';
@@ -113,6 +113,8 @@ export class Repository {
   readonly #manifests: ManifestStore;
   readonly #store: ChunkStoreState;
   #index: Promise<ChunkIndex> | undefined;
+  /** The store may have changed since #index was read (a lock was taken, or refresh asked for). */
+  #indexStale = false;
 
   private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number, warnings: readonly string[] = []) {
     this.backend = backend;
@@ -121,7 +123,7 @@ export class Repository {
     this.warnings = warnings;
     this.pool = ChunkPool.acquire(codec, { threads });
     this.#manifests = new ManifestStore(backend, codec);
-    this.#store = { backend, codec, pool: this.pool, index: () => this.chunkIndex() };
+    this.#store = { backend, codec, pool: this.pool, index: () => this.chunkIndex(), indexPerPack: () => this.#config.version < MULTI_INDEX_VERSION };
   }
 
   static async init(backend: Backend, opts: InitOptions = {}): Promise<Repository> {
@@ -178,27 +180,29 @@ export class Repository {
   }
 
   /**
-   * Rewrite a format 2 or 3 repository's config as format 4 (split slices), so that HVBackup
-   * before segments, or before split slices, refuses it (its "format version 4 is not
-   * supported") instead of reading, or garbage-collecting, a repository with manifests or
-   * segments it cannot read. Every backup may write split slices (any changed-blocks one), so
-   * every backup upgrades first. Under the exclusive lock, so no process of any version is
-   * using it meanwhile; the config is re-read under the lock (another process may have
-   * upgraded it) and replaced atomically and durably. A no-op on a format 4 repository. Call
-   * before taking the lock the writes go under.
+   * Rewrite a format 2, 3 or 4 repository's config as format 5 (index objects listing many
+   * packs), so that HVBackup before them, before split slices, or before segments refuses it
+   * (its "format version 5 is not supported") instead of reading, or garbage-collecting, a
+   * repository with index objects, manifests or segments it cannot read. Every backup and GC
+   * writes such index objects, so each upgrades first. Under the exclusive lock, so no process
+   * of any version is using it meanwhile; the config is re-read under the lock (another process
+   * may have upgraded it) and replaced atomically and durably. A no-op on a format 5
+   * repository. Call before taking the lock the writes go under, or with `locked` when the
+   * caller holds the exclusive lock already (GC).
    */
-  async upgradeFormat(signal?: AbortSignal): Promise<boolean> {
+  async upgradeFormat(signal?: AbortSignal, opts: { locked?: boolean } = {}): Promise<boolean> {
     this.#refuseWrites('write restore points');
     const from = this.#config.version;
-    if (from !== PACKS_VERSION && from !== SEGMENTS_VERSION) return false;
-    const lock = await this.lock({ exclusive: true, operation: `upgrade repository format ${from} to ${REPOSITORY_VERSION}`, signal }).catch((err: unknown) => {
+    const older = (v: number) => v === PACKS_VERSION || v === SEGMENTS_VERSION || v === SPLIT_VERSION;
+    if (!older(from)) return false;
+    const lock = opts.locked ? undefined : await this.lock({ exclusive: true, operation: `upgrade repository format ${from} to ${REPOSITORY_VERSION}`, signal }).catch((err: unknown) => {
       throw wrapError(err, `upgrade ${this.location} to repository format ${REPOSITORY_VERSION} (needed once, before its first backup by this HVBackup; it takes the repository to itself for a moment)`, this.location);
     });
     try {
       const where = `${this.location} <config>`;
       const current = decodeConfig(await this.backend.load(signal, { type: 'config', name: 'config' }), where);
       if (current.id !== this.#config.id) throw new HvError('ERR_CORRUPT', `${where} now names repository ${current.id}, not ${this.#config.id} as at open`, { target: where });
-      if (current.version === PACKS_VERSION || current.version === SEGMENTS_VERSION) {
+      if (older(current.version)) {
         const upgraded: RepositoryConfig = { ...current, version: REPOSITORY_VERSION };
         await this.backend.save(signal, { type: 'config', name: 'config' }, encodeConfig(upgraded), { overwrite: true });
         this.#config = upgraded;
@@ -207,7 +211,7 @@ export class Repository {
       this.#config = current;
       return false;
     } finally {
-      await lock.release();
+      await lock?.release();
     }
   }
 
@@ -238,15 +242,26 @@ export class Repository {
 
   /**
    * Where every chunk is, loaded on first use from index/ (packs) and chunks/ (loose
-   * objects, as on archive media) and kept current by this handle's writes; reloaded after
-   * lock() or with refresh.
+   * objects, as on archive media) and kept current by this handle's writes; brought up to
+   * date after lock() or with refresh (ChunkIndex.refresh: only what is new is read, unless
+   * something read before is gone). `reread` reads every object again: verify and GC, which
+   * must see an object damaged since it was read (index objects are never rewritten, so
+   * refresh trusts what it read).
    */
-  chunkIndex(opts: { refresh?: boolean; signal?: AbortSignal } = {}): Promise<ChunkIndex> {
-    if (opts.refresh) this.#index = undefined;
-    this.#index ??= ChunkIndex.load(this.backend, this.codec, opts.signal).catch((err: unknown) => {
+  chunkIndex(opts: { refresh?: boolean; reread?: boolean; signal?: AbortSignal } = {}): Promise<ChunkIndex> {
+    if (opts.reread) this.#index = undefined;
+    if (opts.refresh) this.#indexStale = true;
+    const failed = (err: unknown): never => {
       this.#index = undefined;
       throw wrapError(err, `read the chunk index of ${this.location}`, this.location);
-    });
+    };
+    if (this.#index && this.#indexStale) {
+      const before = this.#index;
+      // A handle whose last read failed starts again from scratch.
+      this.#index = before.then((index) => index.refresh(this.backend, this.codec, opts.signal), () => ChunkIndex.load(this.backend, this.codec, opts.signal)).catch(failed);
+    }
+    this.#indexStale = false;
+    this.#index ??= ChunkIndex.load(this.backend, this.codec, opts.signal).catch(failed);
     return this.#index;
   }
 
@@ -534,7 +549,7 @@ export class Repository {
     const held = await acquireLock(this.backend, opts);
     // Whatever happened before we held the lock (another process's GC) may have removed
     // chunks: list them afresh rather than skip writing a chunk that is gone.
-    this.#index = undefined;
+    this.#indexStale = true;
     return held;
   }
 

@@ -257,7 +257,7 @@ describe('segments: disk chunk lists stored as chunks', function () {
     });
   });
 
-  it('a version-1 repository (inline chunk lists) restores, verifies, collects garbage and takes an incremental, then is format 4', async () => {
+  it('a version-1 repository (inline chunk lists) restores, verifies, collects garbage and takes an incremental, then is format 5', async () => {
     const repo = await newRepo(s.path('repo-v1'));
     const vm = await sparseVm(s, 'old', SEG + 40 * CS, [{ offset: 0, data: blob(5 * CS) }, { offset: SEG + 3 * CS, data: blob(CS) }]);
     const v2 = (await backUp(repo, vm.dir)).pointId!;
@@ -280,7 +280,7 @@ describe('segments: disk chunk lists stored as chunks', function () {
       await r.close();
     }
     const configFile = s.path('repo-v1', 'config');
-    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"version": 4', '"version": 2'));
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"version": 5', '"version": 2'));
     assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).version, 2);
 
     const res = await restoreVM({}, { repository: repo, point: old, to: s.path('r-v1') });
@@ -293,7 +293,7 @@ describe('segments: disk chunk lists stored as chunks', function () {
     await guestWrite(vm.dir, [{ offset: SEG + 20 * CS, data: blob(4096) }]);
     const inc = await backUp(repo, vm.dir);
     assert.equal(inc.method, 'changed-blocks', inc.methodReason);
-    assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).version, 4, 'upgraded before its first version-2 manifest');
+    assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).version, 5, 'upgraded (by the GC, or else before its first version-2 manifest)');
     assert.equal((await manifest(repo, inc.pointId!)).version, 2);
     const res2 = await restoreVM({}, { repository: repo, point: inc.pointId!, to: s.path('r-v1-inc') });
     assertSameDisk(res2.disks[0]!.path, vm.disk);

@@ -258,7 +258,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     const path = s.path('repo-v3');
     await newRepo(path);
     const configFile = join(path, 'config');
-    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"version": 4', '"version": 3'));
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"version": 5', '"version": 3'));
     const dir = s.path('vms', 'v3');
     await createSampleVM(ctx, { dir, sizeBytes: 8 * MiB, seed: 5 });
     const handle = await openRepository(path);

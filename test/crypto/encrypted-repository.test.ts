@@ -75,7 +75,8 @@ describe('crypto: encrypted repository (repository API)', function () {
     try {
       // Every blob of every pack, from the (sealed) index objects: each distinct chunk stored once.
       const index = await repo.chunkIndex();
-      assert.deepEqual([...index.packs.keys()].sort(), readdirSync(join(enc, 'index')).sort());
+      assert.deepEqual([...index.objects.keys()].sort(), readdirSync(join(enc, 'index')).sort());
+      assert.deepEqual([...index.objects.values()].flat().sort(), [...index.packs.keys()].sort());
       const stored = [...index.packs.values()].flat().map((e) => e.id).sort();
       assert.deepEqual(stored, [...new Set(ids)].sort());
     } finally {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository } from '../../core/repo/local.ts';
-import { decodePackIndex } from '../../core/repo/pack-format.ts';
+import { decodeIndexObject } from '../../core/repo/pack-format.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
 
@@ -54,10 +54,12 @@ describe('crypto: encryption format document', () => {
     assert.equal(m.status, 0, m.stderr.toString());
     assert.equal(JSON.parse(decodeByHand(m.stdout, dir).toString('utf8')).id, id);
 
-    // An index object opens to the plain index of "Packs".
-    const ix = run('index', packName);
+    // An index object opens to the plain index object of "Packs", listing the pack.
+    assert.equal(index.objects.size, 1);
+    const [indexName] = [...index.objects.keys()];
+    const ix = run('index', indexName!);
     assert.equal(ix.status, 0, ix.stderr.toString());
-    assert.deepEqual(decodePackIndex(ix.stdout, 'decrypted by hand'), packEntries);
+    assert.deepEqual([...decodeIndexObject(ix.stdout, indexName!, 'decrypted by hand').each()], [{ name: packName, entries: packEntries }]);
 
     // Chunk id = HMAC-SHA-256(id key, plain): recompute with the id key the documented unwrap yields.
     const script = docBlock('### Decrypting by hand', 'python');

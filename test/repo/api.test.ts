@@ -32,7 +32,7 @@ describe('Repository API and CLI', () => {
     await assert.rejects(initRepository({}, { path, chunkSize: 100_000 }), code('ERR_INVALID_ARGUMENT', 'power of two'));
     await assert.rejects(initRepository({}, { path: '' }), code('ERR_INVALID_ARGUMENT'));
     const info = await initRepository({}, { path, chunkSize: CHUNK });
-    assert.deepEqual([info.encrypted, info.chunkSize, info.formatVersion, info.compression], [false, CHUNK, 4, 'zstd']);
+    assert.deepEqual([info.encrypted, info.chunkSize, info.formatVersion, info.compression], [false, CHUNK, 5, 'zstd']);
   });
 
   it('reports logical, unique and stored bytes with dedupe and compression ratios', async () => {

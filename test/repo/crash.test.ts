@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { addPointChunks } from '../../core/repo/manifest-chunks.ts';
+import { pruneChunks } from '../../core/repo/prune.ts';
 import { prng } from '../../core/hosts/local/content.ts';
 
 const CHILD = join(import.meta.dirname, 'crash-child.ts');
@@ -60,6 +61,19 @@ describe('Repository crash safety (kill -9)', function () {
         const lock = await repo.lock({ exclusive: true, operation: 'check' });
         await lock.release();
         for (const name of readdirSync(join(path, 'manifests'))) assert.match(name, /^[0-9a-f]{64}$/);
+        // Killed writers leave packs no index object lists (their flush never came): GC deletes
+        // them or lists them again, and every point still reads; then every pack is listed.
+        const gc = await repo.lock({ exclusive: true, operation: 'gc' });
+        try {
+          await pruneChunks(repo, ids);
+        } finally {
+          await gc.release();
+        }
+        for await (const c of repo.readChunks(ids)) assert.equal(repo.chunkId(c.data), c.id);
+        const index = await repo.chunkIndex({ reread: true });
+        const packs = readdirSync(join(path, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+        assert.deepEqual([...index.packs.keys()].sort(), packs);
+        assert.equal(readdirSync(join(path, 'index')).length, 1);
       } finally {
         await repo.close();
       }

@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initRepository } from '../../core/repo/local.ts';
+import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
 import { makeManifest, segmentDisk, storeDisk } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
@@ -19,7 +19,12 @@ describe('Repository format document', () => {
 
   it('restores a disk by hand with the documented Python (packs and a loose chunk; inline list and segments) and reads a chunk from its pack with the documented shell', async () => {
     const repoPath = join(dir, 'repo');
-    const repo = await initRepository(repoPath, { chunkSize: CHUNK });
+    await (await initRepository(repoPath, { chunkSize: CHUNK })).close();
+    // Format 4 first: the disk's chunks get one-pack index objects; after the upgrade, the
+    // segments a multi-pack one. The documented readers must take both kinds.
+    const configFile = join(repoPath, 'config');
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('"version": 5', '"version": 4'));
+    const repo = await openRepository(repoPath, { threads: 0 });
     const loose = randomBytes(33_333);
     const head = Buffer.concat([Buffer.from('boot sector '.repeat(6000)), randomBytes(100_000)]);
     const data = Buffer.concat([head, Buffer.alloc(6 * CHUNK - head.length), loose]);
@@ -30,10 +35,13 @@ describe('Repository format document', () => {
     const disk = await storeDisk(repo, data, { key: 'scsi0-0' });
     assert.equal(disk.chunks.at(-1), looseId);
     const id = await repo.saveManifest(makeManifest({ disks: [disk] }));
+    assert.equal(await repo.upgradeFormat(), true);
     // The same disk in a version-2 manifest: segments of 2 slices, one of them all zeros (null), the last one partial.
     const segmented = await segmentDisk(repo, disk, 2);
     assert.deepEqual(segmented.segments!.map((x) => x === null), [false, false, true, false]);
     const id2 = await repo.saveManifest(makeManifest({ disks: [segmented] }));
+    const kinds = readdirSync(join(repoPath, 'index')).map((n) => readFileSync(join(repoPath, 'index', n)).subarray(0, 8).toString('latin1')).sort();
+    assert.ok(kinds.includes('HVBPIDX1') && kinds.includes('HVBMIDX1'), `index objects of both kinds: ${kinds.join(', ')}`);
     const chunkId = disk.chunks[0]!;
     const where = await repo.locateChunk(chunkId);
     assert.equal(where.handle.type, 'packs');

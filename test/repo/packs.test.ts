@@ -16,7 +16,7 @@ import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, Save
 import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { addPointChunks, pointChunks } from '../../core/repo/manifest-chunks.ts';
-import { decodePackIndex, decodePackTrailer, encodePackIndex, encodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from '../../core/repo/pack-format.ts';
+import { decodeIndexObject, decodePackIndex, decodePackTrailer, encodePackIndex, encodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from '../../core/repo/pack-format.ts';
 import { DEFAULT_PACK_SIZE } from '../../core/repo/pack-writer.ts';
 import { pruneChunks, type PruneResult } from '../../core/repo/prune.ts';
 import { Repository } from '../../core/repo/repository.ts';
@@ -110,20 +110,45 @@ function storeSnapshot(path: string): Map<string, string> {
   return out;
 }
 
+/** Which packs each index/ object lists, with their entries (either kind of object). */
+function indexObjects(path: string, repo: Repository): Map<string, Map<string, PackEntry[]>> {
+  const out = new Map<string, Map<string, PackEntry[]>>();
+  for (const name of indexNames(path)) {
+    const plain = repo.codec.open('index', name, readFileSync(join(path, 'index', name)));
+    out.set(name, new Map([...decodeIndexObject(plain, name, `<index/${name}>`).each()].map((p) => [p.name, p.entries])));
+  }
+  return out;
+}
+
+/** The index object listing `pack` (the test fails unless exactly one does). */
+function objectOf(path: string, repo: Repository, pack: string): string {
+  const named = [...indexObjects(path, repo)].filter(([, packs]) => packs.has(pack)).map(([name]) => name);
+  assert.equal(named.length, 1, `pack ${pack} is listed by ${named.length} index objects`);
+  return named[0]!;
+}
+
 /**
  * Check every pack of a local repository against the format: blobs back to back from
- * offset 0, then the sealed index, then the trailer; the sealed index in the pack is
- * byte-identical to index/<pack>. Returns the entries per pack.
+ * offset 0, then the sealed index, then the trailer; every pack is listed by exactly one
+ * index object, with the entries of its trailer, and every pack listed exists. Returns the
+ * entries per pack.
  */
 function checkPacks(path: string, repo: Repository): Map<string, PackEntry[]> {
   const out = new Map<string, PackEntry[]>();
   const packs = packFiles(path);
-  assert.deepEqual([...packs.keys()].sort(), indexNames(path), 'every pack has its index object and every index object its pack');
+  const listed = new Map<string, PackEntry[]>();
+  for (const [object, inIt] of indexObjects(path, repo)) {
+    for (const [pack, entries] of inIt) {
+      assert.ok(!listed.has(pack), `pack ${pack} is listed again by index object ${object}`);
+      listed.set(pack, entries);
+    }
+  }
+  assert.deepEqual([...packs.keys()].sort(), [...listed.keys()].sort(), 'every pack is listed by an index object and every pack listed exists');
   for (const [name, pack] of packs) {
     const at = decodePackTrailer(pack.subarray(pack.length - PACK_TRAILER_SIZE), pack.length, name);
     const sealed = pack.subarray(at.offset, at.offset + at.length);
-    assert.ok(sealed.equals(readFileSync(join(path, 'index', name))), `the index in pack ${name}'s trailer differs from index/${name}`);
     const entries = decodePackIndex(repo.codec.open('index', name, Buffer.from(sealed)), name, at.offset);
+    assert.deepEqual(listed.get(name), entries, `the index in pack ${name}'s trailer differs from what its index object lists`);
     let end = 0;
     for (const e of entries) {
       assert.equal(e.offset, end, `pack ${name}: blob ${e.id} is not right after the previous one`);
@@ -180,7 +205,7 @@ describe('packs: where chunks are stored', function () {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-packs-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("a backup's chunks land in a few packs, not one file per chunk, and each pack's trailer index equals its index/ object", async () => {
+  it("a backup's chunks land in a few packs, not one file per chunk, listed by one index object per writer flush with their trailers' entries", async () => {
     const path = join(dir, 'repo');
     await (await initRepository(path)).close();
     await createSampleVM({}, { dir: join(dir, 'vm'), sizeBytes: 48 * MiB, seed: 5 });
@@ -202,13 +227,17 @@ describe('packs: where chunks are stored', function () {
       assert.ok(byPack.size * 10 <= ids.length, `${byPack.size} packs for ${ids.length} chunks`);
       assert.deepEqual(readdirSync(join(path, 'packs')).every((d) => /^[0-9a-f]{2}$/.test(d)), true);
       for (const [name] of byPack) assert.ok(existsSync(join(path, 'packs', name.slice(0, 2), name)));
+      // One disk: its data writer flushes once (end of disk), the metadata writer once (before the manifest).
+      assert.ok(byPack.size >= 4, `${byPack.size} packs: too few to tell one index object per pack from one per flush`);
+      assert.ok(indexNames(path).length <= 2, `${indexNames(path).length} index objects for ${byPack.size} packs`);
+      for (const name of indexNames(path)) assert.equal(readFileSync(join(path, 'index', name)).subarray(0, 8).toString('latin1'), 'HVBMIDX1');
       assert.equal((await verifyRepository({}, { repository: path })).ok, true);
     } finally {
       await repo.close();
     }
   });
 
-  it('an encrypted pack seals its index the same way in the trailer and in index/, and names no chunk id in plain', async () => {
+  it('an encrypted pack seals its index in the trailer and in index/, and names no chunk id or pack in plain', async () => {
     const path = join(dir, 'enc');
     const repo = await initRepository(path, { password: 'pw', keyOptions: CHEAP_KDF, chunkSize: CHUNK });
     try {
@@ -221,7 +250,10 @@ describe('packs: where chunks are stored', function () {
         for (const id of ids) assert.ok(!pack.includes(Buffer.from(id, 'hex')), 'a chunk id in plain inside a pack');
         assert.ok(!pack.includes('HVBPIDX1'), 'the pack index is in plain');
       }
-      assert.ok(!readFileSync(join(path, 'index', [...byPack.keys()][0]!)).includes('HVBPIDX1'));
+      assert.equal(indexNames(path).length, 1);
+      const object = readFileSync(join(path, 'index', indexNames(path)[0]!));
+      assert.ok(!object.includes('HVBPIDX1') && !object.includes('HVBMIDX1'), 'the index object is in plain');
+      assert.ok(!object.includes(Buffer.from([...byPack.keys()][0]!, 'hex')), 'the index object names its pack in plain');
       await assertLoads(repo, data);
     } finally {
       await repo.close();
@@ -299,9 +331,12 @@ describe('packs: prune', function () {
         await again.close();
       }
 
-      // Bytes: what prune reports freed, less the new pack's own index (in its trailer and in index/).
-      const newIndex = readFileSync(join(path, 'index', rewritten)).length;
-      assert.equal(packBytes1 - sizeOf(storeSnapshot(path)), res.bytesFreed - 2 * newIndex - PACK_TRAILER_SIZE);
+      // Bytes: what prune reports freed, less the new pack's own index and trailer and the consolidated index object.
+      assert.equal(indexNames(path).length, 1, 'one consolidated index object');
+      const newPack = packFiles(path).get(rewritten)!;
+      const newIndex = decodePackTrailer(newPack.subarray(newPack.length - PACK_TRAILER_SIZE), newPack.length, rewritten).length;
+      const consolidated = statSync(join(path, 'index', indexNames(path)[0]!)).size;
+      assert.equal(packBytes1 - sizeOf(storeSnapshot(path)), res.bytesFreed - newIndex - PACK_TRAILER_SIZE - consolidated);
       assert.ok(res.bytesFreed >= 6 * CHUNK, `freed ${res.bytesFreed}`);
       const stats2 = await getRepositoryStats({}, { path });
       assert.deepEqual([stats0.chunkCount, stats1.chunkCount, stats2.chunkCount], [10, 10, 4]);
@@ -346,17 +381,16 @@ describe('packs: prune', function () {
       await storeChunks(repo, garbage);
       const garbagePack = [...packFiles(path).keys()].find((n) => n !== neededPack)!;
       await addPoint(repo, needed);
-      const neededIndex = readFileSync(join(path, 'index', neededPack!));
-      // As a kill between "pack stored" and "index stored" leaves them.
-      rmSync(join(path, 'index', neededPack!));
-      rmSync(join(path, 'index', garbagePack));
+      const neededEntries = checkPacks(path, repo).get(neededPack!);
+      // As a kill between "packs stored" and "index object stored" leaves them.
+      for (const name of indexNames(path)) rmSync(join(path, 'index', name));
 
       const res = await prune(repo);
       assert.equal(res.packsRescued, 1);
       assert.equal(res.packsRemoved, 1);
       assert.deepEqual([...packFiles(path).keys()], [neededPack]);
-      assert.ok(readFileSync(join(path, 'index', neededPack!)).equals(neededIndex), 'the index object is re-created from the trailer, byte for byte');
-      checkPacks(path, repo);
+      assert.equal(indexNames(path).length, 1);
+      assert.deepEqual(checkPacks(path, repo).get(neededPack!), neededEntries, 'the pack is listed again with its trailer\'s entries');
       const again = await openRepository(path, { threads: 0 });
       try {
         await assertLoads(again, needed);
@@ -375,11 +409,14 @@ describe('packs: prune', function () {
     try {
       const t = await threePacks(repo);
       await repo.removeRestorePoints([t.pointA]);
-      const idx = join(path, 'index', t.kept);
+      const object = objectOf(path, repo, t.kept);
+      const idx = join(path, 'index', object);
       truncateSync(idx, statSync(idx).size - 1);
       const snap = storeSnapshot(path);
-      await assert.rejects(prune(repo), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<index/${t.kept}>`) && /nothing deleted/.test(e.message));
+      await assert.rejects(prune(repo), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<index/${object}>`) && /nothing deleted/.test(e.message));
       assert.deepEqual(storeSnapshot(path), snap);
+      const v = await verifyRepository({}, { repository: path });
+      assert.ok(v.problems.some((p) => p.object === `<index/${object}>`), JSON.stringify(v.problems));
     } finally {
       await repo.close();
     }
@@ -413,9 +450,10 @@ describe('packs: prune', function () {
       const [name] = indexNames(path);
       const f = join(path, 'index', name!);
       const buf = readFileSync(f);
-      const entries = decodePackIndex(buf, name!);
-      const victim = entries.findIndex((e) => e.id === repo.chunkId(keep[0]!));
-      buf[12 + victim * 44 + 5]! ^= 0x01; // a byte of that entry's chunk id
+      const [pack] = [...decodeIndexObject(buf, name!, name!).each()];
+      assert.equal(buf.subarray(0, 8).toString('latin1'), 'HVBMIDX1');
+      const victim = pack!.entries.findIndex((e) => e.id === repo.chunkId(keep[0]!));
+      buf[12 + 36 + 12 + victim * 44 + 5]! ^= 0x01; // a byte of that entry's chunk id (header, pack name and length, pack index header)
       writeFileSync(f, buf);
       // The index's SHA-256 catches it: prune refuses and deletes nothing (without it, the chunk looked unused).
       const snap = storeSnapshot(path);
@@ -428,8 +466,18 @@ describe('packs: prune', function () {
     }
   });
 
-  for (const crashAt of ['index', 'packs'] as const) {
-    it(`kill safety: a prune that dies removing the old ${crashAt === 'index' ? 'index object' : 'pack'} after storing the new pack loses nothing; the next prune finishes the job`, async () => {
+  // Every step of a prune that rewrites a pack, in order: the new pack, its index object, the
+  // consolidated index object, the old index objects one by one, the old packs one by one.
+  const crashPoints: { name: string; at: CrashAt; mixedStays: boolean }[] = [
+    { name: "before the new pack's index object is stored", at: { op: 'save', type: 'index', nth: 1 }, mixedStays: true },
+    { name: 'before the consolidated index object is stored', at: { op: 'save', type: 'index', nth: 2 }, mixedStays: true },
+    { name: 'before the first old index object is removed', at: { op: 'remove', type: 'index', nth: 1 }, mixedStays: true },
+    { name: 'between removing two old index objects', at: { op: 'remove', type: 'index', nth: 2 }, mixedStays: true },
+    { name: 'before the first old pack is removed', at: { op: 'remove', type: 'packs', nth: 1 }, mixedStays: true },
+    { name: 'between removing the two old packs', at: { op: 'remove', type: 'packs', nth: 2 }, mixedStays: false },
+  ];
+  for (const point of crashPoints) {
+    it(`kill safety: a prune that dies ${point.name} loses nothing; the next prune finishes the job`, async () => {
       const setup = await openRepository(path, { threads: 0 });
       let t: Awaited<ReturnType<typeof threePacks>>;
       try {
@@ -438,7 +486,7 @@ describe('packs: prune', function () {
       } finally {
         await setup.close();
       }
-      const crashing = new CrashingBackend(new LocalBackend(path), crashAt);
+      const crashing = new CrashingBackend(new LocalBackend(path), point.at);
       const repo = await Repository.open(crashing, { threads: 0 });
       try {
         await assert.rejects(prune(repo), /simulated kill/);
@@ -450,14 +498,14 @@ describe('packs: prune', function () {
       }
       // The dead prune stored the rewritten pack: the mixed pack's used blobs now exist twice.
       const packsAfterCrash = packFiles(path);
-      assert.ok(packsAfterCrash.has(t.mixed), 'the old mixed pack is still there');
-      // Read from the packs' own trailers: the index object of the old pack may be gone.
+      if (point.mixedStays) assert.ok(packsAfterCrash.has(t.mixed), 'the old mixed pack is still there');
+      // Read from the packs' own trailers: an index object may be gone.
       const copies = new Map<string, number>();
       for (const [name, pack] of packsAfterCrash) {
         const at = decodePackTrailer(pack.subarray(pack.length - PACK_TRAILER_SIZE), pack.length, name);
         for (const e of decodePackIndex(pack.subarray(at.offset, at.offset + at.length), name, at.offset)) copies.set(e.id, (copies.get(e.id) ?? 0) + 1);
       }
-      for (const d of t.mixedB) assert.equal(copies.get(createHash('sha256').update(d).digest('hex')), 2, 'a used blob of the mixed pack in the old pack and in the new one');
+      for (const d of t.mixedB) assert.equal(copies.get(createHash('sha256').update(d).digest('hex')), packsAfterCrash.has(t.mixed) ? 2 : 1, 'a used blob of the mixed pack in the new pack (and the old one while it is there)');
       const mid = await openRepository(path, { threads: 0 });
       try {
         await assertLoads(mid, [...t.mixedB, ...t.b]);
@@ -473,6 +521,7 @@ describe('packs: prune', function () {
         const ids = [...after.values()].flat().map((e) => e.id).sort();
         assert.deepEqual(ids, [...t.mixedB, ...t.b].map((d) => repo2.chunkId(d)).sort(), 'each referenced chunk exactly once, nothing else');
         assert.ok(!after.has(t.mixed) && !after.has(t.unused));
+        assert.equal(indexNames(path).length, 1, 'one consolidated index object');
       } finally {
         await repo2.close();
       }
@@ -523,28 +572,41 @@ describe('packs: prune', function () {
   });
 });
 
-/** Dies (throws) at the first removal of `type` after a pack was stored: a prune killed between "new pack durable" and "old pack gone". */
+interface CrashAt {
+  op: 'save' | 'remove';
+  type: FileType;
+  /** The nth such operation after the first pack was stored dies. */
+  nth: number;
+}
+
+/** Dies (throws) at the chosen operation after a pack was stored: a prune killed midway through its rewrite. */
 class CrashingBackend extends ForwardingBackend {
   crashed = false;
   #packStored = false;
-  readonly #type: FileType;
+  #seen = 0;
+  readonly #at: CrashAt;
 
-  constructor(inner: Backend, type: FileType) {
+  constructor(inner: Backend, at: CrashAt) {
     super(inner);
-    this.#type = type;
+    this.#at = at;
+  }
+
+  #dies(op: 'save' | 'remove', h: Handle): boolean {
+    if (this.crashed) return true;
+    if (!this.#packStored || op !== this.#at.op || h.type !== this.#at.type) return false;
+    if (++this.#seen < this.#at.nth) return false;
+    this.crashed = true;
+    return true;
   }
 
   override async save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
-    if (this.crashed) throw new Error('simulated kill: the process is gone');
+    if (this.#dies('save', h)) throw new Error('simulated kill: the process is gone');
     await this.inner.save(signal, h, data, opts);
     if (h.type === 'packs') this.#packStored = true;
   }
 
   override async remove(signal: AbortSignal | undefined, h: Handle): Promise<void> {
-    if (this.crashed || (this.#packStored && h.type === this.#type)) {
-      this.crashed = true;
-      throw new Error('simulated kill: the process is gone');
-    }
+    if (this.#dies('remove', h)) throw new Error('simulated kill: the process is gone');
     return this.inner.remove(signal, h);
   }
 }

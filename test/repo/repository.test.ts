@@ -10,7 +10,7 @@ import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import type { PutResult } from '../../core/repo/chunk-writer.ts';
 import { isAllZero } from '../../core/repo/object-format.ts';
-import { decodePackIndex, encodePackIndex } from '../../core/repo/pack-format.ts';
+import { decodeIndexObject, encodeIndexObject } from '../../core/repo/pack-format.ts';
 import { pruneChunks } from '../../core/repo/prune.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { makeManifest, readDisk, storeDisk } from '../../core/repo/testing.ts';
@@ -52,7 +52,7 @@ describe('Repository init and open', () => {
     const repo = await initRepository(join(dir, 'r'), { chunkSize: CHUNK });
     await repo.close();
     const config = JSON.parse(readFileSync(join(dir, 'r', 'config'), 'utf8'));
-    assert.equal(config.version, 4);
+    assert.equal(config.version, 5);
     assert.equal(config.chunkSize, CHUNK);
     assert.equal(config.compression, 'zstd');
     assert.equal(config.encryption, null);
@@ -69,7 +69,7 @@ describe('Repository init and open', () => {
     await expectError(openRepository(join(dir, 'file')), 'ERR_NOT_FOUND', ['not an HVBackup repository']);
   });
 
-  it('a format 2 repository takes version-1 manifests, and becomes format 4 (under the exclusive lock) before a version-2 one', async () => {
+  it('a format 2 repository takes version-1 manifests, and becomes format 5 (under the exclusive lock) before a version-2 one', async () => {
     await (await initRepository(join(dir, 'r'))).close();
     const file = join(dir, 'r', 'config');
     const config = JSON.parse(readFileSync(file, 'utf8'));
@@ -80,16 +80,16 @@ describe('Repository init and open', () => {
       assert.equal(repo.readOnly, false);
       const disk = await storeDisk(repo, randomBytes(3 * CHUNK));
       await repo.saveManifest(makeManifest({ disks: [disk] }));
-      await expectError(repo.saveManifest(makeManifest()), 'ERR_UNSUPPORTED', ['format 2', 'upgraded to format 4']);
+      await expectError(repo.saveManifest(makeManifest()), 'ERR_UNSUPPORTED', ['format 2', 'upgraded to format 5']);
       const held = await other.lock({ exclusive: false, operation: 'backup' });
-      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 4']);
+      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 5']);
       assert.equal(JSON.parse(readFileSync(file, 'utf8')).version, 2, 'not upgraded while another process uses it');
       await held.release();
       assert.equal(await repo.upgradeFormat(), true);
-      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 4 }, 'only the version changed');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 5 }, 'only the version changed');
       assert.equal(await repo.upgradeFormat(), false);
       assert.equal(await other.upgradeFormat(), false, 'another handle re-reads the config under the lock');
-      assert.equal(other.config.version, 4);
+      assert.equal(other.config.version, 5);
       await repo.saveManifest(makeManifest());
     } finally {
       await repo.close();
@@ -97,7 +97,7 @@ describe('Repository init and open', () => {
     }
   });
 
-  it('a format 3 repository (segments, no split slices) takes version-2 manifests, and becomes format 4 on upgradeFormat', async () => {
+  it('a format 3 repository (segments, no split slices) takes version-2 manifests, and becomes format 5 on upgradeFormat', async () => {
     await (await initRepository(join(dir, 'r'))).close();
     const file = join(dir, 'r', 'config');
     const config = JSON.parse(readFileSync(file, 'utf8'));
@@ -107,11 +107,42 @@ describe('Repository init and open', () => {
       assert.equal(repo.readOnly, false);
       await repo.saveManifest(makeManifest());
       const held = await repo.lock({ exclusive: false, operation: 'backup' });
-      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 4', 'locked']);
+      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 5', 'locked']);
       await held.release();
       assert.equal(await repo.upgradeFormat(), true);
-      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 4 }, 'only the version changed');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 5 }, 'only the version changed');
       assert.equal(await repo.upgradeFormat(), false);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('a format 4 repository (one index object per pack) gets one-pack index objects until it becomes format 5, under the exclusive lock or under GC\'s held one', async () => {
+    await (await initRepository(join(dir, 'r'))).close();
+    const file = join(dir, 'r', 'config');
+    const config = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...config, version: 4 }, null, 2) + '\n');
+    const kinds = () => readdirSync(join(dir, 'r', 'index')).map((n) => [n, readFileSync(join(dir, 'r', 'index', n)).subarray(0, 8).toString('latin1')]);
+    const packs = () => readdirSync(join(dir, 'r', 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+    const repo = await openRepository(join(dir, 'r'), { threads: 0 });
+    try {
+      assert.equal(repo.readOnly, false);
+      await repo.saveManifest(makeManifest({ disks: [await storeDisk(repo, randomBytes(3 * CHUNK))] }));
+      // What HVBackup of format 4 reads: an HVBPIDX1 object named after each pack.
+      assert.deepEqual(kinds().map(([n]) => n).sort(), packs());
+      assert.ok(kinds().every(([, k]) => k === 'HVBPIDX1'), JSON.stringify(kinds()));
+      const held = await repo.lock({ exclusive: false, operation: 'backup' });
+      await expectError(repo.upgradeFormat(), 'ERR_LOCKED', ['upgrade', 'format 5', 'locked']);
+      await held.release();
+      const gcLock = await repo.lock({ exclusive: true, operation: 'gc' });
+      try {
+        assert.equal(await repo.upgradeFormat(undefined, { locked: true }), true, 'under the exclusive lock the caller holds');
+      } finally {
+        await gcLock.release();
+      }
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { ...config, version: 5 }, 'only the version changed');
+      await storeDisk(repo, randomBytes(2 * CHUNK));
+      assert.deepEqual(kinds().filter(([, k]) => k === 'HVBMIDX1').length, 1, 'format 5: one multi-pack index object for the flush');
     } finally {
       await repo.close();
     }
@@ -232,11 +263,12 @@ describe('Repository chunks', () => {
     await repo.backend.save(undefined, pack, good, { overwrite: true });
     assert.equal((await repo.loadChunk(bId)).length, CHUNK);
     // b's index entry names a's blob: a blob is bound to its own chunk id.
-    const ih: Handle = { type: 'index', name: pack.name };
-    const entries = decodePackIndex(repo.codec.open('index', ih.name, await repo.backend.load(undefined, ih)), 'test');
-    const swapped = entries.map((e) => (e.id === bId ? { ...e, offset: aAt.offset, length: aAt.length } : e));
-    await repo.backend.save(undefined, ih, repo.codec.seal('index', encodePackIndex(swapped), ih.name), { overwrite: true });
-    await repo.chunkIndex({ refresh: true });
+    const [object] = [...(await repo.chunkIndex()).objects].filter(([, packs]) => packs.includes(pack.name)).map(([name]) => name);
+    const ih: Handle = { type: 'index', name: object! };
+    const listed = [...decodeIndexObject(repo.codec.open('index', ih.name, await repo.backend.load(undefined, ih)), ih.name, 'test').each()];
+    const swapped = listed.map((p) => ({ name: p.name, entries: p.entries.map((e) => (e.id === bId ? { ...e, offset: aAt.offset, length: aAt.length } : e)) }));
+    await repo.backend.save(undefined, ih, repo.codec.seal('index', encodeIndexObject(swapped), ih.name), { overwrite: true });
+    await repo.chunkIndex({ reread: true });
     await expectError(repo.loadChunk(bId), 'ERR_CORRUPT', [`<chunks/${bId}>`]);
     await expectError(repo.loadChunk('e'.repeat(64)), 'ERR_NOT_FOUND', [`<chunks/${'e'.repeat(64)}>`]);
   });
@@ -344,7 +376,9 @@ describe('Repository chunks', () => {
     assert.equal(distinct.length, 9);
     const packs = dry.planned.filter((p) => p.type === 'packs');
     assert.ok(packs.length >= 1 && packs.every((p) => p.op === 'save' && p.size > 0), JSON.stringify(packs));
-    assert.deepEqual(dry.planned.filter((p) => p.type === 'index').map((p) => p.name).sort(), packs.map((p) => p.name).sort());
+    // One index object per flush, listing the packs.
+    assert.deepEqual(dry.planned.filter((p) => p.type === 'index').map((p) => p.name).sort(), [...index.objects.keys()].sort());
+    assert.deepEqual([...index.objects.values()].flat().sort(), packs.map((p) => p.name).sort());
     // The handle's index holds what a real run would have stored: every new chunk once.
     assert.deepEqual([...index.packs.keys()].sort(), packs.map((p) => p.name).sort());
     assert.deepEqual([...index.packs.values()].flat().map((e) => e.id).sort(), distinct);

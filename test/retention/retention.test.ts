@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyRetention, collectGarbage } from '../../core/api/retention.ts';
@@ -118,6 +118,8 @@ describe('retention apply and gc', function () {
     const done = await collectGarbage({}, { repository: path });
     assert.equal(done.chunksTotal - done.chunksRemoved, kept.size);
     assert.equal((await verifyAll(path)).stored, kept.size);
+    // The index ends as one consolidated object (the kills left older ones, or packs no object listed).
+    assert.equal(readdirSync(join(path, 'index')).length, 1);
   });
 
   it('gc takes the exclusive lock: a live shared lock (a backup running) makes it fail with ERR_LOCKED', async () => {
