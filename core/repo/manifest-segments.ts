@@ -55,7 +55,6 @@ const HEADER = 12;
 const HEADER2 = 20;
 const ID = 32;
 const PIECE = ID + 4;
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export function sliceCount(virtualSize: number, chunkSize: number): number {
   return Math.ceil(virtualSize / chunkSize);
@@ -163,8 +162,13 @@ export function encodeSegment(refs: readonly SliceRef[], chunkSize?: number): Bu
 }
 
 function writeId(out: Buffer, at: number, id: string, what: string): number {
-  if (!HEX64.test(id)) throw new HvError('ERR_INVALID_ARGUMENT', `${what} of a segment: ${JSON.stringify(id)} is not a 64-hex chunk id`);
-  out.write(id, at, 'hex');
+  // Decoding hex stops at the first character that is not hex, so 32 bytes written from 64
+  // characters is the check; a regular expression per id was ~5 % of a warm incremental's
+  // main thread (segments list 4096 ids each).
+  // (Uppercase hex writes the same bytes: the segment names the same chunk.)
+  if (typeof id !== 'string' || id.length !== 2 * ID || out.write(id, at, 'hex') !== ID) {
+    throw new HvError('ERR_INVALID_ARGUMENT', `${what} of a segment: ${JSON.stringify(id)} is not a 64-hex chunk id`);
+  }
   return at + ID;
 }
 

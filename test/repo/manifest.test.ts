@@ -87,6 +87,12 @@ describe('Segments (encode/decode)', () => {
     const past = Buffer.from(buf); past[12]! |= 0x10;
     bad(past, 3, 'past the end');
     assert.throws(() => encodeSegment([]), hasCode('ERR_INVALID_ARGUMENT'));
+    // An id that is not 64 hex characters is refused, wherever the bad character is, for whole slices and pieces.
+    const good = id(3);
+    for (const badId of [good.slice(1), `${good}0`, `${good.slice(0, 63)}g`, `zz${good.slice(2)}`, `${good.slice(0, 30)}-${good.slice(31)}`]) {
+      assert.throws(() => encodeSegment([id(1), badId]), hasCode('ERR_INVALID_ARGUMENT', 'slice 1'), badId);
+      assert.throws(() => encodeSegment([{ pieces: [null, { id: badId, offset: 0 }, null, null] }], 4 * PIECE_SIZE), hasCode('ERR_INVALID_ARGUMENT', 'piece 1'), badId);
+    }
   });
 
   it('format 2 (split slices) round-trips pieces, byte for byte as documented; a segment without splits stays format 1', () => {
