@@ -166,8 +166,13 @@ async function serve(argv: string[]): Promise<void> {
   const server = new BridgeServer(methods, write);
   server.hello();
   // This process serves many calls: keep chunk workers between them instead of starting two
-  // per backup or restore (core/repo/chunk-pool.ts retire()). Loaded after hello, off the start-up path.
-  void import('../core/api/repository.ts').then((m) => m.keepIdleWorkerPools(2));
+  // per backup or restore (core/repo/chunk-pool.ts retire()), and each repository's chunk index,
+  // refreshed rather than read whole by the next call (core/repo/repository.ts keepChunkIndexes).
+  // Loaded after hello, off the start-up path.
+  void import('../core/api/repository.ts').then((m) => {
+    m.keepIdleWorkerPools(2);
+    m.keepChunkIndexes(2);
+  });
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => server.feed(chunk));
   process.stdin.on('end', () => {

@@ -153,3 +153,4 @@ export async function unlockRepository(ctx: OperationContext, params: { path: st
  * pools between operations instead of starting workers for every repository opened.
  */
 export { keepIdlePools as keepIdleWorkerPools } from '../repo/chunk-pool.ts';
+export { keepChunkIndexes } from '../repo/repository.ts';

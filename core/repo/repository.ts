@@ -122,6 +122,13 @@ export class Repository {
     this.codec = codec;
     this.warnings = warnings;
     this.pool = ChunkPool.acquire(codec, { threads });
+    // A long-lived process's earlier handle may have left this repository's index: take it, to
+    // be refreshed (only what changed is read) rather than read whole.
+    const kept = takeKeptIndex(this.#indexKey());
+    if (kept) {
+      this.#index = Promise.resolve(kept);
+      this.#indexStale = true;
+    }
     this.#manifests = new ManifestStore(backend, codec);
     this.#store = { backend, codec, pool: this.pool, index: () => this.chunkIndex(), indexPerPack: () => this.#config.version < MULTI_INDEX_VERSION };
   }
@@ -560,8 +567,45 @@ export class Repository {
 
   async close(): Promise<void> {
     await this.pool.retire();
+    if (keepIndexes > 0 && this.#index) {
+      const index = await this.#index.catch(() => undefined);
+      if (index && index.damaged.length === 0) keepIndex(this.#indexKey(), index);
+    }
     await this.backend.close();
   }
+
+  /** Which repository an index is of: where it is, and its id (a repository made anew at the same path is another). */
+  #indexKey(): string {
+    return `${this.backend.location}\n${this.#config.id}`;
+  }
+}
+
+/**
+ * Chunk indexes kept by closed handles for the next open of the same repository, in a process
+ * that serves many calls (the PowerShell module's bridge; keepChunkIndexes). A kept index is
+ * refreshed before use like any index after a lock: the index/ listing, plus only the objects it
+ * has not read, or read whole again if any it had read is gone (another process's GC). Each
+ * handle takes its own (taken out, put back at close), so two handles never share one.
+ */
+const keptIndexes = new Map<string, ChunkIndex>();
+let keepIndexes = 0;
+
+/** How many repositories' indexes this process keeps between handles (default 0: none, a CLI run reads its index once). */
+export function keepChunkIndexes(n: number): void {
+  keepIndexes = n;
+  while (keptIndexes.size > n) keptIndexes.delete(keptIndexes.keys().next().value!);
+}
+
+function takeKeptIndex(key: string): ChunkIndex | undefined {
+  const index = keptIndexes.get(key);
+  keptIndexes.delete(key);
+  return index;
+}
+
+function keepIndex(key: string, index: ChunkIndex): void {
+  keptIndexes.delete(key);
+  keptIndexes.set(key, index);
+  while (keptIndexes.size > keepIndexes) keptIndexes.delete(keptIndexes.keys().next().value!);
 }
 
 async function refuseNonEmpty(backend: Backend, signal?: AbortSignal): Promise<void> {

@@ -1,0 +1,96 @@
+// A long-lived process (the PowerShell module's bridge) keeps each repository's chunk index
+// between calls (keepChunkIndexes): the next handle refreshes it instead of reading it whole,
+// and must still see what another process changed meanwhile.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import sinon from 'sinon';
+import { backupVMs } from '../../core/api/backup.ts';
+import { keepChunkIndexes } from '../../core/api/repository.ts';
+import { restoreVM } from '../../core/api/restore.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
+import { createSampleVM } from '../../core/api/vm.ts';
+import { LocalBackend } from '../../core/repo/backend-local.ts';
+import { openRepository } from '../../core/repo/index.ts';
+import type { Handle } from '../../core/repo/backend.ts';
+import { MiB, newRepo, qemuImg, scratch, type Scratch } from '../backup/testing.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Index objects read (whole) while `fn` runs. */
+async function indexReads(fn: () => Promise<unknown>): Promise<number> {
+  const load = sinon.spy(LocalBackend.prototype, 'load');
+  const open = sinon.spy(LocalBackend.prototype, 'openReader');
+  try {
+    await fn();
+    const isIndex = (c: sinon.SinonSpyCall) => (c.args[1] as Handle).type === 'index';
+    return load.getCalls().filter(isIndex).length + open.getCalls().filter(isIndex).length;
+  } finally {
+    load.restore();
+    open.restore();
+  }
+}
+
+/** Another process: remove every restore point of the repository, then collect garbage. */
+function removeAllElsewhere(repo: string): void {
+  const script = `
+    import { listRestorePoints } from ${JSON.stringify(`${root}core/api/points.ts`)};
+    import { removeRestorePoints } from ${JSON.stringify(`${root}core/api/repository.ts`)};
+    import { collectGarbage } from ${JSON.stringify(`${root}core/api/retention.ts`)};
+    const points = await listRestorePoints({}, { repository: ${JSON.stringify(repo)} });
+    await removeRestorePoints({}, { repository: ${JSON.stringify(repo)}, ids: points.map((p) => p.id) });
+    await collectGarbage({}, { repository: ${JSON.stringify(repo)} });`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+describe('chunk indexes kept between handles in a long-lived process (keepChunkIndexes)', () => {
+  let s: Scratch;
+  before(() => {
+    s = scratch('hvb-kept-index-');
+    keepChunkIndexes(2);
+  });
+  after(() => {
+    keepChunkIndexes(0);
+    s.cleanup();
+  });
+
+  it('the next call refreshes the kept index (no index object read again), and sees another process remove every chunk, so a backup stores them anew and restores identical', async () => {
+    const repo = await newRepo(s.path('repo'));
+    const vm = s.path('vm');
+    await createSampleVM({}, { dir: vm, sizeBytes: 32 * MiB, seed: 7 });
+    const first = (await backupVMs({}, { repository: repo, sources: [vm] }))[0]!;
+    assert.equal(first.status, 'success', first.error?.message);
+
+    // Kept: the second backup lists index/ and reads none of the objects it knows.
+    let again!: Awaited<ReturnType<typeof backupVMs>>;
+    assert.equal(await indexReads(async () => { again = await backupVMs({}, { repository: repo, sources: [vm], full: true }); }), 0);
+    assert.equal(again[0]!.status, 'success');
+    // Only the point's own metadata is new (the config holds the checkpoint record).
+    assert.ok(again[0]!.storedBytes < first.storedBytes / 20, `${again[0]!.storedBytes} of ${first.storedBytes} bytes stored again`);
+
+    const chunkIds: string[] = [];
+    {
+      const r = await openRepository(repo, { threads: 0 });
+      for await (const c of r.listChunks()) chunkIds.push(c.id);
+      await r.close();
+    }
+    assert.ok(chunkIds.length > 0);
+
+    removeAllElsewhere(repo);
+
+    // A handle made now starts from the kept index, which still lists every chunk: it must not believe it.
+    const r = await openRepository(repo, { threads: 0 });
+    assert.equal((await r.hasChunks(chunkIds)).size, 0, 'the kept index was refreshed: the chunks GC deleted are gone from it');
+    await r.close();
+
+    const third = (await backupVMs({}, { repository: repo, sources: [vm] }))[0]!;
+    assert.equal(third.status, 'success', third.error?.message);
+    assert.ok(third.storedBytes > first.storedBytes / 2, `the chunks are stored again (${third.storedBytes} of ${first.storedBytes} bytes)`);
+    const restored = await restoreVM({}, { repository: repo, point: third.pointId!, to: s.path('restored') });
+    const cmp = qemuImg('compare', '-q', '-f', 'vhdx', '-F', 'vhdx', restored.disks[0]!.path, `${vm}/Virtual Hard Disks/${restored.disks[0]!.path.split('/').pop()}`);
+    assert.equal(cmp.status, 0, cmp.out);
+    const v = await verifyRepository({}, { repository: repo });
+    assert.ok(v.ok, JSON.stringify(v.problems));
+  });
+});
