@@ -569,7 +569,10 @@ export class Repository {
     await this.pool.retire();
     if (keepIndexes > 0 && this.#index) {
       const index = await this.#index.catch(() => undefined);
-      if (index && index.damaged.length === 0) keepIndex(this.#indexKey(), index);
+      // Not when packs of this handle's writers wait for an index object (a backup failed
+      // before its flush): another process's GC deletes such packs as garbage, and may touch
+      // no index object, so the next refresh would not notice and a backup would name them.
+      if (index && index.damaged.length === 0 && index.unindexed.packs === 0) keepIndex(this.#indexKey(), index);
     }
     await this.backend.close();
   }

@@ -3,6 +3,7 @@
 // and must still see what another process changed meanwhile.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import sinon from 'sinon';
 import { backupVMs } from '../../core/api/backup.ts';
@@ -38,7 +39,7 @@ function removeAllElsewhere(repo: string): void {
     import { removeRestorePoints } from ${JSON.stringify(`${root}core/api/repository.ts`)};
     import { collectGarbage } from ${JSON.stringify(`${root}core/api/retention.ts`)};
     const points = await listRestorePoints({}, { repository: ${JSON.stringify(repo)} });
-    await removeRestorePoints({}, { repository: ${JSON.stringify(repo)}, ids: points.map((p) => p.id) });
+    if (points.length > 0) await removeRestorePoints({}, { repository: ${JSON.stringify(repo)}, ids: points.map((p) => p.id) });
     await collectGarbage({}, { repository: ${JSON.stringify(repo)} });`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -92,5 +93,23 @@ describe('chunk indexes kept between handles in a long-lived process (keepChunkI
     assert.equal(cmp.status, 0, cmp.out);
     const v = await verifyRepository({}, { repository: repo });
     assert.ok(v.ok, JSON.stringify(v.problems));
+  });
+
+  it('is not kept when packs of the handle still wait for an index object (a failed backup): another process\'s GC deletes them, and the next handle must not list them', async () => {
+    const repo = await newRepo(s.path('repo-unindexed'));
+    const r1 = await openRepository(repo);
+    const w = r1.chunkWriter();
+    // More than a pack (8 MiB) of chunks: one pack is stored, and no flush ever indexes it.
+    const done: Promise<{ id: string }>[] = [];
+    for (let i = 0; i < 40; i++) done.push((await w.submit(randomBytes(256 * 1024))).done);
+    const stored = await done[0]!;
+    assert.equal((await r1.chunkIndex()).unindexed.packs, 1);
+    await r1.close();
+
+    removeAllElsewhere(repo);
+
+    const r2 = await openRepository(repo, { threads: 0 });
+    assert.equal((await r2.hasChunks([stored.id])).size, 0, 'GC deleted the unindexed pack: the next handle does not list its chunks');
+    await r2.close();
   });
 });
