@@ -105,6 +105,9 @@ export function register(program: Command): void {
       const ctx = cliContext(cmd, opts);
       if (opts.allowUserCheckpoints && opts.host !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', '--allow-user-checkpoints needs --host hyperv');
       const hyperv = opts.allowUserCheckpoints ? { allowUserCheckpoints: true } : undefined;
+      // One chunk worker loads its modules while this process loads the engine and opens the
+      // repository (a backup of any kind uses one; the engine starts the others when it needs them).
+      if (!opts.whatIf) (await import('../../api/warm.ts')).warmChunkWorkers(1);
       const { backupVMs } = await import('../../api/backup.ts');
       const results = await withPassword(opts, (password) => backupVMs(ctx, { repository: opts.repo, password, sources, full: opts.full, parallel: opts.parallel, root: opts.root, host: opts.host, hyperv, whatIf: opts.whatIf }));
       ctx.endProgress();
