@@ -1,6 +1,7 @@
 // hvbackup backup | points | restore | verify — thin commands over core/api. Each action
 // imports its API module when it runs, so a backup does not load the restore engine.
 
+import { availableParallelism } from 'node:os';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import type { BackupResult, RestorePointInfo, VerifyReport } from '../../api/types.ts';
@@ -143,6 +144,8 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON'))
     .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; host?: 'local' | 'hyperv'; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
+      // Restore decodes on every core: the workers load while the engine does (see backup above).
+      if (!opts.whatIf) (await import('../../api/warm.ts')).warmChunkWorkers(availableParallelism());
       const { restoreVM } = await import('../../api/restore.ts');
       const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, host: opts.host, whatIf: opts.whatIf }));
       ctx.endProgress();
