@@ -19,6 +19,7 @@ import { decodeIndexObject, decodePackIndex, decodePackTrailer, encodeIndexObjec
 import { INDEX_PACKS } from '../../core/repo/pack-writer.ts';
 import { pruneChunks, pruneLimits } from '../../core/repo/prune.ts';
 import type { Repository } from '../../core/repo/repository.ts';
+import { pruneUnreferenced } from '../support/prune.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 import { qemuImg } from '../backup/testing.ts';
 
@@ -207,16 +208,7 @@ describe('index objects: writers, loading, GC', function () {
       const old = indexFiles(path)[0]!;
       const oldBytes = readFileSync(join(path, 'index', old.name));
       pruneLimits.indexEntries = 7;
-      const gc = async () => {
-        const lock = await repo.lock({ exclusive: true, operation: 'test gc' });
-        try {
-          const referenced = new Set<string>();
-          for (const m of await repo.listManifests()) await addPointChunks(repo, m, referenced);
-          return await pruneChunks(repo, referenced);
-        } finally {
-          await lock.release();
-        }
-      };
+      const gc = () => pruneUnreferenced(repo, 'test gc');
       await gc();
       const objects = indexFiles(path);
       const counts = objects.map((o) => [...decodeIndexObject(readFileSync(join(path, 'index', o.name)), o.name, o.name).each()].reduce((a, p) => a + p.entries.length, 0)).sort();

@@ -15,11 +15,12 @@ import { isHvError } from '../../core/errors.ts';
 import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from '../../core/repo/backend.ts';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
-import { addPointChunks, pointChunks } from '../../core/repo/manifest-chunks.ts';
+import { pointChunks } from '../../core/repo/manifest-chunks.ts';
 import { decodeIndexObject, decodePackIndex, decodePackTrailer, encodePackIndex, encodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from '../../core/repo/pack-format.ts';
 import { DEFAULT_PACK_SIZE } from '../../core/repo/pack-writer.ts';
-import { pruneChunks, type PruneResult } from '../../core/repo/prune.ts';
+import { pruneChunks } from '../../core/repo/prune.ts';
 import { Repository } from '../../core/repo/repository.ts';
+import { pruneUnreferenced } from '../support/prune.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 
 const CHUNK = 64 * 1024;
@@ -172,17 +173,8 @@ async function addPoint(repo: Repository, data: Buffer[]): Promise<string> {
   return repo.saveManifest(makeManifest({ disks: [await storeDisk(repo, Buffer.concat(data))] }));
 }
 
-/** What GC does: the chunks of every remaining restore point, then prune, under the exclusive lock. */
-async function prune(repo: Repository): Promise<PruneResult> {
-  const lock = await repo.lock({ exclusive: true, operation: 'test prune' });
-  try {
-    const referenced = new Set<string>();
-    for (const m of await repo.listManifests()) await addPointChunks(repo, m, referenced);
-    return await pruneChunks(repo, referenced);
-  } finally {
-    await lock.release();
-  }
-}
+/** What GC does (test/support/prune.ts). */
+const prune = (repo: Repository) => pruneUnreferenced(repo);
 
 function chunks(n: number): Buffer[] {
   return Array.from({ length: n }, () => randomBytes(CHUNK));
