@@ -65,7 +65,7 @@ export async function openDiskFile(path: string, writable: boolean): Promise<Fil
 export const DIRECT_ALIGN = 4096;
 
 // The project's lib settings (es2024, node) do not declare WebAssembly.
-const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBuffer | SharedArrayBuffer } } }).WebAssembly;
 
 /**
  * A page-aligned buffer of `size` bytes, or undefined where none can be had. Node gives
@@ -76,7 +76,7 @@ const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number;
 export function alignedBuffer(size: number): Buffer | undefined {
   const pages = Math.ceil(size / 65536);
   try {
-    const mem = new wasm!.Memory({ initial: pages, maximum: pages }).buffer;
+    const mem = new wasm!.Memory({ initial: pages, maximum: pages }).buffer as ArrayBuffer;
     ALIGNED.add(mem);
     return Buffer.from(mem, 0, size);
   } catch {
@@ -84,7 +84,24 @@ export function alignedBuffer(size: number): Buffer | undefined {
   }
 }
 
-/** Memory handed out by alignedBuffer: the only memory known to start on a page. */
+/**
+ * alignedBuffer in shared memory (a SharedArrayBuffer): worker threads write into it where
+ * it is, without a transfer or a copy (chunk workers seal chunks straight into a pack), and
+ * O_DIRECT writes it as it is. Undefined where shared WebAssembly memory is not available.
+ */
+export function sharedAlignedBuffer(size: number): Buffer | undefined {
+  const pages = Math.ceil(size / 65536);
+  try {
+    const mem = new wasm!.Memory({ initial: pages, maximum: pages, shared: true }).buffer;
+    if (!(mem instanceof SharedArrayBuffer)) return undefined;
+    ALIGNED.add(mem);
+    return Buffer.from(mem, 0, size);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Memory handed out by alignedBuffer or sharedAlignedBuffer: the only memory known to start on a page. */
 const ALIGNED = new WeakSet<ArrayBufferLike>();
 
 /** True when `buf` starts on a page of alignedBuffer memory, so O_DIRECT can write it as it is. */

@@ -35,6 +35,11 @@ export interface WorkerRequest {
   which?: number[];
   /** seal: the buffer to seal them into, lent by the pool and given back with the reply. */
   arena?: Uint8Array;
+  /**
+   * seal, instead of `arena`: a view of shared memory (a region of a pack) to seal them into,
+   * back to back from its start, raw chunks included; it stays where it is (not transferred).
+   */
+  into?: Uint8Array;
   id?: string;
   verify?: boolean;
   level?: number;
@@ -47,7 +52,8 @@ export interface WorkerReply {
   /**
    * seal: where each sealed chunk is, in `which` order, as triples: SPAN_LENT, offset, length
    * in `arena`; or SPAN_RUN, offset, length of a raw chunk's plain bytes in the run buffer
-   * (its stored form is the format byte 0x00 and those bytes).
+   * (its stored form is the format byte 0x00 and those bytes); or, sealed `into`, SPAN_INTO,
+   * offset, length of its stored bytes there.
    */
   spans?: number[];
   /** seal: the lent buffer (or a larger one, if it was too small), holding the sealed chunks. */
@@ -84,6 +90,7 @@ interface Slot {
 
 export const SPAN_LENT = 0;
 export const SPAN_RUN = 1;
+export const SPAN_INTO = 2;
 const RAW_FORMAT_BYTE = Buffer.from([FORMAT_RAW]);
 
 /** A sealed chunk: one buffer, or parts stored back to back. */
@@ -95,6 +102,8 @@ export type SealedBlob = Buffer | readonly Buffer[];
  */
 export interface SealedChunks {
   blobs: SealedBlob[];
+  /** Sealed into the caller's shared region (seal's `into`): where each blob is in it. The blobs are views of it. */
+  placed?: { offset: number; length: number }[];
   /** The caller has copied what it keeps: the blobs' memory goes back. */
   done(): void;
 }
@@ -102,8 +111,13 @@ export interface SealedChunks {
 /** The chunks of a run, hashed and held by a worker, waiting for seal() or drop(). */
 export interface HashedRun {
   ids: string[];
-  /** Seal the chunks at these indexes (in this order); the rest are dropped. Ends the run. */
-  seal(which: number[]): Promise<SealedChunks>;
+  /**
+   * Seal the chunks at these indexes (in this order); the rest are dropped. Ends the run.
+   * `into`: a region of shared memory (sharedAlignedBuffer) with room for sealedBound of each;
+   * a worker then seals them there back to back (`placed`) and nothing is copied afterwards.
+   * Without workers, or without `into`, the blobs are the pool's own buffers, to be copied.
+   */
+  seal(which: number[], into?: Buffer): Promise<SealedChunks>;
   /** Seal nothing. Ends the run. */
   drop(): void;
 }
@@ -195,7 +209,18 @@ export class ChunkPool {
     }
     return {
       ids,
-      seal: async (which) => {
+      seal: async (which, into) => {
+        if (into && into.buffer instanceof SharedArrayBuffer) {
+          try {
+            const r = await this.#request(slot, { op: 'seal', tid, which, level: this.level, into });
+            giveBack(toBuffer(r.back!));
+            const spans = r.spans!;
+            const placed = which.map((_, k) => ({ offset: spans[3 * k + 1]!, length: spans[3 * k + 2]! }));
+            return { blobs: placed.map((p) => into.subarray(p.offset, p.offset + p.length)), placed, done: () => {} };
+          } finally {
+            end();
+          }
+        }
         const arena = this.#lend(which.reduce((a, i) => a + sealedBound(slices[i]!.length), 0));
         try {
           const r = await this.#request(slot, { op: 'seal', tid, which, level: this.level, arena }, [arena.buffer as ArrayBuffer]);

@@ -4,9 +4,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HvError } from '../errors.ts';
 import { openChunk, sealChunkInto, sealedBound } from './chunk-codec.ts';
-import { encodeCompressedInto } from './object-format.ts';
+import { encodeCompressedInto, FORMAT_RAW } from './object-format.ts';
 import { codecFromTransferable } from './crypto/index.ts';
-import { SPAN_LENT, SPAN_RUN, type RangeView, type WorkerError, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
+import { SPAN_INTO, SPAN_LENT, SPAN_RUN, type RangeView, type WorkerError, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
 
 const port = parentPort!;
@@ -57,6 +57,7 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
       case 'seal': {
         const h = held.get(msg.tid)!;
         held.delete(msg.tid);
+        if (msg.into) return { tid: msg.tid, spans: sealInto(codec, h, msg.which ?? [], msg.into, msg.level), back: h.run };
         let arena = Buffer.from(msg.arena!.buffer, msg.arena!.byteOffset, msg.arena!.byteLength);
         const spans: number[] = [];
         let at = 0;
@@ -135,6 +136,35 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
     // Give the run buffer back with the error, so the caller's pool does not shrink.
     return { ...errorReply(msg.tid, err), ...(h ? { back: h.run } : {}) };
   }
+}
+
+/**
+ * Seal the chunks `which` of a held run back to back into `region` (shared memory: a region of
+ * the pack they go into), raw ones too, and say where each is (SPAN_INTO triples). The copy of
+ * a raw chunk happens here, on a worker, rather than on the main thread that assembles packs.
+ */
+function sealInto(codec: Awaited<typeof codecReady>, h: { ids: string[]; run: Buffer; slices: { offset: number; length: number }[] }, which: number[], region: Uint8Array, level?: number): number[] {
+  const out = Buffer.from(region.buffer, region.byteOffset, region.byteLength);
+  const spans: number[] = [];
+  let at = 0;
+  for (const i of which) {
+    const sl = h.slices[i]!;
+    if (at + sealedBound(sl.length) > out.length) throw new HvError('ERR_INTERNAL', `seal: ${out.length} bytes of room for chunks that may take ${at + sealedBound(sl.length)}`);
+    const plain = h.run.subarray(sl.offset, sl.offset + sl.length);
+    let n: number;
+    if (codec.encrypted) n = sealChunkInto(codec, h.ids[i]!, plain, out, at, level);
+    else {
+      n = encodeCompressedInto(plain, out, at, level);
+      if (n === 0) {
+        out[at] = FORMAT_RAW;
+        plain.copy(out, at + 1);
+        n = 1 + plain.length;
+      }
+    }
+    spans.push(SPAN_INTO, at, n);
+    at += n;
+  }
+  return spans;
 }
 
 /**

@@ -9,7 +9,8 @@ import type { Backend } from './backend.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import type { ChunkPool, HashedRun, Slice } from './chunk-pool.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { PackWriter } from './pack-writer.ts';
+import { PackWriter, type PackReservation } from './pack-writer.ts';
+import { sealedBound } from './chunk-codec.ts';
 
 export interface PutResult {
   id: string;
@@ -142,10 +143,36 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
       return out;
     }
     let k = 0;
+    let reservation: PackReservation | undefined;
     try {
-      const sealed = await run.seal(fresh);
+      if (store.pool.threads > 0) {
+        // Workers seal straight into a region of an open pack: no copy on this thread.
+        try {
+          reservation = await (await packs()).reserve(fresh.reduce((a, i) => a + sealedBound(sizes[i]!), 0));
+        } catch (err) {
+          run.drop();
+          throw err;
+        }
+      }
+      const sealed = await run.seal(fresh, reservation?.region);
       try {
         throwIfAborted(opts.signal);
+        if (reservation && sealed.placed) {
+          const placed = sealed.placed;
+          const { durable } = await reservation.commit(placed.map((p, j) => ({ id: run.ids[fresh[j]!]!, offset: p.offset, length: p.length, plainLength: sizes[fresh[j]!]! })));
+          reservation = undefined;
+          for (; k < fresh.length; k++) {
+            const i = fresh[k]!;
+            durable.then(settles[k]!.resolve, settles[k]!.reject);
+            out[i]!.result.stored = placed[k]!.length;
+            stats.newChunks++;
+            stats.newPlainBytes += sizes[i]!;
+            stats.storedBytes += placed[k]!.length;
+          }
+          return out;
+        }
+        reservation?.cancel();
+        reservation = undefined;
         const pw = await packs();
         for (; k < fresh.length; k++) {
           const i = fresh[k]!;
@@ -164,6 +191,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
       }
       return out;
     } catch (err) {
+      reservation?.cancel();
       for (; k < fresh.length; k++) settles[k]!.reject(err);
       throw err;
     }

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sinon from 'sinon';
 import { backupVMs } from '../../core/api/backup.ts';
 import { getRepositoryStats } from '../../core/api/repository.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
@@ -17,7 +18,10 @@ import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { pointChunks } from '../../core/repo/manifest-chunks.ts';
 import { decodeIndexObject, decodePackIndex, decodePackTrailer, encodePackIndex, encodePackTrailer, PACK_TRAILER_SIZE, type PackEntry } from '../../core/repo/pack-format.ts';
-import { DEFAULT_PACK_SIZE } from '../../core/repo/pack-writer.ts';
+import { DEFAULT_PACK_SIZE, PackWriter, type PackReservation } from '../../core/repo/pack-writer.ts';
+import { MemoryBackend } from '../../core/repo/backend-memory.ts';
+import { ChunkIndex } from '../../core/repo/chunk-index.ts';
+import { plainCodec } from '../../core/repo/crypto/index.ts';
 import { pruneChunks } from '../../core/repo/prune.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { pruneUnreferenced } from '../support/prune.ts';
@@ -227,6 +231,66 @@ describe('packs: where chunks are stored', function () {
     } finally {
       await repo.close();
     }
+  });
+
+  for (const encrypted of [false, true]) {
+    it(`chunk workers seal straight into the packs (no copy on the main thread): blobs back to back, concurrent submits share two open packs, one flush leaves one small pack${encrypted ? ' (encrypted)' : ''}`, async () => {
+      const path = join(dir, 'repo');
+      await (await initRepository(path, encrypted ? { password: 'pw', ...CHEAP_KDF } : {})).close();
+      const repo = await openRepository(path, encrypted ? { password: 'pw' } : {});
+      const reserve = sinon.spy(PackWriter.prototype, 'reserve');
+      const add = sinon.spy(PackWriter.prototype, 'add');
+      try {
+        // Text (compressed) and random (stored raw) chunks, 64 submits in flight at once.
+        const text = (i: number) => Buffer.from(`${i} INFO GET /api/items/${i} 200\n`.repeat(4000)).subarray(0, CHUNK);
+        const small = Array.from({ length: 64 }, (_, i) => (i % 2 ? randomBytes(CHUNK) : text(i)));
+        const w = repo.chunkWriter();
+        const done = [];
+        for (const d of small) done.push((await w.submit(d)).done);
+        await w.flush();
+        await Promise.all(done);
+        assert.ok(reserve.callCount >= 1, 'sealed in place');
+        assert.equal(add.callCount, 0, 'nothing copied into a pack on the main thread');
+        assert.equal(checkPacks(path, repo).size, 1, '4 MiB in one flush: one pack, though two were filled at once');
+        // More than two packs' worth, in runs of 16 chunks (as a backup reads): full packs of
+        // about the target, every blob back to back within a run and across runs.
+        const big = Array.from({ length: 80 }, (_, i) => (i % 3 ? randomBytes(4 * CHUNK) : Buffer.concat([text(i), text(i + 1), text(i + 2), text(i + 3)])));
+        for (let r = 0; r < big.length; r += 16) {
+          const run = Buffer.from(new ArrayBuffer(16 * 4 * CHUNK));
+          big.slice(r, r + 16).forEach((d, k) => d.copy(run, k * 4 * CHUNK));
+          const { done: runDone } = await w.submitRun(run, Array.from({ length: 16 }, (_, k) => ({ offset: k * 4 * CHUNK, length: 4 * CHUNK })));
+          done.push(...runDone);
+        }
+        await w.flush();
+        await Promise.all(done);
+        const byPack = checkPacks(path, repo);
+        assert.ok(byPack.size >= 3 && byPack.size <= 5, `${byPack.size} packs for 4 + 20 MiB`);
+        for (const d of [...small, ...big]) assert.ok((await repo.loadChunk(repo.chunkId(d))).equals(d));
+      } finally {
+        reserve.restore();
+        add.restore();
+        await repo.close();
+      }
+    });
+  }
+
+  it('PackWriter lends at most two open packs at once: a third reservation waits for one to come back, and a commit must be back to back', async () => {
+    const w = new PackWriter(new MemoryBackend(), plainCodec(), new ChunkIndex());
+    const a = (await w.reserve(CHUNK + 64))!;
+    const b = (await w.reserve(CHUNK + 64))!;
+    assert.ok(a && b, 'this Node has shared memory');
+    // ok(), not equal(): a failure would print 13 MiB buffers.
+    assert.ok(a.region.buffer !== b.region.buffer, 'two reservations at once fill two packs');
+    let third: PackReservation | undefined;
+    const waiting = w.reserve(CHUNK + 64).then((r) => { third = r; });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(third === undefined, 'no third open pack');
+    a.cancel();
+    await waiting;
+    assert.ok(third!.region.buffer === a.region.buffer, 'the pack given back is lent again');
+    await assert.rejects(third!.commit([{ id: hexId(), offset: 1, length: 10, plainLength: 10 }]), (e: unknown) => isHvError(e, 'ERR_INTERNAL') && /right after/.test(e.message));
+    b.cancel();
+    await w.flush();
   });
 
   it('an encrypted pack seals its index in the trailer and in index/, and names no chunk id or pack in plain', async () => {
