@@ -17,8 +17,9 @@
 // run's new chunks into, back to back, and commit() records them: nothing is copied on the main
 // thread (copying every blob into its pack there was ~10 % of a full backup's wall time). Each
 // open pack is lent to one reservation at a time, so blobs stay back to back; concurrent
-// reservations (one per worker) fill packs of their own. add() copies a blob in (the caller may
-// reuse its memory at once): for blobs sealed without workers. Pack
+// reservations (one per worker) fill packs of their own. add() takes a region the same way
+// and copies a blob into it (the caller may reuse its memory at once): for blobs sealed
+// without workers, and GC's rewrites. One set of open packs serves both. Pack
 // buffers are reused across packs and writers: a backup allocates no memory per chunk, so
 // V8 has no dead buffers to collect (one ArrayBuffer per blob kept the main thread's
 // collector marking ~30 times in a 2 GiB backup, ~10 % of its CPU on helper threads).
@@ -105,10 +106,9 @@ export class PackWriter {
   readonly #signal: AbortSignal | undefined;
   readonly #perPack: boolean;
   readonly #saving = new Set<Promise<void>>();
-  #open: OpenPack;
-  /** Open packs that reserve() lends, not lent at the moment. */
+  /** Open packs that reserve() and add() lend, not lent at the moment. */
   readonly #placing: OpenPack[] = [];
-  /** Open packs for reserve(), lent or not (at most PLACING). */
+  /** Open packs, lent or not (at most PLACING). */
   #placingOpen = 0;
   readonly #placingWaiters: (() => void)[] = [];
   #failure: unknown;
@@ -121,28 +121,21 @@ export class PackWriter {
     this.#maxSaving = opts.maxSaving ?? 2;
     this.#signal = opts.signal;
     this.#perPack = opts.indexPerPack ?? false;
-    this.#open = newPack();
   }
 
   /**
-   * Append a sealed blob, one buffer or parts (copied: the caller may reuse them once this returns). Resolves
-   * once it is taken (waiting while `maxSaving` packs are being stored, which is the
-   * backpressure); `durable` settles when its pack is stored (its index object at the latest at flush()).
+   * Append a sealed blob, one buffer or parts (copied: the caller may reuse them once this
+   * returns), into an open pack as reserve() lends them. Resolves once it is taken (waiting
+   * while `maxSaving` packs are being stored, which is the backpressure); `durable` settles when
+   * its pack is stored (its index object at the latest at flush()).
    */
   async add(id: string, blob: Buffer | readonly Buffer[], plainLength: number): Promise<{ durable: Promise<void> }> {
-    if (this.#failure) throw this.#failure;
-    throwIfAborted(this.#signal);
-    const pack = this.#open;
     const parts = Buffer.isBuffer(blob) ? [blob] : blob;
     const length = parts.reduce((a, b) => a + b.length, 0);
-    pack.buf = room(pack.buf, pack.size, length, this.#target + PACK_ROOM);
-    let at = pack.size;
-    for (const part of parts) at += part.copy(pack.buf, at);
-    pack.entries.push({ id, offset: pack.size, length, plainLength });
-    pack.size += length;
-    // Keep the u32 offsets of the format valid whatever the target.
-    if (pack.size >= this.#target || pack.size + 256 * 1024 * 1024 > MAX_PACK_SIZE) await this.#cut();
-    return { durable: pack.durable };
+    const r = (await this.#lend(length, false))!;
+    let at = 0;
+    for (const part of parts) at += part.copy(r.region, at);
+    return r.commit([{ id, offset: 0, length, plainLength }]);
   }
 
   /**
@@ -150,7 +143,6 @@ export class PackWriter {
    * of every pack of the process still without one; rejects with the first failure.
    */
   async flush(): Promise<void> {
-    if (this.#open.entries.length > 0) await this.#cut();
     await this.#cutPlacing();
     while (this.#saving.size > 0) await Promise.allSettled([...this.#saving]);
     if (this.#failure) throw this.#failure;
@@ -162,7 +154,12 @@ export class PackWriter {
    * shared memory, or undefined when this process has no shared memory (the caller then
    * copies blobs in with add()). Each open pack is lent once at a time.
    */
-  async reserve(bytes: number): Promise<PackReservation | undefined> {
+  reserve(bytes: number): Promise<PackReservation | undefined> {
+    return this.#lend(bytes, true);
+  }
+
+  /** reserve(), or for add() (`shared` false) a region of any memory. */
+  async #lend(bytes: number, shared: boolean): Promise<PackReservation | undefined> {
     if (this.#failure) throw this.#failure;
     throwIfAborted(this.#signal);
     // At most PLACING packs open at once (one per concurrent sealer of a backup): many small
@@ -180,7 +177,7 @@ export class PackWriter {
       await this.#cutPack(full);
     }
     pack.buf = room(pack.buf, pack.size, bytes, this.#target + RESERVE_ROOM);
-    if (!(pack.buf.buffer instanceof SharedArrayBuffer)) {
+    if (shared && !(pack.buf.buffer instanceof SharedArrayBuffer)) {
       this.#giveBackPlacing(pack);
       return undefined;
     }
@@ -253,12 +250,6 @@ export class PackWriter {
       into = p;
     }
     if (into) await this.#cutPack(into);
-  }
-
-  async #cut(): Promise<void> {
-    const pack = this.#open;
-    this.#open = newPack();
-    await this.#cutPack(pack);
   }
 
   /** Store `pack` (waiting while `maxSaving` packs are being stored). */
