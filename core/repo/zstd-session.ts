@@ -22,6 +22,22 @@ export function zstdBound(n: number): number {
   return n + (n >>> 8) + (n < 128 * 1024 ? (128 * 1024 - n) >>> 11 : 0) + 64;
 }
 
+/**
+ * The native handle and write state under a node:zlib stream made by `make`, when they have the
+ * shape both sessions drive, else undefined (the sessions then use the public API).
+ */
+function streamInternals(make: () => unknown): { handle: RawHandle; state: Uint32Array; owner: unknown } | undefined {
+  try {
+    const z = make() as { _handle?: RawHandle; _writeState?: Uint32Array; on(ev: string, fn: () => void): void };
+    if (typeof z._handle?.writeSync !== 'function' || typeof z._handle.reset !== 'function' || !(z._writeState instanceof Uint32Array) || z._writeState.length < 2) return undefined;
+    // node:zlib reports a bad frame by destroying the stream, which emits 'error': never unhandled.
+    z.on('error', () => {});
+    return { handle: z._handle, state: z._writeState, owner: z };
+  } catch {
+    return undefined;
+  }
+}
+
 export class ZstdSession {
   readonly level: number;
   #handle: RawHandle | undefined;
@@ -34,16 +50,8 @@ export class ZstdSession {
   constructor(level: number, opts: { reuse?: boolean } = {}) {
     this.level = level;
     if (opts.reuse === false) return;
-    try {
-      const z = createZstdCompress({ params: { [zc.ZSTD_c_compressionLevel]: level, [zc.ZSTD_c_checksumFlag]: 0 } }) as unknown as { _handle?: RawHandle; _writeState?: Uint32Array };
-      if (typeof z._handle?.writeSync === 'function' && z._writeState instanceof Uint32Array && z._writeState.length >= 2) {
-        this.#handle = z._handle;
-        this.#state = z._writeState;
-        this.#owner = z;
-      }
-    } catch {
-      this.#handle = undefined;
-    }
+    const s = streamInternals(() => createZstdCompress({ params: { [zc.ZSTD_c_compressionLevel]: level, [zc.ZSTD_c_checksumFlag]: 0 } }));
+    if (s) [this.#handle, this.#state, this.#owner] = [s.handle, s.state, s.owner];
   }
 
   /** True while the reused context is in use (false after a fallback). */
@@ -126,19 +134,8 @@ export class ZstdDecompressSession {
   /** `reuse: false` always returns undefined (tests compare both paths). */
   constructor(opts: { reuse?: boolean } = {}) {
     if (opts.reuse === false) return;
-    try {
-      const z = createZstdDecompress() as unknown as { _handle?: RawHandle; _writeState?: Uint32Array; on(ev: string, fn: () => void): void };
-      if (typeof z._handle?.writeSync === 'function' && typeof z._handle.reset === 'function' && z._writeState instanceof Uint32Array && z._writeState.length >= 2) {
-        // node:zlib reports a bad frame by destroying the stream, which emits 'error': never unhandled.
-        z.on('error', () => {});
-        this.#handle = z._handle;
-        this.#state = z._writeState;
-        this.#owner = z;
-        this.worked = true;
-      }
-    } catch {
-      this.#handle = undefined;
-    }
+    const s = streamInternals(() => createZstdDecompress());
+    if (s) [this.#handle, this.#state, this.#owner, this.worked] = [s.handle, s.state, s.owner, true];
   }
 
   /** True while the reused context is in use. */
