@@ -64,6 +64,19 @@ async function store(repo: Repository, data: Buffer[]): Promise<string[]> {
   return (await Promise.all(done)).map((r) => r.id);
 }
 
+/** A new local repository in `path` holding `data` (store()), with `damage` done to it before it is closed. */
+async function newStore(path: string, data: Buffer[], damage?: (repo: Repository, ids: string[]) => Promise<void>): Promise<{ local: LocalBackend; ids: string[] }> {
+  const local = new LocalBackend(path);
+  const init = await Repository.init(local, { chunkSize: CHUNK });
+  try {
+    const ids = await store(init, data);
+    await damage?.(init, ids);
+    return { local, ids };
+  } finally {
+    await init.close();
+  }
+}
+
 async function readAll(repo: Repository, ids: string[], aheadBytes?: number): Promise<{ id: string; data: Buffer }[]> {
   const out: { id: string; data: Buffer }[] = [];
   // Copied: the pool may free what it handed out once released.
@@ -79,8 +92,7 @@ for (const threads of [0, 2]) {
 
     it('reads adjacent chunks of a pack with far fewer reads, byte-identical and in order', async () => {
       const data = chunks(48);
-      const local = new LocalBackend(join(dir, 'r'));
-      const ids = await store(await Repository.init(local, { chunkSize: CHUNK }), data);
+      const { local, ids } = await newStore(join(dir, 'r'), data);
       const counting = new CountingBackend(local);
       const repo = await Repository.open(counting, { threads });
       try {
@@ -119,11 +131,7 @@ for (const threads of [0, 2]) {
 
     it('reports a corrupt chunk inside a coalesced range by its id and pack, after the chunks before it', async () => {
       const data = chunks(16);
-      const local = new LocalBackend(join(dir, 'r'));
-      const init = await Repository.init(local, { chunkSize: CHUNK });
-      const ids = await store(init, data);
-      await flipChunkBit(init, ids[7]!);
-      await init.close();
+      const { local, ids } = await newStore(join(dir, 'r'), data, (r, ids) => flipChunkBit(r, ids[7]!));
       const counting = new CountingBackend(local);
       const repo = await Repository.open(counting, { threads });
       const got: Buffer[] = [];
@@ -152,12 +160,10 @@ for (const threads of [0, 2]) {
 
     it('goes on past damaged chunks with readChunksSettled, each error in its place', async () => {
       const data = chunks(16);
-      const local = new LocalBackend(join(dir, 'r'));
-      const init = await Repository.init(local, { chunkSize: CHUNK });
-      const ids = await store(init, data);
-      await flipChunkBit(init, ids[3]!);
-      await flipChunkBit(init, ids[9]!);
-      await init.close();
+      const { local, ids } = await newStore(join(dir, 'r'), data, async (r, ids) => {
+        await flipChunkBit(r, ids[3]!);
+        await flipChunkBit(r, ids[9]!);
+      });
       const repo = await Repository.open(local, { threads });
       try {
         const got: { id: string; data?: Buffer; code?: string; target?: string }[] = [];
@@ -174,8 +180,7 @@ for (const threads of [0, 2]) {
 
     it('reads a chunk asked for again once with keepRepeats (within its budget), every use byte-identical after the one before is released', async () => {
       const data = chunks(80);
-      const local = new LocalBackend(join(dir, 'r'));
-      const ids = await store(await Repository.init(local, { chunkSize: CHUNK }), data);
+      const { local, ids } = await newStore(join(dir, 'r'), data);
       // 2 again at once; 0, 5 and 70 again far behind (after more than one range of other
       // chunks), 70 between 68 and 71, asked for once each (a kept chunk ends a range).
       const rest = Array.from({ length: 77 }, (_, i) => i + 3).filter((i) => i !== 68 && i !== 71);
@@ -210,12 +215,8 @@ for (const threads of [0, 2]) {
 
     it('names the chunk when its pack is gone, reading chunk by chunk after the range fails', async () => {
       const data = chunks(8);
-      const local = new LocalBackend(join(dir, 'r'));
-      const init = await Repository.init(local, { chunkSize: CHUNK });
-      const ids = await store(init, data);
-      const index = await init.chunkIndex();
-      await init.close();
-      const pack = index.locate(ids[0]!)!.pack!;
+      let pack!: string;
+      const { local, ids } = await newStore(join(dir, 'r'), data, async (r, ids) => { pack = (await r.chunkIndex()).locate(ids[0]!)!.pack!; });
       await local.remove(undefined, { type: 'packs', name: pack });
       const repo = await Repository.open(local, { threads });
       try {
