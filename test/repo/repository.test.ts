@@ -43,6 +43,15 @@ async function expectError(p: Promise<unknown>, code: string, mentions: (string 
   assert.fail(`expected ${code}`);
 }
 
+/** A new repository in `path` whose config says format `version` (as an older HVBackup left it): its config file and the config as made. */
+async function repoOfFormat(path: string, version: number): Promise<{ file: string; config: Record<string, unknown> }> {
+  await (await initRepository(path)).close();
+  const file = join(path, 'config');
+  const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  writeFileSync(file, JSON.stringify({ ...config, version }, null, 2) + '\n');
+  return { file, config };
+}
+
 describe('Repository init and open', () => {
   let dir: string;
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-repo-')); });
@@ -70,10 +79,7 @@ describe('Repository init and open', () => {
   });
 
   it('a format 2 repository takes version-1 manifests, and becomes format 5 (under the exclusive lock) before a version-2 one', async () => {
-    await (await initRepository(join(dir, 'r'))).close();
-    const file = join(dir, 'r', 'config');
-    const config = JSON.parse(readFileSync(file, 'utf8'));
-    writeFileSync(file, JSON.stringify({ ...config, version: 2 }, null, 2) + '\n');
+    const { file, config } = await repoOfFormat(join(dir, 'r'), 2);
     const repo = await openRepository(join(dir, 'r'), { threads: 0 });
     const other = await openRepository(join(dir, 'r'), { threads: 0 });
     try {
@@ -98,10 +104,7 @@ describe('Repository init and open', () => {
   });
 
   it('a format 3 repository (segments, no split slices) takes version-2 manifests, and becomes format 5 on upgradeFormat', async () => {
-    await (await initRepository(join(dir, 'r'))).close();
-    const file = join(dir, 'r', 'config');
-    const config = JSON.parse(readFileSync(file, 'utf8'));
-    writeFileSync(file, JSON.stringify({ ...config, version: 3 }, null, 2) + '\n');
+    const { file, config } = await repoOfFormat(join(dir, 'r'), 3);
     const repo = await openRepository(join(dir, 'r'), { threads: 0 });
     try {
       assert.equal(repo.readOnly, false);
@@ -118,10 +121,7 @@ describe('Repository init and open', () => {
   });
 
   it('a format 4 repository (one index object per pack) gets one-pack index objects until it becomes format 5, under the exclusive lock or under GC\'s held one', async () => {
-    await (await initRepository(join(dir, 'r'))).close();
-    const file = join(dir, 'r', 'config');
-    const config = JSON.parse(readFileSync(file, 'utf8'));
-    writeFileSync(file, JSON.stringify({ ...config, version: 4 }, null, 2) + '\n');
+    const { file, config } = await repoOfFormat(join(dir, 'r'), 4);
     const kinds = () => readdirSync(join(dir, 'r', 'index')).map((n) => [n, readFileSync(join(dir, 'r', 'index', n)).subarray(0, 8).toString('latin1')]);
     const packs = () => readdirSync(join(dir, 'r', 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
     const repo = await openRepository(join(dir, 'r'), { threads: 0 });
