@@ -36,7 +36,7 @@ export interface ChunkWriter {
   submit(plain: Buffer): Promise<{ done: Promise<PutResult> }>;
   /**
    * Queue the chunks `slices` of `run`, handing `run` over: it comes back through `giveBack`
-   * once its chunks are hashed and, for new ones, sealed and copied into their pack (the caller
+   * once its chunks are hashed and, for new ones, sealed into their pack (the caller
    * reuses it for its next read, so runs are never copied). Resolves once taken, with one `done` per slice,
    * and one `known` per slice: it settles as soon as the chunk's id is known and the chunk is deduplicated
    * or copied into its pack, before it is durable — for what only names the chunk (a segment), which is
