@@ -127,3 +127,27 @@ Describe 'Get-HVRepository' -Tag Unit {
         $caught.TargetObject | Should -Be '/srv/repo'
     }
 }
+
+Describe 'Repair-HVRepository' -Tag Unit {
+    It 'asks the engine to verify with repair, and reports each problem as an error' {
+        Mock Invoke-HVEngine -ModuleName HVBackup {
+            [pscustomobject]@{ repository = $Params.repository; ok = $false; pointsChecked = 2; chunksChecked = 9; bytesChecked = 100
+                problems = @([pscustomobject]@{ chunk = 'c0ffee'; problem = 'chunk is corrupt'; points = @('p1', 'p2') })
+                repair = [pscustomobject]@{ indexObjectsRemoved = 0; packsRescued = 0; chunksRemoved = 1; packsRewritten = 1; packsRemoved = 0; pointsToRescan = @('p1', 'p2') } }
+        }
+        $errs = $null
+        $warns = $null
+        $r = Repair-HVRepository -Repository '/srv/repo' -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningVariable warns -WarningAction SilentlyContinue
+        $r.PSObject.TypeNames[0] | Should -Be 'HVBackup.VerifyReport'
+        $r.Repair.ChunksRemoved | Should -Be 1
+        $errs.Count | Should -Be 1
+        $errs[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        "$warns" | Should -Match 'reads their disks whole'
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Method -eq 'verifyRepository' -and $Params.repair -eq $true }
+    }
+    It 'with -WhatIf asks the engine nothing' {
+        Mock Invoke-HVEngine -ModuleName HVBackup { throw 'not expected' }
+        Repair-HVRepository -Repository '/srv/repo' -WhatIf
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 0 -Exactly
+    }
+}

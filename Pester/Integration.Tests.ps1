@@ -139,3 +139,25 @@ Describe 'What -WhatIf prints' -Tag Integration {
         $text | Should -Match 'vm01\.vhdx'
     }
 }
+
+Describe 'Repair-HVRepository' -Tag Integration {
+    It 'takes the chunks of a deleted pack out of the index, and the next backup reads the disk whole and is whole' {
+        $rb = New-HVSandbox -Path 'TestDrive:\repair' -VMCount 1 -SizeBytes 16MB
+        $vm = Get-HVVM -Path $rb.VMFolder -Name vm01
+        [void]($vm | Backup-HVVM -Repository $rb.Repository -Confirm:$false)
+        $pack = Get-ChildItem -LiteralPath (Join-Path $rb.Repository 'packs') -Recurse -File | Sort-Object Length -Descending | Select-Object -First 1
+        Remove-Item -LiteralPath $pack.FullName
+        $errs = $null
+        $report = Repair-HVRepository -Repository $rb.Repository -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
+        $report.OK | Should -BeFalse
+        $errs.Count | Should -BeGreaterThan 0
+        $report.Repair.ChunksRemoved | Should -BeGreaterThan 0
+        @($report.Repair.PointsToRescan).Count | Should -Be 1
+        $b = $vm | Backup-HVVM -Repository $rb.Repository -Confirm:$false
+        $b.Method | Should -Be 'scan'
+        $b.MethodReason | Should -Match 'repair'
+        (Get-HVRestorePoint -Repository $rb.Repository -VMName vm01 -Latest | Test-HVRestorePoint).OK | Should -BeTrue
+        # Nothing changed on the disk since the first point: the scan stored every byte it lacked again.
+        (Test-HVRestorePoint -Repository $rb.Repository).OK | Should -BeTrue
+    }
+}

@@ -9,6 +9,7 @@ import type { Repository } from '../repo/repository.ts';
 import { loadWindow, windowCount } from '../repo/manifest-chunks.ts';
 import { PIECE_SIZE } from '../repo/manifest-segments.ts';
 import { LocalBackend } from '../repo/backend-local.ts';
+import { FILE_TYPES } from '../repo/backend-util.ts';
 import { breakLocks, describeLock } from '../repo/lock.ts';
 import { getHost } from '../hosts/index.ts';
 import { removeRestorePointsReleasing } from '../retention/release.ts';
@@ -66,7 +67,7 @@ async function computeStats(repo: Repository, signal?: AbortSignal): Promise<Rep
   const chunkSizes = new Map<string, number>();
   for await (const c of repo.listChunks(signal)) chunkSizes.set(c.id, c.size);
   let storedBytes = 0;
-  for (const type of ['config', 'keys', 'locks', 'chunks', 'packs', 'manifests', 'points', 'index', 'catalog'] as const) {
+  for (const type of FILE_TYPES) {
     for await (const o of repo.backend.list(signal, type)) storedBytes += o.size;
   }
   let logicalBytes = 0;

@@ -112,6 +112,21 @@ export interface VerifyReport {
   bytesChecked: number;
   problems: VerifyProblem[];
   ok: boolean;
+  /** Set by a repair (verify --repair): what it changed. `ok` and `problems` are what verify found before. */
+  repair?: RepairSummary;
+}
+
+/** What verify --repair changed. */
+export interface RepairSummary {
+  /** Index objects that did not load, removed (their packs listed again from the packs' own indexes). */
+  indexObjectsRemoved: number;
+  packsRescued: number;
+  /** Missing or corrupt chunks taken out of the index. */
+  chunksRemoved: number;
+  packsRewritten: number;
+  packsRemoved: number;
+  /** Restore points that name a removed chunk: their VMs read their disks whole at the next backup. */
+  pointsToRescan: string[];
 }
 
 export interface RemoveResult {

@@ -1,21 +1,29 @@
 // Public API: verify a repository (or one restore point): every manifest decodes, every
 // segment it lists loads, and every chunk they reference exists, decodes and hashes to its id. Each problem names the chunk or
-// object and the restore points it breaks.
-import type { VerifyProblem, VerifyReport } from './types.ts';
-import { isHvError } from '../errors.ts';
+// object and the restore points it breaks. With repair, the damaged chunks then leave the
+// index, so backups store them again (repair-records.ts says why and how).
+import type { RepairSummary, VerifyProblem, VerifyReport } from './types.ts';
+import { HvError, isHvError } from '../errors.ts';
 import type { OperationContext } from '../progress.ts';
-import { progress } from '../progress.ts';
+import { log, progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import { namedChunks } from '../repo/index.ts';
 import { loadWindow } from '../repo/manifest-chunks.ts';
 import { sliceChunkIds } from '../repo/manifest-segments.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
 import { optionalString, withRepo } from '../backup/open.ts';
+import { pruneChunks } from '../repo/prune.ts';
+import { REPAIR_RECORD_VERSION } from '../repo/repair-records.ts';
 
 export interface VerifyParams {
   repository: string;
   password?: string;
   pointId?: string;
+  /**
+   * After verifying (the whole repository, under the exclusive lock): take the missing and
+   * corrupt chunks out of the index and record the points they break (repair-records.ts).
+   */
+  repair?: boolean;
 }
 
 async function loadPoints(repo: Repository, pointId: string | undefined, problems: VerifyProblem[], signal?: AbortSignal): Promise<RestorePointManifest[]> {
@@ -37,7 +45,7 @@ async function loadPoints(repo: Repository, pointId: string | undefined, problem
  * load); a segment that does not load is a problem naming the points that list it. A chunk
  * a segment lists is needed by the points listing that segment.
  */
-async function chunkUsers(repo: Repository, points: RestorePointManifest[], problems: VerifyProblem[], signal?: AbortSignal): Promise<{ users: Map<string, () => string[]>; segmentsChecked: Set<string> }> {
+async function chunkUsers(repo: Repository, points: RestorePointManifest[], problems: VerifyProblem[], signal?: AbortSignal): Promise<{ users: Map<string, () => string[]>; segmentsChecked: Set<string>; failedSegments: string[] }> {
   const pointsOf = new Map<string, string[]>(); // chunk or segment id → points naming it in their manifest
   const segmentsOf = new Map<string, string[]>(); // chunk id → segments listing it
   const segmentData = new Map<string, number>(); // segment id → its data slices, or -1: it did not load
@@ -86,43 +94,131 @@ async function chunkUsers(repo: Repository, points: RestorePointManifest[], prob
   const users = new Map<string, () => string[]>();
   for (const id of pointsOf.keys()) users.set(id, () => usersOf(id));
   for (const id of segmentsOf.keys()) users.set(id, () => usersOf(id));
-  return { users, segmentsChecked: new Set(segmentData.keys()) };
+  return { users, segmentsChecked: new Set(segmentData.keys()), failedSegments: failed.map((f) => f.id) };
 }
 
 export async function verifyRepository(ctx: OperationContext, params: VerifyParams): Promise<VerifyReport> {
   const pointId = optionalString(params.pointId, 'pointId');
-  return withRepo(params.repository, params.password, ctx, async (repo) => {
-    const lock = await repo.lock({ exclusive: false, operation: 'verify', signal: ctx.signal });
-    try {
-      const problems: VerifyProblem[] = [];
-      const points = await loadPoints(repo, pointId, problems, ctx.signal);
-      // A damaged index object hides where its pack's chunks are: say so by name, besides the
-      // chunks that then show up as missing below.
-      const index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
-      for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
-      const { users, segmentsChecked } = await chunkUsers(repo, points, problems, ctx.signal);
-      // In pack order, so readChunks reads each pack's chunks in a few large ranged reads
-      // instead of one open and read per chunk; chunks the index does not place go last.
-      const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id)).map((id) => {
-        const loc = index.locate(id);
-        return { id, pack: loc?.pack ?? '\uffff', offset: loc?.offset ?? 0 };
-      }).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset)).map((c) => c.id);
-      let bytes = 0;
-      let checked = 0;
-      for await (const c of repo.readChunksSettled(ids, { verify: true, signal: ctx.signal })) {
-        if (c.error) {
-          const missing = isHvError(c.error, 'ERR_NOT_FOUND');
-          problems.push({ chunk: c.id, problem: missing ? `chunk is missing: ${c.error.message}` : `chunk is corrupt: ${c.error.message}`, points: users.get(c.id)!() });
-        } else {
-          bytes += c.data.length;
-          repo.pool.release(c.data);
-        }
-        if (++checked % 64 === 0) progress(ctx, { activity: 'verify', target: repo.location, done: checked, total: ids.length });
-      }
-      progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
-      return { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 };
-    } finally {
-      await lock.release();
+  const repair = params.repair === true;
+  if (repair && pointId !== undefined) {
+    // A chunk taken out of the index must be known to break every point that names it, or a
+    // tracked backup of a VM whose newest point was not verified would name it again.
+    throw new HvError('ERR_INVALID_ARGUMENT', 'repair verifies the whole repository: it cannot be limited to one restore point', { target: pointId });
+  }
+  return withRepo(params.repository, params.password, ctx, (repo) => verifyRepositoryIn(ctx, repo, { pointId, repair }), { chunkWork: true });
+}
+
+/** verifyRepository on an open repository. */
+export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository, opts: { pointId?: string; repair?: boolean } = {}): Promise<VerifyReport> {
+  const { pointId, repair = false } = opts;
+  // Repair rewrites the index and packs: no backup may dedupe against them meanwhile.
+  const lock = await repo.lock({ exclusive: repair, operation: repair ? 'repair' : 'verify', signal: ctx.signal });
+  try {
+    const indexRepair = repair ? await repairIndexObjects(ctx, repo) : undefined;
+    const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId);
+    if (!repair) return report;
+    if (unreadable.length > 0) {
+      throw new HvError('ERR_IO', `repair stopped, no chunk taken out of the index: ${unreadable.length} chunk(s) could not be read, which says nothing about their bytes (first: ${unreadable[0]}); run it again once they read`, { target: repo.location });
     }
-  }, { chunkWork: true });
+    return { ...report, repair: await dropDamaged(ctx, repo, damaged, indexRepair!) };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** A chunk verify found missing or corrupt, and the points that name it. */
+interface Damaged {
+  chunk: string;
+  points: string[];
+}
+
+async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[] }> {
+  const problems: VerifyProblem[] = [];
+  const damaged: Damaged[] = [];
+  const unreadable: string[] = [];
+  const points = await loadPoints(repo, pointId, problems, ctx.signal);
+  // A damaged index object hides where its pack's chunks are: say so by name, besides the
+  // chunks that then show up as missing below.
+  const index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
+  for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
+  const { users, segmentsChecked, failedSegments } = await chunkUsers(repo, points, problems, ctx.signal);
+  // In pack order, so readChunks reads each pack's chunks in a few large ranged reads
+  // instead of one open and read per chunk; chunks the index does not place go last.
+  const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id)).map((id) => {
+    const loc = index.locate(id);
+    return { id, pack: loc?.pack ?? '\uffff', offset: loc?.offset ?? 0 };
+  }).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset)).map((c) => c.id);
+  // A segment that did not load is damaged storage only if its chunk does not read back
+  // intact (else it is a segment this HVBackup cannot decode: repair leaves it alone).
+  let bytes = 0;
+  let checked = 0;
+  for await (const c of repo.readChunksSettled([...ids, ...failedSegments], { verify: true, signal: ctx.signal })) {
+    const segment = checked >= ids.length;
+    if (c.error) {
+      const missing = isHvError(c.error, 'ERR_NOT_FOUND');
+      if (!segment) problems.push({ chunk: c.id, problem: missing ? `chunk is missing: ${c.error.message}` : `chunk is corrupt: ${c.error.message}`, points: users.get(c.id)!() });
+      // Only what is really not there, or not what it should be: a read that failed (an I/O
+      // error on a share) says nothing about the bytes, and repair must not drop good ones.
+      if (missing || c.error.code === 'ERR_CORRUPT') damaged.push({ chunk: c.id, points: users.get(c.id)!() });
+      else unreadable.push(`<chunks/${c.id}>: ${c.error.message}`);
+    } else {
+      if (!segment) bytes += c.data.length;
+      repo.pool.release(c.data);
+    }
+    if (++checked % 64 === 0 && !segment) progress(ctx, { activity: 'verify', target: repo.location, done: checked, total: ids.length });
+  }
+  progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
+  return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 }, damaged, unreadable };
+}
+
+/**
+ * Repair, step 1: index objects that do not load are removed, and a prune that keeps every
+ * chunk lists their packs again from the packs' own trailers (prune.ts "rescue"), so the
+ * verification that follows sees every chunk that is really there. Nothing else changes.
+ */
+async function repairIndexObjects(ctx: OperationContext, repo: Repository): Promise<{ indexObjectsRemoved: number; packsRescued: number }> {
+  const index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
+  if (index.damaged.length === 0) return { indexObjectsRemoved: 0, packsRescued: 0 };
+  for (const d of index.damaged) {
+    log(ctx, 'warning', `repair: removing index object <index/${d.name}>, which does not load (${d.problem}); its packs are listed again from their own indexes`, repo.location);
+    await repo.backend.remove(ctx.signal, { type: 'index', name: d.name });
+  }
+  const pruned = await pruneChunks(repo, { has: () => true }, { signal: ctx.signal });
+  for (const w of pruned.warnings) log(ctx, 'warning', w, repo.location);
+  return { indexObjectsRemoved: index.damaged.length, packsRescued: pruned.packsRescued };
+}
+
+/**
+ * Repair, step 2: the damaged chunks out of the index (prune keeping every other chunk: a
+ * pack holding one is rewritten without it, a pack that is gone is left out), then a repair
+ * record naming them and the points they break, so those VMs scan at their next backup.
+ */
+async function dropDamaged(ctx: OperationContext, repo: Repository, damaged: Damaged[], index: { indexObjectsRemoved: number; packsRescued: number }): Promise<RepairSummary> {
+  const chunks = new Set(damaged.map((d) => d.chunk));
+  const points = new Set(damaged.flatMap((d) => d.points));
+  const summary: RepairSummary = { ...index, chunksRemoved: 0, packsRewritten: 0, packsRemoved: 0, pointsToRescan: [...points].sort() };
+  // Records that do not load make every VM scan. This verification saw every chunk the index
+  // lacks (what they named included) as missing, so the record below names all it has to.
+  const { unreadable } = await repo.repairRecords(ctx.signal);
+  const dropUnreadable = async () => {
+    for (const u of unreadable) {
+      log(ctx, 'warning', `repair: removing repair record <repairs/${u.name}>, which does not load (${u.problem})`, repo.location);
+      await repo.removeRepairRecord(u.name, ctx.signal);
+    }
+  };
+  if (chunks.size === 0) {
+    await dropUnreadable();
+    return summary;
+  }
+  const pruned = await pruneChunks(repo, { has: (id) => !chunks.has(id) }, { signal: ctx.signal });
+  for (const w of pruned.warnings) log(ctx, 'warning', w, repo.location);
+  summary.chunksRemoved = chunks.size;
+  summary.packsRewritten = pruned.packsRewritten;
+  summary.packsRemoved = pruned.packsRemoved;
+  // After the index no longer lists them: a kill in between leaves the chunks out and no
+  // record, and the next repair finds the same points broken (now by missing chunks) again.
+  await repo.saveRepairRecord({ version: REPAIR_RECORD_VERSION, repairedAt: new Date().toISOString(), chunks: [...chunks].sort(), points: summary.pointsToRescan }, ctx.signal);
+  await dropUnreadable();
+  log(ctx, 'info', `repair: ${chunks.size} damaged chunk(s) out of the index; the next backup of the VMs of ${points.size} restore point(s) reads their disks whole and stores what it still finds`, repo.location);
+  return summary;
 }

@@ -29,9 +29,10 @@ export interface DiskChoice {
 }
 
 /** Which method a disk gets, and why when it is not the obvious one. */
-export async function chooseDiskMethod(host: Host, cp: BackupCheckpoint, fd: FrozenDisk, virtualSize: number, chunkSize: number, previous: DiskManifest | undefined, full: boolean): Promise<DiskChoice> {
+export async function chooseDiskMethod(host: Host, cp: BackupCheckpoint, fd: FrozenDisk, virtualSize: number, chunkSize: number, previous: DiskManifest | undefined, full: boolean, rescan?: string): Promise<DiskChoice> {
   if (full) return { method: 'full' };
   if (!previous) return { method: 'scan', reason: `disk ${fd.key} is not in the previous restore point` };
+  if (rescan) return { method: 'scan', reason: rescan };
   if (previous.chunkSize !== chunkSize) return { method: 'scan', reason: `chunk size changed (${previous.chunkSize} → ${chunkSize})` };
   if (previous.virtualSize !== virtualSize) return { method: 'scan', reason: `disk ${fd.key} was resized (${previous.virtualSize} → ${virtualSize} bytes)` };
   const ch = await host.getChangedRanges(cp, fd, previous.reference);
@@ -126,13 +127,15 @@ function plannedBytes(slices: number, chunkSize: number, virtualSize: number, da
 export async function backupDisk(opts: {
   repo: Repository; host: Host; cp: BackupCheckpoint; fd: FrozenDisk; disk: Disk; fileName?: string;
   previous: DiskManifest | undefined; previousPoint?: string; full: boolean; writer: ChunkWriter;
+  /** Set: scan, for this reason, whatever change tracking says (the previous point names chunks a repair removed). */
+  rescan?: string;
   /** Where the disk's segments go (default `writer`); they are durable at its next flush, which the caller does. */
   segmentWriter?: ChunkWriter; signal?: AbortSignal;
   onPlanned?: (bytes: number) => void; onRead?: (bytes: number) => void;
 }): Promise<DiskBackupResult> {
   const { repo, disk, fd } = opts;
   const chunkSize = repo.chunkSize;
-  const choice = await chooseDiskMethod(opts.host, opts.cp, fd, disk.size, chunkSize, opts.previous, opts.full);
+  const choice = await chooseDiskMethod(opts.host, opts.cp, fd, disk.size, chunkSize, opts.previous, opts.full, opts.rescan);
   const slices = sliceCount(disk.size, chunkSize);
   const data = new RangeSet((await disk.extents()).filter((e) => e.kind === 'data'));
   const changed = choice.method === 'changed-blocks' ? new RangeSet(choice.changed!) : undefined;

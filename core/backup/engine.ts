@@ -12,6 +12,7 @@ import type { BackupCheckpoint, DiskReference, Host, VmDescription } from '../ho
 import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
 import type { ChunkWriter, HeldLock, Repository } from '../repo/index.ts';
+import type { RescanSet } from '../repo/repair-records.ts';
 import { isAllZero } from '../repo/index.ts';
 import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
 import { MANIFEST_VERSION } from '../repo/manifest-types.ts';
@@ -91,13 +92,19 @@ async function backupSource(ctx: OperationContext, opts: BackupJobOptions, sourc
     // and loads while the checkpoint is taken: neither needs the other.
     const previous = previousPoint(opts.repo, vm);
     previous.then((p) => { if (!p && !opts.whatIf) opts.repo.pool.prestart(); }, () => undefined);
-    if (opts.whatIf) return { ...planOnly(vm, source, startedAt, await previous, leftovers, opts.full === true), durationMs: elapsed() };
+    // Points a repair found naming damaged chunks (repair-records.ts): their VMs scan.
+    const rescan = opts.repo.pointsToRescan(ctx.signal);
+    rescan.catch(() => undefined); // awaited with the previous point
+    if (opts.whatIf) {
+      const prev = await previous;
+      return { ...planOnly(vm, source, startedAt, prev, leftovers, opts.full === true, rescanReason(ctx, vm, await rescan, prev)), durationMs: elapsed() };
+    }
     if (leftovers.length > 0) {
       for (const l of leftovers) log(ctx, 'warning', `VM ${vm.name}: merging leftover ${l.description}`, vm.name);
       await opts.host.removeLeftoverCheckpoints(vm, { signal: ctx.signal });
       vm = await opts.host.describeVM(source, { signal: ctx.signal });
     }
-    return { ...(await backupVm(ctx, opts, vm, source, startedAt, previous, got.lock)), durationMs: elapsed() };
+    return { ...(await backupVm(ctx, opts, vm, source, startedAt, previous, rescan, got.lock)), durationMs: elapsed() };
   } catch (err) {
     const e = isHvError(err) ? err : new HvError('ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
     log(ctx, 'warning', `backup of ${vm?.name ?? source} failed: ${e.message}`, vm?.name ?? source);
@@ -117,12 +124,12 @@ async function previousPoint(repo: Repository, vm: VmDescription): Promise<Resto
   return newest && repo.loadManifest(newest.id);
 }
 
-function planOnly(vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined, leftovers: { description: string }[], full: boolean): BackupResult {
+function planOnly(vm: VmDescription, source: string, startedAt: string, previous: RestorePointManifest | undefined, leftovers: { description: string }[], full: boolean, rescan: string | undefined): BackupResult {
   const plan: string[] = [];
   for (const l of leftovers) plan.push(`merge leftover ${l.description}`);
   plan.push(`create a backup checkpoint of VM ${vm.name} (${vm.disks.length} disk${vm.disks.length === 1 ? '' : 's'})`);
-  const method: BackupMethod = full || !previous ? 'full' : 'changed-blocks';
-  const why = full ? '--full requested' : !previous ? 'no previous restore point of this VM' : `incremental to restore point ${previous.id.slice(0, 12)} (changed blocks if change tracking is trusted at the checkpoint, else a scan)`;
+  const method: BackupMethod = full || !previous ? 'full' : rescan ? 'scan' : 'changed-blocks';
+  const why = full ? '--full requested' : !previous ? 'no previous restore point of this VM' : rescan ?? `incremental to restore point ${previous.id.slice(0, 12)} (changed blocks if change tracking is trusted at the checkpoint, else a scan)`;
   for (const d of vm.disks) plan.push(`back up disk ${d.key} (${d.path}): ${method}, ${why}`);
   plan.push(`store ${vm.configFiles.length} config file(s), write the restore-point manifest, merge the checkpoint`);
   return { vmName: vm.name, vmId: vm.id, source, status: 'planned', method, methodReason: why, startedAt, totalBytes: 0, readBytes: 0, storedBytes: 0, plan };
@@ -135,7 +142,22 @@ function combineMethods(full: boolean, disks: DiskBackupResult[]): { method: Bac
   return { method: 'scan', reason: scans.map((d) => `${d.manifest.key}: ${d.choice.reason}`).join('; ') };
 }
 
-async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDescription, source: string, startedAt: string, previousLoad: Promise<RestorePointManifest | undefined>, lock: HeldLock | undefined): Promise<BackupResult> {
+/**
+ * Why this VM's backup must read its disks whole although change tracking may be trusted: its
+ * newest point names chunks a repair took out of the index (reusing that point's ids would name
+ * them again), or a repair record does not load (it might say so).
+ */
+function rescanReason(ctx: OperationContext, vm: VmDescription, set: RescanSet | undefined, previous: RestorePointManifest | undefined): string | undefined {
+  if (!set || !previous) return undefined;
+  const r = set.points.get(previous.id);
+  if (r) return `restore point ${previous.id.slice(0, 12)} names ${r.chunks === 1 ? 'a chunk' : 'chunks'} that a repair (${r.repairedAt}) found missing or corrupt: reading the whole disk stores again what it still holds`;
+  const bad = set.unreadable[0];
+  if (!bad) return undefined;
+  log(ctx, 'warning', `repair record <repairs/${bad.name}> does not load (${bad.problem}); every VM is scanned until it is fixed or removed`, vm.name);
+  return `repair record <repairs/${bad.name}> does not load, so the previous point may name chunks a repair found damaged: reading the whole disk`;
+}
+
+async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDescription, source: string, startedAt: string, previousLoad: Promise<RestorePointManifest | undefined>, rescanLoad: Promise<RescanSet | undefined>, lock: HeldLock | undefined): Promise<BackupResult> {
   const t0 = Date.now();
   const cp = await opts.host.createBackupCheckpoint(vm, { consistency: opts.consistency ?? 'auto', signal: ctx.signal });
   log(ctx, 'verbose', `VM ${vm.name}: checkpoint ${cp.id} (${cp.consistency}${cp.consistencyNote ? `: ${cp.consistencyNote}` : ''})`, vm.name);
@@ -143,6 +165,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
   try {
     const previous = await previousLoad;
     const full = opts.full === true || !previous;
+    const rescan = full ? undefined : rescanReason(ctx, vm, await rescanLoad, previous);
     const writer = opts.repo.chunkWriter({ signal: ctx.signal });
     const track = { planned: 0, done: 0 };
     // At most ten progress events a second per VM, plus every change of status: one per
@@ -176,7 +199,7 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       const disk = await fd.open();
       try {
         disks.push(await backupDisk({
-          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, previousPoint: previous?.id, full, writer, segmentWriter: metaWriter, signal: ctx.signal,
+          repo: opts.repo, host: opts.host, cp, fd, disk, previous: prevDisk, previousPoint: previous?.id, full, rescan, writer, segmentWriter: metaWriter, signal: ctx.signal,
           onPlanned: (b) => {
             track.planned += b;
             if (track.planned >= ALL_WORKERS_BYTES) opts.repo.pool.prestart();

@@ -6,7 +6,7 @@
 // Every call takes a cancellation signal first.
 
 /** Kinds of stored object. Each maps to one prefix (folder) in the store. */
-export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'packs' | 'manifests' | 'points' | 'index' | 'catalog';
+export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'packs' | 'manifests' | 'points' | 'index' | 'catalog' | 'repairs';
 
 /** What save() stores: one buffer, or parts stored back to back as one object (a pack from its blobs, without a copy). */
 export type SaveData = Buffer | readonly Buffer[];

@@ -17,6 +17,7 @@ import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
 import { ManifestStore } from './manifest-store.ts';
 import type { RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
+import { decodeRepairRecord, encodeRepairRecord, type RepairRecord, type RescanSet } from './repair-records.ts';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 /** Pack readers readChunks keeps open at once. */
@@ -548,6 +549,47 @@ export class Repository {
       if (!opts.lock) await lock.release();
     }
     return full;
+  }
+
+  // ---- repair records ----
+
+  /** Store a repair record (repair-records.ts) under a random name; the caller holds the exclusive lock. */
+  async saveRepairRecord(r: RepairRecord, signal?: AbortSignal): Promise<string> {
+    this.#refuseWrites('record a repair');
+    const name = randomBytes(32).toString('hex');
+    await this.backend.save(signal, { type: 'repairs', name }, this.codec.seal('repairs', encodeRepairRecord(r), name));
+    return name;
+  }
+
+  /** Every repair record by name; one that does not load is in `unreadable` instead. */
+  async repairRecords(signal?: AbortSignal): Promise<{ records: Map<string, RepairRecord>; unreadable: { name: string; problem: string }[] }> {
+    const records = new Map<string, RepairRecord>();
+    const unreadable: { name: string; problem: string }[] = [];
+    for await (const o of this.backend.list(signal, 'repairs')) {
+      const what = `<repairs/${o.name}>`;
+      try {
+        const stored = await this.backend.load(signal, { type: 'repairs', name: o.name });
+        records.set(o.name, decodeRepairRecord(this.codec.open('repairs', o.name, stored), what));
+      } catch (err) {
+        if (isHvError(err, 'ERR_CANCELLED')) throw err;
+        unreadable.push({ name: o.name, problem: (err as Error).message });
+      }
+    }
+    return { records, unreadable };
+  }
+
+  /** The points whose VMs read their disks whole at their next backup (RescanSet). */
+  async pointsToRescan(signal?: AbortSignal): Promise<RescanSet> {
+    const { records, unreadable } = await this.repairRecords(signal);
+    const points = new Map<string, { repairedAt: string; chunks: number }>();
+    for (const r of records.values()) for (const p of r.points) points.set(p, { repairedAt: r.repairedAt, chunks: r.chunks.length });
+    return { points, unreadable };
+  }
+
+  /** Remove a repair record (GC, once none of its points is left; the caller holds the exclusive lock). */
+  async removeRepairRecord(name: string, signal?: AbortSignal): Promise<void> {
+    this.#refuseWrites('remove a repair record');
+    await this.backend.remove(signal, { type: 'repairs', name });
   }
 
   // ---- locks ----

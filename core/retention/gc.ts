@@ -43,7 +43,13 @@ export async function collectGarbageIn(ctx: OperationContext, repo: Repository, 
       onProgress: (done, total) => { if (done % 16 === 0) progress(ctx, { activity: 'gc', target: repo.location, done, total }); },
     }).catch((err: unknown) => { throw wrapError(err, `gc of ${repo.location}`, repo.location); });
     for (const w of pruned.warnings) log(ctx, 'warning', w, repo.location);
-    if (!opts.whatIf) await repo.removeOrphanSummaries(signal);
+    if (!opts.whatIf) {
+      await repo.removeOrphanSummaries(signal);
+      // A repair record only matters while a point it names is left (its VM then scans once).
+      const left = new Set(ids.filter((id) => !opts.ignorePoints?.has(id)));
+      const { records } = await repo.repairRecords(signal);
+      for (const [name, r] of records) if (!r.points.some((p) => left.has(p))) await repo.removeRepairRecord(name, signal);
+    }
     log(ctx, 'info', `${pruned.chunksRemoved} of ${pruned.chunksTotal} chunks are referenced by no restore point${opts.whatIf ? ' (what if: nothing deleted)' : ''}`, repo.location);
     progress(ctx, { activity: 'gc', target: repo.location, completed: true });
     return {

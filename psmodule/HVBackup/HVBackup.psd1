@@ -22,6 +22,7 @@
         'New-HVSandbox'
         'Remove-HVRepositoryKey'
         'Remove-HVRestorePoint'
+        'Repair-HVRepository'
         'Restore-HVVM'
         'Set-HVRepositoryKey'
         'Start-HVArchiveWatch'

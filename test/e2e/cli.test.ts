@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scratch } from '../backup/testing.ts';
@@ -57,5 +58,30 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     assert.match(repair.out, /no leftover backup checkpoint/);
     const list = hvb('vm', 'list', s.path('vms'));
     assert.match(list.out, /cli01/);
+  });
+
+  it('verify --repair: nothing to repair on a sound repository; a lost pack is repaired and the next backup scans', () => {
+    const vm = s.path('vms', 'cli02');
+    const repo = s.path('repo2');
+    assert.equal(hvb('vm', 'sample', vm, '--size', '0.03125').status, 0);
+    assert.equal(hvb('repo', 'init', repo).status, 0);
+    assert.equal(hvb('backup', vm, '--repo', repo).status, 0);
+    const clean = hvb('verify', '--repo', repo, '--repair');
+    assert.equal(clean.status, 0, clean.err);
+    assert.match(clean.out, /repository is OK\nrepair: nothing to repair/);
+    const packs = readdirSync(join(repo, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    const largest = packs.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+    rmSync(largest);
+    const fixed = hvb('verify', '--repo', repo, '--repair');
+    assert.equal(fixed.status, 1, 'what verify found is still reported');
+    assert.match(fixed.out, /repair: took \d+ missing or corrupt chunk\(s\) out of the index/);
+    const scan = hvb('backup', vm, '--repo', repo);
+    assert.equal(scan.status, 0, scan.err);
+    assert.match(scan.out, /cli02\s+success\s+scan/);
+    const after = hvb('verify', '--repo', repo);
+    assert.equal(after.status, 0, after.out);
+    const limited = hvb('verify', '--repo', repo, '--repair', '--point', 'latest');
+    assert.equal(limited.status, 2, 'a usage error');
+    assert.match(limited.err, /whole repository/);
   });
 });

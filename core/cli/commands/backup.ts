@@ -89,6 +89,13 @@ function printVerify(r: VerifyReport): void {
   process.stdout.write(`checked ${r.pointsChecked} restore point(s), ${r.chunksChecked} chunk(s), ${mib(r.bytesChecked)}\n`);
   for (const p of r.problems) process.stdout.write(`problem: ${p.chunk ? `chunk ${p.chunk}` : p.object}: ${p.problem} (breaks ${p.points.map((x) => x.slice(0, 12)).join(', ')})\n`);
   process.stdout.write(r.ok ? 'repository is OK\n' : `${r.problems.length} problem(s) found\n`);
+  const x = r.repair;
+  if (!x) return;
+  if (x.indexObjectsRemoved > 0) process.stdout.write(`repair: removed ${x.indexObjectsRemoved} index object(s) that did not load; ${x.packsRescued} pack(s) listed again from their own indexes\n`);
+  if (x.chunksRemoved > 0) {
+    process.stdout.write(`repair: took ${x.chunksRemoved} missing or corrupt chunk(s) out of the index (${x.packsRewritten} pack(s) rewritten without them, ${x.packsRemoved} left out)\n`);
+    process.stdout.write(`repair: the next backup of the VMs of ${x.pointsToRescan.length} restore point(s) reads their disks whole and stores again what they still hold; until then those points stay broken (${x.pointsToRescan.map((p) => p.slice(0, 12)).join(', ')})\n`);
+  } else if (x.indexObjectsRemoved === 0) process.stdout.write('repair: nothing to repair\n');
 }
 
 export function register(program: Command): void {
@@ -158,11 +165,12 @@ export function register(program: Command): void {
     .description('re-read and re-hash every chunk the restore points reference')
     .requiredOption('--repo <repo>', 'repository folder')
     .option('--point <id>', 'only the chunks of this restore point')
+    .option('--repair', 'then take missing and corrupt chunks out of the index (exclusive lock), so the next backup of the VMs they break reads their disks whole and stores them again')
     .option('--json', 'print the report as JSON'))
-    .action(async (opts: { repo: string; point?: string; json?: boolean; passwordFile?: string }, cmd: Command) => {
+    .action(async (opts: { repo: string; point?: string; repair?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
       const { verifyRepository } = await import('../../api/verify.ts');
-      const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point }));
+      const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point, repair: opts.repair }));
       ctx.endProgress();
       if (opts.json) printJson(r);
       else printVerify(r);

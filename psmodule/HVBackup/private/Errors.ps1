@@ -68,3 +68,17 @@ function New-HVResultErrorRecord {
     $ex = New-HVEngineException -Code ([string]$ErrorInfo.code) -Message $message -Target (Get-HVProperty $ErrorInfo 'target')
     New-HVErrorRecord -ErrorObject $ex -TargetObject $TargetObject
 }
+
+function Write-HVVerifyProblem {
+    # Each problem of a verify report as a non-terminating error of the calling cmdlet
+    # (category InvalidData), naming the chunk or object and the restore points it breaks.
+    [CmdletBinding()]
+    param([object] $Report, [string] $Repository, [System.Management.Automation.PSCmdlet] $Cmdlet)
+    foreach ($problem in @($Report.problems)) {
+        if ($null -eq $problem) { continue }
+        $what = Get-HVProperty $problem 'chunk'
+        if (-not $what) { $what = Get-HVProperty $problem 'object' }
+        $info = [pscustomobject]@{ code = 'ERR_CORRUPT'; message = "$what $($problem.problem) (breaks $(@($problem.points) -join ', '))" }
+        $Cmdlet.WriteError((New-HVResultErrorRecord -ErrorInfo $info -TargetObject $what -Context "Repository '$Repository'"))
+    }
+}

@@ -61,13 +61,7 @@ function Test-HVRestorePoint {
             $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $repoPath))
         }
         $obj = ConvertTo-HVObject -InputObject $report -TypeName 'HVBackup.VerifyReport'
-        foreach ($problem in @($report.problems)) {
-            if ($null -eq $problem) { continue }
-            $what = Get-HVProperty $problem 'chunk'
-            if (-not $what) { $what = Get-HVProperty $problem 'object' }
-            $info = [pscustomobject]@{ code = 'ERR_CORRUPT'; message = "$what $($problem.problem) (breaks $(@($problem.points) -join ', '))" }
-            $PSCmdlet.WriteError((New-HVResultErrorRecord -ErrorInfo $info -TargetObject $what -Context "Repository '$repoPath'"))
-        }
+        Write-HVVerifyProblem -Report $report -Repository $repoPath -Cmdlet $PSCmdlet
         $obj
     }
 }
