@@ -18,7 +18,7 @@ import { REPAIR_RECORD_VERSION } from '../../core/repo/repair-records.ts';
 import { chunkFileRange, flipChunkBit } from '../../core/repo/testing.ts';
 import { ForwardingBackend } from '../../core/repo/backend-forwarding.ts';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
-import type { Handle, LoadOptions } from '../../core/repo/backend.ts';
+import type { Handle, LoadOptions, SaveData, SaveOptions } from '../../core/repo/backend.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { HvError } from '../../core/errors.ts';
 import { MiB, newRepo, qemuImg, scratch, type Scratch } from './testing.ts';
@@ -38,6 +38,14 @@ class FailingReads extends ForwardingBackend {
       return Promise.reject(new HvError('ERR_IO', `read <packs/${h.name}>: EIO: i/o error`, { target: h.name }));
     }
     return super.load(signal, h, opts);
+  }
+}
+
+/** A process killed just before it stores a repair record. */
+class NoRecords extends ForwardingBackend {
+  override save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {
+    if (h.type === 'repairs') return Promise.reject(new Error('killed here'));
+    return super.save(signal, h, data, opts);
   }
 }
 
@@ -169,6 +177,31 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     assert.equal(next.method, 'changed-blocks');
     const report = await verifyRepository(ctx, { repository: repo });
     assert.deepEqual(report.problems.find((p) => p.chunk === bad)?.points.sort(), points.map((p) => p.id).sort());
+  });
+
+  it('a repair cut off before its record: the next repair finds the same points broken and records them', async () => {
+    const { repo, vmDir, points, backUp } = await twoPoints(38);
+    const bad = await sharedDataChunk(repo, points[1]!.id);
+    const local = await openRepository(repo, { threads: 0 });
+    try {
+      await flipChunkBit(local, bad);
+    } finally {
+      await local.close();
+    }
+    const handle = await Repository.open(new NoRecords(new LocalBackend(repo)), { threads: 0 });
+    try {
+      await assert.rejects(verifyRepositoryIn(ctx, handle, { repair: true }), /killed here/);
+    } finally {
+      await handle.close();
+    }
+    assert.equal(await indexHas(repo, bad), false, 'the chunk left the index');
+    assert.equal(repairs(repo).length, 0, 'and no record says so');
+    const again = await verifyRepository(ctx, { repository: repo, repair: true });
+    assert.deepEqual(again.repair?.pointsToRescan, points.map((p) => p.id).sort());
+    assert.equal(repairs(repo).length, 1);
+    await guestWrite(vmDir, [{ offset: 8192, data: Buffer.alloc(4096, 0x72) }]);
+    assert.equal((await backUp('p2')).method, 'scan');
+    assert.ok((await verifyRepository(ctx, { repository: repo })).ok);
   });
 
   it('a pack that is gone: its chunks leave the index, the next backup stores what the disk still holds, and only what it no longer holds stays broken', async () => {
