@@ -92,6 +92,26 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     throw new Error('no data slice');
   }
 
+  /** Flip a bit of chunk `id`'s stored bytes. */
+  async function damage(repo: string, id: string): Promise<void> {
+    const r = await openRepository(repo, { threads: 0 });
+    try {
+      await flipChunkBit(r, id);
+    } finally {
+      await r.close();
+    }
+  }
+
+  /** The file (pack) that holds chunk `id`. */
+  async function fileOf(repo: string, id: string): Promise<string> {
+    const r = await openRepository(repo, { threads: 0 });
+    try {
+      return (await chunkFileRange(r, id)).file;
+    } finally {
+      await r.close();
+    }
+  }
+
   async function indexHas(repo: string, id: string): Promise<boolean> {
     const r = await openRepository(repo, { threads: 0 });
     try {
@@ -116,12 +136,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
   it('a corrupt chunk: repair takes it out, the next backup scans and stores it again, every point heals', async () => {
     const { repo, vmDir, points, backUp } = await twoPoints(31);
     const bad = await sharedDataChunk(repo, points[1]!.id);
-    const handle = await openRepository(repo, { threads: 0 });
-    try {
-      await flipChunkBit(handle, bad);
-    } finally {
-      await handle.close();
-    }
+    await damage(repo, bad);
     const before = await verifyRepository(ctx, { repository: repo });
     assert.equal(before.ok, false);
     assert.deepEqual(before.problems.find((p) => p.chunk === bad)?.points.sort(), points.map((p) => p.id).sort());
@@ -166,12 +181,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
   it('without repair, a tracked incremental names the damaged chunk again (why repair exists)', async () => {
     const { repo, vmDir, points, backUp } = await twoPoints(32);
     const bad = await sharedDataChunk(repo, points[1]!.id);
-    const handle = await openRepository(repo, { threads: 0 });
-    try {
-      await flipChunkBit(handle, bad);
-    } finally {
-      await handle.close();
-    }
+    await damage(repo, bad);
     await guestWrite(vmDir, [{ offset: 8192, data: Buffer.alloc(4096, 0x72) }]);
     const next = await backUp('p2');
     assert.equal(next.method, 'changed-blocks');
@@ -182,12 +192,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
   it('a repair cut off before its record: the next repair finds the same points broken and records them', async () => {
     const { repo, vmDir, points, backUp } = await twoPoints(38);
     const bad = await sharedDataChunk(repo, points[1]!.id);
-    const local = await openRepository(repo, { threads: 0 });
-    try {
-      await flipChunkBit(local, bad);
-    } finally {
-      await local.close();
-    }
+    await damage(repo, bad);
     const handle = await Repository.open(new NoRecords(new LocalBackend(repo)), { threads: 0 });
     try {
       await assert.rejects(verifyRepositoryIn(ctx, handle, { repair: true }), /killed here/);
@@ -207,13 +212,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
   it('a pack that is gone: its chunks leave the index, the next backup stores what the disk still holds, and only what it no longer holds stays broken', async () => {
     const { repo, points, backUp } = await twoPoints(33);
     const bad = await sharedDataChunk(repo, points[1]!.id);
-    const handle = await openRepository(repo, { threads: 0 });
-    let pack: string;
-    try {
-      pack = (await chunkFileRange(handle, bad)).file;
-    } finally {
-      await handle.close();
-    }
+    const pack = await fileOf(repo, bad);
     rmSync(pack);
     const fixed = await verifyRepository(ctx, { repository: repo, repair: true });
     assert.ok((fixed.repair?.chunksRemoved ?? 0) >= 1, JSON.stringify(fixed.repair));

@@ -69,16 +69,25 @@ function New-HVResultErrorRecord {
     New-HVErrorRecord -ErrorObject $ex -TargetObject $TargetObject
 }
 
-function Write-HVVerifyProblem {
-    # Each problem of a verify report as a non-terminating error of the calling cmdlet
-    # (category InvalidData), naming the chunk or object and the restore points it breaks.
+function Invoke-HVVerifyReport {
+    # verifyRepository through the engine for the calling cmdlet: the report as an
+    # HVBackup.VerifyReport, each problem written as its non-terminating error (category
+    # InvalidData) naming the chunk or object and the restore points it breaks; an engine
+    # failure (a repository that does not open) is its terminating error.
     [CmdletBinding()]
-    param([object] $Report, [string] $Repository, [System.Management.Automation.PSCmdlet] $Cmdlet)
-    foreach ($problem in @($Report.problems)) {
+    param([hashtable] $Params, [string] $Repository, [System.Management.Automation.PSCmdlet] $Cmdlet)
+    try {
+        $report = Invoke-HVEngine -Method 'verifyRepository' -Params $Params
+    } catch {
+        $Cmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $Repository))
+    }
+    $obj = ConvertTo-HVObject -InputObject $report -TypeName 'HVBackup.VerifyReport'
+    foreach ($problem in @($report.problems)) {
         if ($null -eq $problem) { continue }
         $what = Get-HVProperty $problem 'chunk'
         if (-not $what) { $what = Get-HVProperty $problem 'object' }
         $info = [pscustomobject]@{ code = 'ERR_CORRUPT'; message = "$what $($problem.problem) (breaks $(@($problem.points) -join ', '))" }
         $Cmdlet.WriteError((New-HVResultErrorRecord -ErrorInfo $info -TargetObject $what -Context "Repository '$Repository'"))
     }
+    $obj
 }

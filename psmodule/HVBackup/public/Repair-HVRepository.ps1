@@ -52,17 +52,10 @@ function Repair-HVRepository {
         if (-not $PSCmdlet.ShouldProcess($description, "Repair repository '${repoPath}'?", 'Repair-HVRepository')) { return }
         $params = @{ repository = $repoPath; repair = $true }
         Add-HVPassword -Params $params -Password $Password
-        try {
-            $report = Invoke-HVEngine -Method 'verifyRepository' -Params $params
-        } catch {
-            $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $repoPath))
+        $report = Invoke-HVVerifyReport -Params $params -Repository $repoPath -Cmdlet $PSCmdlet
+        if ($report.Repair -and $report.Repair.ChunksRemoved -gt 0) {
+            Write-Warning "Took $($report.Repair.ChunksRemoved) missing or damaged chunk(s) out of the index of '$repoPath'. The next backup of the VMs of $(@($report.Repair.PointsToRescan).Count) restore point(s) reads their disks whole."
         }
-        $obj = ConvertTo-HVObject -InputObject $report -TypeName 'HVBackup.VerifyReport'
-        Write-HVVerifyProblem -Report $report -Repository $repoPath -Cmdlet $PSCmdlet
-        $repair = Get-HVProperty $report 'repair'
-        if ($repair -and $repair.chunksRemoved -gt 0) {
-            Write-Warning "Took $($repair.chunksRemoved) missing or damaged chunk(s) out of the index of '$repoPath'. The next backup of the VMs of $(@($repair.pointsToRescan).Count) restore point(s) reads their disks whole."
-        }
-        $obj
+        $report
     }
 }

@@ -55,13 +55,6 @@ function Test-HVRestorePoint {
         $params = @{ repository = $repoPath }
         if ($Id) { $params['pointId'] = $Id }
         Add-HVPassword -Params $params -Password $Password
-        try {
-            $report = Invoke-HVEngine -Method 'verifyRepository' -Params $params
-        } catch {
-            $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $repoPath))
-        }
-        $obj = ConvertTo-HVObject -InputObject $report -TypeName 'HVBackup.VerifyReport'
-        Write-HVVerifyProblem -Report $report -Repository $repoPath -Cmdlet $PSCmdlet
-        $obj
+        Invoke-HVVerifyReport -Params $params -Repository $repoPath -Cmdlet $PSCmdlet
     }
 }
