@@ -145,6 +145,20 @@ Describe 'Repair-HVRepository' -Tag Unit {
         "$warns" | Should -Match 'reads their disks whole'
         Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Method -eq 'verifyRepository' -and $Params.repair -eq $true }
     }
+    It 'passes -Quick on, and Test-HVRestorePoint -Quick too' {
+        Mock Invoke-HVEngine -ModuleName HVBackup { [pscustomobject]@{ repository = $Params.repository; ok = $true; pointsChecked = 1; chunksChecked = 3; bytesChecked = 0; problems = @() } }
+        [void](Repair-HVRepository -Repository '/srv/repo' -Quick -Confirm:$false)
+        [void](Test-HVRestorePoint -Repository '/srv/repo' -Quick)
+        [void](Test-HVRestorePoint -Repository '/srv/repo')
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 2 -Exactly -ParameterFilter { $Params.quick -eq $true }
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { -not $Params.ContainsKey('quick') }
+    }
+    It 'Test-HVRestorePoint -ReadSubset n/m asks for part n of m, and refuses anything else' {
+        Mock Invoke-HVEngine -ModuleName HVBackup { [pscustomobject]@{ repository = $Params.repository; ok = $true; pointsChecked = 1; chunksChecked = 3; bytesChecked = 9; problems = @() } }
+        [void](Test-HVRestorePoint -Repository '/srv/repo' -ReadSubset '3/7')
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Params.readSubset.part -eq 3 -and $Params.readSubset.of -eq 7 }
+        { Test-HVRestorePoint -Repository '/srv/repo' -ReadSubset 'monday' } | Should -Throw -ErrorId 'ParameterArgumentValidationError,Test-HVRestorePoint'
+    }
     It 'with -WhatIf asks the engine nothing' {
         Mock Invoke-HVEngine -ModuleName HVBackup { throw 'not expected' }
         Repair-HVRepository -Repository '/srv/repo' -WhatIf

@@ -147,6 +147,7 @@ Describe 'Repair-HVRepository' -Tag Integration {
         [void]($vm | Backup-HVVM -Repository $rb.Repository -Confirm:$false)
         $pack = Get-ChildItem -LiteralPath (Join-Path $rb.Repository 'packs') -Recurse -File | Sort-Object Length -Descending | Select-Object -First 1
         Remove-Item -LiteralPath $pack.FullName
+        (Test-HVRestorePoint -Repository $rb.Repository -Quick -ErrorAction SilentlyContinue).OK | Should -BeFalse
         $errs = $null
         $report = Repair-HVRepository -Repository $rb.Repository -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
         $report.OK | Should -BeFalse

@@ -24,6 +24,18 @@ export interface VerifyParams {
    * corrupt chunks out of the index and record the points they break (repair-records.ts).
    */
   repair?: boolean;
+  /**
+   * Read no chunk data: manifests and segments load (they are read whole), and every chunk
+   * they name is listed in the index, in a pack (or loose object) that exists and is long
+   * enough to hold it. Finds lost and truncated files in seconds, not rot inside them.
+   */
+  quick?: boolean;
+  /**
+   * Read only part `part` of `of` of the chunk data (by chunk id, so the parts 1..of of `of`
+   * runs cover every chunk once), as restic's --read-data-subset: a repository too large to
+   * read every night is read over a week. Manifests and segments are always read whole.
+   */
+  readSubset?: { part: number; of: number };
 }
 
 async function loadPoints(repo: Repository, pointId: string | undefined, problems: VerifyProblem[], signal?: AbortSignal): Promise<RestorePointManifest[]> {
@@ -105,17 +117,34 @@ export async function verifyRepository(ctx: OperationContext, params: VerifyPara
     // tracked backup of a VM whose newest point was not verified would name it again.
     throw new HvError('ERR_INVALID_ARGUMENT', 'repair verifies the whole repository: it cannot be limited to one restore point', { target: pointId });
   }
-  return withRepo(params.repository, params.password, ctx, (repo) => verifyRepositoryIn(ctx, repo, { pointId, repair }), { chunkWork: true });
+  const quick = params.quick === true;
+  const readSubset = checkSubset(params.readSubset);
+  if (quick && readSubset) throw new HvError('ERR_INVALID_ARGUMENT', 'a quick check reads no chunk data: a read subset means nothing with it');
+  return withRepo(params.repository, params.password, ctx, (repo) => verifyRepositoryIn(ctx, repo, { pointId, repair, quick, readSubset }), { chunkWork: !quick });
+}
+
+function checkSubset(v: unknown): { part: number; of: number } | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = v as { part?: unknown; of?: unknown };
+  if (typeof o !== 'object' || !Number.isSafeInteger(o.part) || !Number.isSafeInteger(o.of) || (o.of as number) < 1 || (o.part as number) < 1 || (o.part as number) > (o.of as number)) {
+    throw new HvError('ERR_INVALID_ARGUMENT', `readSubset must be {part, of} with 1 ≤ part ≤ of, not ${JSON.stringify(v)}`);
+  }
+  return { part: o.part as number, of: o.of as number };
+}
+
+/** Whether chunk `id` is in part `part` of `of` (its first 32 bits, modulo `of`). */
+export function inSubset(id: string, s: { part: number; of: number }): boolean {
+  return parseInt(id.slice(0, 8), 16) % s.of === s.part - 1;
 }
 
 /** verifyRepository on an open repository. */
-export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository, opts: { pointId?: string; repair?: boolean } = {}): Promise<VerifyReport> {
-  const { pointId, repair = false } = opts;
+export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository, opts: { pointId?: string; repair?: boolean; quick?: boolean; readSubset?: { part: number; of: number } } = {}): Promise<VerifyReport> {
+  const { pointId, repair = false, quick = false, readSubset } = opts;
   // Repair rewrites the index and packs: no backup may dedupe against them meanwhile.
   const lock = await repo.lock({ exclusive: repair, operation: repair ? 'repair' : 'verify', signal: ctx.signal });
   try {
     const indexRepair = repair ? await repairIndexObjects(ctx, repo) : undefined;
-    const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId);
+    const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId, quick, readSubset);
     if (!repair) return report;
     if (unreadable.length > 0) {
       throw new HvError('ERR_IO', `repair stopped, no chunk taken out of the index: ${unreadable.length} chunk(s) could not be read, which says nothing about their bytes (first: ${unreadable[0]}); run it again once they read`, { target: repo.location });
@@ -132,7 +161,7 @@ interface Damaged {
   points: string[];
 }
 
-async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[] }> {
+async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined, quick: boolean, subset?: { part: number; of: number }): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[] }> {
   const problems: VerifyProblem[] = [];
   const damaged: Damaged[] = [];
   const unreadable: string[] = [];
@@ -144,10 +173,18 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
   const { users, segmentsChecked, failedSegments } = await chunkUsers(repo, points, problems, ctx.signal);
   // In pack order, so readChunks reads each pack's chunks in a few large ranged reads
   // instead of one open and read per chunk; chunks the index does not place go last.
-  const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id)).map((id) => {
+  const ids = [...users.keys()].filter((id) => !segmentsChecked.has(id) && (!subset || inSubset(id, subset))).map((id) => {
     const loc = index.locate(id);
     return { id, pack: loc?.pack ?? '\uffff', offset: loc?.offset ?? 0 };
   }).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset)).map((c) => c.id);
+  if (quick) {
+    for (const d of await locateAll(repo, ids, ctx.signal)) {
+      problems.push({ chunk: d.id, problem: d.problem, points: users.get(d.id)!() });
+      damaged.push({ chunk: d.id, points: users.get(d.id)!() });
+    }
+    progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
+    return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: 0, problems, ok: problems.length === 0 }, damaged, unreadable: [] };
+  }
   // A segment that did not load is damaged storage only if its chunk does not read back
   // intact (else it is a segment this HVBackup cannot decode: repair leaves it alone).
   let bytes = 0;
@@ -169,6 +206,27 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
   }
   progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
   return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 }, damaged, unreadable };
+}
+
+/**
+ * The chunks of `ids` that are certainly not there, from metadata alone: not in the index, or
+ * in a pack (loose object) that is gone or too short to hold them. One listing of packs/ and of
+ * chunks/ (a size each), no data read.
+ */
+async function locateAll(repo: Repository, ids: readonly string[], signal?: AbortSignal): Promise<{ id: string; problem: string }[]> {
+  const index = await repo.chunkIndex({ signal });
+  const sizes = { packs: new Map<string, number>(), chunks: new Map<string, number>() };
+  for (const type of ['packs', 'chunks'] as const) for await (const o of repo.backend.list(signal, type)) sizes[type].set(o.name, o.size);
+  const out: { id: string; problem: string }[] = [];
+  for (const id of ids) {
+    const loc = index.locate(id);
+    const file = loc?.pack === undefined ? `<chunks/${id}>` : `<packs/${loc.pack}>`;
+    const size = loc?.pack === undefined ? sizes.chunks.get(id) : sizes.packs.get(loc.pack);
+    if (!loc) out.push({ id, problem: 'chunk is missing: the index does not list it' });
+    else if (size === undefined) out.push({ id, problem: `chunk is missing: ${file}, which holds it, does not exist` });
+    else if (loc.pack !== undefined && loc.offset + loc.length > size) out.push({ id, problem: `chunk is missing: ${file} is ${size} bytes, cut short of its bytes ${loc.offset}..${loc.offset + loc.length}` });
+  }
+  return out;
 }
 
 /**

@@ -3,7 +3,7 @@
 // older ones too, verifies clean and restores identical again. Without repair, content
 // addressing makes damage contagious: a tracked incremental reuses the damaged id.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupVMs } from '../../core/api/backup.ts';
 import { removeRestorePoints } from '../../core/api/repository.ts';
@@ -306,6 +306,57 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     } finally {
       await opened.close();
     }
+  });
+
+  it('verify --quick finds lost and cut packs from metadata alone, and --quick --repair mends like a full one', async () => {
+    const { repo, points, backUp } = await twoPoints(39);
+    const clean = await verifyRepository(ctx, { repository: repo, quick: true });
+    assert.ok(clean.ok, JSON.stringify(clean.problems));
+    assert.equal(clean.bytesChecked, 0, 'no data read');
+    assert.ok(clean.chunksChecked > 0);
+    // Rot inside a blob is not what quick looks for.
+    const rotten = await sharedDataChunk(repo, points[1]!.id);
+    await damage(repo, rotten);
+    assert.ok((await verifyRepository(ctx, { repository: repo, quick: true })).ok);
+    await damage(repo, rotten); // the same bit back
+    // A pack cut short: the chunks past its new end are missing, the ones before are fine.
+    const pack = await fileOf(repo, rotten);
+    const cut = statSync(pack).size - 4096;
+    truncateSync(pack, cut);
+    const r = await verifyRepository(ctx, { repository: repo, quick: true });
+    assert.ok(r.problems.length > 0 && r.problems.every((p) => /cut short/.test(p.problem)), JSON.stringify(r.problems));
+    const full = await verifyRepository(ctx, { repository: repo });
+    assert.deepEqual(full.problems.map((p) => p.chunk).sort(), r.problems.map((p) => p.chunk).sort(), 'the same chunks a full verify finds');
+    rmSync(pack);
+    const gone = await verifyRepository(ctx, { repository: repo, quick: true });
+    assert.ok(gone.problems.length > r.problems.length && gone.problems.every((p) => /does not exist/.test(p.problem)), JSON.stringify(gone.problems));
+    const fixed = await verifyRepository(ctx, { repository: repo, quick: true, repair: true });
+    assert.equal(fixed.repair?.chunksRemoved, gone.problems.length);
+    const again = await verifyRepository(ctx, { repository: repo, quick: true });
+    assert.equal(again.problems.length, gone.problems.length, 'still missing, until a backup stores them again');
+    assert.ok(again.problems.every((p) => /the index does not list it/.test(p.problem)), JSON.stringify(again.problems));
+    assert.equal((await backUp('p2')).method, 'scan');
+    assert.ok((await verifyRepository(ctx, { repository: repo, pointId: points[2]!.id })).ok);
+  });
+
+  it('verify --read-subset n/m: the m parts read every data chunk exactly once, and a damaged one is found by its part only', async () => {
+    const { repo, points } = await twoPoints(40);
+    const full = await verifyRepository(ctx, { repository: repo });
+    const segments = full.chunksChecked - (await verifyRepository(ctx, { repository: repo, readSubset: { part: 1, of: 1 } })).chunksChecked;
+    assert.equal(segments, 0, '1/1 is everything');
+    const parts = [];
+    for (let part = 1; part <= 3; part++) parts.push(await verifyRepository(ctx, { repository: repo, readSubset: { part, of: 3 } }));
+    assert.equal(parts.reduce((a, r) => a + r.bytesChecked, 0), full.bytesChecked, 'the parts read the bytes of a full check, once');
+    assert.ok(parts.every((r) => r.bytesChecked > 0 && r.bytesChecked < full.bytesChecked));
+    const bad = await sharedDataChunk(repo, points[1]!.id);
+    await damage(repo, bad);
+    const mine = parseInt(bad.slice(0, 8), 16) % 3 + 1;
+    for (let part = 1; part <= 3; part++) {
+      const r = await verifyRepository(ctx, { repository: repo, readSubset: { part, of: 3 } });
+      assert.equal(r.problems.some((p) => p.chunk === bad), part === mine, `part ${part}`);
+    }
+    await assert.rejects(verifyRepository(ctx, { repository: repo, readSubset: { part: 4, of: 3 } }), (err: unknown) => isHvError(err, 'ERR_INVALID_ARGUMENT'));
+    await assert.rejects(verifyRepository(ctx, { repository: repo, quick: true, readSubset: { part: 1, of: 3 } }), (err: unknown) => isHvError(err, 'ERR_INVALID_ARGUMENT'));
   });
 
   it('repair covers the whole repository: limited to one point it is refused, and a clean one changes nothing', async () => {

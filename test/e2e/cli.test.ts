@@ -72,6 +72,10 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     const packs = readdirSync(join(repo, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
     const largest = packs.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
     rmSync(largest);
+    const quick = hvb('verify', '--repo', repo, '--quick');
+    assert.equal(quick.status, 1);
+    assert.match(quick.out, /no data read \(quick\)/);
+    assert.match(quick.out, /which holds it, does not exist/);
     const fixed = hvb('verify', '--repo', repo, '--repair');
     assert.equal(fixed.status, 1, 'what verify found is still reported');
     assert.match(fixed.out, /repair: took \d+ missing or corrupt chunk\(s\) out of the index/);
@@ -80,6 +84,9 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     assert.match(scan.out, /cli02\s+success\s+scan/);
     const after = hvb('verify', '--repo', repo);
     assert.equal(after.status, 0, after.out);
+    const part = hvb('verify', '--repo', repo, '--read-subset', '2/3');
+    assert.equal(part.status, 0, part.err);
+    assert.equal(hvb('verify', '--repo', repo, '--read-subset', '4/3').status, 2, 'a usage error');
     const limited = hvb('verify', '--repo', repo, '--repair', '--point', 'latest');
     assert.equal(limited.status, 2, 'a usage error');
     assert.match(limited.err, /whole repository/);

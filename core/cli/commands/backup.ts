@@ -85,8 +85,16 @@ function printPoints(points: RestorePointInfo[]): void {
     points.map((p) => [p.id.slice(0, 12), p.vmName, p.createdAt, p.method, p.consistency, mib(p.totalBytes), mib(p.storedBytes)]));
 }
 
-function printVerify(r: VerifyReport): void {
-  process.stdout.write(`checked ${r.pointsChecked} restore point(s), ${r.chunksChecked} chunk(s), ${mib(r.bytesChecked)}\n`);
+/** `n/m` → {part: n, of: m}, 1 ≤ n ≤ m. */
+function readSubset(v: string): { part: number; of: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  const part = Number(m?.[1]), of = Number(m?.[2]);
+  if (!m || part < 1 || of < 1 || part > of) throw new HvError('ERR_INVALID_ARGUMENT', `--read-subset takes n/m with 1 ≤ n ≤ m, e.g. 3/7, not "${v}"`);
+  return { part, of };
+}
+
+function printVerify(r: VerifyReport, quick: boolean): void {
+  process.stdout.write(`checked ${r.pointsChecked} restore point(s), ${r.chunksChecked} chunk(s), ${quick ? 'no data read (quick)' : mib(r.bytesChecked)}\n`);
   for (const p of r.problems) process.stdout.write(`problem: ${p.chunk ? `chunk ${p.chunk}` : p.object}: ${p.problem} (breaks ${p.points.map((x) => x.slice(0, 12)).join(', ')})\n`);
   process.stdout.write(r.ok ? 'repository is OK\n' : `${r.problems.length} problem(s) found\n`);
   const x = r.repair;
@@ -165,15 +173,17 @@ export function register(program: Command): void {
     .description('re-read and re-hash every chunk the restore points reference')
     .requiredOption('--repo <repo>', 'repository folder')
     .option('--point <id>', 'only the chunks of this restore point')
+    .option('--quick', 'read no chunk data: check that every chunk is listed in the index and its pack is there and long enough (finds lost or cut files, not rot)')
+    .option('--read-subset <n/m>', 'read only part n of m of the chunk data (by chunk id; parts 1/m … m/m read every chunk once)', readSubset)
     .option('--repair', 'then take missing and corrupt chunks out of the index (exclusive lock), so the next backup of the VMs they break reads their disks whole and stores them again')
     .option('--json', 'print the report as JSON'))
-    .action(async (opts: { repo: string; point?: string; repair?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+    .action(async (opts: { repo: string; point?: string; quick?: boolean; readSubset?: { part: number; of: number }; repair?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
       const { verifyRepository } = await import('../../api/verify.ts');
-      const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point, repair: opts.repair }));
+      const r = await withPassword(opts, (password) => verifyRepository(ctx, { repository: opts.repo, password, pointId: opts.point, quick: opts.quick, readSubset: opts.readSubset, repair: opts.repair }));
       ctx.endProgress();
       if (opts.json) printJson(r);
-      else printVerify(r);
+      else printVerify(r, opts.quick === true);
       if (!r.ok) process.exitCode = 1;
     });
 }

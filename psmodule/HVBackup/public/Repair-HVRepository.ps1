@@ -19,6 +19,10 @@ function Repair-HVRepository {
     .PARAMETER Repository
     The repository folder. Taken from the Repository property of pipeline input.
 
+    .PARAMETER Quick
+    Reads no chunk data (as Test-HVRestorePoint -Quick): repairs only chunks whose pack file is
+    gone or cut short, in seconds. Without it every chunk is read and checked.
+
     .PARAMETER Password
     The password of an encrypted repository.
 
@@ -44,6 +48,9 @@ function Repair-HVRepository {
         [string] $Repository,
 
         [Parameter()]
+        [switch] $Quick,
+
+        [Parameter()]
         [System.Security.SecureString] $Password
     )
     process {
@@ -51,10 +58,12 @@ function Repair-HVRepository {
         $description = "Verify repository '$repoPath' and take every missing or damaged chunk out of its index (holding the repository to itself)"
         if (-not $PSCmdlet.ShouldProcess($description, "Repair repository '${repoPath}'?", 'Repair-HVRepository')) { return }
         $params = @{ repository = $repoPath; repair = $true }
+        if ($Quick) { $params['quick'] = $true }
         Add-HVPassword -Params $params -Password $Password
         $report = Invoke-HVVerifyReport -Params $params -Repository $repoPath -Cmdlet $PSCmdlet
-        if ($report.Repair -and $report.Repair.ChunksRemoved -gt 0) {
-            Write-Warning "Took $($report.Repair.ChunksRemoved) missing or damaged chunk(s) out of the index of '$repoPath'. The next backup of the VMs of $(@($report.Repair.PointsToRescan).Count) restore point(s) reads their disks whole."
+        $repair = Get-HVProperty $report 'Repair'
+        if ($repair -and $repair.ChunksRemoved -gt 0) {
+            Write-Warning "Took $($repair.ChunksRemoved) missing or damaged chunk(s) out of the index of '$repoPath'. The next backup of the VMs of $(@($repair.PointsToRescan).Count) restore point(s) reads their disks whole."
         }
         $report
     }

@@ -15,6 +15,15 @@ function Test-HVRestorePoint {
     .PARAMETER Id
     The restore point to verify. Omit it to verify the whole repository.
 
+    .PARAMETER Quick
+    Reads no chunk data: checks that every chunk the restore points name is listed in the
+    index, in a pack file that exists and is long enough. Finds lost or cut files in seconds;
+    damage inside a file needs the full check.
+
+    .PARAMETER ReadSubset
+    Reads only part n of m of the chunk data, written n/m (by chunk id: the parts 1/m to m/m
+    read every chunk once), so a repository too large to read every night is read over m nights.
+
     .PARAMETER Password
     The password of an encrypted repository.
 
@@ -30,6 +39,16 @@ function Test-HVRestorePoint {
     Get-HVRestorePoint -Repository D:\Backups\Repo1 -Latest | Test-HVRestorePoint
 
     Verifies the newest restore point of each VM.
+
+    .EXAMPLE
+    Test-HVRestorePoint -Repository \\nas\backups\repo1 -Quick
+
+    Checks a large repository's structure every night without reading its data.
+
+    .EXAMPLE
+    Test-HVRestorePoint -Repository \\nas\backups\repo1 -ReadSubset "$([int](Get-Date).DayOfWeek + 1)/7"
+
+    Reads a seventh of the data each night: all of it every week.
 
     .EXAMPLE
     if (-not (Test-HVRestorePoint -Repository D:\Backups\Repo1 -ErrorAction SilentlyContinue).OK) { Send-Alert }
@@ -48,12 +67,24 @@ function Test-HVRestorePoint {
         [string] $Id,
 
         [Parameter()]
+        [switch] $Quick,
+
+        [Parameter()]
+        [ValidatePattern('^\d+/\d+$')]
+        [string] $ReadSubset,
+
+        [Parameter()]
         [System.Security.SecureString] $Password
     )
     process {
         $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $params = @{ repository = $repoPath }
         if ($Id) { $params['pointId'] = $Id }
+        if ($Quick) { $params['quick'] = $true }
+        if ($ReadSubset) {
+            $n, $m = $ReadSubset -split '/'
+            $params['readSubset'] = @{ part = [int]$n; of = [int]$m }
+        }
         Add-HVPassword -Params $params -Password $Password
         Invoke-HVVerifyReport -Params $params -Repository $repoPath -Cmdlet $PSCmdlet
     }
