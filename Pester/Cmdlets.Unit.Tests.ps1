@@ -165,3 +165,19 @@ Describe 'Repair-HVRepository' -Tag Unit {
         Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 0 -Exactly
     }
 }
+
+Describe 'Restore-HVVM -AllowDamaged' -Tag Unit {
+    It 'asks for a tolerant restore, returns the result and reports the damage as an error' {
+        Mock Invoke-HVEngine -ModuleName HVBackup {
+            [pscustomobject]@{ pointId = 'abc'; vmName = 'web01'; directory = '/srv/out'; status = 'partial'; disks = @()
+                damaged = @([pscustomobject]@{ disk = 'SCSI:0:0'; offset = 262144; length = 262144; chunk = 'c0ffee'; problem = 'chunk is corrupt' }) }
+        }
+        $errs = $null
+        $r = Restore-HVVM -Repository '/srv/repo' -Id 'abc' -Path '/srv/out' -AllowDamaged -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue
+        $r.Status | Should -Be 'partial'
+        @($r.Damaged)[0].Length | Should -Be 262144
+        $errs.Count | Should -Be 1
+        "$($errs[0])" | Should -Match '262144 bytes written as zeros'
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Method -eq 'restoreVM' -and $Params.allowDamaged -eq $true }
+    }
+}

@@ -19,6 +19,8 @@ export interface RestoreParams {
   newName?: string;
   disk?: string;
   whatIf?: boolean;
+  /** Restore what loads, zeros where a chunk or segment does not, and list those ranges (status partial). */
+  allowDamaged?: boolean;
   /**
    * Host that receives the VM: default Hyper-V for a whole-VM restore of a Hyper-V restore
    * point, else the local host (VM folder). A single-disk restore never needs a hypervisor.
@@ -58,6 +60,6 @@ export async function restoreVM(ctx: OperationContext, params: RestoreParams): P
     const host = await getHost(restoreHostKind(manifest, disk, forced as HostKind | undefined), { onLog: ctx.onLog });
     // A whole VM must be one this host can run: refuse before any byte is written.
     if (disk === undefined) await host.checkRestoreCompatibility?.(manifest.vm.name, manifest.vm.configVersion, { signal: ctx.signal });
-    return restoreVm(ctx, { repo, host, manifest, to, newName: optionalString(params.newName, 'newName'), disk, whatIf: params.whatIf === true });
+    return restoreVm(ctx, { repo, host, manifest, to, newName: optionalString(params.newName, 'newName'), disk, whatIf: params.whatIf === true, allowDamaged: params.allowDamaged === true });
   }, { chunkWork: true });
 }

@@ -93,8 +93,11 @@ export interface RestoreResult {
   vmName: string;
   directory: string;
   disks: { key: string; path: string; bytes: number }[];
-  status: 'success' | 'planned';
+  /** partial: restored with allowDamaged, and `damaged` lists the ranges written as zeros. */
+  status: 'success' | 'planned' | 'partial';
   plan?: string[];
+  /** Byte ranges of the disks (by key) written as zeros because their chunk or segment did not load. */
+  damaged?: { disk: string; offset: number; length: number; chunk?: string; segment?: number; problem: string }[];
 }
 
 export interface VerifyProblem {

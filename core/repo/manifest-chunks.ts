@@ -78,16 +78,31 @@ export async function loadWindow(repo: Repository, pointId: string, d: DiskManif
 /**
  * A disk's slices window by window, in order; for a version-2 disk the next segment is
  * loaded while the caller works on this one. A version-2 disk whose segments hold another
- * number of data slices than its manifest says fails at the end (ERR_CORRUPT).
+ * number of data slices than its manifest says fails at the end (ERR_CORRUPT). With
+ * `onFailure`, a segment that does not load is not an error: its window comes as all zero
+ * slices, `onFailure` hears why, and the count is not checked (a restore that keeps going).
  */
-export async function* diskWindows(repo: Repository, pointId: string, d: DiskManifest, signal?: AbortSignal): AsyncGenerator<SliceWindow> {
+export async function* diskWindows(repo: Repository, pointId: string, d: DiskManifest, signal?: AbortSignal, onFailure?: (w: SliceWindow, err: HvError) => void): AsyncGenerator<SliceWindow> {
   const n = windowCount(d);
   let data = 0;
-  let next: Promise<SliceWindow> | undefined = n > 0 ? loadWindow(repo, pointId, d, 0, signal) : undefined;
+  let failed = false;
+  const load = (k: number): Promise<SliceWindow> => {
+    const p = loadWindow(repo, pointId, d, k, signal);
+    if (!onFailure) return p;
+    return p.catch((err: unknown) => {
+      if (!isHvError(err) || err.code === 'ERR_CANCELLED') throw err;
+      const { first, count } = segmentRange(k, diskSliceCount(d), windowSlices(d));
+      const w = { k, first, refs: noData(count) };
+      failed = true;
+      onFailure(w, err);
+      return w;
+    });
+  };
+  let next: Promise<SliceWindow> | undefined = n > 0 ? load(0) : undefined;
   try {
     for (let k = 0; k < n; k++) {
       const w = await next!;
-      next = k + 1 < n ? loadWindow(repo, pointId, d, k + 1, signal) : undefined;
+      next = k + 1 < n ? load(k + 1) : undefined;
       next?.catch(() => {}); // awaited next round, or dropped with the generator
       for (const r of w.refs) if (r !== null) data++;
       yield w;
@@ -95,7 +110,7 @@ export async function* diskWindows(repo: Repository, pointId: string, d: DiskMan
   } finally {
     await next?.catch(() => {});
   }
-  if (d.segments && data !== d.dataSlices) {
+  if (d.segments && data !== d.dataSlices && !failed) {
     throw new HvError('ERR_CORRUPT', `restore point ${pointId} disk ${d.key}: its segments list ${data} data slices, the manifest says ${d.dataSlices}`, { target: pointId, data: { point: pointId, disk: d.key } });
   }
 }

@@ -98,8 +98,25 @@ function withWriteback(sink: Sink, flush: () => Promise<void>, every: number): S
   };
 }
 
+/** Bytes of a restored disk written as zeros because what held them did not load (allowDamaged). */
+export interface DamagedRange {
+  disk: string;
+  offset: number;
+  length: number;
+  /** The chunk that did not load, or the segment (its index) whose whole window is unknown. */
+  chunk?: string;
+  segment?: number;
+  problem: string;
+}
+
 export interface RestoreDiskOptions {
   signal?: AbortSignal;
+  /**
+   * Set: a chunk or segment that does not load is not an error. Its bytes are written as
+   * zeros (the disk stays a valid VHDX) and each such range is added here, for the caller to
+   * report. Unset (the default), the restore fails on the first one, as before.
+   */
+  damaged?: DamagedRange[];
   onBytes?: (n: number) => void;
   writebackBytes?: number;
   /** false: buffered writes only, as before direct writes (tests, benchmarks). Default true. */
@@ -169,9 +186,17 @@ export function windowChunkPlan(refs: readonly SliceRef[]): { ids: string[]; pie
  */
 export const KEEP_REPEATS = 32 * 1024 * 1024;
 
-/** The chunks of window `w` (windowChunkPlan), loaded and decoded ahead of the writer. */
-function windowChunks(repo: Repository, w: SliceWindow, signal?: AbortSignal): AsyncIterator<{ id: string; data: Buffer }> {
-  return repo.readChunks(windowChunkPlan(w.refs).ids, { signal, keepRepeats: KEEP_REPEATS })[Symbol.asyncIterator]();
+/** A chunk of the window's stream: its bytes, or (allowDamaged) why it did not load. */
+type StreamChunk = { id: string; data: Buffer; error?: undefined } | { id: string; data?: undefined; error: HvError };
+
+/**
+ * The chunks of window `w` (windowChunkPlan), loaded and decoded ahead of the writer; with
+ * `settled`, one that does not load comes as its error instead of ending the stream.
+ */
+function windowChunks(repo: Repository, w: SliceWindow, signal: AbortSignal | undefined, settled: boolean): AsyncIterator<StreamChunk> {
+  const ids = windowChunkPlan(w.refs).ids;
+  const opts = { signal, keepRepeats: KEEP_REPEATS };
+  return (settled ? repo.readChunksSettled(ids, opts) : repo.readChunks(ids, opts))[Symbol.asyncIterator]();
 }
 
 /**
@@ -211,12 +236,22 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
   const aligned = opts.directWrites !== false ? [alignedBuffer(size), alignedBuffer(size)] : [];
   const direct = aligned.length === 2 && aligned.every((b) => b !== undefined);
   const batches = direct ? aligned as Buffer[] : [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-  const windows = diskWindows(repo, opts.pointId ?? '(unnamed)', d, opts.signal);
+  const damaged = opts.damaged;
+  const hurt = (offset: number, length: number, what: { chunk?: string; segment?: number }, err: HvError) => {
+    const last = damaged!.at(-1);
+    if (last && last.chunk === what.chunk && last.segment === what.segment && last.offset + last.length === offset) last.length += length;
+    else damaged!.push({ disk: d.key, offset, length, ...what, problem: err.message });
+  };
+  const windowFailed = damaged && ((w: SliceWindow, err: HvError) => {
+    const offset = w.first * d.chunkSize;
+    hurt(offset, Math.min(w.refs.length * d.chunkSize, d.virtualSize - offset), { segment: w.k }, err);
+  });
+  const windows = diskWindows(repo, opts.pointId ?? '(unnamed)', d, opts.signal, windowFailed);
   // Ask for the first window's chunks before creating the file, so that starting the
   // decoding workers (~0.2 s) overlaps creating it.
-  let chunks: AsyncIterator<{ id: string; data: Buffer }> | undefined;
+  let chunks: AsyncIterator<StreamChunk> | undefined;
   const starting = windows.next().then((w) => {
-    if (!w.done) chunks = windowChunks(repo, w.value, opts.signal);
+    if (!w.done) chunks = windowChunks(repo, w.value, opts.signal, damaged !== undefined);
     return w;
   });
   starting.catch(() => {}); // awaited below, or dropped with the generator
@@ -233,9 +268,13 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
   let writing: Promise<void> | undefined;
   // Piece chunks decoded for one split slice and kept for a later one in the same window.
   const kept = new Map<string, Buffer>();
+  // allowDamaged: chunks of this window that did not load (their pieces read as zeros).
+  const bad = new Map<string, HvError>();
+  let zeros: Buffer | undefined;
   const releaseKept = () => {
     for (const b of kept.values()) repo.pool.release(b);
     kept.clear();
+    bad.clear();
   };
   try {
     let batch = batches[0]!;
@@ -264,14 +303,14 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
         chunks = undefined;
         continue;
       }
-      chunks ??= windowChunks(repo, w, opts.signal);
+      chunks ??= windowChunks(repo, w, opts.signal, damaged !== undefined);
       await sink.prepare?.(ranges);
       const { pieces } = windowChunkPlan(w.refs);
-      const nextChunk = async (i: number) => {
+      const nextChunk = async (i: number): Promise<StreamChunk> => {
         const got = await chunks!.next();
         throwIfAborted(opts.signal);
         if (got.done) throw new HvError('ERR_INTERNAL', `restore ${d.fileName}: the chunk stream ended before slice ${i}`);
-        return got.value.data;
+        return got.value;
       };
       for (let j = 0; j < w.refs.length; j++) {
         const ref = w.refs[j]!;
@@ -282,14 +321,31 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
         if (batchLen > 0 && (batchOffset + batchLen !== offset || batchLen + expected > batch.length)) await flush();
         if (batchLen === 0) batchOffset = offset;
         if (typeof ref === 'string') {
-          const data = await nextChunk(i);
-          if (data.length !== expected) throw wrapError(new Error(`chunk ${ref} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, ref);
-          data.copy(batch, batchLen);
-          repo.pool.release(data);
+          const { data, error } = await nextChunk(i);
+          if (!data) {
+            batch.fill(0, batchLen, batchLen + expected);
+            hurt(offset, expected, { chunk: ref }, error);
+          } else {
+            if (data.length !== expected) throw wrapError(new Error(`chunk ${ref} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, ref);
+            data.copy(batch, batchLen);
+            repo.pool.release(data);
+          }
         } else {
           const sources = pieces.get(j)!;
           let k = 0;
-          const take = async () => (sources[k]!.fromStream ? nextChunk(i) : kept.get(sources[k]!.id)!);
+          // A chunk that did not load gives zeros to every piece that takes bytes from it.
+          const zeroPieces = (id: string, err: HvError) => {
+            ref.pieces.forEach((p, q) => { if (p?.id === id) hurt(offset + q * PIECE_SIZE, Math.min(PIECE_SIZE, expected - q * PIECE_SIZE), { chunk: id }, err); });
+            return (zeros ??= Buffer.alloc(d.chunkSize));
+          };
+          const take = async () => {
+            const src = sources[k]!;
+            if (!src.fromStream) return bad.has(src.id) ? zeroPieces(src.id, bad.get(src.id)!) : kept.get(src.id)!;
+            const got = await nextChunk(i);
+            if (got.data) return got.data;
+            bad.set(src.id, got.error);
+            return zeroPieces(src.id, got.error);
+          };
           const done = (data: Buffer) => {
             const src = sources[k++]!;
             if (src.keep) {

@@ -11,10 +11,10 @@ import type { RestoreResult } from '../api/types.ts';
 import { HvError, throwIfAborted } from '../errors.ts';
 import type { Host } from '../hosts/host.ts';
 import type { OperationContext } from '../progress.ts';
-import { progress } from '../progress.ts';
+import { log, progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
-import { restoreDisk } from './disk-restore.ts';
+import { restoreDisk, type DamagedRange } from './disk-restore.ts';
 
 export interface RestoreOptions {
   repo: Repository;
@@ -25,6 +25,12 @@ export interface RestoreOptions {
   /** Restore only this disk (by key or file name), as a bare disk file in `to`. */
   disk?: string;
   whatIf?: boolean;
+  /**
+   * Write what loads and zeros where a chunk or segment does not (restoreDisk `damaged`), and
+   * say which ranges: status 'partial'. For a point verify says is broken, when the rest of
+   * the disk is worth more than nothing. Config files must still load.
+   */
+  allowDamaged?: boolean;
 }
 
 const DISK_DIR = 'Virtual Hard Disks';
@@ -88,12 +94,14 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
     const total = disks.reduce((a, d) => a + (d.dataSlices ?? d.chunks!.filter((c) => c).length) * d.chunkSize, 0);
     let done = 0;
     const staged: string[] = [];
+    const damaged: DamagedRange[] | undefined = opts.allowDamaged ? [] : undefined;
     for (const d of disks) {
       throwIfAborted(ctx.signal);
       const p = join(staging, `${d.fileName}`);
-      await restoreDisk(opts.repo, d, p, { pointId: m.id, signal: ctx.signal, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) });
+      await restoreDisk(opts.repo, d, p, { pointId: m.id, signal: ctx.signal, damaged, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) });
       staged.push(p);
     }
+    for (const r of damaged ?? []) log(ctx, 'warning', `${r.disk}: bytes ${r.offset}..${r.offset + r.length} written as zeros: ${r.problem}`, m.vm.name);
     const configs = single ? [] : await stageConfigFiles(opts.repo, m.configFiles, staging, ctx.signal);
     for (let i = 0; i < disks.length; i++) await moveNoClobber(staged[i]!, finalOf(disks[i]!));
     // The disks were fsynced when closed (restoreDisk); make their new names durable too.
@@ -102,6 +110,7 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
       await opts.host.registerRestoredVM({ directory: to, name, configFiles: configs, disks: disks.map((d) => ({ key: d.key, path: finalOf(d) })), newId: opts.newName !== undefined });
     }
     progress(ctx, { activity: 'restore', target: m.vm.name, status: 'done', done, total, completed: true });
+    if (damaged && damaged.length > 0) return { ...result, status: 'partial', damaged: damaged.sort((a, b) => (a.disk < b.disk ? -1 : a.disk > b.disk ? 1 : a.offset - b.offset)) };
     return { ...result, status: 'success' };
   } finally {
     await rm(staging, { recursive: true, force: true });

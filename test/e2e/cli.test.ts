@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scratch } from '../backup/testing.ts';
+import { qemuImg, scratch } from '../backup/testing.ts';
 import type { Scratch } from '../backup/testing.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -72,6 +72,14 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     const packs = readdirSync(join(repo, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
     const largest = packs.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
     rmSync(largest);
+    const strict = hvb('restore', 'latest', '--repo', repo, '--to', s.path('r2-strict'));
+    assert.equal(strict.status, 1);
+    assert.equal(existsSync(join(s.path('r2-strict'), 'Virtual Hard Disks', 'cli02.vhdx')), false, 'a failed restore leaves no disk');
+    const salvage = hvb('restore', 'latest', '--repo', repo, '--to', s.path('r2-salvage'), '--allow-damaged');
+    assert.equal(salvage.status, 1, 'restored, but not faithfully');
+    assert.match(salvage.out, /WITH DAMAGE/);
+    assert.match(salvage.out, /range\(s\), [\d.]+ MiB, written as zeros/);
+    assert.equal(qemuImg('check', '-f', 'vhdx', join(s.path('r2-salvage'), 'Virtual Hard Disks', 'cli02.vhdx')).status, 0);
     const quick = hvb('verify', '--repo', repo, '--quick');
     assert.equal(quick.status, 1);
     assert.match(quick.out, /no data read \(quick\)/);

@@ -155,18 +155,24 @@ export function register(program: Command): void {
     .option('--name <newName>', 'restore as a new VM with this name and a new id')
     .option('--disk <key>', 'restore only this disk (key or file name) into --to')
     .addOption(new Option('--host <kind>', 'register the VM with this host (default: hyperv for a whole Hyper-V VM, else local)').choices(['local', 'hyperv']))
+    .option('--allow-damaged', 'a chunk or segment that does not load is written as zeros, not an error; the ranges are listed and the exit code is 1')
     .option('--what-if', 'print what would be done, change nothing')
     .option('--json', 'print the result as JSON'))
-    .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; host?: 'local' | 'hyperv'; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+    .action(async (point: string, opts: { repo: string; vm?: string; to: string; name?: string; disk?: string; host?: 'local' | 'hyperv'; allowDamaged?: boolean; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, { quiet: opts.json });
       // Restore decodes on every core: the workers load while the engine does (see backup above).
       if (!opts.whatIf) (await import('../../api/warm.ts')).warmChunkWorkers(availableParallelism());
       const { restoreVM } = await import('../../api/restore.ts');
-      const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, host: opts.host, whatIf: opts.whatIf }));
+      const r = await withPassword(opts, (password) => restoreVM(ctx, { repository: opts.repo, password, point, vmName: opts.vm, to: opts.to, newName: opts.name, disk: opts.disk, host: opts.host, whatIf: opts.whatIf, allowDamaged: opts.allowDamaged }));
       ctx.endProgress();
       if (opts.json) printJson(r);
       else if (r.plan) process.stdout.write(r.plan.map((s) => `  - ${s}\n`).join(''));
-      else process.stdout.write(`restored ${r.vmName} from ${r.pointId.slice(0, 12)} to ${r.directory}\n${r.disks.map((d) => `  ${d.key}: ${d.path}\n`).join('')}`);
+      else process.stdout.write(`restored ${r.vmName} from ${r.pointId.slice(0, 12)} to ${r.directory}${r.status === 'partial' ? ' WITH DAMAGE' : ''}\n${r.disks.map((d) => `  ${d.key}: ${d.path}\n`).join('')}`);
+      if (r.status === 'partial') {
+        const bytes = r.damaged!.reduce((a, x) => a + x.length, 0);
+        if (!opts.json) process.stdout.write(`${r.damaged!.length} range(s), ${mib(bytes)}, written as zeros (chunks or segments that did not load):\n${r.damaged!.map((x) => `  ${x.disk} bytes ${x.offset}..${x.offset + x.length}: ${x.chunk ? `chunk ${x.chunk.slice(0, 12)}` : `segment ${x.segment}`}\n`).join('')}`);
+        process.exitCode = 1;
+      }
     });
 
   withPasswordOption(program.command('verify')

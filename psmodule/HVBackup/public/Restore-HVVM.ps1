@@ -30,6 +30,11 @@ function Restore-HVVM {
     .PARAMETER NewName
     A new name for the restored VM.
 
+    .PARAMETER AllowDamaged
+    Restores a restore point that Test-HVRestorePoint says is broken: what does not load is
+    written as zeros (the disks stay valid), Status is 'partial' and Damaged lists each range,
+    and a non-terminating error says so. Without it such a restore fails and writes nothing.
+
     .PARAMETER Password
     The password of an encrypted repository.
 
@@ -50,6 +55,12 @@ function Restore-HVVM {
     Get-HVRestorePoint -Repository D:\Backups\Repo1 -VMName db01 -Latest | Restore-HVVM -Path D:\Restored -WhatIf
 
     Shows what the restore would write.
+
+    .EXAMPLE
+    $r = Restore-HVVM -Repository D:\Backups\Repo1 -Id 3f2a9c1e -Path D:\Salvage -AllowDamaged
+    $r.Damaged | Format-Table Disk, Offset, Length, Chunk
+
+    Recovers what a damaged restore point still holds, and lists the byte ranges written as zeros.
 
     .EXAMPLE
     Restore-HVVM -MediaPath (Get-ChildItem E:\Media\weekly-*.tar | Sort-Object Name).FullName -VMName web01 -Path D:\FromTape
@@ -81,6 +92,9 @@ function Restore-HVVM {
         [Parameter(ParameterSetName = 'Repository')]
         [string] $NewName,
 
+        [Parameter(ParameterSetName = 'Repository')]
+        [switch] $AllowDamaged,
+
         [Parameter()]
         [System.Security.SecureString] $Password
     )
@@ -94,6 +108,7 @@ function Restore-HVVM {
         $params = @{ repository = $repoPath; point = $Id; to = $to }
         if ($VMName) { $params['vmName'] = $VMName }
         if ($NewName) { $params['newName'] = $NewName }
+        if ($AllowDamaged) { $params['allowDamaged'] = $true }
         Add-HVPassword -Params $params -Password $Password
         $label = $Id
         if ($VMName) { $label = "$VMName ($Id)" }
@@ -110,9 +125,16 @@ function Restore-HVVM {
         }
         if (-not $PSCmdlet.ShouldProcess($description, "Restore $label to '$to'?", 'Restore-HVVM')) { return }
         try {
-            Invoke-HVEngine -Method 'restoreVM' -Params $params | ConvertTo-HVObject -TypeName 'HVBackup.RestoreResult'
+            $result = Invoke-HVEngine -Method 'restoreVM' -Params $params | ConvertTo-HVObject -TypeName 'HVBackup.RestoreResult'
         } catch {
             $PSCmdlet.ThrowTerminatingError((New-HVErrorRecord -ErrorObject $_ -TargetObject $Id))
         }
+        if ($result.Status -eq 'partial') {
+            $damaged = @($result.Damaged)
+            $bytes = ($damaged | Measure-Object -Property Length -Sum).Sum
+            $info = [pscustomobject]@{ code = 'ERR_CORRUPT'; message = "restored with $($damaged.Count) damaged range(s), $bytes bytes written as zeros (see the Damaged property)" }
+            $PSCmdlet.WriteError((New-HVResultErrorRecord -ErrorInfo $info -TargetObject $Id -Context "Restore of $label to '$to'"))
+        }
+        $result
     }
 }
