@@ -149,7 +149,7 @@ export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository
     if (unreadable.length > 0) {
       throw new HvError('ERR_IO', `repair stopped, no chunk taken out of the index: ${unreadable.length} chunk(s) could not be read, which says nothing about their bytes (first: ${unreadable[0]}); run it again once they read`, { target: repo.location });
     }
-    return { ...report, repair: await dropDamaged(ctx, repo, damaged, indexRepair!) };
+    return { ...report, repair: await dropDamaged(ctx, repo, damaged, indexRepair!, readSubset === undefined) };
   } finally {
     await lock.release();
   }
@@ -251,13 +251,14 @@ async function repairIndexObjects(ctx: OperationContext, repo: Repository): Prom
  * pack holding one is rewritten without it, a pack that is gone is left out), then a repair
  * record naming them and the points they break, so those VMs scan at their next backup.
  */
-async function dropDamaged(ctx: OperationContext, repo: Repository, damaged: Damaged[], index: { indexObjectsRemoved: number; packsRescued: number }): Promise<RepairSummary> {
+async function dropDamaged(ctx: OperationContext, repo: Repository, damaged: Damaged[], index: { indexObjectsRemoved: number; packsRescued: number }, whole: boolean): Promise<RepairSummary> {
   const chunks = new Set(damaged.map((d) => d.chunk));
   const points = new Set(damaged.flatMap((d) => d.points));
   const summary: RepairSummary = { ...index, chunksRemoved: 0, packsRewritten: 0, packsRemoved: 0, pointsToRescan: [...points].sort() };
-  // Records that do not load make every VM scan. This verification saw every chunk the index
-  // lacks (what they named included) as missing, so the record below names all it has to.
-  const { unreadable } = await repo.repairRecords(ctx.signal);
+  // Records that do not load make every VM scan. A verification of every chunk saw each one
+  // the index lacks (what they named included) as missing, so the record below names all it
+  // has to and they can go; after a read subset they stay.
+  const { unreadable } = whole ? await repo.repairRecords(ctx.signal) : { unreadable: [] };
   const dropUnreadable = async () => {
     for (const u of unreadable) {
       log(ctx, 'warning', `repair: removing repair record <repairs/${u.name}>, which does not load (${u.problem})`, repo.location);
