@@ -22,8 +22,26 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   return program;
 }
 
+/**
+ * A reader that goes away (`hvbackup points | head -1`) made Node throw EPIPE from the next
+ * write, with a stack trace, possibly in the middle of a backup. Output nobody reads is dropped
+ * instead and the operation finishes as it would have (a backup still merges its checkpoint);
+ * its exit code is unchanged.
+ */
+function keepGoingWithoutReader(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listeners('error').includes(dropEpipe)) continue;
+    stream.on('error', dropEpipe);
+  }
+}
+
+function dropEpipe(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+}
+
 /** Exit codes: 0 ok, 1 operation failed / problems found, 2 usage error, 130 cancelled. */
 export async function main(argv: string[]): Promise<number> {
+  keepGoingWithoutReader();
   const program = await buildProgram(argv);
   const abort = new AbortController();
   const onSigint = () => abort.abort();

@@ -95,6 +95,10 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     const part = hvb('verify', '--repo', repo, '--read-subset', '2/3');
     assert.equal(part.status, 0, part.err);
     assert.equal(hvb('verify', '--repo', repo, '--read-subset', '4/3').status, 2, 'a usage error');
+    // Output nobody reads (a pipe closed early, `| head -1`) is dropped, not an EPIPE crash.
+    const gone = spawnSync('bash', ['-c', '"$0" "$1" verify --repo "$2" | true; exit ${PIPESTATUS[0]}', process.execPath, join(root, 'core', 'cli', 'main.ts'), repo], { encoding: 'utf8', env: { ...process.env, HVBACKUP_PASSWORD: '' } });
+    assert.equal(gone.status, 0, gone.stderr);
+    assert.doesNotMatch(gone.stderr, /EPIPE|Unhandled/);
     const limited = hvb('verify', '--repo', repo, '--repair', '--point', 'latest');
     assert.equal(limited.status, 2, 'a usage error');
     assert.match(limited.err, /whole repository/);
