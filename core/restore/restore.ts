@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { link, mkdir, open, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { RestoreResult } from '../api/types.ts';
-import { HvError, throwIfAborted } from '../errors.ts';
+import { HvError, throwIfAborted, wrapError } from '../errors.ts';
 import type { Host } from '../hosts/host.ts';
 import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
@@ -98,11 +98,16 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
     for (const d of disks) {
       throwIfAborted(ctx.signal);
       const p = join(staging, `${d.fileName}`);
-      await restoreDisk(opts.repo, d, p, { pointId: m.id, signal: ctx.signal, damaged, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) });
+      await restoreDisk(opts.repo, d, p, { pointId: m.id, signal: ctx.signal, damaged, onBytes: (n) => progress(ctx, { activity: 'restore', target: m.vm.name, status: `writing ${d.fileName}`, done: (done += n), total }) }).catch((err: unknown) => {
+        // A disk that does not fit (ENOSPC), or any other write failure, names the file it was writing.
+        throw wrapError(err, `restore disk ${d.key} of ${m.vm.name} to ${finalOf(d)}`, finalOf(d));
+      });
       staged.push(p);
     }
     for (const r of damaged ?? []) log(ctx, 'warning', `${r.disk}: bytes ${r.offset}..${r.offset + r.length} written as zeros: ${r.problem}`, m.vm.name);
-    const configs = single ? [] : await stageConfigFiles(opts.repo, m.configFiles, staging, ctx.signal);
+    const configs = single ? [] : await stageConfigFiles(opts.repo, m.configFiles, staging, ctx.signal).catch((err: unknown) => {
+      throw wrapError(err, `restore the config files of ${m.vm.name} to ${to}`, to);
+    });
     for (let i = 0; i < disks.length; i++) await moveNoClobber(staged[i]!, finalOf(disks[i]!));
     // The disks were fsynced when closed (restoreDisk); make their new names durable too.
     for (const dir of new Set(disks.map((d) => dirname(finalOf(d))))) await syncDir(dir);

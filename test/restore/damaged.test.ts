@@ -1,9 +1,12 @@
 // restore --allow-damaged: a chunk or segment that does not load becomes zeros in a disk
 // that is still a valid VHDX, every such range is listed, and every other byte is the
-// point's own. Without the flag the restore fails on it, as before.
+// point's own. Without the flag the restore fails on it, as before. And a destination that
+// fills up fails with an error naming the file, leaving nothing behind.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import sinon from 'sinon';
 import { backupVMs } from '../../core/api/backup.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
@@ -108,6 +111,28 @@ describe('restore --allow-damaged: zeros where a chunk does not load, and the ra
     assert.ok(typeof split[A] === 'object' && split[A] !== null, 'slice A is split');
   });
   after(() => s.cleanup());
+
+  it('a destination that fills up (ENOSPC): an error naming the disk file, and nothing left behind', async () => {
+    const probe = await open(s.path('probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const real = proto.write;
+    // Data writes (a MiB or more at a time) fail as on a full volume; small ones go through.
+    const stub = sinon.stub(proto, 'write').callsFake(function (this: unknown, ...args: unknown[]) {
+      if (Buffer.isBuffer(args[0]) && (args[0] as Buffer).length >= MiB) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 }));
+      return real.apply(this, args);
+    });
+    try {
+      await assert.rejects(restoreVM(ctx, { repository: repo, point: points[1]!.id, to: s.path('full-volume') }), (err: unknown) => {
+        assert.ok(isHvError(err, 'ERR_IO'), String(err));
+        assert.match((err as Error).message, /^restore disk .* to .*full-volume.*vm\.vhdx: ENOSPC/);
+        return true;
+      });
+    } finally {
+      stub.restore();
+    }
+    assert.deepEqual(readdirSync(s.path('full-volume')), [], 'the staging folder is gone');
+  });
 
   it('a sound point restores whole with the flag too', async () => {
     await restoreExpecting(1, 'sound', []);
