@@ -3,7 +3,7 @@
 // implement the protected primitives. Every later feature (backup, restore, instant
 // recovery, file-level restore) takes a Disk and does not care what is underneath.
 
-import { HvError } from '../errors.ts';
+import { HvError, wrapError } from '../errors.ts';
 
 export interface ByteRange {
   offset: number;
@@ -49,14 +49,14 @@ export abstract class Disk {
   async read(buffer: Buffer, offset: number): Promise<void> {
     this.#checkRange('read', offset, buffer.length);
     if (buffer.length === 0) return;
-    await this._read(buffer, offset);
+    await this._read(buffer, offset).catch((err: unknown) => this.#io(err, `read ${buffer.length} bytes at ${offset}`));
   }
 
   async write(buffer: Buffer, offset: number): Promise<void> {
     this.#checkWritable('write');
     this.#checkRange('write', offset, buffer.length);
     if (buffer.length === 0) return;
-    await this._write(buffer, offset);
+    await this._write(buffer, offset).catch((err: unknown) => this.#io(err, `write ${buffer.length} bytes at ${offset}`));
     for (const l of this.#listeners) l(offset, buffer.length);
   }
 
@@ -65,13 +65,23 @@ export abstract class Disk {
     this.#checkWritable('zero');
     this.#checkRange('zero', offset, length);
     if (length === 0) return;
-    await this._zero(offset, length);
+    await this._zero(offset, length).catch((err: unknown) => this.#io(err, `zero ${length} bytes at ${offset}`));
     for (const l of this.#listeners) l(offset, length);
   }
 
   async flush(): Promise<void> {
     this.#checkOpen('flush');
-    if (!this.readOnly) await this._flush();
+    if (!this.readOnly) await this._flush().catch((err: unknown) => this.#io(err, 'flush'));
+  }
+
+  /**
+   * A failure of the file underneath (ENOSPC on a full volume, EIO) as an error naming this
+   * disk and what was being done; the layers' own errors (HvError: corrupt metadata, …) already
+   * name the file and pass as they are.
+   */
+  #io(err: unknown, what: string): never {
+    if (err instanceof HvError) throw err;
+    throw wrapError(err, `${what} of ${this.path}`, this.path);
   }
 
   /** Which ranges may hold data and which are known zeros, from allocation metadata alone. */

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import sinon from 'sinon';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -13,7 +15,7 @@ import { childPathFor } from '../../core/hosts/local/checkpoint.ts';
 import { repairVm } from '../../core/hosts/local/repair.ts';
 import { checkTracking } from '../../core/tracking/index.ts';
 import { bitmapRanges, TRACKING_GRANULARITY } from '../../core/tracking/format.ts';
-import { createDifferencingVhdx, readVhdxInfo } from '../../core/vhdx/index.ts';
+import { createDifferencingVhdx, createVhdx, readVhdxInfo } from '../../core/vhdx/index.ts';
 import { readAt } from '../backup/testing.ts';
 
 const MiB = 1 << 20;
@@ -174,5 +176,47 @@ describe('local host checkpoints', function () {
     assert.equal(vm.disks.length, 1);
     assert.equal(vm.disks[0]!.format, 'vhdx');
     assert.deepEqual(JSON.parse(readFileSync(join(vmDir, 'Virtual Machines', `${vm.name}.json`), 'utf8')).disks.length, 1);
+  });
+});
+
+describe('a volume that fills up (ENOSPC) while a disk is written', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let stub: sinon.SinonStub | undefined;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hvb-full-'));
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const real = proto.write;
+    // Payload writes (a MiB) fail as on a full volume once 4 MiB have gone; small ones go through.
+    let written = 0;
+    stub = sinon.stub(proto, 'write').callsFake(function (this: unknown, ...args: unknown[]) {
+      const b = args[0];
+      if (Buffer.isBuffer(b) && b.length >= 1 << 20 && (written += b.length) > 4 << 20) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+      return real.apply(this, args);
+    });
+  });
+  afterEach(() => {
+    stub?.restore();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('vm sample: an error naming the disk file and the write, and no half-made VM left behind', async () => {
+    const vm = join(dir, 'new-vm');
+    await assert.rejects(createSampleVm({}, { dir: vm, sizeBytes: 16 << 20 }), (err: unknown) => {
+      assert.ok(isHvError(err, 'ERR_IO'), String(err));
+      assert.match((err as Error).message, /^write \d+ bytes at \d+ of .*new-vm\.vhdx: ENOSPC/);
+      return true;
+    });
+    assert.equal(existsSync(vm), false, 'the folder this call made is gone');
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    // Full from the start: creating the file fails, and the part written is removed.
+    await assert.rejects(createSampleVm({}, { dir: empty, sizeBytes: 16 << 20 }), (err: unknown) => isHvError(err, 'ERR_IO') && /^create .*empty\.vhdx: ENOSPC/.test((err as Error).message));
+    assert.deepEqual(readdirSync(empty), [], 'a folder that was there stays, empty as it was');
+    // The VHDX layer alone: a file it could not finish creating is removed.
+    await assert.rejects(createVhdx(join(dir, 'alone.vhdx'), { size: 16 << 20 }), (err: unknown) => isHvError(err, 'ERR_IO'));
+    assert.equal(existsSync(join(dir, 'alone.vhdx')), false);
   });
 });

@@ -1,7 +1,7 @@
 // `hvbackup vm sample`: a VM folder with one dynamic VHDX of realistic contents, and a
 // change-tracking record started on it (as Hyper-V enables RCT on a new VM).
 
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { HvError, throwIfAborted } from '../../errors.ts';
 import type { OperationContext } from '../../progress.ts';
@@ -43,19 +43,28 @@ export async function createSampleVm(ctx: OperationContext, opts: SampleVmOption
   const name = opts.name ?? basename(dir);
   const existing = await readdir(dir).catch(() => [] as string[]);
   if (existing.length > 0) throw new HvError('ERR_ALREADY_EXISTS', `${dir} is not empty; a sample VM needs a new or empty folder`, { target: dir });
-  for (const sub of [VM_CONFIG_DIR, VM_DISK_DIR, VM_SNAPSHOT_DIR]) await mkdir(join(dir, sub), { recursive: true });
-  const diskRel = `${VM_DISK_DIR}/${name}.vhdx`;
-  const diskPath = join(dir, diskRel);
-  await writeSampleDisk(ctx, diskPath, size, opts.seed ?? 1, opts.blockSize ?? 2 * MiB);
-  await startReference(diskPath, size);
-  const config: VmConfig = {
-    schema: VM_CONFIG_SCHEMA, id: newVmId(), name, generation: 2,
-    disks: [{ key: 'SCSI:0:0', path: diskRel }],
-    ...(opts.guestVss ? { guestVss: { enabled: true, note: 'sample guest VSS hook' } } : {}),
-  };
-  const configFile = join(dir, VM_CONFIG_DIR, `${name}.json`);
-  await writeFileAtomic(configFile, encodeVmConfig(config), { noClobber: true });
-  return { dir, name, id: config.id, configFile, disk: diskPath, sizeBytes: size };
+  const created = existing.length === 0 && !(await stat(dir).then(() => true, () => false));
+  try {
+    for (const sub of [VM_CONFIG_DIR, VM_DISK_DIR, VM_SNAPSHOT_DIR]) await mkdir(join(dir, sub), { recursive: true });
+    const diskRel = `${VM_DISK_DIR}/${name}.vhdx`;
+    const diskPath = join(dir, diskRel);
+    await writeSampleDisk(ctx, diskPath, size, opts.seed ?? 1, opts.blockSize ?? 2 * MiB);
+    await startReference(diskPath, size);
+    const config: VmConfig = {
+      schema: VM_CONFIG_SCHEMA, id: newVmId(), name, generation: 2,
+      disks: [{ key: 'SCSI:0:0', path: diskRel }],
+      ...(opts.guestVss ? { guestVss: { enabled: true, note: 'sample guest VSS hook' } } : {}),
+    };
+    const configFile = join(dir, VM_CONFIG_DIR, `${name}.json`);
+    await writeFileAtomic(configFile, encodeVmConfig(config), { noClobber: true });
+    return { dir, name, id: config.id, configFile, disk: diskPath, sizeBytes: size };
+  } catch (err) {
+    // A half-made VM (a full volume, Ctrl+C) is no VM: take back what this call made, so the
+    // folder can be used again. Only inside `dir`, which was new or empty.
+    if (created) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    else for (const sub of [VM_CONFIG_DIR, VM_DISK_DIR, VM_SNAPSHOT_DIR]) await rm(join(dir, sub), { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 async function writeSampleDisk(ctx: OperationContext, path: string, size: number, seed: number, blockSize: number): Promise<void> {

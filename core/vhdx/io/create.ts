@@ -1,7 +1,7 @@
 // Creating new VHDX files: dynamic, fixed and differencing. Layout as qemu and
 // Hyper-V use: headers in the first MiB, log at 1 MiB, metadata at 2 MiB, BAT at 3 MiB.
-import { open } from 'node:fs/promises';
-import { HvError } from '../../errors.ts';
+import { open, unlink } from 'node:fs/promises';
+import { HvError, wrapError } from '../../errors.ts';
 import { batGeometry, payloadEntryIndex, writeBatEntry } from '../format/bat.ts';
 import {
   HEADER_OFFSETS, MiB, PAYLOAD_BLOCK_FULLY_PRESENT, REGION_BAT, REGION_METADATA, REGION_TABLE_OFFSETS,
@@ -79,7 +79,11 @@ export async function writeNewVhdx(path: string, s: NewVhdxSpec): Promise<void> 
     await pwriteFully(fh, bat, BAT_OFFSET);
     await fh.truncate(fileSize);
     await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // A file this call made and could not finish (a full volume) is no VHDX: do not leave it.
+    await fh.close().catch(() => undefined);
+    await unlink(path).catch(() => undefined);
+    throw wrapError(err, `create ${path}`, path);
   }
+  await fh.close();
 }
