@@ -141,7 +141,7 @@ export function inSubset(id: string, s: { part: number; of: number }): boolean {
 export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository, opts: { pointId?: string; repair?: boolean; quick?: boolean; readSubset?: { part: number; of: number } } = {}): Promise<VerifyReport> {
   const { pointId, repair = false, quick = false, readSubset } = opts;
   // Repair rewrites the index and packs: no backup may dedupe against them meanwhile.
-  const lock = await repo.lock({ exclusive: repair, operation: repair ? 'repair' : 'verify', signal: ctx.signal });
+  const lock = await repo.lock({ exclusive: repair, operation: repair ? 'repair' : 'verify', signal: ctx.signal, reader: !repair });
   try {
     const indexRepair = repair ? await repairIndexObjects(ctx, repo) : undefined;
     const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId, quick, readSubset);

@@ -76,11 +76,19 @@ export async function listLocks(backend: Backend, signal?: AbortSignal): Promise
  * Take a lock: write ours first, then look for conflicting ones, and back out if there
  * are any — two processes racing both see each other and both back out, never both win.
  */
-export async function acquireLock(backend: Backend, opts: { exclusive: boolean; operation: string; signal?: AbortSignal }): Promise<HeldLock> {
+export async function acquireLock(backend: Backend, opts: { exclusive: boolean; operation: string; signal?: AbortSignal; onReadOnly?: (message: string) => void }): Promise<HeldLock> {
   const name = randomBytes(32).toString('hex');
   const info: LockInfo = { hostname: hostname(), pid: process.pid, time: new Date().toISOString(), exclusive: opts.exclusive, operation: opts.operation };
-  // Not flushed: a lock only has to be seen by the other processes, and after a power failure its holder is gone too.
-  await backend.save(opts.signal, { type: 'locks', name }, encodeLock(info), { durable: false });
+  try {
+    // Not flushed: a lock only has to be seen by the other processes, and after a power failure its holder is gone too.
+    await backend.save(opts.signal, { type: 'locks', name }, encodeLock(info), { durable: false });
+  } catch (err) {
+    // A store mounted read-only (a snapshot, WORM media, an offsite copy) takes no lock file;
+    // nothing can delete from it through this mount either, so a reader may go on unlocked.
+    if (opts.exclusive || !opts.onReadOnly || errnoOf(err) !== 'EROFS') throw err;
+    opts.onReadOnly(`repository ${backend.location} is on a read-only file system: ${opts.operation} goes on without a lock`);
+    return { name: '', info, check: () => {}, release: async () => {} };
+  }
   try {
     const conflict = (await listLocks(backend, opts.signal)).find((l) => l.name !== name && l.info && !isStale(l.info) && (opts.exclusive || l.info.exclusive));
     if (conflict) {
@@ -144,4 +152,12 @@ export async function breakLocks(backend: Backend, opts: { force?: boolean; sign
     }
   }
   return removed;
+}
+
+/** The errno code (EROFS, …) at the bottom of an error and its causes. */
+function errnoOf(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 8; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && e.code.startsWith('E') && !e.code.startsWith('ERR_')) return e.code;
+  }
+  return undefined;
 }

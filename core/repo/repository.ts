@@ -117,7 +117,11 @@ export class Repository {
   /** The store may have changed since #index was read (a lock was taken, or refresh asked for). */
   #indexStale = false;
 
-  private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number, warnings: readonly string[] = []) {
+  /** Where warnings found while working go (OpenOptions.onWarning). */
+  readonly #onWarning: ((message: string) => void) | undefined;
+
+  private constructor(backend: Backend, config: RepositoryConfig, codec: ObjectCodec, threads?: number, warnings: readonly string[] = [], onWarning?: (message: string) => void) {
+    this.#onWarning = onWarning;
     this.backend = backend;
     this.#config = config;
     this.codec = codec;
@@ -176,7 +180,7 @@ export class Repository {
     if (config.encryption !== null && opts.warmWorkers && opts.threads !== 0) ChunkPool.warmUp(opts.threads);
     const { codec, warnings } = config.encryption === null ? { codec: await plainUnlessKeys(backend, opts.signal), warnings: [] } : await unlock(backend, config, opts);
     for (const w of warnings) opts.onWarning?.(w);
-    return new Repository(backend, config, codec, opts.threads, warnings);
+    return new Repository(backend, config, codec, opts.threads, warnings, opts.onWarning);
   }
 
   get location(): string {
@@ -594,8 +598,12 @@ export class Repository {
 
   // ---- locks ----
 
-  async lock(opts: { exclusive: boolean; operation: string; signal?: AbortSignal }): Promise<HeldLock> {
-    const held = await acquireLock(this.backend, opts);
+  /**
+   * `reader`: a shared lock for an operation that only reads (restore, verify), which goes on
+   * unlocked, with a warning, when the store is mounted read-only and no lock file can be written.
+   */
+  async lock(opts: { exclusive: boolean; operation: string; signal?: AbortSignal; reader?: boolean }): Promise<HeldLock> {
+    const held = await acquireLock(this.backend, { ...opts, onReadOnly: opts.reader ? (m) => this.#onWarning?.(m) : undefined });
     // Whatever happened before we held the lock (another process's GC) may have removed
     // chunks: list them afresh rather than skip writing a chunk that is gone.
     this.#indexStale = true;
