@@ -39,13 +39,18 @@ function dropEpipe(err: NodeJS.ErrnoException): void {
   if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
 }
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /** Exit codes: 0 ok, 1 operation failed / problems found, 2 usage error, 130 cancelled. */
 export async function main(argv: string[]): Promise<number> {
   keepGoingWithoutReader();
   const program = await buildProgram(argv);
   const abort = new AbortController();
+  // Ctrl+C, a service manager's stop (SIGTERM) or a closed terminal (SIGHUP) cancels: a backup
+  // then merges its checkpoint and releases its lock. (Killed outright, it left the VM running
+  // on the .avhdx until the next backup or `vm repair`.) The same signal again kills at once.
   const onSigint = () => abort.abort();
-  process.once('SIGINT', onSigint);
+  for (const sig of STOP_SIGNALS) process.once(sig, onSigint);
   program.setOptionValue('signal', abort.signal);
   // Node exits quietly, status 0, when nothing is left to wait for: an operation whose promise
   // can never settle (a bug) must not look like success to a script or a scheduler.
@@ -70,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   } finally {
     settled = true;
-    process.removeListener('SIGINT', onSigint);
+    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSigint);
     process.removeListener('exit', onExit);
   }
 }

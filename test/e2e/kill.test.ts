@@ -107,3 +107,40 @@ describe('kill -9 of a backup at random moments', function () {
     assert.equal(qemuImg('check', '-f', 'vhdx', disk).status, 0);
   });
 });
+
+describe('a backup stopped by a signal (Ctrl+C, a service stop, a closed terminal)', function () {
+  this.timeout(120_000);
+  let s: Scratch;
+  before(() => { s = scratch('hvb-signal-'); });
+  after(() => s.cleanup());
+
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`${signal} while the VM runs on its checkpoint: cancelled, the checkpoint merged, the lock released, the repository sound`, async () => {
+      const vmDir = s.path(signal, 'kill01');
+      const repo = await newRepo(s.path(signal, 'repo'));
+      await createSampleVM({}, { dir: vmDir, sizeBytes: 256 * MiB, seed: 61 });
+      const { code, stderr, sawCheckpoint } = await new Promise<{ code: number | null; stderr: string; sawCheckpoint: boolean }>((resolve) => {
+        const child = spawn(process.execPath, [join(root, 'core', 'cli', 'main.ts'), 'backup', vmDir, '--repo', repo], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        let saw = false;
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        const poll = setInterval(() => {
+          if (saw || !hasCheckpoint(vmDir)) return;
+          saw = true;
+          child.kill(signal);
+        }, 2);
+        child.on('exit', (c) => {
+          clearInterval(poll);
+          resolve({ code: c, stderr: err, sawCheckpoint: saw });
+        });
+      });
+      assert.ok(sawCheckpoint, 'the signal came while the VM ran on its checkpoint');
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /cancelled/);
+      assert.equal(hasCheckpoint(vmDir), false, 'the checkpoint was merged');
+      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
+      assert.deepEqual(readdirSync(join(repo, 'locks')), [], 'the lock was released');
+      assert.ok((await verifyRepository({}, { repository: repo })).ok);
+    });
+  }
+});
