@@ -181,6 +181,13 @@ async function serve(argv: string[]): Promise<void> {
   // The PowerShell side cancels with a protocol message; a console Ctrl+C must not kill a
   // request half-way, so SIGINT is left to the client.
   process.on('SIGINT', () => {});
+  // Stopped from outside (a service manager, a closed console): cancel what runs, as when the
+  // client goes away, so a backup merges its checkpoint and releases its lock; again: at once.
+  for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      void server.close().then(() => process.exit(1));
+    });
+  }
 }
 
 if (import.meta.main) {

@@ -124,6 +124,19 @@ describe('bridge server process', function () {
     assert.equal((res.error as { code: string }).code, 'ERR_INTERNAL');
   });
 
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`on ${signal} cancels what still runs (it cleans up) and exits 1`, async () => {
+      const file = join(scratch, `partial-${signal}.bin`);
+      client.send({ id: 's', method: 'test.wait', params: { file } });
+      await client.waitFor((m) => m.id === 's' && m.type === 'progress');
+      const exited = new Promise<number | null>((resolve) => client.proc.once('exit', (code) => resolve(code)));
+      client.proc.kill(signal);
+      assert.equal(await exited, 1, client.stderr);
+      assert.equal(existsSync(file), false, 'the cancelled operation removed its partial file');
+      assert.equal((client.messages.find((m) => m.id === 's' && m.type === 'error')?.error as { code?: string } | undefined)?.code, 'ERR_CANCELLED');
+    });
+  }
+
   it('exits 0 when stdin closes, cancelling what still runs', async () => {
     const file = join(scratch, 'partial2.bin');
     client.send({ id: 'w', method: 'test.wait', params: { file } });
