@@ -3,7 +3,7 @@
 // older ones too, verifies clean and restores identical again. Without repair, content
 // addressing makes damage contagious: a tracked incremental reuses the damaged id.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupVMs } from '../../core/api/backup.ts';
 import { removeRestorePoints } from '../../core/api/repository.ts';
@@ -15,13 +15,13 @@ import { isHvError } from '../../core/errors.ts';
 import { guestWrite } from '../../core/hosts/local/guest.ts';
 import { diskWindows, initRepository, openRepository } from '../../core/repo/index.ts';
 import { REPAIR_RECORD_VERSION } from '../../core/repo/repair-records.ts';
-import { chunkFileRange, flipChunkBit } from '../../core/repo/testing.ts';
+import { chunkFileRange } from '../../core/repo/testing.ts';
 import { ForwardingBackend } from '../../core/repo/backend-forwarding.ts';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
 import type { Handle, LoadOptions, SaveData, SaveOptions } from '../../core/repo/backend.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { HvError } from '../../core/errors.ts';
-import { MiB, newRepo, qemuImg, scratch, type Scratch } from './testing.ts';
+import { damageChunk, MiB, newRepo, pointRecorder, qemuImg, scratch, type Scratch } from './testing.ts';
 
 
 /** Reads of one pack range fail as a share's I/O error would (ranged loads only: no readers). */
@@ -62,15 +62,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     const repo = await newRepo(s.path('repo'));
     const vmDir = s.path('vms', `vm${seed}`);
     const { disk } = await createSampleVM(ctx, { dir: vmDir, sizeBytes: 16 * MiB, seed });
-    const points: { id: string; expected: string }[] = [];
-    const backUp = async (name: string) => {
-      const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
-      assert.equal(r!.status, 'success', JSON.stringify(r!.error));
-      const expected = s.path(`${name}.vhdx`);
-      copyFileSync(disk, expected);
-      points.push({ id: r!.pointId!, expected });
-      return r!;
-    };
+    const { points, backUp } = pointRecorder(ctx, repo, vmDir, disk, s);
     assert.equal((await backUp('p0')).method, 'full');
     await guestWrite(vmDir, [{ offset: 4096, data: Buffer.alloc(4096, 0x71) }]);
     assert.equal((await backUp('p1')).method, 'changed-blocks');
@@ -92,15 +84,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     throw new Error('no data slice');
   }
 
-  /** Flip a bit of chunk `id`'s stored bytes. */
-  async function damage(repo: string, id: string): Promise<void> {
-    const r = await openRepository(repo, { threads: 0 });
-    try {
-      await flipChunkBit(r, id);
-    } finally {
-      await r.close();
-    }
-  }
+  const damage = damageChunk;
 
   /** The file (pack) that holds chunk `id`. */
   async function fileOf(repo: string, id: string): Promise<string> {

@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportArchive, restoreFromArchive } from '../../core/api/archive.ts';
-import { backupVMs } from '../../core/api/backup.ts';
 import { runBackupJob } from '../../core/backup/engine.ts';
 import { getHost } from '../../core/hosts/index.ts';
 import { removeRestorePoints } from '../../core/api/repository.ts';
@@ -20,12 +19,12 @@ import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { guestWrite } from '../../core/hosts/local/guest.ts';
-import { diskWindows, openRepository } from '../../core/repo/index.ts';
+import { openRepository } from '../../core/repo/index.ts';
 import { PIECE_SIZE } from '../../core/repo/manifest-segments.ts';
 import type { SliceRef, SplitSlice } from '../../core/repo/manifest-types.ts';
 import { flipChunkBit } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
-import { MiB, newRepo, qemuImg, scratch, type Scratch } from './testing.ts';
+import { diskSlices, MiB, newRepo, pointRecorder, qemuImg, scratch, type Scratch } from './testing.ts';
 
 const CS = 256 * 1024;
 const P = PIECE_SIZE;
@@ -40,27 +39,10 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   const points: { id: string; expected: string }[] = [];
   const ctx = {};
 
-  /** The disk's slices in point `id` (one window: the disk is small). */
-  async function slicesOf(id: string): Promise<SliceRef[]> {
-    const r = await openRepository(repo, { threads: 0 });
-    try {
-      const m = await r.loadManifest(id);
-      const out: SliceRef[] = [];
-      for await (const w of diskWindows(r, m.id, m.disks[0]!)) out.push(...w.refs);
-      return out;
-    } finally {
-      await r.close();
-    }
-  }
+  /** The disk's slices in point `id`. */
+  const slicesOf = (id: string) => diskSlices(repo, id);
 
-  async function backUp(name: string) {
-    const [res] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
-    assert.equal(res!.status, 'success', JSON.stringify(res!.error));
-    const expected = s.path(`${name}.vhdx`);
-    copyFileSync(disk, expected); // no guest writes until the next round: the disk as the point saw it
-    points.push({ id: res!.pointId!, expected });
-    return res!;
-  }
+  const backUp = (name: string) => pointRecorder(ctx, repo, vmDir, disk, s, points).backUp(name);
 
   function assertRestored(path: string, expected: string, what: string): void {
     const cmp = qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', path, expected);

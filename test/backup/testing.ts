@@ -1,14 +1,19 @@
 // Fixtures for backup/restore tests: scratch folders, sample VMs, repositories, and a
 // "shadow" copy of a VM disk that follows the guest's writes, so each restore point can
 // be compared with the disk as it was at its checkpoint.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { backupVMs } from '../../core/api/backup.ts';
+import type { BackupResult } from '../../core/api/types.ts';
 import { applyWrites } from '../../core/api/vm.ts';
 import type { GuestWrite, LandedWrite } from '../../core/hosts/local/guest.ts';
 import { diskWindows, initRepository, openRepository } from '../../core/repo/index.ts';
 import { isSplit } from '../../core/repo/manifest-segments.ts';
+import type { SliceRef } from '../../core/repo/manifest-types.ts';
+import { flipChunkBit } from '../../core/repo/testing.ts';
 
 export const MiB = 1 << 20;
 
@@ -49,6 +54,45 @@ export async function splitSlices(repoPath: string, pointId: string, password?: 
   } finally {
     await repo.close();
   }
+}
+
+/** Every slice of the first disk of point `pointId`, window after window. */
+export async function diskSlices(repoPath: string, pointId: string): Promise<SliceRef[]> {
+  const r = await openRepository(repoPath, { threads: 0 });
+  try {
+    const m = await r.loadManifest(pointId);
+    const out: SliceRef[] = [];
+    for await (const w of diskWindows(r, m.id, m.disks[0]!)) out.push(...w.refs);
+    return out;
+  } finally {
+    await r.close();
+  }
+}
+
+/** Flip one bit of chunk `id`'s stored bytes in the repository at `repoPath` (twice: as it was). */
+export async function damageChunk(repoPath: string, id: string): Promise<void> {
+  const r = await openRepository(repoPath, { threads: 0 });
+  try {
+    await flipChunkBit(r, id);
+  } finally {
+    await r.close();
+  }
+}
+
+/**
+ * Backups of `vmDir` into `repo`, each succeeding and recorded with a copy of `disk` as the point
+ * saw it (in `dir`, named after the backup), for restores to be compared with.
+ */
+export function pointRecorder(ctx: object, repo: string, vmDir: string, disk: string, dir: Scratch, points: { id: string; expected: string }[] = []) {
+  const backUp = async (name: string): Promise<BackupResult> => {
+    const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(r!.status, 'success', JSON.stringify(r!.error));
+    const expected = dir.path(`${name}.vhdx`);
+    copyFileSync(disk, expected); // no guest writes until the next round: the disk as the point saw it
+    points.push({ id: r!.pointId!, expected });
+    return r!;
+  };
+  return { points, backUp };
 }
 
 export function qemuImg(...args: string[]): { status: number | null; out: string } {

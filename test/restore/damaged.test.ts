@@ -4,19 +4,18 @@
 // fills up fails with an error naming the file, leaving nothing behind.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import sinon from 'sinon';
-import { backupVMs } from '../../core/api/backup.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { guestWrite } from '../../core/hosts/local/guest.ts';
-import { diskWindows, openRepository } from '../../core/repo/index.ts';
+import { openRepository } from '../../core/repo/index.ts';
 import { PIECE_SIZE } from '../../core/repo/manifest-segments.ts';
 import type { SliceRef } from '../../core/repo/manifest-types.ts';
 import { flipChunkBit } from '../../core/repo/testing.ts';
-import { MiB, newRepo, qemuImg, scratch, type Scratch } from '../backup/testing.ts';
+import { damageChunk, diskSlices, MiB, newRepo, pointRecorder, qemuImg, scratch, type Scratch } from '../backup/testing.ts';
 
 const CS = 256 * 1024;
 const P = PIECE_SIZE;
@@ -33,26 +32,8 @@ describe('restore --allow-damaged: zeros where a chunk does not load, and the ra
   let A: number, B: number;
   const ctx = {};
 
-  async function slicesOf(id: string): Promise<SliceRef[]> {
-    const r = await openRepository(repo, { threads: 0 });
-    try {
-      const m = await r.loadManifest(id);
-      const out: SliceRef[] = [];
-      for await (const w of diskWindows(r, m.id, m.disks[0]!)) out.push(...w.refs);
-      return out;
-    } finally {
-      await r.close();
-    }
-  }
-
-  async function damage(id: string): Promise<void> {
-    const r = await openRepository(repo, { threads: 0 });
-    try {
-      await flipChunkBit(r, id);
-    } finally {
-      await r.close();
-    }
-  }
+  const slicesOf = (id: string) => diskSlices(repo, id);
+  const damage = (id: string) => damageChunk(repo, id);
 
   function raw(vhdx: string): Buffer {
     const out = `${vhdx}.raw`;
@@ -86,15 +67,9 @@ describe('restore --allow-damaged: zeros where a chunk does not load, and the ra
     const same = randomBytes(CS);
     // The upper half all data, so the batches are filled whole before B is written from one.
     await guestWrite(vmDir, [{ offset: 24 * MiB, data: randomBytes(24 * MiB) }, { offset: E1 * CS, data: same }, { offset: E2 * CS, data: same }]);
-    points = [];
-    const backUp = async (name: string) => {
-      const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
-      assert.equal(r!.status, 'success', JSON.stringify(r!.error));
-      const expected = s.path(`${name}.vhdx`);
-      copyFileSync(disk, expected);
-      points.push({ id: r!.pointId!, expected });
-      return r!;
-    };
+    const recorder = pointRecorder(ctx, repo, vmDir, disk, s);
+    points = recorder.points;
+    const backUp = recorder.backUp;
     await backUp('p0');
     full = await slicesOf(points[0]!.id);
     const data = full.flatMap((r, i) => (typeof r === 'string' && full.indexOf(r) === i && full.lastIndexOf(r) === i && i !== E1 && i !== E2 ? [i] : []));
