@@ -87,17 +87,17 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
   if (opts.whatIf) {
     return { ...result, plan: [...disks.map((d) => `restore disk ${d.key} (${d.virtualSize} bytes) to ${finalOf(d)}`), ...(single ? [] : [`write VM config ${targets[targets.length - 1]}${opts.newName ? ' with a new VM id' : ''}`])] };
   }
-  await mkdir(to, { recursive: true }).catch((err: unknown) => {
-    throw wrapError(err, `restore to ${to}${(err as NodeJS.ErrnoException).code === 'EEXIST' ? ' (a file, not a folder)' : ''}`, to);
-  });
   // A shared lock, like a backup's: GC rewrites packs and deletes the old ones, so without it a
-  // restore could find a chunk's pack gone half-way through.
+  // restore could find a chunk's pack gone half-way through. Taken first: refused, it writes nothing.
   const lock = await opts.repo.lock({ exclusive: false, operation: `restore ${m.vm.name}`, signal: ctx.signal, reader: true });
   const staging = join(to, `.hvbackup-restore-${randomBytes(6).toString('hex')}`);
-  await mkdir(staging).catch(async (err: unknown) => {
+  try {
+    await mkdir(staging, { recursive: true });
+  } catch (err) {
     await lock.release();
-    throw wrapError(err, `restore to ${to}`, to);
-  });
+    const e = err as NodeJS.ErrnoException;
+    throw wrapError(err, `restore to ${to}${e.code === 'EEXIST' || e.code === 'ENOTDIR' ? ' (a file, not a folder)' : ''}`, to);
+  }
   try {
     const total = disks.reduce((a, d) => a + (d.dataSlices ?? d.chunks!.filter((c) => c).length) * d.chunkSize, 0);
     let done = 0;

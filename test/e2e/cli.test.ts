@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { qemuImg, scratch } from '../backup/testing.ts';
@@ -72,6 +72,10 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     const packs = readdirSync(join(repo, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
     const largest = packs.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
     rmSync(largest);
+    writeFileSync(s.path('a-file'), 'x');
+    const onFile = hvb('restore', 'latest', '--repo', repo, '--to', s.path('a-file'));
+    assert.equal(onFile.status, 1);
+    assert.match(onFile.err, /a-file \(a file, not a folder\)/);
     const strict = hvb('restore', 'latest', '--repo', repo, '--to', s.path('r2-strict'));
     assert.equal(strict.status, 1);
     assert.equal(existsSync(join(s.path('r2-strict'), 'Virtual Hard Disks', 'cli02.vhdx')), false, 'a failed restore leaves no disk');
