@@ -175,19 +175,26 @@ async function serve(argv: string[]): Promise<void> {
   });
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => server.feed(chunk));
-  process.stdin.on('end', () => {
-    void server.close().then(() => process.exit(0));
+  let closing = false;
+  const closeAndExit = (code: number) => {
+    if (closing) return;
+    closing = true;
+    void server.close().then(() => process.exit(code));
+  };
+  process.stdin.on('end', () => closeAndExit(0));
+  // The client gone while an operation still reports (PowerShell closed mid-backup): its next
+  // write failed with EPIPE, an unhandled error that killed this process before the backup could
+  // merge its checkpoint. Now that is the client going away: cancel, answer no one, exit.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    closeAndExit(0);
   });
   // The PowerShell side cancels with a protocol message; a console Ctrl+C must not kill a
   // request half-way, so SIGINT is left to the client.
   process.on('SIGINT', () => {});
   // Stopped from outside (a service manager, a closed console): cancel what runs, as when the
   // client goes away, so a backup merges its checkpoint and releases its lock; again: at once.
-  for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      void server.close().then(() => process.exit(1));
-    });
-  }
+  for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.once(sig, () => closeAndExit(1));
 }
 
 if (import.meta.main) {

@@ -137,6 +137,17 @@ describe('bridge server process', function () {
     });
   }
 
+  it('a client gone mid-operation (its stdout read end closed): cancels, cleans up and exits 0, no EPIPE crash', async () => {
+    const file = join(scratch, 'partial-gone.bin');
+    client.send({ id: 'b', method: 'test.busy', params: { file } });
+    await client.waitFor((m) => m.id === 'b' && m.type === 'progress');
+    const exited = new Promise<number | null>((resolve) => client.proc.once('exit', (code) => resolve(code)));
+    client.proc.stdout.destroy();
+    assert.equal(await exited, 0, client.stderr);
+    assert.doesNotMatch(client.stderr, /EPIPE|Unhandled/);
+    assert.equal(existsSync(file), false, 'the cancelled operation removed its partial file');
+  });
+
   it('exits 0 when stdin closes, cancelling what still runs', async () => {
     const file = join(scratch, 'partial2.bin');
     client.send({ id: 'w', method: 'test.wait', params: { file } });
