@@ -154,6 +154,7 @@ Describe 'Repair-HVRepository' -Tag Integration {
         $errs.Count | Should -BeGreaterThan 0
         $report.Repair.ChunksRemoved | Should -BeGreaterThan 0
         @($report.Repair.PointsToRescan).Count | Should -Be 1
+        (Get-HVRepository -Path $rb.Repository).VMsToRescan | Should -Be @('vm01')
         $b = $vm | Backup-HVVM -Repository $rb.Repository -Confirm:$false
         $b.Method | Should -Be 'scan'
         $b.MethodReason | Should -Match 'repair'

@@ -95,6 +95,9 @@ async function computeStats(repo: Repository, signal?: AbortSignal): Promise<Rep
       f.chunks.forEach((id, i) => { if (id) unique.set(id, Math.min(repo.chunkSize, f.size - i * repo.chunkSize)); });
     }
   }
+  // The engine scans a VM whose newest point a repair record names (or every VM, while a record does not load).
+  const rescan = await repo.pointsToRescan(signal);
+  const vmsToRescan = (await repo.findRestorePoints({ latest: true }, signal)).filter((p) => rescan.points.has(p.id) || rescan.unreadable.length > 0).map((p) => p.vm.name).sort();
   let uniqueBytes = 0;
   let storedChunkBytes = 0;
   for (const [id, len] of unique) {
@@ -111,6 +114,7 @@ async function computeStats(repo: Repository, signal?: AbortSignal): Promise<Rep
     chunkCount: chunkSizes.size,
     dedupeRatio: uniqueBytes > 0 ? logicalBytes / uniqueBytes : 0,
     compressionRatio: storedChunkBytes > 0 ? uniqueBytes / storedChunkBytes : 0,
+    vmsToRescan,
   };
 }
 

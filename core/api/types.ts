@@ -26,6 +26,8 @@ export interface RepositoryStats extends RepositoryInfo {
   dedupeRatio: number;
   /** uniqueBytes / stored chunk bytes. */
   compressionRatio: number;
+  /** VMs whose next backup reads their disks whole because a repair found their newest point damaged (verify --repair). */
+  vmsToRescan: string[];
 }
 
 export type BackupMethod = 'full' | 'changed-blocks' | 'scan';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupVMs } from '../../core/api/backup.ts';
-import { removeRestorePoints } from '../../core/api/repository.ts';
+import { getRepositoryStats, removeRestorePoints } from '../../core/api/repository.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { collectGarbage } from '../../core/api/retention.ts';
 import { verifyRepository, verifyRepositoryIn } from '../../core/api/verify.ts';
@@ -132,6 +132,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     assert.deepEqual(fixed.repair?.pointsToRescan, points.map((p) => p.id).sort());
     assert.equal(await indexHas(repo, bad), false);
     assert.equal(repairs(repo).length, 1);
+    assert.deepEqual((await getRepositoryStats(ctx, { path: repo })).vmsToRescan, ['vm31'], 'repo stats says which VMs scan next');
     const still = await verifyRepository(ctx, { repository: repo });
     assert.ok(still.problems.some((p) => p.chunk === bad && p.problem.includes('missing')), JSON.stringify(still.problems));
 
@@ -145,6 +146,7 @@ describe('verify --repair: damaged chunks are stored again by the next backup', 
     assert.equal(healing.method, 'scan');
     assert.match(healing.methodReason ?? '', /repair/);
     assert.equal(await indexHas(repo, bad), true, 'the scan stored the chunk again');
+    assert.deepEqual((await getRepositoryStats(ctx, { path: repo })).vmsToRescan, [], 'its newest point is whole');
     const after = await verifyRepository(ctx, { repository: repo });
     assert.ok(after.ok, JSON.stringify(after.problems));
     await assertAllRestore(repo, points);

@@ -91,11 +91,13 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     const fixed = hvb('verify', '--repo', repo, '--repair');
     assert.equal(fixed.status, 1, 'what verify found is still reported');
     assert.match(fixed.out, /repair: took \d+ missing or corrupt chunk\(s\) out of the index/);
+    assert.match(hvb('repo', 'stats', repo).out, /Scan next \(repair\)\s+cli02/);
     const scan = hvb('backup', vm, '--repo', repo);
     assert.equal(scan.status, 0, scan.err);
     assert.match(scan.out, /cli02\s+success\s+scan/);
     const after = hvb('verify', '--repo', repo);
     assert.equal(after.status, 0, after.out);
+    assert.doesNotMatch(hvb('repo', 'stats', repo).out, /Scan next/);
     const part = hvb('verify', '--repo', repo, '--read-subset', '2/3');
     assert.equal(part.status, 0, part.err);
     assert.equal(hvb('verify', '--repo', repo, '--read-subset', '4/3').status, 2, 'a usage error');

@@ -25,6 +25,7 @@ function printStats(s: RepositoryStats): void {
     ['Logical bytes', mib(s.logicalBytes)], ['Unique bytes', mib(s.uniqueBytes)], ['Stored bytes', mib(s.storedBytes)],
     ['Dedupe ratio', `${s.dedupeRatio.toFixed(2)}x`], ['Compression ratio', `${s.compressionRatio.toFixed(2)}x`],
   ];
+  if (s.vmsToRescan.length > 0) rows.push(['Scan next (repair)', s.vmsToRescan.join(', ')]);
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(18)} ${v}\n`);
 }
 

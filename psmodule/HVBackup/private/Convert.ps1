@@ -1,7 +1,7 @@
 # Engine results (JSON, camelCase, ISO dates) -> typed PowerShell objects (PascalCase,
 # [datetime] local times, [long] byte counts) with an HVBackup.* PSTypeName for the views.
 
-$script:HVPropertyNames = @{ id = 'Id'; vmName = 'VMName'; vmId = 'VMId'; vmPaths = 'VMPaths'; pointId = 'PointId'; ok = 'OK'; vms = 'VMs' }
+$script:HVPropertyNames = @{ id = 'Id'; vmName = 'VMName'; vmId = 'VMId'; vmPaths = 'VMPaths'; pointId = 'PointId'; ok = 'OK'; vms = 'VMs'; vmsToRescan = 'VMsToRescan' }
 
 function ConvertTo-HVPropertyName {
     param([string] $Name)
