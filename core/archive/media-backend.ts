@@ -99,6 +99,11 @@ export class MediaBackend implements Backend {
     return err instanceof HvError && err.code !== 'ERR_IO';
   }
 
+  /** Media take no writes at all. */
+  isReadOnly(): boolean {
+    return true;
+  }
+
   async close(): Promise<void> {}
 }
 

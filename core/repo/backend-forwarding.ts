@@ -43,6 +43,10 @@ export class ForwardingBackend implements Backend {
     return this.inner.isPermanent(err);
   }
 
+  isReadOnly(err: unknown): boolean {
+    return this.inner.isReadOnly(err);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

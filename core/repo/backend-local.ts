@@ -245,6 +245,14 @@ export class LocalBackend implements Backend {
     return (err instanceof HvError && err.code === 'ERR_NOT_FOUND') || (err as NodeJS.ErrnoException)?.code === 'ENOENT';
   }
 
+  /** EROFS from the file system, as thrown or beneath the errors that name the object. */
+  isReadOnly(err: unknown): boolean {
+    for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+      if (e.code === 'EROFS') return true;
+    }
+    return false;
+  }
+
   isPermanent(err: unknown): boolean {
     if (err instanceof HvError) return err.code !== 'ERR_IO';
     const code = (err as NodeJS.ErrnoException)?.code;

@@ -62,6 +62,10 @@ export class MemoryBackend implements Backend {
     return err instanceof HvError && err.code !== 'ERR_IO';
   }
 
+  isReadOnly(): boolean {
+    return false;
+  }
+
   async close(): Promise<void> {}
 }
 

@@ -98,6 +98,10 @@ export class RetryBackend implements Backend {
     return this.#inner.isPermanent(err);
   }
 
+  isReadOnly(err: unknown): boolean {
+    return this.#inner.isReadOnly(err);
+  }
+
   close(): Promise<void> {
     return this.#inner.close();
   }

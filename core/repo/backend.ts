@@ -89,6 +89,11 @@ export interface Backend {
   isNotFound(err: unknown): boolean;
   /** True when retrying cannot help (permission denied, invalid name, ...). */
   isPermanent(err: unknown): boolean;
+  /**
+   * True when a write failed because the store itself takes no writes through this connection
+   * (a read-only mount), not because of this object: readers may then go on without a lock file.
+   */
+  isReadOnly(err: unknown): boolean;
 
   close(): Promise<void>;
 }

@@ -85,7 +85,7 @@ export async function acquireLock(backend: Backend, opts: { exclusive: boolean; 
   } catch (err) {
     // A store mounted read-only (a snapshot, WORM media, an offsite copy) takes no lock file;
     // nothing can delete from it through this mount either, so a reader may go on unlocked.
-    if (opts.exclusive || !opts.onReadOnly || errnoOf(err) !== 'EROFS') throw err;
+    if (opts.exclusive || !opts.onReadOnly || !backend.isReadOnly(err)) throw err;
     opts.onReadOnly(`repository ${backend.location} is on a read-only file system: ${opts.operation} goes on without a lock`);
     return { name: '', info, check: () => {}, release: async () => {} };
   }
@@ -154,10 +154,3 @@ export async function breakLocks(backend: Backend, opts: { force?: boolean; sign
   return removed;
 }
 
-/** The errno code (EROFS, …) at the bottom of an error and its causes. */
-function errnoOf(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 8; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string' && e.code.startsWith('E') && !e.code.startsWith('ERR_')) return e.code;
-  }
-  return undefined;
-}

@@ -124,6 +124,7 @@ export function backendSuite(name: string, make: () => Promise<BackendFixture>):
       const h: Handle = { type: 'manifests', name: hexName() };
       const err = await rejectsWith(b.load(undefined, h), (e) => b.isNotFound(e), 'load missing');
       assert.ok(b.isPermanent(err));
+      assert.equal(b.isReadOnly(err), false, 'a missing object says nothing of the store');
       await rejectsWith(b.stat(undefined, h), (e) => b.isNotFound(e), 'stat missing');
       await b.remove(undefined, h);
       await b.save(undefined, h, Buffer.from('x'));
