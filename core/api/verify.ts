@@ -133,7 +133,7 @@ function checkSubset(v: unknown): { part: number; of: number } | undefined {
 }
 
 /** Whether chunk `id` is in part `part` of `of` (its first 32 bits, modulo `of`). */
-export function inSubset(id: string, s: { part: number; of: number }): boolean {
+function inSubset(id: string, s: { part: number; of: number }): boolean {
   return parseInt(id.slice(0, 8), 16) % s.of === s.part - 1;
 }
 
@@ -144,7 +144,8 @@ export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository
   const lock = await repo.lock({ exclusive: repair, operation: repair ? 'repair' : 'verify', signal: ctx.signal, reader: !repair });
   try {
     const indexRepair = repair ? await repairIndexObjects(ctx, repo) : undefined;
-    const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId, quick, readSubset);
+    // Repair's first step read the index afresh (and a prune, if it ran, left it fresh): not twice.
+    const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId, quick, readSubset, repair);
     if (!repair) return report;
     if (unreadable.length > 0) {
       throw new HvError('ERR_IO', `repair stopped, no chunk taken out of the index: ${unreadable.length} chunk(s) could not be read, which says nothing about their bytes (first: ${unreadable[0]}); run it again once they read`, { target: repo.location });
@@ -161,14 +162,14 @@ interface Damaged {
   points: string[];
 }
 
-async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined, quick: boolean, subset?: { part: number; of: number }): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[] }> {
+async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined, quick: boolean, subset: { part: number; of: number } | undefined, indexFresh: boolean): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[] }> {
   const problems: VerifyProblem[] = [];
   const damaged: Damaged[] = [];
   const unreadable: string[] = [];
   const points = await loadPoints(repo, pointId, problems, ctx.signal);
   // A damaged index object hides where its pack's chunks are: say so by name, besides the
   // chunks that then show up as missing below.
-  const index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
+  const index = await repo.chunkIndex({ reread: !indexFresh, signal: ctx.signal });
   for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
   const { users, segmentsChecked, failedSegments } = await chunkUsers(repo, points, problems, ctx.signal);
   // In pack order, so readChunks reads each pack's chunks in a few large ranged reads

@@ -237,14 +237,14 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
   const direct = aligned.length === 2 && aligned.every((b) => b !== undefined);
   const batches = direct ? aligned as Buffer[] : [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
   const damaged = opts.damaged;
-  const hurt = (offset: number, length: number, what: { chunk?: string; segment?: number }, err: HvError) => {
+  const zeroed = (offset: number, length: number, what: { chunk?: string; segment?: number }, err: HvError) => {
     const last = damaged!.at(-1);
     if (last && last.chunk === what.chunk && last.segment === what.segment && last.offset + last.length === offset) last.length += length;
     else damaged!.push({ disk: d.key, offset, length, ...what, problem: err.message });
   };
   const windowFailed = damaged && ((w: SliceWindow, err: HvError) => {
     const offset = w.first * d.chunkSize;
-    hurt(offset, Math.min(w.refs.length * d.chunkSize, d.virtualSize - offset), { segment: w.k }, err);
+    zeroed(offset, Math.min(w.refs.length * d.chunkSize, d.virtualSize - offset), { segment: w.k }, err);
   });
   const windows = diskWindows(repo, opts.pointId ?? '(unnamed)', d, opts.signal, windowFailed);
   // Ask for the first window's chunks before creating the file, so that starting the
@@ -324,7 +324,7 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
           const { data, error } = await nextChunk(i);
           if (!data) {
             batch.fill(0, batchLen, batchLen + expected);
-            hurt(offset, expected, { chunk: ref }, error);
+            zeroed(offset, expected, { chunk: ref }, error);
           } else {
             if (data.length !== expected) throw wrapError(new Error(`chunk ${ref} has ${data.length} bytes, slice ${i} needs ${expected}`), `restore ${d.fileName}`, ref);
             data.copy(batch, batchLen);
@@ -335,7 +335,7 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
           let k = 0;
           // A chunk that did not load gives zeros to every piece that takes bytes from it.
           const zeroPieces = (id: string, err: HvError) => {
-            ref.pieces.forEach((p, q) => { if (p?.id === id) hurt(offset + q * PIECE_SIZE, Math.min(PIECE_SIZE, expected - q * PIECE_SIZE), { chunk: id }, err); });
+            ref.pieces.forEach((p, q) => { if (p?.id === id) zeroed(offset + q * PIECE_SIZE, Math.min(PIECE_SIZE, expected - q * PIECE_SIZE), { chunk: id }, err); });
             return (zeros ??= Buffer.alloc(d.chunkSize));
           };
           const take = async () => {

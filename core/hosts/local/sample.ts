@@ -43,7 +43,7 @@ export async function createSampleVm(ctx: OperationContext, opts: SampleVmOption
   const name = opts.name ?? basename(dir);
   const existing = await readdir(dir).catch(() => [] as string[]);
   if (existing.length > 0) throw new HvError('ERR_ALREADY_EXISTS', `${dir} is not empty; a sample VM needs a new or empty folder`, { target: dir });
-  const created = existing.length === 0 && !(await stat(dir).then(() => true, () => false));
+  const created = !(await stat(dir).then(() => true, () => false));
   try {
     for (const sub of [VM_CONFIG_DIR, VM_DISK_DIR, VM_SNAPSHOT_DIR]) await mkdir(join(dir, sub), { recursive: true });
     const diskRel = `${VM_DISK_DIR}/${name}.vhdx`;
