@@ -27,5 +27,10 @@ $result = Invoke-Pester -Configuration $config
 
 # A block or file that fails before its tests run counts as failed, never as nothing.
 $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
-$summary = [ordered]@{ passed = $result.PassedCount; failed = $failed; skipped = $result.SkippedCount }
+$failures = @(
+    foreach ($t in $result.Failed) { "$($t.ExpandedPath)`n    $(($t.ErrorRecord | Select-Object -First 1 | ForEach-Object { $_.ToString() }) -replace "`n", "`n    ")" }
+    foreach ($b in $result.FailedBlocks) { "$($b.ExpandedPath) (block)`n    $(($b.ErrorRecord | Select-Object -First 1 | ForEach-Object { $_.ToString() }))" }
+    foreach ($c in $result.FailedContainers) { "$($c.Item) (file)`n    $(($c.ErrorRecord | Select-Object -First 1 | ForEach-Object { $_.ToString() }))" }
+)
+$summary = [ordered]@{ passed = $result.PassedCount; failed = $failed; skipped = $result.SkippedCount; failures = $failures }
 $summary | ConvertTo-Json -Compress | Set-Content -LiteralPath $ResultFile -Encoding ascii
