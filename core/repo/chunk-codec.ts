@@ -6,15 +6,20 @@ import { HvError } from '../errors.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { decodeObject, encodeObject, encodeParts } from './object-format.ts';
 import { SEAL_OVERHEAD } from './crypto/index.ts';
+import { zstdBound } from './zstd-session.ts';
 
 /** Seal a chunk; the id is authenticated with it when encrypted, so a chunk renamed in the store fails to open. */
 export function sealChunk(codec: ObjectCodec, id: string, plain: Buffer, level?: number): Buffer {
   return codec.seal('chunks', encodeObject(plain, level), id);
 }
 
-/** The most bytes a sealed chunk of `plainLength` bytes takes. */
+/**
+ * The room to give a chunk of `plainLength` bytes to be sealed into: at least the most its
+ * stored bytes take, and room for zstd's worst case, so that it compresses in place in one
+ * pass (encodeCompressedInto) rather than through a scratch buffer and a copy.
+ */
 export function sealedBound(plainLength: number): number {
-  return 1 + plainLength + SEAL_OVERHEAD;
+  return 1 + Math.max(plainLength, zstdBound(plainLength)) + SEAL_OVERHEAD;
 }
 
 /**

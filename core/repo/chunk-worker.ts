@@ -157,7 +157,9 @@ function sealInto(codec: Awaited<typeof codecReady>, h: { ids: string[]; run: Bu
       n = encodeCompressedInto(plain, out, at, level);
       if (n === 0) {
         out[at] = FORMAT_RAW;
-        plain.copy(out, at + 1);
+        // fill() with a buffer of the range's length is one native memcpy; copy() into shared
+        // memory is V8's element-wise memmove, at half the speed (a quarter of the bench disk is raw).
+        if (plain.length > 0) out.fill(plain, at + 1, at + 1 + plain.length);
         n = 1 + plain.length;
       }
     }

@@ -74,11 +74,13 @@ export function encodeObject(plain: Buffer, level = ZSTD_LEVEL): Buffer {
  */
 export function encodeCompressedInto(plain: Buffer, out: Buffer, at: number, level = ZSTD_LEVEL): number {
   if (out.length - at < 1 + plain.length) throw new HvError('ERR_INTERNAL', `encodeCompressedInto: ${out.length - at} bytes of room for a ${plain.length}-byte object`);
-  const [format, body] = encodeParts(plain, level);
-  if (format === FORMAT_RAW) return 0;
-  out[at] = format;
-  body.copy(out, at + 1);
-  return 1 + body.length;
+  if (plain.length === 0 || looksIncompressible(plain)) return 0;
+  // Straight into `out`, with all its room (zstd's one-pass path wants its worst case), kept
+  // only when shorter than the plain bytes, as encodeParts decides.
+  const n = session(level).compressInto(plain, out, at + 1, plain.length);
+  if (n === 0) return 0;
+  out[at] = FORMAT_ZSTD;
+  return 1 + n;
 }
 
 /** This thread's reused decompression context (each worker has its own copy of this module). */

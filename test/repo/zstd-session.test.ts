@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { zstdDecompressSync } from 'node:zlib';
-import { decodeObject, encodeObject, FORMAT_RAW, FORMAT_ZSTD, looksIncompressible } from '../../core/repo/object-format.ts';
+import { decodeObject, encodeCompressedInto, encodeObject, FORMAT_RAW, FORMAT_ZSTD, looksIncompressible } from '../../core/repo/object-format.ts';
+import { sharedAlignedBuffer } from '../../core/disk/file-io.ts';
 import { ZstdDecompressSession, ZstdSession, zstdBound, zstdContentSize } from '../../core/repo/zstd-session.ts';
 
 const text = (n: number, seed: number) => Buffer.from(Array.from({ length: Math.ceil(n / 20) + 1 }, (_, i) => `${seed} INFO GET /api/v1/items/${(i * 7919 + seed) % 1000} 200\n`).join('')).subarray(0, n);
@@ -34,6 +35,49 @@ describe('ZstdSession (one reused zstd context)', () => {
       assert.ok(cli.stdout.equals(inputs[3]!));
     });
   }
+
+  for (const reuse of [true, false]) {
+    it(`compressInto writes the frame where it is asked, only when shorter than the limit, and a frame cut short spoils nothing after it (${reuse ? 'reused context' : 'fallback'})`, () => {
+      const s = new ZstdSession(1, { reuse });
+      const t = text(256 * 1024, 4);
+      const expected = Buffer.from(new ZstdSession(1).compress(t));
+      // Into shared memory (a pack being filled), at an offset, the bytes before it untouched.
+      const out = sharedAlignedBuffer(1024 * 1024) ?? Buffer.alloc(1024 * 1024);
+      out.fill(0xaa);
+      const n = s.compressInto(t, out, 1000, t.length);
+      assert.ok(n > 0 && n < t.length, `frame of ${n} bytes`);
+      assert.ok(zstdDecompressSync(out.subarray(1000, 1000 + n)).equals(t));
+      assert.ok(out.subarray(1000, 1000 + n).equals(expected), 'the same frame compress() gives');
+      assert.equal(out[999], 0xaa, 'nothing written before the frame');
+      // Not shorter than the limit: 0, whatever it wrote.
+      assert.equal(s.compressInto(t, out, 0, n), 0);
+      assert.equal(s.compressInto(randomBytes(64 * 1024), out, 0, 64 * 1024), 0, 'random data does not shrink');
+      // Less room than zstd's worst case: through the scratch buffer, the same frame when it
+      // fits with room to spare, else 0; the context stays as it was (same frame after).
+      const snug = Buffer.alloc(n + 1);
+      assert.equal(s.compressInto(t, snug, 0, t.length), n);
+      assert.ok(snug.subarray(0, n).equals(expected));
+      assert.equal(s.compressInto(t, Buffer.alloc(n - 1), 0, t.length), 0);
+      assert.equal(s.compressInto(t, Buffer.alloc(n), 0, t.length), 0, 'a frame filling the room exactly counts as not fitting');
+      const again = Buffer.alloc(zstdBound(t.length));
+      const m = s.compressInto(t, again, 0, t.length);
+      assert.ok(again.subarray(0, m).equals(expected), 'the same frame again');
+      assert.equal(s.reusing, reuse);
+    });
+  }
+
+  it('encodeCompressedInto: zstd in place for text, 0 (store raw) for random data, empty or what does not shrink', () => {
+    const t = text(256 * 1024, 11);
+    const out = sharedAlignedBuffer(600 * 1024) ?? Buffer.alloc(600 * 1024);
+    const n = encodeCompressedInto(t, out, 7, 1);
+    assert.equal(out[7], FORMAT_ZSTD);
+    assert.ok(decodeObject(out.subarray(7, 7 + n), '<test>').equals(t));
+    assert.ok(out.subarray(7, 7 + n).equals(encodeObject(t, 1)), 'the same stored bytes encodeObject makes');
+    assert.equal(encodeCompressedInto(randomBytes(256 * 1024), out, 0), 0);
+    assert.equal(encodeCompressedInto(Buffer.alloc(0), out, 0), 0);
+    assert.equal(encodeCompressedInto(Buffer.from('abc'), out, 0), 0, 'a frame is longer than 3 bytes');
+    assert.throws(() => encodeCompressedInto(t, out, out.length - t.length), /room/);
+  });
 
   it('encodeObject returns buffers of their own, raw for random data, zstd for text', () => {
     const t = text(256 * 1024, 9);
