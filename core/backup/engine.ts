@@ -213,10 +213,12 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
       }
     }
     // One flush of each writer, side by side: the data chunks of every disk, and the config
-    // files and the last segments (write order: every chunk and segment durable before the
-    // manifest; a segment only names chunks, so it need not wait for theirs).
+    // files and the last segments; then one index object listing both writers' packs (write
+    // order: every chunk and segment durable and listed before the manifest; a segment only
+    // names chunks, so it need not wait for theirs).
     const loads = await submitConfig();
-    await Promise.all([writer.flush(), metaWriter.flush()]);
+    await Promise.all([writer.flush({ index: false }), metaWriter.flush({ index: false })]);
+    await opts.repo.saveIndex(ctx.signal);
     for (const d of disks) await d.durable;
     const configFiles = await Promise.all(loads);
     let references = cp.references;

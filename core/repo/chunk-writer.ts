@@ -45,8 +45,12 @@ export interface ChunkWriter {
   submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult>[]; known: Promise<PutResult>[] }>;
   /** submit(), flush() and wait: simple and durable, but stores a pack per call. */
   put(plain: Buffer): Promise<PutResult>;
-  /** Store what is pending and wait until every submitted chunk is durable; rejects with the first failure. */
-  flush(): Promise<void>;
+  /**
+   * Store what is pending and wait until every submitted chunk is durable; rejects with the
+   * first failure. With `index: false` the packs are durable but not yet listed by an index
+   * object: the caller stores one (Repository.saveIndex) before anything names their chunks.
+   */
+  flush(opts?: { index?: boolean }): Promise<void>;
   readonly stats: ChunkWriterStats;
 }
 
@@ -234,12 +238,12 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
     return { done: done[0]! };
   }
 
-  async function flush(): Promise<void> {
+  async function flush(flushOpts: { index?: boolean } = {}): Promise<void> {
     // Let every chunk reach its pack, then store the packs, then see every chunk settle.
     while (activeRuns > 0) await new Promise<void>((r) => waiters.push(r));
     if (packsPromise) {
       const pw = await packsPromise;
-      await pw.flush().catch((err: unknown) => { firstError ??= err; });
+      await pw.flush(flushOpts).catch((err: unknown) => { firstError ??= err; });
     }
     await Promise.allSettled([...outstanding]);
     if (firstError) throw firstError;

@@ -142,11 +142,16 @@ export class PackWriter {
    * Store the partly filled pack, wait for every pack in flight, then store the index object
    * of every pack of the process still without one; rejects with the first failure.
    */
-  async flush(): Promise<void> {
+  /**
+   * Store the open packs and wait for every pack being stored; then an index object listing
+   * them, unless `index` is false: the caller then stores one itself (saveIndexObject) before
+   * anything names their chunks, e.g. one for two writers flushed side by side.
+   */
+  async flush(opts: { index?: boolean } = {}): Promise<void> {
     await this.#cutPlacing();
     while (this.#saving.size > 0) await Promise.allSettled([...this.#saving]);
     if (this.#failure) throw this.#failure;
-    if (!this.#perPack) await saveIndexObject(this.#backend, this.#codec, this.#index, this.#signal);
+    if (!this.#perPack && opts.index !== false) await saveIndexObject(this.#backend, this.#codec, this.#index, this.#signal);
   }
 
   /**

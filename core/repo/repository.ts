@@ -16,6 +16,7 @@ import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MULTI_INDEX
 import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
 import { ManifestStore } from './manifest-store.ts';
+import { saveIndexObject } from './pack-writer.ts';
 import type { RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
 import { decodeRepairRecord, encodeRepairRecord, type RepairRecord, type RescanSet } from './repair-records.ts';
 
@@ -236,6 +237,17 @@ export class Repository {
   chunkWriter(opts: ChunkWriterOptions = {}): ChunkWriter {
     this.#refuseWrites('store chunks');
     return createChunkWriter(this.#store, opts);
+  }
+
+  /**
+   * One index object listing every pack this process stored that none lists yet: after
+   * writers flushed with `index: false` (a backup's data and metadata writers, side by side:
+   * one object and one durable save per backup instead of one per writer).
+   */
+  async saveIndex(signal?: AbortSignal): Promise<void> {
+    this.#refuseWrites('store chunks');
+    if (this.#config.version < MULTI_INDEX_VERSION) return;
+    await saveIndexObject(this.#store.backend, this.#store.codec, await this.chunkIndex(), signal);
   }
 
   /** Format 1 repositories (loose chunks, before packs) are read-only: restore and verify, nothing written. */
