@@ -161,7 +161,8 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
   const t0 = Date.now();
   const cp = await opts.host.createBackupCheckpoint(vm, { consistency: opts.consistency ?? 'auto', signal: ctx.signal });
   log(ctx, 'verbose', `VM ${vm.name}: checkpoint ${cp.id} (${cp.consistency}${cp.consistencyNote ? `: ${cp.consistencyNote}` : ''})`, vm.name);
-  let removed = false;
+  /** The checkpoint's removal once started (as soon as every disk is read). */
+  let removal: Promise<DiskReference[]> | undefined;
   try {
     const previous = await previousLoad;
     const full = opts.full === true || !previous;
@@ -212,20 +213,22 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
         await disk.close();
       }
     }
+    const loads = await submitConfig();
+    // Every disk is read and the config files too: the VM leaves its checkpoint now, while the
+    // chunks are flushed and the manifest is written, not after (a VM runs slower on a
+    // checkpoint, and Hyper-V's reference points come from the removal anyway).
+    removal = opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
+    removal.catch(() => undefined); // awaited below, or in the catch
     // One flush of each writer, side by side: the data chunks of every disk, and the config
     // files and the last segments; then one index object listing both writers' packs (write
     // order: every chunk and segment durable and listed before the manifest; a segment only
     // names chunks, so it need not wait for theirs).
-    const loads = await submitConfig();
     await Promise.all([writer.flush({ index: false }), metaWriter.flush({ index: false })]);
     await opts.repo.saveIndex(ctx.signal);
     for (const d of disks) await d.durable;
     const configFiles = await Promise.all(loads);
-    let references = cp.references;
-    if (!references) {
-      references = await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
-      removed = true;
-    }
+    const removedRefs = await removal;
+    const references = cp.references ?? removedRefs;
     const { method, reason } = combineMethods(full, disks);
     const manifest = buildManifest(vm, cp, previous, disks, configFiles, references, { method, reason: full && !opts.full ? 'no previous restore point of this VM' : reason }, [writer, metaWriter], t0);
     throwIfAborted(ctx.signal);
@@ -234,10 +237,6 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
     lock?.check();
     const pointId = await opts.repo.saveManifest(manifest, ctx.signal);
     log(ctx, 'info', `VM ${vm.name}: restore point ${pointId} (${method})`, vm.name);
-    if (!removed) {
-      removed = true;
-      await opts.host.removeBackupCheckpoint(cp, { keepReference: true, signal: ctx.signal });
-    }
     progress(ctx, { activity: 'backup', target: vm.name, status: 'done', done: track.done, total: track.planned, completed: true });
     return {
       vmName: vm.name, vmId: vm.id, source, status: 'success', pointId, method, methodReason: manifest.methodReason,
@@ -246,7 +245,11 @@ async function backupVm(ctx: OperationContext, opts: BackupJobOptions, vm: VmDes
     };
   } catch (err) {
     // Never leave the VM on a checkpoint, whatever happened above; report the first failure.
-    if (!removed) {
+    if (removal) {
+      await removal.catch((mergeErr: unknown) => {
+        log(ctx, 'warning', `VM ${vm.name}: removing checkpoint ${cp.id} failed: ${(mergeErr as Error).message}; run "hvbackup vm repair"`, vm.name);
+      });
+    } else {
       await opts.host.removeBackupCheckpoint(cp, { keepReference: false }).catch((mergeErr: unknown) => {
         log(ctx, 'warning', `VM ${vm.name}: removing checkpoint ${cp.id} after a failed backup also failed: ${(mergeErr as Error).message}; run "hvbackup vm repair"`, vm.name);
       });

@@ -10,6 +10,8 @@ import { planSlices, planWindow, RangeSet, readRuns } from '../../core/backup/pl
 import { guestWrite, randomGuestWrites } from '../../core/hosts/local/guest.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
 import type { ProgressEvent } from '../../core/progress.ts';
+import { Repository } from '../../core/repo/repository.ts';
+import sinon from 'sinon';
 import { MiB, newRepo, qemuImg, scratch, Shadow, splitSlices } from './testing.ts';
 import type { Scratch } from './testing.ts';
 
@@ -187,6 +189,43 @@ describe('backup and restore, end to end (local host)', function () {
     const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
     assert.equal(next!.method, 'changed-blocks', next!.methodReason);
     const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-cancel') });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+  });
+
+  it('the VM leaves its checkpoint once its disks are read, before the manifest is written; a manifest that fails leaves it merged too', async () => {
+    const saves: { merged: boolean; avhdx: string[] }[] = [];
+    let fail = false;
+    const real = Repository.prototype.saveManifest;
+    const stub = sinon.stub(Repository.prototype, 'saveManifest').callsFake(async function (this: Repository, ...args: Parameters<Repository['saveManifest']>) {
+      saves.push({
+        merged: (await loadVm(vmDir)).config.backupCheckpoint === undefined,
+        avhdx: readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')),
+      });
+      if (fail) throw new Error('disk full (test)');
+      return real.apply(this, args);
+    });
+    try {
+      await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 45 });
+      const [ok] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+      assert.equal(ok!.status, 'success', JSON.stringify(ok!.error));
+      assert.deepEqual(saves, [{ merged: true, avhdx: [] }], 'merged before the manifest');
+      fail = true;
+      const before = (await listRestorePoints(ctx, { repository: repo })).length;
+      const [bad] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+      assert.equal(bad!.status, 'failed');
+      assert.match(bad!.error!.message, /disk full \(test\)/);
+      assert.equal(saves.length, 2);
+      assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
+      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
+      assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before);
+    } finally {
+      stub.restore();
+    }
+    // The failed backup's reference is unknown to the repository; the next one is still tracked, and correct.
+    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 46 });
+    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
+    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-failed-manifest') });
     assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
   });
 
