@@ -26,26 +26,33 @@ function hasCheckpoint(vmDir: string): boolean {
 /**
  * Run the CLI backup in a child process and SIGKILL it `ms` after it starts or, with
  * afterCheckpoint, `ms` after its checkpoint appears in the VM config (so the kill lands
- * while the VM runs on the checkpoint: reading, writing the manifest, or merging).
+ * while the VM runs on the checkpoint: reading, writing the manifest, or merging); never with
+ * ms Infinity. Also says how long it ran and how long the VM was seen on its checkpoint.
  */
-function backupKilledAfter(vmDir: string, repo: string, ms: number, afterCheckpoint: boolean): Promise<{ killed: boolean; stderr: string; code: number | null; sawCheckpoint: boolean }> {
+function backupKilledAfter(vmDir: string, repo: string, ms: number, afterCheckpoint: boolean): Promise<{ killed: boolean; stderr: string; code: number | null; sawCheckpoint: boolean; runMs: number; onCheckpointMs: number }> {
   return new Promise((resolve) => {
+    const t0 = performance.now();
     const child = spawn(process.execPath, [join(root, 'core', 'cli', 'main.ts'), 'backup', vmDir, '--repo', repo], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let killed = false;
-    let sawCheckpoint = false;
+    let seenAt: number | undefined;
+    let goneAt: number | undefined;
     let timer: NodeJS.Timeout | undefined;
+    const kill = () => { if (ms !== Infinity) timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, ms); };
     const poll = setInterval(() => {
-      if (!hasCheckpoint(vmDir) || sawCheckpoint) return;
-      sawCheckpoint = true;
-      if (afterCheckpoint) timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, ms);
+      const on = hasCheckpoint(vmDir);
+      if (on && seenAt === undefined) {
+        seenAt = performance.now();
+        if (afterCheckpoint) kill();
+      } else if (!on && seenAt !== undefined && goneAt === undefined) goneAt = performance.now();
     }, 2);
-    if (!afterCheckpoint) timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, ms);
+    if (!afterCheckpoint) kill();
     child.on('exit', (code) => {
+      const end = performance.now();
       clearTimeout(timer);
       clearInterval(poll);
-      resolve({ killed, stderr, code, sawCheckpoint });
+      resolve({ killed, stderr, code, sawCheckpoint: seenAt !== undefined, runMs: end - t0, onCheckpointMs: seenAt === undefined ? 0 : (goneAt ?? end) - seenAt });
     });
   });
 }
@@ -57,6 +64,8 @@ describe('kill -9 of a backup at random moments', function () {
   let vmDir: string;
   let disk: string;
   let shadow: Shadow;
+  /** How long a backup with the guest writing takes on this machine, and how long its VM is on the checkpoint. */
+  let timing: { runMs: number; onCheckpointMs: number };
   const ctx = {};
 
   before(async () => {
@@ -67,6 +76,15 @@ describe('kill -9 of a backup at random moments', function () {
     shadow = new Shadow(disk, s.dir);
     const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
     assert.equal(r!.status, 'success');
+    // Kill moments scale with this machine's speed: fixed delays missed the run on a fast one
+    // (a backup over before the kill, a checkpoint merged before it), and a run without a kill
+    // tests nothing. One unkilled run, as the killed ones run, measures the windows.
+    const guest = await startGuestWriter(ctx, { dir: vmDir, seed: 7, size: 8192, pauseMs: 3 });
+    const calm = await backupKilledAfter(vmDir, repo, Infinity, false);
+    await shadow.apply((await guest.stop()).map((w) => w.write));
+    assert.equal(calm.code, 0, calm.stderr);
+    assert.ok(calm.sawCheckpoint, 'the calibration run was seen on its checkpoint');
+    timing = { runMs: calm.runMs, onCheckpointMs: calm.onCheckpointMs };
   });
   after(() => s.cleanup());
 
@@ -78,7 +96,8 @@ describe('kill -9 of a backup at random moments', function () {
       await guestWrite(vmDir, pre);
       await shadow.apply(pre);
       const r = prng(seed * 7919)();
-      const delay = afterCheckpoint ? Math.floor(r * 250) : 150 + Math.floor(r * 1800);
+      // From the start: anywhere in the run, start-up included; after the checkpoint: while the VM is on it.
+      const delay = Math.floor(r * (afterCheckpoint ? 0.9 * timing.onCheckpointMs : timing.runMs));
       const guest = await startGuestWriter(ctx, { dir: vmDir, seed: seed * 101, size: 8192, pauseMs: 3 });
       const run = await backupKilledAfter(vmDir, repo, delay, afterCheckpoint);
       const during = await guest.stop();
@@ -89,14 +108,14 @@ describe('kill -9 of a backup at random moments', function () {
       const cfg = (await loadVm(vmDir)).config;
       assert.equal(cfg.backupCheckpoint, undefined, 'no checkpoint after repair');
       assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), [], 'no orphaned .avhdx');
-      assert.equal(await compareDisks(disk, shadow.path), -1, `every guest write kept (killed after ${delay} ms)`);
+      assert.equal(await compareDisks(disk, shadow.path), -1, `every guest write kept (killed after ${delay} ms; ${JSON.stringify(timing)})`);
       const rep = await verifyRepository(ctx, { repository: repo });
       assert.ok(rep.ok, JSON.stringify(rep.problems));
     });
   }
 
   it('at least two kills left a checkpoint behind for repair to merge', () => {
-    assert.ok(leftovers.filter(Boolean).length >= 2, `leftover checkpoints: ${JSON.stringify(leftovers)}`);
+    assert.ok(leftovers.filter(Boolean).length >= 2, `leftover checkpoints: ${JSON.stringify(leftovers)}; ${JSON.stringify(timing)}`);
   });
 
   it('the next backup after the kills succeeds and restores identical to the disk', async () => {
