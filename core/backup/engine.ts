@@ -1,7 +1,7 @@
 // The backup engine: per VM, merge leftover checkpoints, take a backup checkpoint, store
-// each frozen disk and the config files as chunks, write the manifest LAST, then merge
-// the checkpoint (always, also when the backup failed). Several VMs per job with bounded
-// parallelism; one VM failing does not stop the others.
+// each frozen disk and the config files as chunks, merge the checkpoint once they are read
+// (always, also when the backup failed), write the manifest LAST. Several VMs per job with
+// bounded parallelism; one VM failing does not stop the others.
 
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
