@@ -139,13 +139,10 @@ export class PackWriter {
   }
 
   /**
-   * Store the partly filled pack, wait for every pack in flight, then store the index object
-   * of every pack of the process still without one; rejects with the first failure.
-   */
-  /**
-   * Store the open packs and wait for every pack being stored; then an index object listing
-   * them, unless `index` is false: the caller then stores one itself (saveIndexObject) before
-   * anything names their chunks, e.g. one for two writers flushed side by side.
+   * Store the partly filled packs and wait for every pack in flight; then the index object of
+   * every pack of the process still without one, unless `index` is false: the caller then
+   * stores one itself (saveIndexObject) before anything names their chunks, e.g. one for two
+   * writers flushed side by side. Rejects with the first failure.
    */
   async flush(opts: { index?: boolean } = {}): Promise<void> {
     await this.#cutPlacing();
