@@ -11,6 +11,8 @@ import { guestWrite, randomGuestWrites } from '../../core/hosts/local/guest.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
 import type { ProgressEvent } from '../../core/progress.ts';
 import { Repository } from '../../core/repo/repository.ts';
+import { LocalHost } from '../../core/hosts/local/host.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
 import sinon from 'sinon';
 import { MiB, newRepo, qemuImg, scratch, Shadow, splitSlices } from './testing.ts';
 import type { Scratch } from './testing.ts';
@@ -226,6 +228,37 @@ describe('backup and restore, end to end (local host)', function () {
     const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
     assert.equal(next!.method, 'changed-blocks', next!.methodReason);
     const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-failed-manifest') });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+  });
+
+  it('cancelled while the checkpoint merges and the packs flush: the merge finishes, no point, the lock released, and the next backup is tracked', async () => {
+    const abort = new AbortController();
+    const real = LocalHost.prototype.removeBackupCheckpoint;
+    let merges = 0;
+    const stub = sinon.stub(LocalHost.prototype, 'removeBackupCheckpoint').callsFake(async function (this: LocalHost, ...args: Parameters<LocalHost['removeBackupCheckpoint']>) {
+      merges++;
+      abort.abort(); // Ctrl+C, just as the disks are read
+      return real.apply(this, args);
+    });
+    try {
+      await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 47 });
+      const before = (await listRestorePoints(ctx, { repository: repo })).length;
+      const [r] = await backupVMs({ signal: abort.signal }, { repository: repo, sources: [vmDir] });
+      assert.equal(r!.status, 'failed');
+      assert.equal(r!.error!.code, 'ERR_CANCELLED');
+      assert.equal(merges, 1, 'merged once, not again after the cancel');
+      assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
+      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
+      assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before);
+      assert.deepEqual(readdirSync(join(repo, 'locks')), [], 'the lock was released');
+    } finally {
+      stub.restore();
+    }
+    assert.ok((await verifyRepository(ctx, { repository: repo })).ok);
+    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 48 });
+    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
+    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-cancelled-merge') });
     assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
   });
 
