@@ -103,6 +103,22 @@ describe('backup and restore, end to end (local host)', function () {
   });
   after(() => s.cleanup());
 
+  /** After a backup that failed: the VM is on its own disks again (no record, no .avhdx) and no point was added. */
+  async function assertMergedNoPoint(pointsBefore: number): Promise<void> {
+    assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined, 'checkpoint merged after the failure');
+    assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
+    assert.equal((await listRestorePoints(ctx, { repository: repo })).length, pointsBefore, 'no restore point from a failed backup');
+  }
+
+  /** The failed backup's reference is unknown to the repository: the next backup is still tracked, and restores identical. */
+  async function assertNextTracked(seed: number, to: string): Promise<void> {
+    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed });
+    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
+    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path(to) });
+    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+  }
+
   it('full + 3 incrementals with a guest writing during each: every point restores identical to its checkpoint', async () => {
     const shadow = new Shadow(disk, s.dir);
     const points: { id: string; expected: string }[] = [];
@@ -183,15 +199,8 @@ describe('backup and restore, end to end (local host)', function () {
     assert.equal(r!.status, 'failed');
     assert.equal(r!.error!.code, 'ERR_CANCELLED');
     assert.ok(Number.isInteger(r!.durationMs) && r!.durationMs! >= 0, `a failed VM reports its duration too (${r!.durationMs})`);
-    assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined, 'checkpoint merged after the failure');
-    assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
-    assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before, 'no restore point from a failed backup');
-    // The reference the failed backup started is unknown to the repository; the one before it was kept.
-    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 44 });
-    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
-    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
-    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-cancel') });
-    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+    await assertMergedNoPoint(before);
+    await assertNextTracked(44, 'restore-after-cancel');
   });
 
   it('the VM leaves its checkpoint once its disks are read, before the manifest is written; a manifest that fails leaves it merged too', async () => {
@@ -217,18 +226,11 @@ describe('backup and restore, end to end (local host)', function () {
       assert.equal(bad!.status, 'failed');
       assert.match(bad!.error!.message, /disk full \(test\)/);
       assert.equal(saves.length, 2);
-      assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
-      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
-      assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before);
+      await assertMergedNoPoint(before);
     } finally {
       stub.restore();
     }
-    // The failed backup's reference is unknown to the repository; the next one is still tracked, and correct.
-    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 46 });
-    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
-    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
-    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-failed-manifest') });
-    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+    await assertNextTracked(46, 'restore-after-failed-manifest');
   });
 
   it('cancelled while the checkpoint merges and the packs flush: the merge finishes, no point, the lock released, and the next backup is tracked', async () => {
@@ -247,19 +249,13 @@ describe('backup and restore, end to end (local host)', function () {
       assert.equal(r!.status, 'failed');
       assert.equal(r!.error!.code, 'ERR_CANCELLED');
       assert.equal(merges, 1, 'merged once, not again after the cancel');
-      assert.equal((await loadVm(vmDir)).config.backupCheckpoint, undefined);
-      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), []);
-      assert.equal((await listRestorePoints(ctx, { repository: repo })).length, before);
+      await assertMergedNoPoint(before);
       assert.deepEqual(readdirSync(join(repo, 'locks')), [], 'the lock was released');
     } finally {
       stub.restore();
     }
     assert.ok((await verifyRepository(ctx, { repository: repo })).ok);
-    await guestWriteVM(ctx, { dir: vmDir, count: 2, seed: 48 });
-    const [next] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
-    assert.equal(next!.method, 'changed-blocks', next!.methodReason);
-    const res = await restoreVM(ctx, { repository: repo, point: next!.pointId!, to: s.path('restore-after-cancelled-merge') });
-    assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
+    await assertNextTracked(48, 'restore-after-cancelled-merge');
   });
 
   it('two backups of one VM at once: the second is refused, the running one is not disturbed', async () => {
