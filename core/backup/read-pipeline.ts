@@ -10,7 +10,7 @@
 // the data and the segments become durable at the writers' flush before the manifest.
 
 import type { Disk } from '../disk/disk.ts';
-import { HvError, throwIfAborted, wrapError } from '../errors.ts';
+import { HvError, throwIfAborted } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import type { ChunkRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
@@ -193,9 +193,8 @@ export class SegmentedStore {
     const p = Promise.all(batch.runs.map((run) => {
       const at = pos;
       pos += run.length;
-      return this.#disk.read(buf.subarray(at, at + run.length), run.offset).catch((err: unknown) => {
-        throw wrapError(err, `read ${run.length} bytes at ${run.offset} of ${this.#disk.path}`, this.#disk.path);
-      });
+      // Disk.read's errors name the disk, the offset and the length already.
+      return this.#disk.read(buf.subarray(at, at + run.length), run.offset);
     })).then(() => buf, (err: unknown) => {
       this.#free.push(buf);
       throw err;

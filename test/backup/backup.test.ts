@@ -14,6 +14,7 @@ import { Repository } from '../../core/repo/repository.ts';
 import { LocalHost } from '../../core/hosts/local/host.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import sinon from 'sinon';
+import { open } from 'node:fs/promises';
 import { MiB, newRepo, qemuImg, scratch, Shadow, splitSlices } from './testing.ts';
 import type { Scratch } from './testing.ts';
 
@@ -256,6 +257,44 @@ describe('backup and restore, end to end (local host)', function () {
     }
     assert.ok((await verifyRepository(ctx, { repository: repo })).ok);
     await assertNextTracked(48, 'restore-after-cancelled-merge');
+  });
+
+  it('a disk that fails to read (EIO) fails the VM with an error naming the disk file and what was read, and the VM is merged', async () => {
+    const probe = await open(disk, 'r');
+    const proto = Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const real = proto.read;
+    /** Reads of at least `min` bytes fail as on a failing drive; smaller ones go through. */
+    const failReads = (min: number) => sinon.stub(proto, 'read').callsFake(function (this: unknown, ...args: unknown[]) {
+      if (typeof args[2] === 'number' && args[2] >= min) return Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+      return real.apply(this, args);
+    });
+    const before = (await listRestorePoints(ctx, { repository: repo })).length;
+    // Payload reads (a full backup reads MiBs at a time); the metadata reads of the open succeed.
+    let stub = failReads(1 << 20);
+    try {
+      const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir], full: true });
+      stub.restore();
+      assert.equal(r!.status, 'failed');
+      assert.equal(r!.error!.code, 'ERR_IO', r!.error!.message);
+      assert.match(r!.error!.message, /^read \d+ bytes at \d+ of .*web01\.vhdx: EIO/);
+      assert.equal(r!.error!.message.match(/bytes at/g)!.length, 1, `named once: ${r!.error!.message}`);
+      await assertMergedNoPoint(before);
+    } finally {
+      stub.restore();
+    }
+    // The VHDX's own structures (its region table is 64 KiB): the open names the file.
+    stub = failReads(64 * 1024);
+    try {
+      const [r] = await backupVMs(ctx, { repository: repo, sources: [vmDir] });
+      stub.restore();
+      assert.equal(r!.status, 'failed');
+      assert.equal(r!.error!.code, 'ERR_IO', r!.error!.message);
+      assert.match(r!.error!.message, /open .*web01\.vhdx: EIO/);
+      await assertMergedNoPoint(before);
+    } finally {
+      stub.restore();
+    }
   });
 
   it('two backups of one VM at once: the second is refused, the running one is not disturbed', async () => {

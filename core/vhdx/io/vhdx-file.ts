@@ -1,7 +1,7 @@
 // One open VHDX file: headers, region table, metadata and the in-memory BAT, with
 // crash-safe metadata updates through the log. Payload I/O lives in vhdx-disk.ts.
 import type { FileHandle } from 'node:fs/promises';
-import { HvError } from '../../errors.ts';
+import { HvError, wrapError } from '../../errors.ts';
 import { batGeometry, type BatGeometry } from '../format/bat.ts';
 import { batProblems } from './bat-check.ts';
 import {
@@ -85,7 +85,9 @@ export class VhdxFile {
       return f;
     } catch (err) {
       await fh.close().catch(() => {});
-      throw err;
+      // The format's own errors name the file; a failing read (EIO on a dying disk or a
+      // dropped share) must too, not surface as a bare errno.
+      throw err instanceof HvError ? err : wrapError(err, `open ${path}`, path);
     }
   }
 
