@@ -7,6 +7,7 @@ import { HvError, isHvError } from '../errors.ts';
 import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
+import type { ChunkIndex } from '../repo/chunk-index.ts';
 import { namedChunks } from '../repo/index.ts';
 import { loadWindow } from '../repo/manifest-chunks.ts';
 import { sliceChunkIds } from '../repo/manifest-segments.ts';
@@ -179,7 +180,7 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
     return { id, pack: loc?.pack ?? '\uffff', offset: loc?.offset ?? 0 };
   }).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset)).map((c) => c.id);
   if (quick) {
-    for (const d of await locateAll(repo, ids, ctx.signal)) {
+    for (const d of await locateAll(repo, index, ids, ctx.signal)) {
       problems.push({ chunk: d.id, problem: d.problem, points: users.get(d.id)!() });
       damaged.push({ chunk: d.id, points: users.get(d.id)!() });
     }
@@ -214,8 +215,7 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
  * in a pack (loose object) that is gone or too short to hold them. One listing of packs/ and of
  * chunks/ (a size each), no data read.
  */
-async function locateAll(repo: Repository, ids: readonly string[], signal?: AbortSignal): Promise<{ id: string; problem: string }[]> {
-  const index = await repo.chunkIndex({ signal });
+async function locateAll(repo: Repository, index: ChunkIndex, ids: readonly string[], signal?: AbortSignal): Promise<{ id: string; problem: string }[]> {
   const sizes = { packs: new Map<string, number>(), chunks: new Map<string, number>() };
   for (const type of ['packs', 'chunks'] as const) for await (const o of repo.backend.list(signal, type)) sizes[type].set(o.name, o.size);
   const out: { id: string; problem: string }[] = [];

@@ -153,4 +153,3 @@ export async function breakLocks(backend: Backend, opts: { force?: boolean; sign
   }
   return removed;
 }
-
