@@ -164,6 +164,14 @@ export class ChunkPool {
     this.#spawnCap = this.threads;
   }
 
+  /**
+   * This process keeps idle pools (keepIdlePools: a long-lived bridge), so a worker started
+   * now serves every later job too: its start-up is paid once, not per job.
+   */
+  get keptWarm(): boolean {
+    return keepIdle > 0 && this.threads > 0;
+  }
+
   /** Workers started (and not failed). */
   get workers(): number {
     return this.#slots.length;
@@ -380,7 +388,10 @@ export class ChunkPool {
    */
   static acquire(codec: ObjectCodec, opts: { threads?: number; level?: number } = {}): ChunkPool {
     const key = poolKey(codec, opts.threads ?? availableParallelism());
-    const pool = idlePools.get(key)?.pop();
+    const list = idlePools.get(key);
+    let pool = list?.pop();
+    // One closed while idle (by its owner, or a test) is no pool to hand out.
+    while (pool && pool.#closed) pool = list!.pop();
     if (pool) {
       pool.level = opts.level;
       pool.#spawnCap = pool.threads;

@@ -119,7 +119,12 @@ describe('ChunkPool reuse in a long-lived process (acquire / retire / keepIdlePo
     keepIdlePools(1);
     const kept = ChunkPool.acquire(plain, { threads: 1 });
     assert.equal(kept, c);
+    // An idle pool closed by its holder is not handed out again.
+    await kept.retire();
     await kept.close();
+    const fresh = ChunkPool.acquire(plain, { threads: 1 });
+    assert.notEqual(fresh, kept, 'a closed idle pool is skipped');
+    await fresh.close();
   });
 });
 
