@@ -99,12 +99,12 @@ Describe 'Starting the engine' -Tag Unit {
         $caught = $null
         try { Get-HVRepository -Path (Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'repo') } catch { $caught = $_ }
         $caught.FullyQualifiedErrorId | Should -Be 'HVBackup.ERR_NOT_FOUND,Get-HVRepository'
-        $caught.Exception.Message | Should -BeLike '*no-engine*server.ts does not exist*HVBACKUP_ENGINE_ROOT*'
+        $caught.Exception.Message | Should -BeLike '*no-engine*server.mjs does not exist*HVBACKUP_ENGINE_ROOT*'
     }
     It 'refuses an engine that speaks another protocol version' {
         $fake = Join-Path (Resolve-Path 'TestDrive:\').ProviderPath 'fake-engine'
         New-Item -ItemType Directory -Path (Join-Path $fake 'bridge') -Force | Out-Null
-        Set-Content -LiteralPath (Join-Path $fake 'bridge/server.ts') -Value 'process.stdout.write(JSON.stringify({ type: "hello", protocol: 99, engine: "9.9.9", node: process.version, pid: process.pid, methods: [] }) + "\n"); process.stdin.resume(); process.stdin.on("end", () => process.exit(0));'
+        Set-Content -LiteralPath (Join-Path $fake 'bridge/server.mjs') -Value 'process.stdout.write(JSON.stringify({ type: "hello", protocol: 99, engine: "9.9.9", node: process.version, pid: process.pid, methods: [] }) + "\n"); process.stdin.resume(); process.stdin.on("end", () => process.exit(0));'
         $env:HVBACKUP_ENGINE_ROOT = $fake
         $env:HVBACKUP_NODE = Join-Path $RepoRoot 'node_modules/node/bin/node'
         if ($env:OS -eq 'Windows_NT') { $env:HVBACKUP_NODE = Join-Path $RepoRoot 'node_modules/node/bin/node.exe' }

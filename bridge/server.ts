@@ -197,9 +197,12 @@ async function serve(argv: string[]): Promise<void> {
   for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.once(sig, () => closeAndExit(1));
 }
 
-if (import.meta.main) {
-  serve(process.argv.slice(2)).catch((err: unknown) => {
+/** Run the engine process: the entry point, bridge/server.mjs, calls this (as does `node bridge/server.ts`). */
+export function startServer(argv: string[]): void {
+  serve(argv).catch((err: unknown) => {
     process.stderr.write(`hvbackup bridge: cannot start: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exit(1);
   });
 }
+
+if (import.meta.main) startServer(process.argv.slice(2));

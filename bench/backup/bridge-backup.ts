@@ -1,5 +1,5 @@
 // bench helper: tracked incrementals through the PowerShell module's engine process — one
-// long-lived bridge (bridge/server.ts, JSON lines over stdio), as an admin's Backup-HVVM runs
+// long-lived bridge (bridge/server.mjs, JSON lines over stdio), as an admin's Backup-HVVM runs
 // them: no Node start-up per call. Before each call a 1 % change is made through the engine
 // (engine-mutate.ts, a separate process, as the running guest); the time is the bridge's
 // request → result, measured here on the client side of the pipe.
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const [vmDir, repo, ...seeds] = process.argv.slice(2);
 if (!vmDir || !repo || seeds.length === 0) throw new Error('usage: bridge-backup.ts <vmDir> <repo> <seed>...');
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const bridge = spawn(process.execPath, [`${root}bridge/server.ts`], { stdio: ['pipe', 'pipe', 'inherit'] });
+const bridge = spawn(process.execPath, [`${root}bridge/server.mjs`], { stdio: ['pipe', 'pipe', 'inherit'] });
 const lines = createInterface({ input: bridge.stdout! });
 const waiting = new Map<string, (msg: Record<string, unknown>) => void>();
 let hello!: () => void;

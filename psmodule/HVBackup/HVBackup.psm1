@@ -1,6 +1,7 @@
 # HVBackup PowerShell module: cmdlets over the HVBackup engine, which runs as a long-lived
-# Node process (bridge/server.ts) started on first use. One public function per file in
-# public/, helpers in private/. Keep every file parseable by Windows PowerShell 5.1.
+# Node process (bridge/server.mjs, which runs bridge/server.ts) started on first use. One
+# public function per file in public/, helpers in private/. Keep every file parseable by
+# Windows PowerShell 5.1.
 Set-StrictMode -Version 3.0
 
 $script:ModuleRoot = $PSScriptRoot

@@ -1,4 +1,4 @@
-// A small test client for bridge/server.ts: spawns it and collects its JSON-line messages.
+// A small test client for the bridge: spawns its entry (bridge/server.mjs, as the module does) and collects its JSON-line messages.
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
@@ -16,8 +16,9 @@ export class BridgeClient {
   private buffer = '';
   private waiters: Array<() => void> = [];
 
-  constructor(extraArgs: string[] = ['--test-methods', fixtureMethods]) {
-    this.proc = spawn(process.execPath, [join(root, 'bridge', 'server.ts'), ...extraArgs], { stdio: 'pipe' });
+  /** `env`: the engine's environment (default: this process's). */
+  constructor(extraArgs: string[] = ['--test-methods', fixtureMethods], env?: NodeJS.ProcessEnv) {
+    this.proc = spawn(process.execPath, [join(root, 'bridge', 'server.mjs'), ...extraArgs], { stdio: 'pipe', env });
     this.proc.stdout.setEncoding('utf8');
     this.proc.stdout.on('data', (chunk: string) => {
       this.buffer += chunk;

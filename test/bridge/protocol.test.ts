@@ -41,6 +41,21 @@ describe('bridge server process', function () {
     assert.ok((hello.methods as string[]).includes('test.echo'));
   });
 
+  it('runs with Node\'s compile cache on, so a session does not strip the engine\'s TypeScript again', async () => {
+    // bridge/server.mjs, the entry the module starts, turns it on before the first .ts module
+    // loads. An engine started as PowerShell starts it: without the test runner's NODE_COMPILE_CACHE.
+    const { NODE_COMPILE_CACHE: _, ...env } = process.env;
+    const plain = new BridgeClient(undefined, env);
+    try {
+      plain.send({ id: 'cc', method: 'test.compileCache', params: {} });
+      const res = await plain.final('cc');
+      assert.equal(res.type, 'result');
+      assert.equal(typeof (res.result as { dir: unknown }).dir, 'string', JSON.stringify(res));
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('answers a request with its result', async () => {
     client.send({ id: 'r1', method: 'test.echo', params: { a: 1, s: 'héllo' } });
     const res = await client.final('r1');

@@ -10,7 +10,7 @@ function Get-HVEngineStartInfo {
     param()
     $root = $env:HVBACKUP_ENGINE_ROOT
     if (-not $root) { $root = Split-Path -Parent (Split-Path -Parent $script:ModuleRoot) }
-    $server = Join-Path (Join-Path $root 'bridge') 'server.ts'
+    $server = Join-Path (Join-Path $root 'bridge') 'server.mjs'
     $node = $env:HVBACKUP_NODE
     if (-not $node) {
         $exe = 'node'
