@@ -9,6 +9,7 @@
 
 import { pathToFileURL } from 'node:url';
 import { HvError } from '../core/errors.ts';
+import { boundYoungGeneration } from '../core/heap.ts';
 import type { LogEvent, OperationContext, ProgressEvent } from '../core/progress.ts';
 import { apiMethodTable } from './methods.ts';
 import type { ApiFunction, MethodTable } from './methods.ts';
@@ -161,6 +162,8 @@ function reserveStdout(): (line: string) => void {
 
 async function serve(argv: string[]): Promise<void> {
   const write = reserveStdout();
+  // Many calls over hours: its heap must not grow with the data they handle (core/heap.ts).
+  boundYoungGeneration();
   const at = argv.indexOf('--test-methods');
   const methods: MethodTable = { ...apiMethodTable(), ...(at >= 0 ? await loadTestMethods(argv[at + 1] ?? '') : {}) };
   const server = new BridgeServer(methods, write);

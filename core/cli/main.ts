@@ -6,6 +6,7 @@
 import module from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isHvError } from '../errors.ts';
+import { boundYoungGeneration } from '../heap.ts';
 import { areasFor } from './commands/index.ts';
 
 /** The program with the commands `argv` needs (every command when argv is not given). */
@@ -44,6 +45,7 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** Exit codes: 0 ok, 1 operation failed / problems found, 2 usage error, 130 cancelled. */
 export async function main(argv: string[]): Promise<number> {
   keepGoingWithoutReader();
+  boundYoungGeneration();
   const program = await buildProgram(argv);
   const abort = new AbortController();
   // Ctrl+C, a service manager's stop (SIGTERM) or a closed terminal (SIGHUP) cancels: a backup
