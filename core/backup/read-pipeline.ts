@@ -259,6 +259,7 @@ export class SegmentedStore {
       this.#dataSlices += data;
       w.encoded = data === 0 ? null : encodeSegment(w.refs, this.#opts.chunkSize);
       w.refs = [];
+      w.pending = [];
     };
     if (w.pending.length === 0) {
       encode();
@@ -285,8 +286,12 @@ export class SegmentedStore {
       const id = this.#chunkId(w.encoded);
       const { done } = await (this.#opts.segmentWriter ?? this.#writer).submit(w.encoded);
       this.#segments[w.k] = id;
+      // Only the number: the segment stays in flight until its writer's pack is stored (often
+      // at the end of the backup), and the window must not (its bytes and its slices' promises
+      // were ~40 MiB of heap for the 64 windows of one metadata pack).
+      const k = w.k;
       const stored = done.then((r) => {
-        if (r.id !== id) throw new HvError('ERR_INTERNAL', `segment ${w.k} of ${this.#disk.path} was stored as chunk ${r.id}, not ${id} as hashed beforehand`, { target: this.#disk.path });
+        if (r.id !== id) throw new HvError('ERR_INTERNAL', `segment ${k} of ${this.#disk.path} was stored as chunk ${r.id}, not ${id} as hashed beforehand`, { target: this.#disk.path });
       });
       stored.catch(() => undefined); // awaited through finish()'s `durable`
       this.#stored.push(stored);
