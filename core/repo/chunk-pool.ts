@@ -164,14 +164,6 @@ export class ChunkPool {
     this.#spawnCap = this.threads;
   }
 
-  /**
-   * This process keeps idle pools (keepIdlePools: a long-lived bridge), so a worker started
-   * now serves every later job too: its start-up is paid once, not per job.
-   */
-  get keptWarm(): boolean {
-    return keepIdle > 0 && this.threads > 0;
-  }
-
   /** Workers started (and not failed). */
   get workers(): number {
     return this.#slots.length;

@@ -13,7 +13,6 @@ import { runBackupJob } from '../../core/backup/engine.ts';
 import { isHvError } from '../../core/errors.ts';
 import { LocalHost } from '../../core/hosts/index.ts';
 import { loadVm } from '../../core/hosts/local/vm-folder.ts';
-import { ChunkPool, keepIdlePools } from '../../core/repo/chunk-pool.ts';
 import { MemoryBackend, Repository } from '../../core/repo/index.ts';
 import { pointChunks } from '../../core/repo/manifest-chunks.ts';
 import { MiB, readAt, scratch } from './testing.ts';
@@ -150,25 +149,6 @@ describe('backup engine: overlapped set-up keeps its order where it matters', fu
       assert.equal(next.pool.workers, 1, 'a few KiB to read: one worker did it');
     } finally {
       await next.close();
-    }
-    // A long-lived process (the bridge) keeps its pools: it starts every worker once, for any backup.
-    keepIdlePools(1);
-    try {
-      await guestWrite(vmDir, randomGuestWrites(6, 2, 4096, 4 * MiB));
-      const kept = await Repository.open(backend, { threads: 2 });
-      let pool: ChunkPool | undefined;
-      try {
-        const [inc] = await runBackupJob({}, { repo: kept, host, sources: [vmDir] });
-        assert.equal(inc!.method, 'changed-blocks', inc!.methodReason);
-        pool = kept.pool;
-        assert.equal(pool.workers, 2, 'a pool kept between calls: both workers');
-      } finally {
-        await kept.close();
-        // close() kept the pool idle for this process: close it for good.
-        await pool?.close();
-      }
-    } finally {
-      keepIdlePools(0);
     }
   });
 });
