@@ -9,7 +9,7 @@
 
 import { pathToFileURL } from 'node:url';
 import { HvError } from '../core/errors.ts';
-import { boundYoungGeneration } from '../core/heap.ts';
+import { boundYoungGeneration, idleCollector } from '../core/heap.ts';
 import type { LogEvent, OperationContext, ProgressEvent } from '../core/progress.ts';
 import { apiMethodTable } from './methods.ts';
 import type { ApiFunction, MethodTable } from './methods.ts';
@@ -45,11 +45,14 @@ export class BridgeServer {
   private readonly write: (line: string) => void;
   private readonly running = new Map<string, AbortController>();
   private readonly idle: Array<() => void> = [];
+  private readonly onIdle: (() => void) | undefined;
   private buffer = '';
 
-  constructor(methods: MethodTable, write: (line: string) => void) {
+  /** `onIdle`: called once no request runs any more, after the last one's answer is written. */
+  constructor(methods: MethodTable, write: (line: string) => void, opts: { onIdle?: () => void } = {}) {
     this.methods = methods;
     this.write = write;
+    this.onIdle = opts.onIdle;
   }
 
   hello(): void {
@@ -134,7 +137,11 @@ export class BridgeServer {
       this.send({ id: req.id, type: 'error', error: ctl.signal.aborted ? { ...wire, code: 'ERR_CANCELLED' } : wire });
     } finally {
       this.running.delete(req.id);
-      if (this.running.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+      if (this.running.size === 0) {
+        for (const resolve of this.idle.splice(0)) resolve();
+        // Not in this turn: a request already read from stdin starts first, and then nobody is idle.
+        if (this.onIdle) setImmediate(() => { if (this.running.size === 0) this.onIdle!(); });
+      }
     }
   }
 }
@@ -166,7 +173,8 @@ async function serve(argv: string[]): Promise<void> {
   boundYoungGeneration();
   const at = argv.indexOf('--test-methods');
   const methods: MethodTable = { ...apiMethodTable(), ...(at >= 0 ? await loadTestMethods(argv[at + 1] ?? '') : {}) };
-  const server = new BridgeServer(methods, write);
+  // What one call leaves for the garbage collector is collected before the next call adds its own (core/heap.ts).
+  const server = new BridgeServer(methods, write, { onIdle: idleCollector() });
   server.hello();
   // This process serves many calls: keep chunk workers between them instead of starting two
   // per backup or restore (core/repo/chunk-pool.ts retire()), and each repository's chunk index,

@@ -56,6 +56,16 @@ describe('bridge server process', function () {
     }
   });
 
+  it("collects a call's garbage once idle, before the next call", async () => {
+    client.send({ id: 'g1', method: 'test.leaveGarbage', params: {} });
+    const left = (await client.final('g1')).result as { arrayBuffersMiB: number };
+    assert.ok(left.arrayBuffersMiB >= 40, `the call left ${left.arrayBuffersMiB} MiB`);
+    await new Promise((r) => setTimeout(r, 200));
+    client.send({ id: 'g2', method: 'test.memory', params: {} });
+    const now = (await client.final('g2')).result as { arrayBuffersMiB: number };
+    assert.ok(now.arrayBuffersMiB < 16, `idle, the engine still held ${now.arrayBuffersMiB} MiB of array buffers`);
+  });
+
   it('answers a request with its result', async () => {
     client.send({ id: 'r1', method: 'test.echo', params: { a: 1, s: 'héllo' } });
     const res = await client.final('r1');

@@ -1,6 +1,7 @@
 // core/heap.ts: the main thread's young generation stays at its start size once bounded (peak
-// RSS of a long backup must not grow with the data). Each case runs in its own Node process,
-// since V8 flags are process-wide.
+// RSS of a long backup must not grow with the data), and a serving process's idle collector
+// frees what a finished job left. Each case runs in its own Node process, since V8 flags are
+// process-wide.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -31,5 +32,40 @@ describe('boundYoungGeneration (core/heap.ts)', function () {
     // Measured: 128 MiB unbounded, 2 MiB bounded.
     assert.ok(free >= 16, `without the bound V8 grew new space to ${free} MiB (the load must make it grow for this test to mean anything)`);
     assert.ok(bounded <= 4, `bounded, new space grew to ${bounded} MiB`);
+  });
+});
+
+/**
+ * A job's leftovers as a backup leaves them (48 MiB of buffers it no longer references, in
+ * memory it touched: less than V8's ~64 MiB of new external memory that makes it collect on its
+ * own, so they stay, as between the bridge's calls), then the process goes idle: array-buffer MiB before and after, and what the
+ * collector did each time it was called.
+ */
+function leftoversAtIdle(collectAtIdle: boolean): { before: number; after: number; calls: boolean[] } {
+  const script = `
+    import { idleCollector } from ${JSON.stringify(heapModule)};
+    const atIdle = idleCollector();
+    let job = [];
+    for (let i = 0; i < 12; i++) job.push(Buffer.allocUnsafeSlow(4 << 20).fill(i + 1));
+    job = undefined;
+    const before = process.memoryUsage().arrayBuffers;
+    const calls = ${collectAtIdle} ? [atIdle(), atIdle()] : [];
+    await new Promise((r) => setTimeout(r, 50));
+    console.log(JSON.stringify({ before: before / 1048576, after: process.memoryUsage().arrayBuffers / 1048576, calls }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim()) as { before: number; after: number; calls: boolean[] };
+}
+
+describe('idleCollector (core/heap.ts)', function () {
+  this.timeout(60_000);
+  it("frees a finished job's buffers when called at idle, and only once memory has grown again", () => {
+    const left = leftoversAtIdle(false);
+    const collected = leftoversAtIdle(true);
+    assert.ok(left.after >= 40, `without a collection V8 kept only ${left.after} MiB of the 48 MiB left behind (the test needs it to keep them to mean anything)`);
+    assert.ok(collected.before >= 40, `the job's buffers were gone before the collector ran (${collected.before} MiB)`);
+    assert.ok(collected.after < 16, `collected at idle, ${collected.after} MiB of array buffers remain`);
+    // The second call finds nothing grown since the first: no second collection.
+    assert.deepEqual(collected.calls, [true, false]);
   });
 });
