@@ -21,7 +21,7 @@ let bounded = false;
 
 /** Stop this process's V8 young generations from growing (the CLI and the bridge call it at start). */
 export function boundYoungGeneration(): void {
-  if (bounded) return;
+  if (bounded || flagsFrozen()) return;
   bounded = true;
   setFlagsFromString('--semi-space-growth-factor=1');
 }
@@ -41,6 +41,8 @@ export function boundYoungGeneration(): void {
  */
 export function idleCollector(growthBytes = 8 * 1024 * 1024): () => boolean {
   const collect = exposeGc();
+  // Where gc cannot be had, the process runs as it would without this help.
+  if (!collect) return () => false;
   let base = process.memoryUsage.rss();
   return () => {
     if (process.memoryUsage.rss() - base <= growthBytes) return false;
@@ -50,13 +52,28 @@ export function idleCollector(growthBytes = 8 * 1024 * 1024): () => boolean {
   };
 }
 
-let gc: (() => void) | undefined;
-
-/** V8's full collection as a function. Only a start flag exposes it; set at run time, it appears in contexts made after. */
-function exposeGc(): () => void {
-  if (!gc) {
+/**
+ * V8's full collection as a function, or undefined where it cannot be had. Only a start flag
+ * (--expose-gc) exposes it; set at run time, it appears in contexts made after (as Jest gets it).
+ */
+function exposeGc(): (() => void) | undefined {
+  const started = (globalThis as { gc?: unknown }).gc;
+  if (typeof started === 'function') return started as () => void;
+  if (flagsFrozen()) return undefined;
+  try {
     setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as () => void;
+    const gc: unknown = runInNewContext('gc');
+    return typeof gc === 'function' ? (gc as () => void) : undefined;
+  } catch {
+    return undefined;
   }
-  return gc;
+}
+
+/**
+ * Node runs V8 with its flags open after start (so that v8.setFlagsFromString works); a process
+ * started with --freeze-flags-after-init would abort on the first flag set, not throw, so
+ * nothing is set there.
+ */
+function flagsFrozen(): boolean {
+  return process.execArgv.some((a) => a.replace(/_/g, '-') === '--freeze-flags-after-init');
 }

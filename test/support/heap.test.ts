@@ -69,3 +69,18 @@ describe('idleCollector (core/heap.ts)', function () {
     assert.deepEqual(collected.calls, [true, false]);
   });
 });
+
+describe('core/heap.ts in a process whose V8 flags are frozen', function () {
+  this.timeout(60_000);
+  it('sets no flag (setting one would abort the process) and collects nothing', () => {
+    const script = `
+      import { boundYoungGeneration, idleCollector } from ${JSON.stringify(heapModule)};
+      boundYoungGeneration();
+      const atIdle = idleCollector(0);
+      const grown = Buffer.alloc(32 << 20, 1);
+      console.log(JSON.stringify({ collected: atIdle(), held: grown.length }));`;
+    const r = spawnSync(process.execPath, ['--freeze-flags-after-init', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(0, 400)}`);
+    assert.deepEqual(JSON.parse(r.stdout.trim()), { collected: false, held: 32 << 20 });
+  });
+});
