@@ -3,9 +3,11 @@
 // stdin, runs them through the public API (core/api, via the method table) and writes
 // progress, log, result and error messages as JSON lines on stdout. stdout carries only
 // protocol: anything else the engine prints goes to stderr. Protocol: docs/bridge-protocol.md.
-//   node bridge/server.ts [--test-methods <module.ts>]
-// --test-methods adds the module's `testMethods` (names must start with "test.") for the
-// protocol tests; production methods come only from the API table.
+//   node bridge/server.mjs [--release-idle-after <seconds>] [--test-methods <module.ts>]
+// --release-idle-after: how long the engine keeps its chunk workers, pack buffers and chunk
+// indexes once no call runs (default 300). --test-methods adds the module's `testMethods`
+// (names must start with "test.") for the protocol tests; production methods come only from
+// the API table.
 
 import { pathToFileURL } from 'node:url';
 import { HvError } from '../core/errors.ts';
@@ -19,6 +21,12 @@ import type { RequestMessage, ServerMessage, WireError } from './protocol.ts';
 export const ENGINE_VERSION = '0.1.0';
 /** Progress messages of one request closer together than this are dropped (except the last of an activity). */
 const PROGRESS_INTERVAL_MS = 100;
+/**
+ * Idle this long (seconds), the engine lets go of what it keeps between calls. Commands typed
+ * a minute apart, or a script's calls, find it all warm; a console left open for the day does
+ * not hold ~100 MiB and an encrypted repository's keys in its workers all day.
+ */
+const RELEASE_IDLE_AFTER_S = 300;
 
 export function toWireError(err: unknown): WireError {
   if (err instanceof HvError) {
@@ -47,6 +55,11 @@ export class BridgeServer {
   private readonly idle: Array<() => void> = [];
   private readonly onIdle: (() => void) | undefined;
   private buffer = '';
+
+  /** True while a request runs. */
+  get busy(): boolean {
+    return this.running.size > 0;
+  }
 
   /** `onIdle`: called once no request runs any more, after the last one's answer is written. */
   constructor(methods: MethodTable, write: (line: string) => void, opts: { onIdle?: () => void } = {}) {
@@ -146,6 +159,15 @@ export class BridgeServer {
   }
 }
 
+function releaseIdleAfter(argv: string[]): number {
+  const at = argv.indexOf('--release-idle-after');
+  if (at < 0) return RELEASE_IDLE_AFTER_S;
+  const s = Number(argv[at + 1]);
+  // setTimeout's longest delay is ~24.8 days; longer means never.
+  if (!Number.isFinite(s) || s < 0) throw new Error(`--release-idle-after: seconds (0 or more) expected, got ${JSON.stringify(argv[at + 1] ?? null)}`);
+  return Math.min(s, 2_000_000);
+}
+
 async function loadTestMethods(file: string): Promise<MethodTable> {
   const mod = (await import(pathToFileURL(file).href)) as { testMethods?: Record<string, ApiFunction> };
   const table: MethodTable = {};
@@ -173,8 +195,26 @@ async function serve(argv: string[]): Promise<void> {
   boundYoungGeneration();
   const at = argv.indexOf('--test-methods');
   const methods: MethodTable = { ...apiMethodTable(), ...(at >= 0 ? await loadTestMethods(argv[at + 1] ?? '') : {}) };
-  // What one call leaves for the garbage collector is collected before the next call adds its own (core/heap.ts).
-  const server = new BridgeServer(methods, write, { onIdle: idleCollector() });
+  const releaseAfterMs = releaseIdleAfter(argv) * 1000;
+  // What one call leaves for the garbage collector is collected before the next call adds its
+  // own (core/heap.ts); what the engine keeps between calls goes once it has been idle a while.
+  const collect = idleCollector();
+  let releaseTimer: NodeJS.Timeout | undefined;
+  const release = async () => {
+    if (server.busy) return; // the next idle moment arms the timer again
+    const m = await import('../core/api/repository.ts');
+    await m.releaseKeptResources();
+    if (!server.busy) collect({ force: true });
+  };
+  const server = new BridgeServer(methods, write, {
+    onIdle: () => {
+      collect();
+      clearTimeout(releaseTimer);
+      releaseTimer = setTimeout(() => {
+        release().catch((err: unknown) => process.stderr.write(`hvbackup bridge: could not release idle resources: ${(err as Error)?.message ?? String(err)}\n`));
+      }, releaseAfterMs).unref();
+    },
+  });
   server.hello();
   // This process serves many calls: keep chunk workers between them instead of starting two
   // per backup or restore (core/repo/chunk-pool.ts retire()), and each repository's chunk index,

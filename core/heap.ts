@@ -39,13 +39,14 @@ export function boundYoungGeneration(): void {
  * calls (listing points) seldom grow memory enough to trigger one.
  * Returns the function to call whenever the process has nothing to do.
  */
-export function idleCollector(growthBytes = 8 * 1024 * 1024): () => boolean {
+export function idleCollector(growthBytes = 8 * 1024 * 1024): (opts?: { force?: boolean }) => boolean {
   const collect = exposeGc();
   // Where gc cannot be had, the process runs as it would without this help.
   if (!collect) return () => false;
   let base = process.memoryUsage.rss();
-  return () => {
-    if (process.memoryUsage.rss() - base <= growthBytes) return false;
+  // force: collect whatever the growth (the caller has just let go of what it kept).
+  return (opts = {}) => {
+    if (!opts.force && process.memoryUsage.rss() - base <= growthBytes) return false;
     collect();
     base = process.memoryUsage.rss();
     return true;

@@ -11,6 +11,9 @@ import { PIECE_SIZE } from '../repo/manifest-segments.ts';
 import { LocalBackend } from '../repo/backend-local.ts';
 import { FILE_TYPES } from '../repo/backend-util.ts';
 import { breakLocks, describeLock } from '../repo/lock.ts';
+import { closeIdlePools } from '../repo/chunk-pool.ts';
+import { dropSpareBuffers } from '../repo/pack-writer.ts';
+import { dropKeptChunkIndexes } from '../repo/repository.ts';
 import { getHost } from '../hosts/index.ts';
 import { removeRestorePointsReleasing } from '../retention/release.ts';
 import type { RemoveResult, RepositoryInfo, RepositoryStats } from './types.ts';
@@ -159,3 +162,16 @@ export async function unlockRepository(ctx: OperationContext, params: { path: st
  */
 export { keepIdlePools as keepIdleWorkerPools } from '../repo/chunk-pool.ts';
 export { keepChunkIndexes } from '../repo/repository.ts';
+
+/**
+ * For that process once it has been idle a while: stop the kept chunk workers (their memory
+ * and, for an encrypted repository, the keys they hold) and let go of the kept pack buffers
+ * and chunk indexes. The next call starts workers and reads its index again, as a first one
+ * does; what to keep (keepIdleWorkerPools, keepChunkIndexes) stays as set.
+ */
+export async function releaseKeptResources(): Promise<{ workers: number; packBufferBytes: number; indexes: number }> {
+  const indexes = dropKeptChunkIndexes();
+  const packBufferBytes = dropSpareBuffers();
+  const workers = await closeIdlePools();
+  return { workers, packBufferBytes, indexes };
+}

@@ -497,6 +497,20 @@ export function keepIdlePools(n: number): void {
   keepIdle = n;
 }
 
+/**
+ * Close every pool kept idle (and every warm worker no pool has adopted): their workers' memory
+ * and, for an encrypted repository, its keys. The next acquire() starts workers again.
+ * Returns how many workers were stopped.
+ */
+export async function closeIdlePools(): Promise<number> {
+  const pools = [...idlePools.values()].flat();
+  idlePools.clear();
+  const warm = warmWorkers.splice(0);
+  const stopped = pools.reduce((a, p) => a + p.workers, 0) + warm.length;
+  await Promise.all([...pools.map((p) => p.close()), ...warm.map((w) => w.terminate())]);
+  return stopped;
+}
+
 /** The key of a pool's codec: a hash, so no key material is kept as a map key. */
 function poolKey(codec: ObjectCodec, threads: number): string {
   return `${threads}:${createHash('sha256').update(JSON.stringify(codec.toTransferable())).digest('hex')}`;

@@ -77,6 +77,11 @@ function giveBuffer(b: Buffer): void {
   if (spare.length < SPARE_MAX) spare.push(b);
 }
 
+/** Let go of the pack buffers kept for reuse (a long-lived process gone idle); returns their bytes. */
+export function dropSpareBuffers(): number {
+  return spare.splice(0).reduce((a, b) => a + b.length, 0);
+}
+
 interface OpenPack {
   buf: Buffer | undefined;
   entries: PackEntry[];

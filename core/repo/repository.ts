@@ -661,6 +661,13 @@ export function keepChunkIndexes(n: number): void {
   while (keptIndexes.size > n) keptIndexes.delete(keptIndexes.keys().next().value!);
 }
 
+/** Forget every kept chunk index (a long-lived process gone idle); returns how many. The setting stays. */
+export function dropKeptChunkIndexes(): number {
+  const n = keptIndexes.size;
+  keptIndexes.clear();
+  return n;
+}
+
 function takeKeptIndex(key: string): ChunkIndex | undefined {
   const index = keptIndexes.get(key);
   keptIndexes.delete(key);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ChunkPool, keepIdlePools, type SealedBlob } from '../../core/repo/chunk-pool.ts';
+import { ChunkPool, closeIdlePools, keepIdlePools, type SealedBlob } from '../../core/repo/chunk-pool.ts';
 import { plainCodec } from '../../core/repo/crypto/index.ts';
 import { sealChunk } from '../../core/repo/chunk-codec.ts';
 
@@ -125,6 +125,31 @@ describe('ChunkPool reuse in a long-lived process (acquire / retire / keepIdlePo
     const fresh = ChunkPool.acquire(plain, { threads: 1 });
     assert.notEqual(fresh, kept, 'a closed idle pool is skipped');
     await fresh.close();
+  });
+
+  it('closeIdlePools stops every kept pool and warm worker; the next acquire starts afresh', async () => {
+    const plain = plainCodec();
+    keepIdlePools(2);
+    const text = Buffer.from('INFO released\n'.repeat(MiB / 14)).subarray(0, MiB);
+    const a = ChunkPool.acquire(plain, { threads: 2 });
+    a.prestart();
+    (await a.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }])).drop();
+    await new Promise((r) => setTimeout(r, 20));
+    await a.retire();
+    ChunkPool.warmUp(1);
+    assert.equal(await closeIdlePools(), 3, 'two kept workers and one warm one');
+    assert.equal(ChunkPool.warmCount, 0);
+    await assert.rejects(a.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]), /closed/);
+    const b = ChunkPool.acquire(plain, { threads: 2 });
+    try {
+      assert.notEqual(b, a, 'nothing kept to hand out');
+      const h = await b.hashRun(Buffer.from(new Uint8Array(text).buffer), [{ offset: 0, length: MiB }]);
+      assert.equal(h.ids[0], plain.chunkId(text));
+      h.drop();
+      assert.equal(await closeIdlePools(), 0, 'a pool in use is not idle');
+    } finally {
+      await b.close();
+    }
   });
 });
 

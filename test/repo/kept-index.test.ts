@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import sinon from 'sinon';
 import { backupVMs } from '../../core/api/backup.ts';
-import { keepChunkIndexes } from '../../core/api/repository.ts';
+import { keepChunkIndexes, keepIdleWorkerPools, releaseKeptResources } from '../../core/api/repository.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
@@ -112,5 +112,29 @@ describe('chunk indexes kept between handles in a long-lived process (keepChunkI
     const r2 = await openRepository(repo, { threads: 0 });
     assert.equal((await r2.hasChunks([stored.id])).size, 0, 'GC deleted the unindexed pack: the next handle does not list its chunks');
     await r2.close();
+  });
+
+  it('releaseKeptResources lets go of the kept workers, pack buffers and index; the next backup reads its index again and is still tracked', async () => {
+    keepIdleWorkerPools(2);
+    try {
+      await releaseKeptResources(); // what earlier tests kept
+      const repo = await newRepo(s.path('repo-release'));
+      const vm = s.path('vm-release');
+      await createSampleVM({}, { dir: vm, sizeBytes: 32 * MiB, seed: 9 });
+      const first = (await backupVMs({}, { repository: repo, sources: [vm] }))[0]!;
+      assert.equal(first.status, 'success', first.error?.message);
+      const released = await releaseKeptResources();
+      assert.ok(released.workers >= 1, JSON.stringify(released));
+      assert.ok(released.packBufferBytes >= 8 * MiB, JSON.stringify(released));
+      assert.equal(released.indexes, 1);
+      assert.deepEqual(await releaseKeptResources(), { workers: 0, packBufferBytes: 0, indexes: 0 }, 'nothing left to release');
+      let next!: Awaited<ReturnType<typeof backupVMs>>;
+      assert.ok(await indexReads(async () => { next = await backupVMs({}, { repository: repo, sources: [vm] }); }) >= 1, 'the index is read again');
+      assert.equal(next[0]!.status, 'success', next[0]!.error?.message);
+      assert.equal(next[0]!.method, 'changed-blocks');
+    } finally {
+      keepIdleWorkerPools(0);
+      await releaseKeptResources();
+    }
   });
 });
