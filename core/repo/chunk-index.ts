@@ -15,7 +15,7 @@ import { HvError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
-import { decodeIndexObject, type PackEntry } from './pack-format.ts';
+import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
 
 export interface ChunkLocation {
   /** Pack name, or undefined for a loose chunks/<id> object. */
@@ -114,6 +114,8 @@ export class ChunkIndex {
 
   async #loadObjects(backend: Backend, codec: ObjectCodec, objects: { name: string; size: number }[], signal?: AbortSignal): Promise<void> {
     objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // About one entry per 44 stored bytes (ids do not compress): the table grows once, not ~log2(n) times.
+    this.#recs.reserve(this.#recs.inTable + objects.reduce((a, o) => a + o.size, 0) / PACK_ENTRY_SIZE);
     const reading = new Set<Promise<void>>();
     let bytes = 0;
     for (const o of objects) {
@@ -135,8 +137,8 @@ export class ChunkIndex {
       const obj = decodeIndexObject(codec.open('index', name, sealed), name, `<index/${name}>`);
       packs = new Array(obj.packs);
       let i = 0;
-      for (const p of obj.each()) {
-        this.addPack(p.name, p.entries);
+      for (const p of obj.views()) {
+        this.addPackIndex(p.name, p.index);
         packs[i++] = p.name;
       }
     } catch (err) {
@@ -226,8 +228,7 @@ export class ChunkIndex {
    */
   addPack(name: string, entries: readonly PackEntry[]): void {
     if (this.#packByName.has(name)) return;
-    const pack = this.#packNames.length;
-    if (pack >= LOOSE) throw new HvError('ERR_INTERNAL', `chunk index: more than ${LOOSE - 1} packs`);
+    const pack = this.#nextPack();
     const start = this.#records;
     // Every record first, the table after: an entry that does not fit leaves the index as it was.
     for (let i = 0; i < entries.length; i++) {
@@ -243,10 +244,42 @@ export class ChunkIndex {
       w[o + W_LENGTH] = e.length;
       w[o + W_PLAIN] = e.plainLength;
     }
-    this.#records = start + entries.length;
+    this.#listPack(name, start, entries.length);
+  }
+
+  /** addPack from a pack index as stored (checked already): its raw ids copied, never made hex. */
+  addPackIndex(name: string, v: PackIndexView): void {
+    if (this.#packByName.has(name)) return;
+    const pack = this.#nextPack();
+    const start = this.#records;
+    const { buf, count } = v;
+    for (let i = 0, p = PACK_INDEX_HEADER; i < count; i++, p += PACK_ENTRY_SIZE) {
+      const r = start + i;
+      const w = this.#recs.ensure(r);
+      const o = this.#recs.at(r);
+      const bytes = this.#recs.bytes(r);
+      for (let k = 0, at = o * 4; k < 32; k++) bytes[at + k] = buf[p + k]!;
+      w[o + W_PACK] = pack;
+      w[o + W_OFFSET] = buf.readUInt32LE(p + 32);
+      w[o + W_LENGTH] = buf.readUInt32LE(p + 36);
+      w[o + W_PLAIN] = buf.readUInt32LE(p + 40);
+    }
+    this.#listPack(name, start, count);
+  }
+
+  #nextPack(): number {
+    const pack = this.#packNames.length;
+    if (pack >= LOOSE) throw new HvError('ERR_INTERNAL', `chunk index: more than ${LOOSE - 1} packs`);
+    return pack;
+  }
+
+  /** The pack's records [start, start + count) are written: list the pack and find its chunks. */
+  #listPack(name: string, start: number, count: number): void {
+    const pack = this.#packNames.length;
+    this.#records = start + count;
     this.#packNames.push(name);
     this.#packStart.push(start);
-    this.#packCount.push(entries.length);
+    this.#packCount.push(count);
     this.#packByName.set(name, pack);
     for (let r = start; r < this.#records; r++) {
       this.#recs.keyOf(r);

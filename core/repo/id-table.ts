@@ -150,9 +150,20 @@ export class IdTable {
     table[hole] = 0;
   }
 
+  /** Room in the table for `records` in all, made at once instead of by doubling as they come. */
+  reserve(records: number): void {
+    let slots = this.#table.length;
+    while (records * 4 > slots * 3) slots *= 2;
+    if (slots > this.#table.length) this.#rehash(slots);
+  }
+
   #grow(): void {
+    this.#rehash(this.#table.length * 2);
+  }
+
+  #rehash(slots: number): void {
     const old = this.#table;
-    const table = new Uint32Array(old.length * 2);
+    const table = new Uint32Array(slots);
     const mask = table.length - 1;
     for (let i = 0; i < old.length; i++) {
       const v = old[i]!;

@@ -55,26 +55,53 @@ export function encodePackIndex(entries: readonly PackEntry[]): Buffer {
 }
 
 /**
- * Inverse of encodePackIndex. `packSize` (when known) bounds every blob: an index that points
- * outside its pack is corrupt, not a read error later. `what` names the object in errors.
+ * A pack index checked whole and read where it is: entry i's raw 32-byte id is at
+ * `buf[PACK_INDEX_HEADER + i * PACK_ENTRY_SIZE]`, its offset, stored and plain lengths the
+ * u32le words after it. The chunk index copies ids from here into its records instead of
+ * decoding them to hex strings and parsing those back (loading a 64,696-chunk index from 181
+ * objects: 90–111 CPU-ms before, 77–94 after; 71–78 with its table sized up front).
  */
-export function decodePackIndex(buf: Buffer, what: string, packSize?: number): PackEntry[] {
+export interface PackIndexView {
+  buf: Buffer;
+  count: number;
+}
+export const PACK_INDEX_HEADER = HEADER_SIZE;
+export const PACK_ENTRY_SIZE = ENTRY_SIZE;
+
+/**
+ * The checks of decodePackIndex, without decoding. `packSize` (when known) bounds every blob:
+ * an index that points outside its pack is corrupt, not a read error later. `what` names the
+ * object in errors.
+ */
+export function checkPackIndex(buf: Buffer, what: string, packSize?: number): PackIndexView {
   const bad = (why: string) => new HvError('ERR_CORRUPT', `${what}: pack index ${why}`, { target: what });
   if (buf.length < HEADER_SIZE || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) throw bad('does not start with HVBPIDX1');
   const count = buf.readUInt32LE(INDEX_MAGIC.length);
   const body = HEADER_SIZE + count * ENTRY_SIZE;
   if (buf.length !== body + HASH_SIZE) throw bad(`is ${buf.length} bytes, ${count} entries need ${body + HASH_SIZE}`);
   if (!createHash('sha256').update(buf.subarray(0, body)).digest().equals(buf.subarray(body))) throw bad('does not match its SHA-256 (damaged)');
+  for (let i = 0, p = HEADER_SIZE; i < count; i++, p += ENTRY_SIZE) {
+    const offset = buf.readUInt32LE(p + 32);
+    const length = buf.readUInt32LE(p + 36);
+    if (length === 0) throw bad(`entry ${i} (${buf.toString('hex', p, p + 32)}) has length 0`);
+    if (packSize !== undefined && offset + length > packSize) throw bad(`entry ${i} (${buf.toString('hex', p, p + 32)}) ends at ${offset + length}, beyond the pack's ${packSize} bytes`);
+  }
+  return { buf, count };
+}
+
+/** The entries of a checked pack index, as objects. */
+export function packIndexEntries(v: PackIndexView): PackEntry[] {
+  const { buf, count } = v;
   const entries: PackEntry[] = new Array(count);
-  let p = HEADER_SIZE;
-  for (let i = 0; i < count; i++) {
-    const e: PackEntry = { id: buf.toString('hex', p, p + 32), offset: buf.readUInt32LE(p + 32), length: buf.readUInt32LE(p + 36), plainLength: buf.readUInt32LE(p + 40) };
-    if (e.length === 0) throw bad(`entry ${i} (${e.id}) has length 0`);
-    if (packSize !== undefined && e.offset + e.length > packSize) throw bad(`entry ${i} (${e.id}) ends at ${e.offset + e.length}, beyond the pack's ${packSize} bytes`);
-    entries[i] = e;
-    p += ENTRY_SIZE;
+  for (let i = 0, p = HEADER_SIZE; i < count; i++, p += ENTRY_SIZE) {
+    entries[i] = { id: buf.toString('hex', p, p + 32), offset: buf.readUInt32LE(p + 32), length: buf.readUInt32LE(p + 36), plainLength: buf.readUInt32LE(p + 40) };
   }
   return entries;
+}
+
+/** Inverse of encodePackIndex, with checkPackIndex's checks. */
+export function decodePackIndex(buf: Buffer, what: string, packSize?: number): PackEntry[] {
+  return packIndexEntries(checkPackIndex(buf, what, packSize));
 }
 
 /** The last bytes of a pack: the sealed index's length and the magic. */
@@ -112,6 +139,12 @@ export interface IndexedPack {
   entries: PackEntry[];
 }
 
+export interface IndexedPackView {
+  /** Pack name, 64 lowercase hex. */
+  name: string;
+  index: PackIndexView;
+}
+
 export function encodeIndexObject(packs: readonly { name: string; entries: readonly PackEntry[] }[]): Buffer {
   const parts: Buffer[] = [];
   const header = Buffer.allocUnsafe(MULTI_HEADER_SIZE);
@@ -135,13 +168,13 @@ export function encodeIndexObject(packs: readonly { name: string; entries: reado
  * The packs an index object lists, either kind (`name` is the object's name: the pack's own
  * for a one-pack object). The whole object is checked before the first pack is given out, and
  * each pack's entries are decoded only when asked for, so a large object is never held as
- * entry objects all at once.
+ * entry objects all at once; views() gives each pack's index checked but not decoded.
  */
-export function decodeIndexObject(buf: Buffer, name: string, what: string): { packs: number; each(): Generator<IndexedPack> } {
+export function decodeIndexObject(buf: Buffer, name: string, what: string): { packs: number; each(): Generator<IndexedPack>; views(): Generator<IndexedPackView> } {
   const magic = buf.subarray(0, 8);
   if (magic.equals(INDEX_MAGIC)) {
-    const entries = decodePackIndex(buf, what);
-    return { packs: 1, *each() { yield { name, entries }; } };
+    const index = checkPackIndex(buf, what);
+    return { packs: 1, *each() { yield { name, entries: packIndexEntries(index) }; }, *views() { yield { name, index }; } };
   }
   const bad = (why: string) => new HvError('ERR_CORRUPT', `${what}: index object ${why}`, { target: what });
   if (buf.length < MULTI_HEADER_SIZE + HASH_SIZE || !magic.equals(MULTI_INDEX_MAGIC)) throw bad('does not start with HVBPIDX1 or HVBMIDX1');
@@ -162,10 +195,14 @@ export function decodeIndexObject(buf: Buffer, name: string, what: string): { pa
     p = end;
   }
   if (p !== body) throw bad(`has ${body - p} bytes after its ${count} packs`);
+  const views = function* (): Generator<IndexedPackView> {
+    for (const a of at) yield { name: a.name, index: checkPackIndex(buf.subarray(a.start, a.end), `${what} (pack ${a.name})`) };
+  };
   return {
     packs: count,
     *each() {
-      for (const a of at) yield { name: a.name, entries: decodePackIndex(buf.subarray(a.start, a.end), `${what} (pack ${a.name})`) };
+      for (const v of views()) yield { name: v.name, entries: packIndexEntries(v.index) };
     },
+    views,
   };
 }

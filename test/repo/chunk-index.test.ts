@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { isHvError } from '../../core/errors.ts';
 import { ChunkIndex, type ChunkLocation } from '../../core/repo/chunk-index.ts';
 import { initRepository } from '../../core/repo/local.ts';
-import type { PackEntry } from '../../core/repo/pack-format.ts';
+import { checkPackIndex, encodePackIndex, type PackEntry } from '../../core/repo/pack-format.ts';
 import { pruneChunks } from '../../core/repo/prune.ts';
 
 /** The index as it was (a Map of objects): what ChunkIndex must still answer, operation for operation. */
@@ -166,7 +166,10 @@ describe('ChunkIndex table', () => {
         // Up to 160 entries: the records pass a 64 Ki segment, so removals span two.
         const list = Array.from({ length: Math.floor(rand() * 160) }, pick);
         const name = `pk${packNo++}`;
-        for (const x of [index, model]) x.addPack(name, entriesFor(list, op));
+        model.addPack(name, entriesFor(list, op));
+        // Half as a repository's load adds them: from the stored pack index, ids never made hex.
+        if (packNo % 2 === 0) index.addPack(name, entriesFor(list, op));
+        else index.addPackIndex(name, checkPackIndex(encodePackIndex(entriesFor(list, op)), name));
       } else if (r < 0.07 && model.packs.size > 0) {
         const names = [...model.packs.keys()];
         const name = names[Math.floor(rand() * names.length)]!;
@@ -182,6 +185,23 @@ describe('ChunkIndex table', () => {
       if (op % 1000 === 999) assertSame(index, model, pool);
     }
     assertSame(index, model, pool);
+  });
+
+  it('addPackIndex (from the stored pack index) gives what addPack gives for the same entries, duplicates and repeats included', () => {
+    const all = ids(70_000, 'view');
+    const packs = Array.from({ length: 14 }, (_, p) => entriesFor([...all.slice(p * 5000, p * 5000 + 5000), ...all.slice(0, p * 10)], p));
+    const byEntries = new ChunkIndex();
+    const byView = new ChunkIndex();
+    const model = new MapIndex();
+    for (const [p, entries] of packs.entries()) {
+      byEntries.addPack(`p${p}`, entries);
+      model.addPack(`p${p}`, entries);
+      byView.addPackIndex(`p${p}`, checkPackIndex(encodePackIndex(entries), `p${p}`));
+    }
+    byView.addPackIndex('p3', checkPackIndex(encodePackIndex(entriesFor(all.slice(0, 5))), 'again'));
+    const probe = [...all.filter((_, i) => i % 7 === 0), ...ids(500, 'absent')];
+    assertSame(byView, model, probe);
+    assertSame(byEntries, model, probe);
   });
 
   it('takes lowercase 64-hex ids only, and a bad pack entry leaves the index as it was', () => {
