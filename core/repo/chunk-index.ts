@@ -244,7 +244,7 @@ export class ChunkIndex {
       w[o + W_LENGTH] = e.length;
       w[o + W_PLAIN] = e.plainLength;
     }
-    this.#listPack(name, start, entries.length);
+    this.#listPack(name, pack, start, entries.length);
   }
 
   /** addPack from a pack index as stored (checked already): its raw ids copied, never made hex. */
@@ -264,7 +264,7 @@ export class ChunkIndex {
       w[o + W_LENGTH] = buf.readUInt32LE(p + 36);
       w[o + W_PLAIN] = buf.readUInt32LE(p + 40);
     }
-    this.#listPack(name, start, count);
+    this.#listPack(name, pack, start, count);
   }
 
   #nextPack(): number {
@@ -273,9 +273,8 @@ export class ChunkIndex {
     return pack;
   }
 
-  /** The pack's records [start, start + count) are written: list the pack and find its chunks. */
-  #listPack(name: string, start: number, count: number): void {
-    const pack = this.#packNames.length;
+  /** Pack number `pack`'s records [start, start + count) are written: list the pack and find its chunks. */
+  #listPack(name: string, pack: number, start: number, count: number): void {
     this.#records = start + count;
     this.#packNames.push(name);
     this.#packStart.push(start);
