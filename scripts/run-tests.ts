@@ -1,8 +1,11 @@
 // The project's one test command (npm test, .ci/run): type-check, mocha (engine), then
 // Pester (PowerShell module), and a last line totalling every suite: "N passed, N failed".
 // HVB_TEST_GREP=<regex> runs only matching mocha tests; HVB_TEST_SUITES=mocha,pester picks suites.
+// Mocha runs in a child process of this script (--mocha-child <file>), which keeps its tally in
+// <file> as it goes: a test that kills its process (out of memory, a native abort) is then a
+// failure in the total, not a run that ends without one.
 import { spawnSync } from 'node:child_process';
-import { existsSync, globSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, globSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,21 +38,50 @@ function typecheck(): Tally {
   return { passed: 0, failed: 1, skipped: 0 };
 }
 
-async function mocha(): Promise<Tally> {
+interface MochaState extends Tally { failures: string[]; done: boolean; current?: string }
+
+/** The child: run mocha, keeping the tally in `stateFile` after every test. */
+async function mochaChild(stateFile: string): Promise<void> {
   const m = new Mocha({ reporter: 'spec', timeout: 120_000, grep: process.env.HVB_TEST_GREP });
   const files = globSync('test/**/*.test.ts', { cwd: root }).sort();
   for (const f of files) m.addFile(join(root, f));
+  const state: MochaState = { passed: 0, failed: 0, skipped: 0, failures: [], done: false };
+  const save = () => writeFileSync(stateFile, JSON.stringify(state));
+  save();
   await m.loadFilesAsync();
-  return new Promise((resolve) => {
+  await new Promise<void>((resolve) => {
     const runner = m.run(() => {
       const s = runner.stats!;
-      resolve({ passed: s.passes, failed: s.failures, skipped: s.pending });
+      Object.assign(state, { passed: s.passes, failed: s.failures, skipped: s.pending, done: true });
+      save();
+      resolve();
     });
+    runner.on('test', (test) => { state.current = test.fullTitle(); save(); });
+    runner.on('pass', () => { state.passed++; save(); });
+    runner.on('pending', () => { state.skipped++; save(); });
     runner.on('fail', (test, err: Error) => {
       const stack = (err.stack ?? String(err)).split('\n').slice(0, 12).join('\n    ');
-      failures.push(`[mocha] ${test.fullTitle()}\n    ${stack}`);
+      state.failed++;
+      state.failures.push(`[mocha] ${test.fullTitle()}\n    ${stack}`);
+      save();
     });
   });
+}
+
+function mocha(): Tally {
+  const dir = mkdtempSync(join(tmpdir(), 'hvb-mocha-'));
+  const stateFile = join(dir, 'state.json');
+  try {
+    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--mocha-child', stateFile], { stdio: 'inherit', cwd: root });
+    const s = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as MochaState) : undefined;
+    failures.push(...(s?.failures ?? []));
+    if (s?.done && run.status === 0) return { passed: s.passed, failed: s.failed, skipped: s.skipped };
+    const ran = s ? s.passed + s.failed : 0;
+    failures.push(`[mocha] the run ended early (${run.signal ? `killed by ${run.signal}` : `exit ${run.status}`}) after ${ran} tests${s?.current ? `, in: ${s.current}` : ''}; its output is above`);
+    return { passed: s?.passed ?? 0, failed: (s?.failed ?? 0) + 1, skipped: s?.skipped ?? 0 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function pester(): Tally {
@@ -77,8 +109,14 @@ function pester(): Tally {
   }
 }
 
+const child = process.argv.indexOf('--mocha-child');
+if (child >= 0) {
+  await mochaChild(process.argv[child + 1]!);
+  // Done and tallied: a handle a test left open must not keep this child (and npm test) waiting.
+  process.exit(0);
+}
 if (suites.has('typecheck')) add('typecheck', typecheck());
-if (suites.has('mocha')) add('mocha', await mocha());
+if (suites.has('mocha')) add('mocha', mocha());
 if (suites.has('pester')) add('pester', pester());
 if (failures.length) process.stdout.write(`\nFailures (${failures.length}), repeated from above:\n${failures.map((f, i) => `${i + 1}) ${f}`).join('\n')}\n\n`);
 process.stdout.write(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`);
