@@ -199,11 +199,12 @@ async function serve(argv: string[]): Promise<void> {
   // What one call leaves for the garbage collector is collected before the next call adds its
   // own (core/heap.ts); what the engine keeps between calls goes once it has been idle a while.
   const collect = idleCollector();
+  // The repository API, which says what to keep between calls; imported after hello (below).
+  let keeping: Promise<typeof import('../core/api/repository.ts')> | undefined;
   let releaseTimer: NodeJS.Timeout | undefined;
   const release = async () => {
     if (server.busy) return; // the next idle moment arms the timer again
-    const m = await import('../core/api/repository.ts');
-    await m.releaseKeptResources();
+    await (await keeping)?.releaseKeptResources();
     if (!server.busy) collect({ force: true });
   };
   const server = new BridgeServer(methods, write, {
@@ -219,10 +220,11 @@ async function serve(argv: string[]): Promise<void> {
   // This process serves many calls: keep chunk workers between them instead of starting two
   // per backup or restore (core/repo/chunk-pool.ts retire()), and each repository's chunk index,
   // refreshed rather than read whole by the next call (core/repo/repository.ts keepChunkIndexes).
-  // Loaded after hello, off the start-up path.
-  void import('../core/api/repository.ts').then((m) => {
+  // Loaded after hello: import() itself does part of the loading before it returns.
+  keeping = import('../core/api/repository.ts').then((m) => {
     m.keepIdleWorkerPools(2);
     m.keepChunkIndexes(2);
+    return m;
   });
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (chunk: string) => server.feed(chunk));

@@ -2,9 +2,8 @@
 // indexes) once it has been idle for --release-idle-after seconds, and the next call starts
 // them again. Workers are threads: the engine's thread count shows them go.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { scratch, type Scratch } from '../backup/testing.ts';
 import { BridgeClient, fixtureMethods } from './bridge-client.ts';
 
 function threads(pid: number): number {
@@ -13,15 +12,15 @@ function threads(pid: number): number {
 
 describe('bridge: release after idle', function () {
   this.timeout(60_000);
-  let scratch: string;
-  beforeEach(() => { scratch = mkdtempSync(join(tmpdir(), 'hvb-bridge-release-')); });
-  afterEach(() => rmSync(scratch, { recursive: true, force: true }));
+  let s: Scratch;
+  beforeEach(() => { s = scratch('hvb-bridge-release-'); });
+  afterEach(() => s.cleanup());
 
   it('stops its kept chunk workers once idle that long, and the next backup starts them again', async () => {
     const client = new BridgeClient(['--release-idle-after', '1', '--test-methods', fixtureMethods]);
     try {
-      const dir = join(scratch, 'web01');
-      const repository = join(scratch, 'repo');
+      const dir = s.path('web01');
+      const repository = s.path('repo');
       const call = async (id: string, method: string, params: Record<string, unknown>) => {
         client.send({ id, method, params });
         const res = await client.final(id);

@@ -37,9 +37,9 @@ describe('boundYoungGeneration (core/heap.ts)', function () {
 
 /**
  * A job's leftovers as a backup leaves them (48 MiB of buffers it no longer references, in
- * memory it touched: less than V8's ~64 MiB of new external memory that makes it collect on its
- * own, so they stay, as between the bridge's calls), then the process goes idle: array-buffer MiB before and after, and what the
- * collector did each time it was called.
+ * memory it touched: less than the ~64 MiB of new external memory that makes V8 collect on its
+ * own, so they stay, as between the bridge's calls), then the process goes idle. Returns the
+ * array-buffer MiB before and after, and what the collector did each time it was called.
  */
 function leftoversAtIdle(collectAtIdle: boolean): { before: number; after: number; calls: boolean[] } {
   const script = `
