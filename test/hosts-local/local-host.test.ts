@@ -15,7 +15,7 @@ import { childPathFor } from '../../core/hosts/local/checkpoint.ts';
 import { repairVm } from '../../core/hosts/local/repair.ts';
 import { checkTracking } from '../../core/tracking/index.ts';
 import { bitmapRanges, TRACKING_GRANULARITY } from '../../core/tracking/format.ts';
-import { createDifferencingVhdx, createVhdx, readVhdxInfo } from '../../core/vhdx/index.ts';
+import { checkVhdx, createDifferencingVhdx, createVhdx, openDisk, readVhdxInfo, vhdxTestHooks } from '../../core/vhdx/index.ts';
 import { readAt } from '../backup/testing.ts';
 
 const MiB = 1 << 20;
@@ -158,6 +158,35 @@ describe('local host checkpoints', function () {
     assert.equal(after.config.backupCheckpoint, undefined);
     assert.equal(join(vmDir, after.config.disks[0]!.path), diskPath);
   });
+
+  for (const by of ['the guest\'s next write', 'repair'] as const) {
+    it(`a merge killed with the parent's log pending: ${by} replays it and finishes the merge, keeping every write`, async () => {
+      // A kill -9 between a merge's log flush and its in-place writes leaves the parent with a
+      // log to replay; the child, opened with it as parent, then refuses to open read-only.
+      const host = new LocalHost();
+      const cp = await host.createBackupCheckpoint(await host.describeVM(vmDir), { consistency: 'auto' });
+      const during = Buffer.alloc(8192, 0x3c);
+      await guestWrite(vmDir, [{ offset: 20 * MiB, data: during }]);
+      vhdxTestHooks.crashAfterLogFlush = true;
+      try {
+        await assert.rejects(host.removeBackupCheckpoint(cp, { keepReference: false }), /simulated crash/);
+      } finally {
+        vhdxTestHooks.crashAfterLogFlush = false;
+      }
+      await killOwner(vmDir);
+      await assert.rejects(openDisk(diskPath), (e: unknown) => isHvError(e, 'ERR_LOG_REPLAY_NEEDED'), 'the parent holds a pending log');
+      const after = Buffer.alloc(8192, 0x3d);
+      if (by === 'repair') assert.equal((await repairVm({}, vmDir)).mergedCheckpoints, 1);
+      await guestWrite(vmDir, [{ offset: 30 * MiB, data: after }]);
+      const vm = await loadVm(vmDir);
+      assert.equal(vm.config.backupCheckpoint, undefined, 'the merge was finished');
+      assert.equal(join(vmDir, vm.config.disks[0]!.path), diskPath);
+      assert.deepEqual(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), [], 'no child left');
+      assert.ok((await readAt(diskPath, 20 * MiB, 8192)).equals(during), 'the write made on the checkpoint is in the parent');
+      assert.ok((await readAt(diskPath, 30 * MiB, 8192)).equals(after), 'the write after the kill is in the parent');
+      assert.deepEqual((await checkVhdx(diskPath)).problems, []);
+    });
+  }
 
   it('breaks a VM lock left by a dead process and lists VMs under a root by name', async () => {
     writeFileSync(join(vmDir, '.hvbackup-vm.lock'), `999999\n${hostname()}\n`);

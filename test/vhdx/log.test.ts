@@ -4,7 +4,9 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { patternBuffer } from '../../core/disk/testing.ts';
 import { isHvError } from '../../core/errors.ts';
 import { checkVhdx, createVhdx, openDisk, vhdxTestHooks } from '../../core/vhdx/index.ts';
-import { makeReplayFixture, MiB, qemuCheck, qemuToRaw, run, scratch } from './helpers.ts';
+import { currentHeader, makeReplayFixture, MiB, qemuCheck, qemuToRaw, run, scratch, writeAtSync } from './helpers.ts';
+import { encodeHeader } from '../../core/vhdx/format/header.ts';
+import { newGuid, NULL_GUID } from '../../core/vhdx/format/guid.ts';
 import { readAt } from '../support/disk-read.ts';
 
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
@@ -22,6 +24,21 @@ describe('VHDX log replay', () => {
     await assert.rejects(openDisk(f), (e) => isHvError(e, 'ERR_LOG_REPLAY_NEEDED') && e.message.includes(`hvbackup vhdx check --repair ${f}`));
     assert.ok((await readAt(f, 0, MiB, { replayLogInMemory: true })).every((b) => b === 0xcd));
     assert.equal(sha(f), before, 'read-only opens never write');
+  });
+
+  it('a LogGuid with no entry of its own (killed before the first entry was flushed): nothing to replay, read-only opens and check accept it', async () => {
+    const f = s.path('empty-log.vhdx');
+    run('qemu-img', ['create', '-q', '-f', 'vhdx', '-o', 'subformat=dynamic,block_size=1M', f, '16M']);
+    run('qemu-io', ['-f', 'vhdx', '-c', 'write -P 0xab 1M 1M', f]);
+    const sel = currentHeader(f);
+    writeAtSync(f, sel.index === 0 ? 64 * 1024 : 128 * 1024, encodeHeader({ ...sel.header, logGuid: newGuid() }));
+    const before = sha(f);
+    assert.ok((await readAt(f, MiB, MiB)).every((b) => b === 0xab));
+    assert.deepEqual((await checkVhdx(f)).problems, []);
+    assert.equal(sha(f), before, 'read-only opens never write');
+    qemuCheck(f);
+    await (await openDisk(f, { writable: true })).close();
+    assert.equal(currentHeader(f).header.logGuid, NULL_GUID, 'a writable open clears it');
   });
 
   it('a writable open replays the log, after which qemu-img check passes and the data is back', async () => {

@@ -46,15 +46,17 @@ export async function guestWrite(vmDir: string, writes: GuestWrite[], diskKey?: 
 
 /**
  * Open the disk the VM writes to now. A backup killed in the middle of merging leaves the
- * current child half-merged (or already deleted); like Hyper-V's VMMS on restart, finish
- * that merge first (we hold the VM lock, so its owner is gone).
+ * current child half-merged (or already deleted), or its parent with a log to replay (a kill
+ * between a log flush and the in-place writes); like Hyper-V's VMMS on restart, finish that
+ * merge first (we hold the VM lock, so its owner is gone; the merge opens the parent
+ * writable, which replays the log).
  */
 async function openCurrentDisk(vm: LoadedVm, key: string): Promise<Disk> {
   const path = () => join(vm.dir, vm.config.disks.find((x) => x.key === key)!.path);
   try {
     return await openDisk(path(), { writable: true });
   } catch (err) {
-    if (!vm.config.backupCheckpoint || !(isHvError(err, 'ERR_PARENT') || isHvError(err, 'ERR_NOT_FOUND') || (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
+    if (!vm.config.backupCheckpoint || !(isHvError(err, 'ERR_PARENT') || isHvError(err, 'ERR_LOG_REPLAY_NEEDED') || isHvError(err, 'ERR_NOT_FOUND') || (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
     await removeCheckpoint(vm, (rel) => join(vm.dir, rel), () => undefined);
     return openDisk(path(), { writable: true });
   }

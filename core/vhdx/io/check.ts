@@ -49,8 +49,10 @@ async function headerProblems(fh: FileHandle, size: number, problems: string[]):
   if (h.logOffset < MiB || h.logOffset % MiB || h.logLength % MiB || h.logLength === 0) problems.push(`log region (offset ${h.logOffset}, length ${h.logLength}) is not 1 MiB aligned`);
   else if (h.logOffset + h.logLength > size) problems.push(`log region ends at ${h.logOffset + h.logLength}, past the end of the file (${size} bytes)`);
   else if (h.logGuid !== NULL_GUID) {
+    // A LogGuid with no valid entry of its own is a log whose first entry never reached the
+    // disk: nothing was written in place yet, so nothing needs replaying (qemu agrees).
     const n = (await findActiveSequence(fh, h)).length;
-    problems.push(`log has ${n} pending entr${n === 1 ? 'y' : 'ies'} that must be replayed (run: hvbackup vhdx check --repair)`);
+    if (n > 0) problems.push(`log has ${n} pending entr${n === 1 ? 'y' : 'ies'} that must be replayed (run: hvbackup vhdx check --repair)`);
   }
   return true;
 }

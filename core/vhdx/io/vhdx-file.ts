@@ -127,7 +127,9 @@ export class VhdxFile {
       this.fileSize = (await this.fh.stat()).size;
     } else if (opts.replayLogInMemory) {
       this.overlay = logOverlay(entries);
-    } else {
+    } else if (entries.length > 0) {
+      // (With no valid entry of its own the LogGuid is a kill before the first entry was
+      // flushed: nothing was written in place yet, so a read-only open goes on, as qemu's does.)
       throw new HvError('ERR_LOG_REPLAY_NEEDED',
         `${this.path} has a log that must be replayed before it can be read; run: hvbackup vhdx check --repair ${this.path}`,
         { target: this.path, data: { entries: entries.length } });
