@@ -3,7 +3,7 @@
 # Not part of `npm test`: run when the machine is otherwise idle (`npm run bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-node scripts/setup.mjs --no-powershell
+node scripts/setup.mjs --no-powershell --bench
 for b in vhdx backup restore archive crypto bridge; do
   echo "=== bench/$b"
   case $b in

@@ -28,13 +28,17 @@ function npmPackages() {
   writeFileSync(stamp, want);
 }
 
+// --bench adds the peers the benchmarks run beside us (bench/run_peers.sh and friends).
+const BENCH_TOOLS = [['restic', 'restic'], ['borg', 'borgbackup'], ['zstd', 'zstd'], ['/usr/bin/time', 'time']];
+
 function debianTools() {
-  const wanted = [['qemu-img', 'qemu-utils'], ['7zz', '7zip']].filter(([cmd]) => !have(cmd));
+  const tools = [['qemu-img', 'qemu-utils'], ['7zz', '7zip'], ...(args.has('--bench') ? BENCH_TOOLS : [])];
+  const wanted = tools.filter(([cmd]) => !have(cmd));
   if (wanted.length === 0) return;
   const pkgs = wanted.map(([, p]) => p);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || !have('apt-get')) {
-    say(`missing ${wanted.map(([c]) => c).join(', ')}: install ${pkgs.join(' ')} (interop tests need them)`);
+    say(`missing ${wanted.map(([c]) => c).join(', ')}: install ${pkgs.join(' ')} (interop tests and benchmarks need them)`);
     return;
   }
   say(`installing Debian packages: ${pkgs.join(' ')}`);

@@ -15,6 +15,7 @@ export RUN_ID=${RUN_ID:-backup-$(date -u +%Y%m%dT%H%M%SZ)}
 export WORK=${WORK:-$HVB_ROOT/.tmp/bench-backup-work}
 export TOOLS=${TOOLS:-"phys restic borg-none"}
 export HVB_ALSO_CHUNK_SIZES=${HVB_ALSO_CHUNK_SIZES-262144}
+node "$HVB_ROOT/scripts/setup.mjs" --no-powershell --bench --quiet   # npm packages, qemu-img, the peers
 [ -f "$DATA/base.vhdx" ] || "$BENCH/make_disk.sh" "$DATA"
 PEERBENCH_EXTRA="$BENCH/backup/engine.sh" "$BENCH/run_peers.sh" > /dev/null
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$BENCH/results/$RUN_ID/env.txt"

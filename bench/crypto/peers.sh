@@ -9,8 +9,8 @@ NODE="$ROOT/node_modules/.bin/node"
 CLI="$ROOT/bin/hvbackup.js"
 SRC="$ROOT/bench/data/base.raw"
 ROUNDS=${1:-2}
+node "$ROOT/scripts/setup.mjs" --no-powershell --bench --quiet   # npm packages, qemu-img, the peers
 [ -f "$SRC" ] || bash "$ROOT/bench/make_disk.sh" "$ROOT/bench/data" >/dev/null
-command -v borg >/dev/null || { echo "borg missing: apt-get install -y borgbackup" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/hvb-bench-crypto-peers.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export HVBACKUP_PASSWORD=peerbench BORG_PASSPHRASE=peerbench BORG_BASE_DIR="$WORK/borg-home" \

@@ -7,6 +7,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 N=${1:-3}
+node "$ROOT/scripts/setup.mjs" --no-powershell --bench --quiet   # npm packages, qemu-img, the peers
 WORK=${WORK:-$ROOT/.tmp/bench-restore-work}
 NODE=$ROOT/node_modules/.bin/node
 HVB="$NODE $ROOT/core/cli/main.ts"
