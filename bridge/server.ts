@@ -218,8 +218,9 @@ async function serve(argv: string[]): Promise<void> {
   });
   server.hello();
   // This process serves many calls: keep chunk workers between them instead of starting two
-  // per backup or restore (core/repo/chunk-pool.ts retire()), and each repository's chunk index,
-  // refreshed rather than read whole by the next call (core/repo/repository.ts keepChunkIndexes).
+  // per backup or restore (core/repo/chunk-pool.ts retire()), and each repository's chunk index
+  // and restore-point summaries, refreshed rather than read whole by the next call
+  // (core/repo/repository.ts keepChunkIndexes).
   // Loaded after hello: import() itself does part of the loading before it returns.
   keeping = import('../core/api/repository.ts').then((m) => {
     m.keepIdleWorkerPools(2);

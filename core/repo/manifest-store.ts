@@ -20,10 +20,19 @@ export class ManifestStore {
   readonly #backend: Backend;
   readonly #codec: ObjectCodec;
   readonly #cache = new Map<string, RestorePointManifest>();
+  /**
+   * Summaries already read, by point id. A point never changes once written (its id is random
+   * and names it), so a long-lived process hands this map from one handle of a repository to
+   * the next (core/repo/repository.ts keepChunkIndexes): each backup then reads only the
+   * summaries of points it has not seen, not every point's. Which points exist is still listed
+   * each time, so removed points drop out.
+   */
+  readonly summaryCache: Map<string, RestorePointSummary>;
 
-  constructor(backend: Backend, codec: ObjectCodec) {
+  constructor(backend: Backend, codec: ObjectCodec, summaryCache = new Map<string, RestorePointSummary>()) {
     this.#backend = backend;
     this.#codec = codec;
+    this.summaryCache = summaryCache;
   }
 
   async save(m: RestorePointManifest, signal?: AbortSignal): Promise<string> {
@@ -39,6 +48,7 @@ export class ManifestStore {
       await summary;
     }
     this.#cache.set(manifest.id, manifest);
+    this.summaryCache.set(manifest.id, summarize(manifest));
     return manifest.id;
   }
 
@@ -94,19 +104,35 @@ export class ManifestStore {
   /** Every restore point's summary, 16 loads at a time: from points/<id>, else from the manifest itself. */
   async summaries(signal?: AbortSignal): Promise<RestorePointSummary[]> {
     const ids = await this.ids(signal);
+    const known = this.summaryCache;
+    // Points gone since (retention, another process's removal) leave the cache.
+    if (known.size > 0) {
+      const listed = new Set(ids);
+      for (const id of known.keys()) if (!listed.has(id)) known.delete(id);
+    }
+    const out: RestorePointSummary[] = new Array(ids.length);
+    const missing: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const s = known.get(ids[i]!) ?? this.#cache.get(ids[i]!);
+      if (s) out[i] = s;
+      else missing.push(i);
+    }
+    if (missing.length === 0) return out;
     const have = new Set<string>();
     for await (const o of this.#backend.list(signal, 'points')) have.add(o.name);
-    const out: RestorePointSummary[] = new Array(ids.length);
     let next = 0;
     const worker = async () => {
-      while (next < ids.length) {
-        const i = next++;
+      while (next < missing.length) {
+        const i = missing[next++]!;
         const id = ids[i]!;
-        const cached = this.#cache.get(id);
-        out[i] = cached ?? (have.has(id) ? await this.#loadSummary(id, signal).catch(() => this.load(id, signal)) : await this.load(id, signal));
+        // A manifest read whole (no summary, or a summary that did not load) is kept as its
+        // summary: the cache outlives this handle, and chunk lists can be tens of MB.
+        const s = have.has(id) ? await this.#loadSummary(id, signal).catch(async () => summarize(await this.load(id, signal))) : summarize(await this.load(id, signal));
+        out[i] = s;
+        known.set(id, s);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(16, ids.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(16, missing.length) }, worker));
     return out;
   }
 
@@ -143,6 +169,7 @@ export class ManifestStore {
     // The manifest (the restore point) first: a kill between the two leaves only an orphan summary, which listing ignores.
     await this.#backend.remove(signal, { type: 'manifests', name: id });
     this.#cache.delete(id);
+    this.summaryCache.delete(id);
     await this.#backend.remove(signal, { type: 'points', name: id });
   }
 }

@@ -135,7 +135,7 @@ export class Repository {
       this.#index = Promise.resolve(kept);
       this.#indexStale = true;
     }
-    this.#manifests = new ManifestStore(backend, codec);
+    this.#manifests = new ManifestStore(backend, codec, takeKeptSummaries(this.#indexKey()));
     this.#store = { backend, codec, pool: this.pool, index: () => this.chunkIndex(), indexPerPack: () => this.#config.version < MULTI_INDEX_VERSION };
   }
 
@@ -629,6 +629,7 @@ export class Repository {
 
   async close(): Promise<void> {
     await this.pool.retire();
+    if (keepIndexes > 0) keepSummaries(this.#indexKey(), this.#manifests.summaryCache);
     if (keepIndexes > 0 && this.#index) {
       const index = await this.#index.catch(() => undefined);
       // Not when packs of this handle's writers wait for an index object (a backup failed
@@ -659,13 +660,38 @@ let keepIndexes = 0;
 export function keepChunkIndexes(n: number): void {
   keepIndexes = n;
   while (keptIndexes.size > n) keptIndexes.delete(keptIndexes.keys().next().value!);
+  while (keptSummaries.size > n) keptSummaries.delete(keptSummaries.keys().next().value!);
 }
 
-/** Forget every kept chunk index (a long-lived process gone idle); returns how many. The setting stays. */
+/** Forget every kept chunk index and restore-point summary list (a long-lived process gone idle); returns how many indexes. The setting stays. */
 export function dropKeptChunkIndexes(): number {
   const n = keptIndexes.size;
   keptIndexes.clear();
+  keptSummaries.clear();
   return n;
+}
+
+/**
+ * Restore-point summaries kept the same way, for as many repositories (ManifestStore.summaryCache):
+ * a backup looks up its VM's previous point among every point's summary, and reading them all
+ * again was O(points) file reads per call.
+ */
+const keptSummaries = new Map<string, Map<string, RestorePointSummary>>();
+
+function takeKeptSummaries(key: string): Map<string, RestorePointSummary> | undefined {
+  const kept = keptSummaries.get(key);
+  keptSummaries.delete(key);
+  return kept;
+}
+
+function keepSummaries(key: string, summaries: Map<string, RestorePointSummary>): void {
+  // Two handles open at once each had their own map: keep what both read (a point's summary
+  // never changes, and listing decides which exist).
+  const other = keptSummaries.get(key);
+  if (other) for (const [id, s] of other) if (!summaries.has(id)) summaries.set(id, s);
+  keptSummaries.delete(key);
+  keptSummaries.set(key, summaries);
+  while (keptSummaries.size > keepIndexes) keptSummaries.delete(keptSummaries.keys().next().value!);
 }
 
 function takeKeptIndex(key: string): ChunkIndex | undefined {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import sinon from 'sinon';
 import { backupVMs } from '../../core/api/backup.ts';
 import { keepChunkIndexes, keepIdleWorkerPools, releaseKeptResources } from '../../core/api/repository.ts';
+import { listRestorePoints } from '../../core/api/points.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
@@ -18,18 +19,27 @@ import { MiB, newRepo, qemuImg, scratch, type Scratch } from '../backup/testing.
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Index objects read (whole) while `fn` runs. */
-async function indexReads(fn: () => Promise<unknown>): Promise<number> {
+/** Objects of `type` read while `fn` runs, each counted once (load reads through openReader). */
+async function objectReads(type: Handle['type'], fn: () => Promise<unknown>): Promise<number> {
   const load = sinon.spy(LocalBackend.prototype, 'load');
   const open = sinon.spy(LocalBackend.prototype, 'openReader');
   try {
     await fn();
-    const isIndex = (c: sinon.SinonSpyCall) => (c.args[1] as Handle).type === 'index';
-    return load.getCalls().filter(isIndex).length + open.getCalls().filter(isIndex).length;
+    const names = [...load.getCalls(), ...open.getCalls()].map((c) => c.args[1] as Handle).filter((h) => h.type === type).map((h) => h.name);
+    return new Set(names).size;
   } finally {
     load.restore();
     open.restore();
   }
+}
+
+/** Index objects read (whole) while `fn` runs. */
+const indexReads = (fn: () => Promise<unknown>) => objectReads('index', fn);
+
+/** Another process: back up the VM at `vm` into `repo` (the CLI: its chunk workers must not inherit an --input-type). */
+function backupElsewhere(repo: string, vm: string): void {
+  const r = spawnSync(process.execPath, [`${root}core/cli/main.ts`, 'backup', vm, '--repo', repo], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
 }
 
 /** Another process: remove every restore point of the repository, then collect garbage. */
@@ -93,6 +103,35 @@ describe('chunk indexes kept between handles in a long-lived process (keepChunkI
     assert.equal(cmp.status, 0, cmp.out);
     const v = await verifyRepository({}, { repository: repo });
     assert.ok(v.ok, JSON.stringify(v.problems));
+  });
+
+  it('restore-point summaries are kept too: the next backup reads none it knows, a point another process adds is read once, points removed elsewhere leave the list', async () => {
+    const repo = await newRepo(s.path('repo-summaries'));
+    const vm = s.path('vm-summaries');
+    const other = s.path('vm-other');
+    await createSampleVM({}, { dir: vm, sizeBytes: 16 * MiB, seed: 11 });
+    await createSampleVM({}, { dir: other, sizeBytes: 16 * MiB, seed: 12 });
+    for (let i = 0; i < 3; i++) assert.equal((await backupVMs({}, { repository: repo, sources: [vm] }))[0]!.status, 'success');
+    const ids = (await listRestorePoints({}, { repository: repo })).map((p) => p.id);
+    assert.equal(ids.length, 3);
+
+    let next!: Awaited<ReturnType<typeof backupVMs>>;
+    assert.equal(await objectReads('points', async () => { next = await backupVMs({}, { repository: repo, sources: [vm] }); }), 0, 'no summary read again');
+    assert.equal(next[0]!.status, 'success');
+    assert.equal(next[0]!.method, 'changed-blocks', 'the previous point was found among the kept summaries');
+
+    backupElsewhere(repo, other);
+    let listed!: Awaited<ReturnType<typeof listRestorePoints>>;
+    assert.equal(await objectReads('points', async () => { listed = await listRestorePoints({}, { repository: repo }); }), 1, 'only the new point\'s summary is read');
+    assert.deepEqual(listed.map((p) => p.vmName).sort(), ['vm-other', 'vm-summaries', 'vm-summaries', 'vm-summaries', 'vm-summaries']);
+    assert.deepEqual((await listRestorePoints({}, { repository: repo, latest: true })).map((p) => [p.vmName, p.id]).sort(),
+      [['vm-other', listed.find((p) => p.vmName === 'vm-other')!.id], ['vm-summaries', next[0]!.pointId!]]);
+
+    removeAllElsewhere(repo);
+    assert.deepEqual(await listRestorePoints({}, { repository: repo }), [], 'points removed by another process are not listed from the cache');
+    const after = (await backupVMs({}, { repository: repo, sources: [vm] }))[0]!;
+    assert.equal(after.status, 'success');
+    assert.equal(after.method, 'full', 'no previous point left: a full backup, not an incremental on a removed point');
   });
 
   it('is not kept when packs of the handle still wait for an index object (a failed backup): another process\'s GC deletes them, and the next handle must not list them', async () => {
