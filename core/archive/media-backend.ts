@@ -83,6 +83,10 @@ export class MediaBackend implements Backend {
     }
   }
 
+  async *listNames(signal: AbortSignal | undefined, type: FileType): AsyncIterable<string> {
+    for await (const o of this.list(signal, type)) yield o.name;
+  }
+
   async save(_signal: AbortSignal | undefined, h: Handle): Promise<void> {
     throw new HvError('ERR_UNSUPPORTED', `archive media are read-only (cannot save ${handleString(h)})`, { target: this.location });
   }

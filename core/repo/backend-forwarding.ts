@@ -35,6 +35,10 @@ export class ForwardingBackend implements Backend {
     return this.inner.list(signal, type);
   }
 
+  listNames(signal: AbortSignal | undefined, type: FileType): AsyncIterable<string> {
+    return this.inner.listNames(signal, type);
+  }
+
   isNotFound(err: unknown): boolean {
     return this.inner.isNotFound(err);
   }

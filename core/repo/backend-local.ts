@@ -6,7 +6,7 @@
 //   overwrite:   temp file, fsync, rename() over the old one, fsync the folder.
 
 import { randomBytes } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
@@ -226,6 +226,23 @@ export class LocalBackend implements Backend {
     }
   }
 
+  async *listNames(signal: AbortSignal | undefined, type: FileType): AsyncIterable<string> {
+    if (type === 'config') {
+      for await (const o of this.list(signal, type)) yield o.name;
+      return;
+    }
+    const dir = join(this.location, type);
+    const dirs = type === 'chunks' || type === 'packs' ? (await readdirOrEmpty(dir)).filter((d) => /^[0-9a-z]{2}$/.test(d)).map((d) => join(dir, d)) : [dir];
+    for (const d of dirs) {
+      throwIfAborted(signal);
+      for (const e of await direntsOrEmpty(d)) {
+        // The entry's type comes with the directory read (Node stats only where the file
+        // system does not say); a link is followed, as list()'s stat does.
+        if (e.isFile() || (e.isSymbolicLink() && (await statFile(d, e.name, type)))) yield e.name;
+      }
+    }
+  }
+
   /** Remove temporary files a killed writer left behind (older than an hour, so live writers keep theirs). */
   async cleanStaleTemp(now = Date.now()): Promise<number> {
     const dir = join(this.location, 'tmp');
@@ -321,6 +338,15 @@ async function exists(path: string): Promise<boolean> {
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
     return await fsp.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw wrapError(err, `list ${dir}`, dir);
+  }
+}
+
+async function direntsOrEmpty(dir: string): Promise<Dirent[]> {
+  try {
+    return await fsp.readdir(dir, { withFileTypes: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw wrapError(err, `list ${dir}`, dir);

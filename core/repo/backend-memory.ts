@@ -54,6 +54,10 @@ export class MemoryBackend implements Backend {
     }
   }
 
+  async *listNames(signal: AbortSignal | undefined, type: FileType): AsyncIterable<string> {
+    for await (const o of this.list(signal, type)) yield o.name;
+  }
+
   isNotFound(err: unknown): boolean {
     return err instanceof HvError && err.code === 'ERR_NOT_FOUND';
   }

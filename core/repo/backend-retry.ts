@@ -72,12 +72,20 @@ export class RetryBackend implements Backend {
     return this.#retry(signal, `remove <${h.type}/${h.name}>`, () => this.#inner.remove(signal, h));
   }
 
+  list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo> {
+    return this.#listing(signal, type, () => this.#inner.list(signal, type));
+  }
+
+  listNames(signal: AbortSignal | undefined, type: FileType): AsyncIterable<string> {
+    return this.#listing(signal, type, () => this.#inner.listNames(signal, type));
+  }
+
   /** A listing is retried only if it fails before yielding anything (a restart would repeat names). */
-  async *list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo> {
+  async *#listing<T>(signal: AbortSignal | undefined, type: FileType, list: () => AsyncIterable<T>): AsyncIterable<T> {
     for (let attempt = 1; ; attempt++) {
       let yielded = false;
       try {
-        for await (const o of this.#inner.list(signal, type)) {
+        for await (const o of list()) {
           yielded = true;
           yield o;
         }

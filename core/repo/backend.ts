@@ -85,6 +85,13 @@ export interface Backend {
   /** Every object of one type, in no particular order. */
   list(signal: AbortSignal | undefined, type: FileType): AsyncIterable<ObjectInfo>;
 
+  /**
+   * The names list() would give, without sizes: for callers that need none (which restore
+   * points exist, which index objects are new). A folder then costs one directory read instead
+   * of a stat per object, which grows with every backup (and is a round trip each on a share).
+   */
+  listNames(signal: AbortSignal | undefined, type: FileType): AsyncIterable<string>;
+
   /** True when the error means "the object does not exist". */
   isNotFound(err: unknown): boolean;
   /** True when retrying cannot help (permission denied, invalid name, ...). */

@@ -91,13 +91,23 @@ export class ChunkIndex {
    */
   async refresh(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<ChunkIndex> {
     if (this.#dirty || this.damaged.length > 0) return ChunkIndex.load(backend, codec, signal);
-    const fresh: { name: string; size: number }[] = [];
+    // Names only, and sizes for the new objects alone: index/ grows by one object per backup
+    // until GC consolidates it, and a stat each was most of a warm refresh.
+    const freshNames: string[] = [];
     let known = 0;
-    for await (const o of backend.list(signal, 'index')) {
-      if (this.#objects.has(o.name)) known++;
-      else fresh.push({ name: o.name, size: o.size });
+    for await (const name of backend.listNames(signal, 'index')) {
+      if (this.#objects.has(name)) known++;
+      else freshNames.push(name);
     }
     if (known < this.#objects.size) return ChunkIndex.load(backend, codec, signal);
+    let fresh: { name: string; size: number }[];
+    try {
+      fresh = await Promise.all(freshNames.map((name) => backend.stat(signal, { type: 'index', name })));
+    } catch (err) {
+      // Gone since the listing: another process's GC is consolidating; read it all afresh.
+      if (backend.isNotFound(err)) return ChunkIndex.load(backend, codec, signal);
+      throw err;
+    }
     const loose: { name: string; size: number }[] = [];
     known = 0;
     for await (const o of backend.list(signal, 'chunks')) {

@@ -71,7 +71,7 @@ export class ManifestStore {
 
   async ids(signal?: AbortSignal): Promise<string[]> {
     const ids: string[] = [];
-    for await (const o of this.#backend.list(signal, 'manifests')) if (isRestorePointId(o.name)) ids.push(o.name);
+    for await (const name of this.#backend.listNames(signal, 'manifests')) if (isRestorePointId(name)) ids.push(name);
     return ids;
   }
 
@@ -119,7 +119,7 @@ export class ManifestStore {
     }
     if (missing.length === 0) return out;
     const have = new Set<string>();
-    for await (const o of this.#backend.list(signal, 'points')) have.add(o.name);
+    for await (const name of this.#backend.listNames(signal, 'points')) have.add(name);
     let next = 0;
     const worker = async () => {
       while (next < missing.length) {
@@ -146,7 +146,7 @@ export class ManifestStore {
   async orphanSummaries(signal?: AbortSignal): Promise<string[]> {
     const ids = new Set(await this.ids(signal));
     const out: string[] = [];
-    for await (const o of this.#backend.list(signal, 'points')) if (!ids.has(o.name)) out.push(o.name);
+    for await (const name of this.#backend.listNames(signal, 'points')) if (!ids.has(name)) out.push(name);
     return out;
   }
 

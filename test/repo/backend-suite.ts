@@ -17,9 +17,13 @@ function hexName(): string {
   return randomBytes(32).toString('hex');
 }
 
+/** list()'s names and sizes; checks that listNames() gives the same names. */
 async function names(b: Backend, type: FileType): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for await (const o of b.list(undefined, type)) out.set(o.name, o.size);
+  const only: string[] = [];
+  for await (const n of b.listNames(undefined, type)) only.push(n);
+  assert.deepEqual(only.sort(), [...out.keys()].sort(), `listNames(${type}) lists what list(${type}) does`);
   return out;
 }
 

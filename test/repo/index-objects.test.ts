@@ -290,6 +290,32 @@ describe('index objects: writers, loading, GC', function () {
     }
   });
 
+  it('a refresh that finds a new index object gone before it could size it (a GC consolidating) reads the index afresh', async () => {
+    const path = join(dir, 'repo');
+    await (await initRepository(path, { chunkSize: CHUNK })).close();
+    const one = await openRepository(path, { threads: 0 });
+    const two = await openRepository(path, { threads: 0 });
+    try {
+      const mine = randomBytes(CHUNK);
+      await one.saveManifest(makeManifest({ disks: [await storeDisk(one, mine)] }));
+      const first = await one.chunkIndex();
+      const theirs = randomBytes(CHUNK);
+      await two.saveManifest(makeManifest({ disks: [await storeDisk(two, theirs)] }));
+      // Listed, then gone: the stat of the new object says not found.
+      const backend = one.backend as { stat: Repository['backend']['stat'] };
+      const stat = backend.stat.bind(one.backend);
+      backend.stat = (signal, h) => stat(signal, h.type === 'index' ? { ...h, name: '0'.repeat(64) } : h);
+      const lock = await one.lock({ exclusive: false, operation: 'backup' });
+      const second = await one.chunkIndex();
+      await lock.release();
+      assert.notEqual(second, first, 'rebuilt');
+      assert.ok(second.has(one.chunkId(mine)) && second.has(one.chunkId(theirs)));
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it('a flush stores the index object of every pack of the process waiting for one, also another writer\'s a chunk was deduplicated against', async () => {
     const path = join(dir, 'repo');
     const repo = await initRepository(path, { chunkSize: CHUNK });
