@@ -116,9 +116,16 @@ export interface MetadataItem {
   isRequired: boolean;
 }
 
-/** A full metadata region: table then items packed from 64 KiB, as qemu and Hyper-V lay it out. */
+/**
+ * A metadata region: table then items packed from 64 KiB, as qemu and Hyper-V lay it out. The
+ * buffer holds the region's used bytes only (whole 4 KiB pages): the rest of the region is
+ * zeros, which a new file leaves unwritten.
+ */
 export function encodeMetadataRegion(items: MetadataItem[], regionLength: number): Buffer {
-  const b = Buffer.alloc(regionLength);
+  let used = METADATA_TABLE_SIZE;
+  for (const it of items) used += Math.ceil(it.data.length / 8) * 8;
+  if (used > regionLength) throw new RangeError('metadata items do not fit in the region');
+  const b = Buffer.alloc(Math.ceil(used / 4096) * 4096);
   b.write(SIGNATURE, 0, 'latin1');
   b.writeUInt16LE(items.length, 10);
   let pos = METADATA_TABLE_SIZE;
@@ -131,7 +138,6 @@ export function encodeMetadataRegion(items: MetadataItem[], regionLength: number
     it.data.copy(b, pos);
     pos += Math.ceil(it.data.length / 8) * 8;
   });
-  if (pos > regionLength) throw new RangeError('metadata items do not fit in the region');
   return b;
 }
 

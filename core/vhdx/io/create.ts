@@ -46,9 +46,12 @@ export async function writeNewVhdx(path: string, s: NewVhdxSpec): Promise<void> 
   const hasParent = s.type === 'differencing';
   const g = batGeometry(s.size, s.blockSize, s.logicalSectorSize, hasParent);
   const payloadStart = BAT_OFFSET + g.regionLength;
-  const bat = Buffer.alloc(g.regionLength);
+  // Only a fixed disk's BAT has entries at creation; a dynamic or differencing disk's is all
+  // zeros, which the file's extension below reads as without a write (1 MiB and more of
+  // zeros written and flushed on every backup checkpoint, for nothing).
+  const bat = s.type === 'fixed' ? Buffer.alloc(g.regionLength) : undefined;
   let fileSize = payloadStart;
-  if (s.type === 'fixed') {
+  if (bat) {
     for (let b = 0; b < g.payloadBlocks; b++) writeBatEntry(bat, payloadEntryIndex(g, b), { state: PAYLOAD_BLOCK_FULLY_PRESENT, fileOffset: payloadStart + b * s.blockSize });
     fileSize += g.payloadBlocks * s.blockSize;
   }
@@ -76,7 +79,7 @@ export async function writeNewVhdx(path: string, s: NewVhdxSpec): Promise<void> 
     await pwriteFully(fh, regions, REGION_TABLE_OFFSETS[0]);
     await pwriteFully(fh, regions, REGION_TABLE_OFFSETS[1]);
     await pwriteFully(fh, encodeMetadataRegion(items, METADATA_LENGTH), METADATA_OFFSET);
-    await pwriteFully(fh, bat, BAT_OFFSET);
+    if (bat) await pwriteFully(fh, bat, BAT_OFFSET);
     await fh.truncate(fileSize);
     await fh.sync();
   } catch (err) {
