@@ -218,11 +218,17 @@ describe('a volume that fills up (ENOSPC) while a disk is written', function () 
     const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
     await probe.close();
     const real = proto.write;
-    // Payload writes (a MiB) fail as on a full volume once 4 MiB have gone; small ones go through.
+    // Payload writes (a MiB) fill the volume after 4 MiB; from then on every write of 64 KiB or
+    // more fails as on a full volume (a new VHDX's region tables and metadata among them), and
+    // small ones (headers, configs) still go through.
     let written = 0;
+    let full = false;
     stub = sinon.stub(proto, 'write').callsFake(function (this: unknown, ...args: unknown[]) {
       const b = args[0];
-      if (Buffer.isBuffer(b) && b.length >= 1 << 20 && (written += b.length) > 4 << 20) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+      if (Buffer.isBuffer(b) && (full ? b.length >= 64 << 10 : b.length >= 1 << 20 && (written += b.length) > 4 << 20)) {
+        full = true;
+        return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+      }
       return real.apply(this, args);
     });
   });
