@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { HvError } from '../../errors.ts';
@@ -67,6 +67,36 @@ export async function saveVmConfig(vm: LoadedVm, config: VmConfig): Promise<void
   vm.config = config;
 }
 
+/**
+ * Create the lock file with our pid already in it: written under a name of its own, then linked
+ * into place, which fails if the lock exists. Creating it first and writing it after let a kill
+ * -9 in between leave an empty lock, which no one can tell from one being written: the VM then
+ * stayed locked for a minute (found by the kill-at-every-change sweep). False: it exists.
+ */
+async function createLock(dir: string, lockFile: string): Promise<boolean> {
+  const tmp = join(dir, `${LOCK_NAME}.${process.pid}.${randomUUID().slice(0, 8)}`);
+  await writeFile(tmp, `${process.pid}\n${hostname()}\n`);
+  try {
+    await link(tmp, lockFile);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/** A killed process's lock temp files (named with its pid): litter, removed by the next holder. */
+async function removeDeadLockTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    if (!n.startsWith(`${LOCK_NAME}.`)) continue;
+    const pid = Number(n.slice(LOCK_NAME.length + 1).split('.')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await unlink(join(dir, n)).catch(() => undefined);
+  }
+}
+
 async function breakIfStale(lockFile: string): Promise<boolean> {
   try {
     const [pidText, host] = (await readFile(lockFile, 'utf8')).split('\n');
@@ -75,7 +105,7 @@ async function breakIfStale(lockFile: string): Promise<boolean> {
       await unlink(lockFile).catch(() => undefined);
       return true;
     }
-    // An unreadable/empty lock older than a minute is a crash between create and write.
+    // An unreadable/empty lock older than a minute: an older HVBackup's crash between create and write.
     if (!(pid > 0) && Date.now() - (await stat(lockFile)).mtimeMs > 60_000) {
       await unlink(lockFile).catch(() => undefined);
       return true;
@@ -104,18 +134,12 @@ export async function withVmLock<T>(vmDir: string, fn: () => Promise<T>, timeout
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      try {
-        const fh = await open(lockFile, 'wx');
-        await fh.writeFile(`${process.pid}\n${hostname()}\n`);
-        await fh.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (await breakIfStale(lockFile)) continue;
-        if (Date.now() > deadline) throw new HvError('ERR_LOCKED', `VM ${dir} is locked by another process (${lockFile})`, { target: dir });
-        await new Promise((r) => setTimeout(r, 15));
-      }
+      if (await createLock(dir, lockFile)) break;
+      if (await breakIfStale(lockFile)) continue;
+      if (Date.now() > deadline) throw new HvError('ERR_LOCKED', `VM ${dir} is locked by another process (${lockFile})`, { target: dir });
+      await new Promise((r) => setTimeout(r, 15));
     }
+    await removeDeadLockTemps(dir);
     try {
       return await fn();
     } finally {

@@ -1,0 +1,40 @@
+// kill -9 at every file-system change, not at random moments: a child process runs one step of
+// the product (a backup; a leftover checkpoint's merge) and kills itself just before its Nth
+// write, sync, rename, unlink... (test/support/kill-at.mjs), for every N the step makes
+// (test/support/crash-sweep.ts runs them). After each kill the VM must go on (the emulated
+// guest writes), repair must finish what the kill cut, and nothing may be lost: the disk holds
+// every write and is a valid VHDX; after a backup's kill the repository verifies and the next
+// backup restores identical. The random-moment test (kill.test.ts) once found a kill between
+// a merge's log flush and its in-place writes; this one tries every such moment.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scratch, type Scratch } from '../backup/testing.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function sweep(phase: 'merge' | 'backup', dir: string): { changes: number; failures: string[] } {
+  const r = spawnSync(process.execPath, [join(root, 'test', 'support', 'crash-sweep.ts'), phase, dir], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { changes: number; failures: string[] };
+}
+
+describe('kill -9 at every file-system change', function () {
+  this.timeout(600_000);
+  let s: Scratch;
+  before(() => { s = scratch('hvb-sweep-'); });
+  after(() => s.cleanup());
+
+  it('of a leftover checkpoint\'s merge (vm repair): the guest writes on, repair finishes it, every write kept, the disk valid', () => {
+    const { changes, failures } = sweep('merge', s.path('merge'));
+    assert.ok(changes >= 20, `the merge made ${changes} file-system changes`);
+    assert.deepEqual(failures, []);
+  });
+
+  it('of a tracked incremental backup (checkpoint, packs, index, manifest, merge): the repository verifies, the VM goes on, the next backup restores identical', () => {
+    const { changes, failures } = sweep('backup', s.path('backup'));
+    assert.ok(changes >= 40, `the backup made ${changes} file-system changes`);
+    assert.deepEqual(failures, []);
+  });
+});

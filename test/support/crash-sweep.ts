@@ -1,0 +1,175 @@
+// The crash sweep's runner (test/e2e/crash-sweep.test.ts runs it): a small process of its own,
+// because every kill point starts a CLI child, and a fork of the big test process made each of
+// those writes fault its pages afresh (copy-on-write), ~2 s per kill point on the bench VM.
+// Usage: node crash-sweep.ts <merge|backup> <scratch dir>
+// Prints one JSON line: { changes, failures } — changes the unkilled step made, and what went
+// wrong after each kill (empty when every kill point recovered).
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { backupVMs } from '../../core/api/backup.ts';
+import { initRepository, keepIdleWorkerPools } from '../../core/api/repository.ts';
+import { restoreVM } from '../../core/api/restore.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
+import { guestWrite, randomGuestWrites, type GuestWrite } from '../../core/hosts/local/guest.ts';
+import { LocalHost } from '../../core/hosts/local/host.ts';
+import { repairVm } from '../../core/hosts/local/repair.ts';
+import { createSampleVm } from '../../core/hosts/local/sample.ts';
+import { loadVm, saveVmConfig } from '../../core/hosts/local/vm-folder.ts';
+import { checkVhdx, openDisk } from '../../core/vhdx/index.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const preload = join(root, 'test', 'support', 'kill-at.mjs');
+const MiB = 1 << 20;
+const SIZE = 8 * MiB;
+
+const [phase, dir] = process.argv.slice(2);
+if ((phase !== 'merge' && phase !== 'backup') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup> <scratch dir>');
+mkdirSync(dir, { recursive: true });
+const path = (...p: string[]) => join(dir, ...p);
+
+/** The CLI with `args`, killed (SIGKILL) just before its `at`th file-system change; 0: never. Returns how many changes it counted. */
+function cliKilledAt(at: number, ...args: string[]): { killed: boolean; status: number | null; stderr: string; changes: number } {
+  const countFile = path(`count-${at}`);
+  const r = spawnSync(process.execPath, ['--import', preload, join(root, 'core', 'cli', 'main.ts'), ...args], {
+    cwd: root, encoding: 'utf8', env: { ...process.env, HVB_KILL_AT: String(at), HVB_KILL_COUNT_FILE: countFile },
+  });
+  const changes = at === 0 ? Number(readFileSync(countFile, 'utf8')) : 0;
+  return { killed: r.signal === 'SIGKILL', status: r.status, stderr: r.stderr, changes };
+}
+
+/** The whole disk as the guest sees it (through a checkpoint's child, if any). */
+async function guestView(vmDir: string): Promise<Buffer> {
+  const vm = await loadVm(vmDir);
+  const d = await openDisk(join(vm.dir, vm.config.disks[0]!.path));
+  try {
+    const b = Buffer.alloc(d.size);
+    await d.read(b, 0);
+    return b;
+  } finally {
+    await d.close();
+  }
+}
+
+function apply(image: Buffer, writes: GuestWrite[]): void {
+  for (const w of writes) w.data.copy(image, w.offset);
+}
+
+/**
+ * After a kill: the guest writes on, repair finishes the rest, and the disk is `expected` (plus
+ * those writes), with no checkpoint or child left, and valid. Returns what failed, if anything.
+ */
+async function recovered(vmDir: string, expected: Buffer, seed: number): Promise<string | undefined> {
+  const after = randomGuestWrites(seed, 3, 8192, SIZE);
+  const t0 = performance.now();
+  await guestWrite(vmDir, after);
+  // A kill must not wedge the VM: its lock is broken at once when its holder is gone.
+  const waited = performance.now() - t0;
+  if (waited > 10_000) return `the guest's next write waited ${Math.round(waited / 1000)} s for the VM`;
+  apply(expected, after);
+  await repairVm({}, vmDir);
+  const vm = await loadVm(vmDir);
+  if (vm.config.backupCheckpoint) return 'a checkpoint is left after repair';
+  const children = readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx'));
+  if (children.length) return `differencing disks left: ${children.join(', ')}`;
+  const locks = readdirSync(vmDir).filter((f) => f.startsWith('.hvbackup-vm.lock'));
+  if (locks.length) return `lock files left: ${locks.join(', ')}`;
+  const disk = join(vm.dir, vm.config.disks[0]!.path);
+  const problems = (await checkVhdx(disk)).problems;
+  if (problems.length) return `${disk}: ${problems.join('; ')}`;
+  const now = await guestView(vmDir);
+  if (!now.equals(expected)) {
+    let i = 0;
+    while (now[i] === expected[i]) i++;
+    return `the disk differs from the writes made, first at byte ${i}`;
+  }
+  return undefined;
+}
+
+async function mergeSweep(): Promise<{ changes: number; failures: string[] }> {
+  // A VM left on a backup checkpoint the guest wrote to (pieces of blocks, a write across a
+  // block boundary, a whole block), by a backup that died: `vm repair` merges it.
+  const template = path('template');
+  await createSampleVm({}, { dir: template, sizeBytes: SIZE, seed: 3 });
+  const host = new LocalHost();
+  await host.createBackupCheckpoint(await host.describeVM(template), { consistency: 'auto' });
+  await guestWrite(template, [...randomGuestWrites(41, 6, 8192, SIZE), { offset: 2 * MiB - 4096, data: Buffer.alloc(8192, 0x5e) }, { offset: 5 * MiB, data: Buffer.alloc(MiB, 0x6f) }]);
+  const vm = await loadVm(template);
+  await saveVmConfig(vm, { ...vm.config, backupCheckpoint: { ...vm.config.backupCheckpoint!, owner: { pid: 999_999, host: hostname() } } });
+  const image = await guestView(template);
+  const failures: string[] = [];
+  const calm = path('calm');
+  cpSync(template, calm, { recursive: true });
+  const run = cliKilledAt(0, 'vm', 'repair', calm);
+  if (run.status !== 0) failures.push(`the unkilled repair failed: ${run.stderr}`);
+  const problem = await recovered(calm, Buffer.from(image), 7);
+  if (problem) failures.push(`the unkilled repair: ${problem}`);
+  for (let at = 1; at <= run.changes; at++) {
+    const copy = path(`merge-${at}`);
+    cpSync(template, copy, { recursive: true });
+    const killed = cliKilledAt(at, 'vm', 'repair', copy);
+    if (!killed.killed) failures.push(`change ${at}: not killed (exit ${killed.status}): ${killed.stderr}`);
+    const p = await recovered(copy, Buffer.from(image), 100 + at).catch((err: Error) => err.message);
+    if (p) failures.push(`killed before change ${at} of ${run.changes}: ${p}`);
+    rmSync(copy, { recursive: true, force: true });
+  }
+  return { changes: run.changes, failures };
+}
+
+async function backupSweep(): Promise<{ changes: number; failures: string[] }> {
+  // A VM backed up once and changed since: the killed backup is a tracked incremental, through
+  // checkpoint, chunks, packs, index, manifest, merge and tracking record.
+  const template = path('vm-template');
+  await createSampleVm({}, { dir: template, sizeBytes: SIZE, seed: 5 });
+  const repoTemplate = path('repo-template');
+  await initRepository({}, { path: repoTemplate });
+  const [first] = await backupVMs({}, { repository: repoTemplate, sources: [template] });
+  if (first!.status !== 'success') throw new Error(`the first backup failed: ${first!.error?.message}`);
+  await guestWrite(template, randomGuestWrites(53, 8, 8192, SIZE));
+  const image = await guestView(template);
+  const failures: string[] = [];
+  const fresh = (at: number | string) => {
+    const vm = path(`vm-${at}`);
+    const repo = path(`repo-${at}`);
+    cpSync(template, vm, { recursive: true });
+    cpSync(repoTemplate, repo, { recursive: true });
+    return { vm, repo };
+  };
+  const calm = fresh('calm');
+  const run = cliKilledAt(0, 'backup', calm.vm, '--repo', calm.repo);
+  if (run.status !== 0) failures.push(`the unkilled backup failed: ${run.stderr}`);
+  for (let at = 1; at <= run.changes; at++) {
+    const { vm, repo } = fresh(at);
+    const killed = cliKilledAt(at, 'backup', vm, '--repo', repo);
+    if (!killed.killed) failures.push(`change ${at}: not killed (exit ${killed.status}): ${killed.stderr}`);
+    const expected = Buffer.from(image);
+    const p = await recovered(vm, expected, 200 + at).catch((err: Error) => err.message);
+    if (p) failures.push(`killed before change ${at} of ${run.changes}: ${p}`);
+    const v = await verifyRepository({}, { repository: repo });
+    if (!v.ok) failures.push(`killed before change ${at}: the repository does not verify: ${JSON.stringify(v.problems)}`);
+    const [next] = await backupVMs({}, { repository: repo, sources: [vm] });
+    if (next!.status !== 'success') {
+      failures.push(`killed before change ${at}: the next backup failed: ${next!.error?.message}`);
+    } else {
+      const to = path(`restored-${at}`);
+      const res = await restoreVM({}, { repository: repo, point: next!.pointId!, to });
+      const d = await openDisk(res.disks[0]!.path);
+      const got = Buffer.alloc(d.size);
+      await d.read(got, 0);
+      await d.close();
+      if (!got.equals(expected)) failures.push(`killed before change ${at}: the next backup (${next!.method}) does not restore the disk`);
+      rmSync(to, { recursive: true, force: true });
+    }
+    rmSync(vm, { recursive: true, force: true });
+    rmSync(repo, { recursive: true, force: true });
+  }
+  return { changes: run.changes, failures };
+}
+
+// The checks after each kill (verify, the next backup, its restore) reuse one set of chunk
+// workers rather than starting two for each.
+keepIdleWorkerPools(2);
+const result = phase === 'merge' ? await mergeSweep() : await backupSweep();
+process.stdout.write(`${JSON.stringify(result)}\n`);
