@@ -1,10 +1,11 @@
 // kill -9 at every file-system change, not at random moments: a child process runs one step of
-// the product (a backup; a leftover checkpoint's merge) and kills itself just before its Nth
+// the product (a backup; a leftover checkpoint's merge; a gc) and kills itself just before its Nth
 // write, sync, rename, unlink... (test/support/kill-at.mjs), for every N the step makes
 // (test/support/crash-sweep.ts runs them). After each kill the VM must go on (the emulated
 // guest writes), repair must finish what the kill cut, and nothing may be lost: the disk holds
 // every write and is a valid VHDX; after a backup's kill the repository verifies and the next
-// backup restores identical. The random-moment test (kill.test.ts) once found a kill between
+// backup restores identical; after a gc's kill the repository verifies, every kept point
+// restores as it was backed up, and the next gc finishes. The random-moment test (kill.test.ts) once found a kill between
 // a merge's log flush and its in-place writes; this one tries every such moment.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +15,7 @@ import { scratch, type Scratch } from '../backup/testing.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function sweep(phase: 'merge' | 'backup', dir: string): { changes: number; failures: string[] } {
+function sweep(phase: 'merge' | 'backup' | 'gc', dir: string): { changes: number; failures: string[] } {
   const r = spawnSync(process.execPath, [join(root, 'test', 'support', 'crash-sweep.ts'), phase, dir], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { changes: number; failures: string[] };
@@ -35,6 +36,12 @@ describe('kill -9 at every file-system change', function () {
   it('of a tracked incremental backup (checkpoint, packs, index, manifest, merge): the repository verifies, the VM goes on, the next backup restores identical', () => {
     const { changes, failures } = sweep('backup', s.path('backup'));
     assert.ok(changes >= 40, `the backup made ${changes} file-system changes`);
+    assert.deepEqual(failures, []);
+  });
+
+  it('of a gc that deletes packs, rewrites one the kept points still use and consolidates the index: the repository verifies, the kept points restore as backed up, the next gc finishes', () => {
+    const { changes, failures } = sweep('gc', s.path('gc'));
+    assert.ok(changes >= 15, `the gc made ${changes} file-system changes`);
     assert.deepEqual(failures, []);
   });
 });

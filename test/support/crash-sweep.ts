@@ -1,7 +1,7 @@
 // The crash sweep's runner (test/e2e/crash-sweep.test.ts runs it): a small process of its own,
 // because every kill point starts a CLI child, and a fork of the big test process made each of
 // those writes fault its pages afresh (copy-on-write), ~2 s per kill point on the bench VM.
-// Usage: node crash-sweep.ts <merge|backup> <scratch dir>
+// Usage: node crash-sweep.ts <merge|backup|gc> <scratch dir>
 // Prints one JSON line: { changes, failures } — changes the unkilled step made, and what went
 // wrong after each kill (empty when every kill point recovered).
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,8 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backupVMs } from '../../core/api/backup.ts';
-import { initRepository, keepIdleWorkerPools } from '../../core/api/repository.ts';
+import { initRepository, keepIdleWorkerPools, removeRestorePoints } from '../../core/api/repository.ts';
+import { collectGarbage } from '../../core/api/retention.ts';
 import { restoreVM } from '../../core/api/restore.ts';
 import { verifyRepository } from '../../core/api/verify.ts';
 import { guestWrite, randomGuestWrites, type GuestWrite } from '../../core/hosts/local/guest.ts';
@@ -26,7 +27,7 @@ const MiB = 1 << 20;
 const SIZE = 8 * MiB;
 
 const [phase, dir] = process.argv.slice(2);
-if ((phase !== 'merge' && phase !== 'backup') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup> <scratch dir>');
+if ((phase !== 'merge' && phase !== 'backup' && phase !== 'gc') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup|gc> <scratch dir>');
 mkdirSync(dir, { recursive: true });
 const path = (...p: string[]) => join(dir, ...p);
 
@@ -168,8 +169,67 @@ async function backupSweep(): Promise<{ changes: number; failures: string[] }> {
   return { changes: run.changes, failures };
 }
 
+async function restoredImage(repo: string, point: string, to: string): Promise<Buffer> {
+  const res = await restoreVM({}, { repository: repo, point, to });
+  const d = await openDisk(res.disks[0]!.path);
+  try {
+    const b = Buffer.alloc(d.size);
+    await d.read(b, 0);
+    return b;
+  } finally {
+    await d.close();
+    rmSync(to, { recursive: true, force: true });
+  }
+}
+
+async function gcSweep(): Promise<{ changes: number; failures: string[] }> {
+  // Four points of a VM that changes between them (whole blocks and pieces); the first and the
+  // third removed, so GC deletes packs, rewrites packs the kept points still use part of, and
+  // consolidates the index objects.
+  const vm = path('gc-vm');
+  await createSampleVm({}, { dir: vm, sizeBytes: SIZE, seed: 9 });
+  const repoTemplate = path('gc-repo-template');
+  await initRepository({}, { path: repoTemplate });
+  const points: { id: string; image: Buffer }[] = [];
+  for (let i = 0; i < 4; i++) {
+    if (i > 0) await guestWrite(vm, [...randomGuestWrites(60 + i, 5, 8192, SIZE), { offset: (2 * i) * MiB, data: Buffer.alloc(MiB, 0x30 + i) }]);
+    const image = await guestView(vm);
+    const [r] = await backupVMs({}, { repository: repoTemplate, sources: [vm] });
+    if (r!.status !== 'success') throw new Error(`backup ${i} failed: ${r!.error?.message}`);
+    points.push({ id: r!.pointId!, image });
+  }
+  await removeRestorePoints({}, { repository: repoTemplate, ids: [points[0]!.id, points[2]!.id] });
+  const kept = [points[1]!, points[3]!];
+  const failures: string[] = [];
+  const calm = path('gc-calm');
+  cpSync(repoTemplate, calm, { recursive: true });
+  const run = cliKilledAt(0, 'gc', '--repo', calm);
+  if (run.status !== 0) failures.push(`the unkilled gc failed: ${run.stderr}`);
+  for (let at = 1; at <= run.changes; at++) {
+    const repo = path(`gc-repo-${at}`);
+    cpSync(repoTemplate, repo, { recursive: true });
+    const killed = cliKilledAt(at, 'gc', '--repo', repo);
+    if (!killed.killed) failures.push(`change ${at}: not killed (exit ${killed.status}): ${killed.stderr}`);
+    try {
+      const v = await verifyRepository({}, { repository: repo });
+      if (!v.ok) failures.push(`killed before change ${at} of ${run.changes}: the repository does not verify: ${JSON.stringify(v.problems)}`);
+      for (const p of kept) {
+        if (!(await restoredImage(repo, p.id, path(`gc-restored-${at}`))).equals(p.image)) failures.push(`killed before change ${at}: point ${p.id.slice(0, 8)} does not restore as backed up`);
+      }
+      // The next GC (the killed one's lock is stale: its process is gone) finishes the job.
+      await collectGarbage({}, { repository: repo });
+      const again = await verifyRepository({}, { repository: repo });
+      if (!again.ok) failures.push(`killed before change ${at}: after the next gc the repository does not verify: ${JSON.stringify(again.problems)}`);
+    } catch (err) {
+      failures.push(`killed before change ${at}: ${(err as Error).message}`);
+    }
+    rmSync(repo, { recursive: true, force: true });
+  }
+  return { changes: run.changes, failures };
+}
+
 // The checks after each kill (verify, the next backup, its restore) reuse one set of chunk
 // workers rather than starting two for each.
 keepIdleWorkerPools(2);
-const result = phase === 'merge' ? await mergeSweep() : await backupSweep();
+const result = phase === 'merge' ? await mergeSweep() : phase === 'backup' ? await backupSweep() : await gcSweep();
 process.stdout.write(`${JSON.stringify(result)}\n`);
