@@ -1,11 +1,14 @@
 // Restore a restore point into a VM folder. Nothing appears under a final name until it
 // is complete: disks and config files are written under a hidden staging folder inside
 // the destination and moved into place (never over an existing file) at the end, so a
-// killed restore leaves no half-valid disk under the final name.
+// killed restore leaves no half-valid disk under the final name. The staging folder is named
+// with the restoring process's pid and host: the next restore into the same destination
+// removes those of processes that are gone (a killed restore's partial disks).
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, mkdir, open, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { RestoreResult } from '../api/types.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
@@ -14,6 +17,7 @@ import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
+import { processAlive } from '../process.ts';
 import { restoreDisk, type DamagedRange } from './disk-restore.ts';
 
 export interface RestoreOptions {
@@ -90,9 +94,10 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
   // A shared lock, like a backup's: GC rewrites packs and deletes the old ones, so without it a
   // restore could find a chunk's pack gone half-way through. Taken first: refused, it writes nothing.
   const lock = await opts.repo.lock({ exclusive: false, operation: `restore ${m.vm.name}`, signal: ctx.signal, reader: true });
-  const staging = join(to, `.hvbackup-restore-${randomBytes(6).toString('hex')}`);
+  const staging = join(to, `${STAGING_PREFIX}${process.pid}-${hostTag()}-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(staging, { recursive: true });
+    await removeDeadStaging(ctx, to, staging);
   } catch (err) {
     await lock.release();
     const e = err as NodeJS.ErrnoException;
@@ -128,6 +133,28 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
   } finally {
     await rm(staging, { recursive: true, force: true });
     await lock.release();
+  }
+}
+
+const STAGING_PREFIX = '.hvbackup-restore-';
+
+/** This host in a file name (a share can be restored into from several hosts): letters and digits only. */
+function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 32) || 'host';
+}
+
+/**
+ * Staging folders of restores into `to` whose process is gone (killed: nothing under a final
+ * name is theirs, only partial disks in the staging folder). Only this host's, whose pids can
+ * be checked; older unnamed ones are left, as is everything else.
+ */
+async function removeDeadStaging(ctx: OperationContext, to: string, mine: string): Promise<void> {
+  const names = await readdir(to).catch(() => [] as string[]);
+  for (const n of names) {
+    const m = /^\.hvbackup-restore-(\d+)-([A-Za-z0-9]+)-[0-9a-f]{12}$/.exec(n);
+    if (!m || join(to, n) === mine || m[2] !== hostTag() || processAlive(Number(m[1]))) continue;
+    await rm(join(to, n), { recursive: true, force: true });
+    log(ctx, 'verbose', `removed ${join(to, n)}, left by a restore that did not finish (process ${m[1]} is gone)`, to);
   }
 }
 

@@ -1,11 +1,11 @@
 // The crash sweep's runner (test/e2e/crash-sweep.test.ts runs it): a small process of its own,
 // because every kill point starts a CLI child, and a fork of the big test process made each of
 // those writes fault its pages afresh (copy-on-write), ~2 s per kill point on the bench VM.
-// Usage: node crash-sweep.ts <merge|backup|gc> <scratch dir>
+// Usage: node crash-sweep.ts <merge|backup|gc|restore> <scratch dir>
 // Prints one JSON line: { changes, failures } — changes the unkilled step made, and what went
 // wrong after each kill (empty when every kill point recovered).
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { repairVm } from '../../core/hosts/local/repair.ts';
 import { createSampleVm } from '../../core/hosts/local/sample.ts';
 import { loadVm, saveVmConfig } from '../../core/hosts/local/vm-folder.ts';
 import { checkVhdx, openDisk } from '../../core/vhdx/index.ts';
+import { isHvError } from '../../core/errors.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const preload = join(root, 'test', 'support', 'kill-at.mjs');
@@ -27,7 +28,7 @@ const MiB = 1 << 20;
 const SIZE = 8 * MiB;
 
 const [phase, dir] = process.argv.slice(2);
-if ((phase !== 'merge' && phase !== 'backup' && phase !== 'gc') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup|gc> <scratch dir>');
+if (!['merge', 'backup', 'gc', 'restore'].includes(phase ?? '') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup|gc|restore> <scratch dir>');
 mkdirSync(dir, { recursive: true });
 const path = (...p: string[]) => join(dir, ...p);
 
@@ -228,8 +229,61 @@ async function gcSweep(): Promise<{ changes: number; failures: string[] }> {
   return { changes: run.changes, failures };
 }
 
+async function restoreSweep(): Promise<{ changes: number; failures: string[] }> {
+  // A restore writes under a staging folder and moves the disk, then the config, into place: a
+  // kill must never leave a partial disk under its final name, and the next restore into the
+  // same folder either finishes or refuses to overwrite a disk that is complete.
+  const vm = path('r-vm');
+  await createSampleVm({}, { dir: vm, sizeBytes: SIZE, seed: 11 });
+  const repo = path('r-repo');
+  await initRepository({}, { path: repo });
+  const [b] = await backupVMs({}, { repository: repo, sources: [vm] });
+  if (b!.status !== 'success') throw new Error(`the backup failed: ${b!.error?.message}`);
+  const image = await guestView(vm);
+  const args = (to: string) => ['restore', b!.pointId!, '--repo', repo, '--vm', 'r-vm', '--to', to];
+  const failures: string[] = [];
+  const run = cliKilledAt(0, ...args(path('r-calm')));
+  if (run.status !== 0) failures.push(`the unkilled restore failed: ${run.stderr}`);
+  const diskOf = (to: string) => join(to, 'Virtual Hard Disks', 'r-vm.vhdx');
+  const complete = async (disk: string): Promise<string | undefined> => {
+    const problems = (await checkVhdx(disk)).problems;
+    if (problems.length) return `${disk} is under its final name but invalid: ${problems.join('; ')}`;
+    const d = await openDisk(disk);
+    const got = Buffer.alloc(d.size);
+    await d.read(got, 0);
+    await d.close();
+    return got.equals(image) ? undefined : `${disk} is under its final name but not the disk backed up`;
+  };
+  for (let at = 1; at <= run.changes; at++) {
+    const to = path(`r-to-${at}`);
+    const killed = cliKilledAt(at, ...args(to));
+    if (!killed.killed) failures.push(`change ${at}: not killed (exit ${killed.status}): ${killed.stderr}`);
+    try {
+      const placed = existsSync(diskOf(to));
+      const p = placed ? await complete(diskOf(to)) : undefined;
+      if (p) failures.push(`killed before change ${at} of ${run.changes}: ${p}`);
+      const again: Error | undefined = await restoreVM({}, { repository: repo, point: b!.pointId!, to }).then(() => undefined, (err: unknown) => err as Error);
+      if (placed) {
+        if (!isHvError(again, 'ERR_ALREADY_EXISTS')) failures.push(`killed before change ${at}: a restore over the placed disk did not refuse: ${again ? again.message : 'it succeeded'}`);
+      } else if (again) {
+        failures.push(`killed before change ${at}: the next restore failed: ${again.message}`);
+      } else {
+        const p2 = await complete(diskOf(to));
+        if (p2) failures.push(`killed before change ${at}: after the next restore, ${p2}`);
+        const left = readdirSync(to).filter((n) => n.startsWith('.hvbackup-restore-'));
+        if (left.length) failures.push(`killed before change ${at}: staging folders left after the next restore: ${left.join(', ')}`);
+      }
+    } catch (err) {
+      failures.push(`killed before change ${at}: ${(err as Error).message}`);
+    }
+    rmSync(to, { recursive: true, force: true });
+  }
+  return { changes: run.changes, failures };
+}
+
 // The checks after each kill (verify, the next backup, its restore) reuse one set of chunk
 // workers rather than starting two for each.
 keepIdleWorkerPools(2);
-const result = phase === 'merge' ? await mergeSweep() : phase === 'backup' ? await backupSweep() : await gcSweep();
+const sweeps = { merge: mergeSweep, backup: backupSweep, gc: gcSweep, restore: restoreSweep } as const;
+const result = await sweeps[phase as keyof typeof sweeps]();
 process.stdout.write(`${JSON.stringify(result)}\n`);
