@@ -1,12 +1,13 @@
 // kill -9 at every file-system change, not at random moments: a child process runs one step of
-// the product (a backup; a leftover checkpoint's merge; a gc; a restore) and kills itself just before its Nth
-// write, sync, rename, unlink... (test/support/kill-at.mjs), for every N the step makes
-// (test/support/crash-sweep.ts runs them). After each kill the VM must go on (the emulated
-// guest writes), repair must finish what the kill cut, and nothing may be lost: the disk holds
-// every write and is a valid VHDX; after a backup's kill the repository verifies and the next
-// backup restores identical; after a gc's kill the repository verifies, every kept point
-// restores as it was backed up, and the next gc finishes; after a restore's kill no partial
-// disk has its final name. The random-moment test (kill.test.ts) once found a kill between
+// the product (a leftover checkpoint's merge, a backup, a gc, a restore, an archive export) and
+// kills itself just before its Nth write, sync, rename, unlink... (test/support/kill-at.mjs),
+// for every N the step makes (test/support/crash-sweep.ts runs them). After each kill nothing
+// may be lost: the VM goes on (the emulated guest writes), repair finishes what the kill cut,
+// and the disk holds every write and is a valid VHDX; after a backup's kill the repository
+// verifies and the next backup restores identical; after a gc's kill the repository verifies,
+// every kept point restores as it was backed up, and the next gc finishes; after a restore's
+// kill no partial disk has its final name; after an export's kill the next export finishes and
+// the media restore the disk. The random-moment test (kill.test.ts) once found a kill between
 // a merge's log flush and its in-place writes; this one tries every such moment.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import { scratch, type Scratch } from '../backup/testing.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function sweep(phase: 'merge' | 'backup' | 'gc' | 'restore', dir: string): { changes: number; failures: string[] } {
+function sweep(phase: 'merge' | 'backup' | 'gc' | 'restore' | 'archive', dir: string): { changes: number; failures: string[] } {
   const r = spawnSync(process.execPath, [join(root, 'test', 'support', 'crash-sweep.ts'), phase, dir], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { changes: number; failures: string[] };
@@ -49,6 +50,12 @@ describe('kill -9 at every file-system change', function () {
   it('of a restore: no partial disk ever has its final name, and the next restore into the same folder finishes (removing the killed one\'s staging folder) or refuses to overwrite a complete disk', () => {
     const { changes, failures } = sweep('restore', s.path('restore'));
     assert.ok(changes >= 15, `the restore made ${changes} file-system changes`);
+    assert.deepEqual(failures, []);
+  });
+
+  it('of an archive export to media that span: the catalog names only media that are there, the next export finishes, and the media alone restore the disk', () => {
+    const { changes, failures } = sweep('archive', s.path('archive'));
+    assert.ok(changes >= 15, `the export made ${changes} file-system changes`);
     assert.deepEqual(failures, []);
   });
 });

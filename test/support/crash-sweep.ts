@@ -1,7 +1,7 @@
 // The crash sweep's runner (test/e2e/crash-sweep.test.ts runs it): a small process of its own,
 // because every kill point starts a CLI child, and a fork of the big test process made each of
 // those writes fault its pages afresh (copy-on-write), ~2 s per kill point on the bench VM.
-// Usage: node crash-sweep.ts <merge|backup|gc|restore> <scratch dir>
+// Usage: node crash-sweep.ts <merge|backup|gc|restore|archive> <scratch dir>
 // Prints one JSON line: { changes, failures } — changes the unkilled step made, and what went
 // wrong after each kill (empty when every kill point recovered).
 import { spawnSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportArchive, getArchiveCatalog, restoreFromArchive } from '../../core/api/archive.ts';
 import { backupVMs } from '../../core/api/backup.ts';
 import { initRepository, keepIdleWorkerPools, removeRestorePoints } from '../../core/api/repository.ts';
 import { collectGarbage } from '../../core/api/retention.ts';
@@ -28,7 +29,7 @@ const MiB = 1 << 20;
 const SIZE = 8 * MiB;
 
 const [phase, dir] = process.argv.slice(2);
-if (!['merge', 'backup', 'gc', 'restore'].includes(phase ?? '') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup|gc|restore> <scratch dir>');
+if (!['merge', 'backup', 'gc', 'restore', 'archive'].includes(phase ?? '') || !dir) throw new Error('usage: crash-sweep.ts <merge|backup|gc|restore|archive> <scratch dir>');
 mkdirSync(dir, { recursive: true });
 const path = (...p: string[]) => join(dir, ...p);
 
@@ -281,9 +282,62 @@ async function restoreSweep(): Promise<{ changes: number; failures: string[] }> 
   return { changes: run.changes, failures };
 }
 
+async function archiveSweep(): Promise<{ changes: number; failures: string[] }> {
+  // The first export of a point to a pool of 4 MiB media (three; objects split across them): media written as .partial, fsynced, named in the catalog, renamed into place. After a
+  // kill the catalog (if any) names only media that are there, the next export finishes, and
+  // the media alone restore the disk.
+  const vm = path('a-vm');
+  await createSampleVm({}, { dir: vm, sizeBytes: 3 * SIZE, seed: 13 });
+  const repoTemplate = path('a-repo');
+  await initRepository({}, { path: repoTemplate });
+  const [b] = await backupVMs({}, { repository: repoTemplate, sources: [vm] });
+  if (b!.status !== 'success') throw new Error(`the backup failed: ${b!.error?.message}`);
+  const image = await guestView(vm);
+  const args = (repo: string, media: string) => ['archive', 'export', '--repo', repo, '--pool', 'sweep', '--media-dir', media, '--capacity', '4M'];
+  const failures: string[] = [];
+  const calm = { repo: path('a-calm-repo'), media: path('a-calm-media') };
+  cpSync(repoTemplate, calm.repo, { recursive: true });
+  const run = cliKilledAt(0, ...args(calm.repo, calm.media));
+  if (run.status !== 0) failures.push(`the unkilled export failed: ${run.stderr}`);
+  for (let at = 1; at <= run.changes; at++) {
+    const repo = path(`a-repo-${at}`);
+    const media = path(`a-media-${at}`);
+    cpSync(repoTemplate, repo, { recursive: true });
+    const killed = cliKilledAt(at, ...args(repo, media));
+    if (!killed.killed) failures.push(`change ${at}: not killed (exit ${killed.status}): ${killed.stderr}`);
+    try {
+      const before = await getArchiveCatalog({}, { repository: repo, pool: 'sweep' }).catch((err: unknown) => {
+        if (isHvError(err, 'ERR_NOT_FOUND')) return undefined;
+        throw err;
+      });
+      for (const m of before?.media ?? []) {
+        if (m.file && !existsSync(join(media, m.file)) && !existsSync(join(media, `${m.file}.partial`))) failures.push(`killed before change ${at} of ${run.changes}: the catalog names medium ${m.file}, which is not there`);
+      }
+      await exportArchive({}, { repository: repo, pool: 'sweep', mediaDir: media, capacity: '4M' });
+      const cat = await getArchiveCatalog({}, { repository: repo, pool: 'sweep' });
+      if (!cat.points.some((p) => p.id === b!.pointId)) failures.push(`killed before change ${at}: after the next export the pool lacks the point`);
+      const files = cat.media.filter((m) => m.file).sort((x, y) => x.seq - y.seq).map((m) => join(media, m.file!));
+      if (files.length < 2) failures.push(`killed before change ${at}: the export wrote ${files.length} medium, not a set that spans`);
+      const to = path(`a-restored-${at}`);
+      const res = await restoreFromArchive({}, { media: files, vmName: 'a-vm', to });
+      const d = await openDisk(res.disks[0]!.path);
+      const got = Buffer.alloc(d.size);
+      await d.read(got, 0);
+      await d.close();
+      if (!got.equals(image)) failures.push(`killed before change ${at}: the media do not restore the disk`);
+      rmSync(to, { recursive: true, force: true });
+    } catch (err) {
+      failures.push(`killed before change ${at}: ${(err as Error).message}`);
+    }
+    rmSync(repo, { recursive: true, force: true });
+    rmSync(media, { recursive: true, force: true });
+  }
+  return { changes: run.changes, failures };
+}
+
 // The checks after each kill (verify, the next backup, its restore) reuse one set of chunk
 // workers rather than starting two for each.
 keepIdleWorkerPools(2);
-const sweeps = { merge: mergeSweep, backup: backupSweep, gc: gcSweep, restore: restoreSweep } as const;
+const sweeps = { merge: mergeSweep, backup: backupSweep, gc: gcSweep, restore: restoreSweep, archive: archiveSweep } as const;
 const result = await sweeps[phase as keyof typeof sweeps]();
 process.stdout.write(`${JSON.stringify(result)}\n`);
