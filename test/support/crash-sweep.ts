@@ -43,16 +43,42 @@ function cliKilledAt(at: number, ...args: string[]): { killed: boolean; status: 
   return { killed: r.signal === 'SIGKILL', status: r.status, stderr: r.stderr, changes };
 }
 
-/** The whole disk as the guest sees it (through a checkpoint's child, if any). */
-async function guestView(vmDir: string): Promise<Buffer> {
-  const vm = await loadVm(vmDir);
-  const d = await openDisk(join(vm.dir, vm.config.disks[0]!.path));
+/** Every byte of the disk at `file` (through its parents, for a differencing disk). */
+async function diskBytes(file: string): Promise<Buffer> {
+  const d = await openDisk(file);
   try {
     const b = Buffer.alloc(d.size);
     await d.read(b, 0);
     return b;
   } finally {
     await d.close();
+  }
+}
+
+/** The whole disk as the guest sees it (through a checkpoint's child, if any). */
+async function guestView(vmDir: string): Promise<Buffer> {
+  const vm = await loadVm(vmDir);
+  return diskBytes(join(vm.dir, vm.config.disks[0]!.path));
+}
+
+/** A sample VM `name` backed up into a new repository: the point, and the disk it holds. */
+async function backedUpVm(name: string, sizeBytes: number, seed: number): Promise<{ vm: string; repo: string; pointId: string; image: Buffer }> {
+  const vm = path(name);
+  await createSampleVm({}, { dir: vm, sizeBytes, seed });
+  const repo = path(`${name}-repo`);
+  await initRepository({}, { path: repo });
+  const [b] = await backupVMs({}, { repository: repo, sources: [vm] });
+  if (b!.status !== 'success') throw new Error(`the backup of ${name} failed: ${b!.error?.message}`);
+  return { vm, repo, pointId: b!.pointId!, image: await guestView(vm) };
+}
+
+/** Point `point` of `repo` restored into `to` (removed after): its disk's bytes. */
+async function restoredImage(repo: string, point: string, to: string): Promise<Buffer> {
+  try {
+    const res = await restoreVM({}, { repository: repo, point, to });
+    return await diskBytes(res.disks[0]!.path);
+  } finally {
+    rmSync(to, { recursive: true, force: true });
   }
 }
 
@@ -124,12 +150,7 @@ async function mergeSweep(): Promise<{ changes: number; failures: string[] }> {
 async function backupSweep(): Promise<{ changes: number; failures: string[] }> {
   // A VM backed up once and changed since: the killed backup is a tracked incremental, through
   // checkpoint, chunks, packs, index, manifest, merge and tracking record.
-  const template = path('vm-template');
-  await createSampleVm({}, { dir: template, sizeBytes: SIZE, seed: 5 });
-  const repoTemplate = path('repo-template');
-  await initRepository({}, { path: repoTemplate });
-  const [first] = await backupVMs({}, { repository: repoTemplate, sources: [template] });
-  if (first!.status !== 'success') throw new Error(`the first backup failed: ${first!.error?.message}`);
+  const { vm: template, repo: repoTemplate } = await backedUpVm('vm-template', SIZE, 5);
   await guestWrite(template, randomGuestWrites(53, 8, 8192, SIZE));
   const image = await guestView(template);
   const failures: string[] = [];
@@ -156,14 +177,7 @@ async function backupSweep(): Promise<{ changes: number; failures: string[] }> {
     if (next!.status !== 'success') {
       failures.push(`killed before change ${at}: the next backup failed: ${next!.error?.message}`);
     } else {
-      const to = path(`restored-${at}`);
-      const res = await restoreVM({}, { repository: repo, point: next!.pointId!, to });
-      const d = await openDisk(res.disks[0]!.path);
-      const got = Buffer.alloc(d.size);
-      await d.read(got, 0);
-      await d.close();
-      if (!got.equals(expected)) failures.push(`killed before change ${at}: the next backup (${next!.method}) does not restore the disk`);
-      rmSync(to, { recursive: true, force: true });
+      if (!(await restoredImage(repo, next!.pointId!, path(`restored-${at}`))).equals(expected)) failures.push(`killed before change ${at}: the next backup (${next!.method}) does not restore the disk`);
     }
     rmSync(vm, { recursive: true, force: true });
     rmSync(repo, { recursive: true, force: true });
@@ -171,18 +185,6 @@ async function backupSweep(): Promise<{ changes: number; failures: string[] }> {
   return { changes: run.changes, failures };
 }
 
-async function restoredImage(repo: string, point: string, to: string): Promise<Buffer> {
-  const res = await restoreVM({}, { repository: repo, point, to });
-  const d = await openDisk(res.disks[0]!.path);
-  try {
-    const b = Buffer.alloc(d.size);
-    await d.read(b, 0);
-    return b;
-  } finally {
-    await d.close();
-    rmSync(to, { recursive: true, force: true });
-  }
-}
 
 async function gcSweep(): Promise<{ changes: number; failures: string[] }> {
   // Four points of a VM that changes between them (whole blocks and pieces); the first and the
@@ -234,14 +236,8 @@ async function restoreSweep(): Promise<{ changes: number; failures: string[] }> 
   // A restore writes under a staging folder and moves the disk, then the config, into place: a
   // kill must never leave a partial disk under its final name, and the next restore into the
   // same folder either finishes or refuses to overwrite a disk that is complete.
-  const vm = path('r-vm');
-  await createSampleVm({}, { dir: vm, sizeBytes: SIZE, seed: 11 });
-  const repo = path('r-repo');
-  await initRepository({}, { path: repo });
-  const [b] = await backupVMs({}, { repository: repo, sources: [vm] });
-  if (b!.status !== 'success') throw new Error(`the backup failed: ${b!.error?.message}`);
-  const image = await guestView(vm);
-  const args = (to: string) => ['restore', b!.pointId!, '--repo', repo, '--vm', 'r-vm', '--to', to];
+  const { repo, pointId, image } = await backedUpVm('r-vm', SIZE, 11);
+  const args = (to: string) => ['restore', pointId, '--repo', repo, '--vm', 'r-vm', '--to', to];
   const failures: string[] = [];
   const run = cliKilledAt(0, ...args(path('r-calm')));
   if (run.status !== 0) failures.push(`the unkilled restore failed: ${run.stderr}`);
@@ -249,11 +245,7 @@ async function restoreSweep(): Promise<{ changes: number; failures: string[] }> 
   const complete = async (disk: string): Promise<string | undefined> => {
     const problems = (await checkVhdx(disk)).problems;
     if (problems.length) return `${disk} is under its final name but invalid: ${problems.join('; ')}`;
-    const d = await openDisk(disk);
-    const got = Buffer.alloc(d.size);
-    await d.read(got, 0);
-    await d.close();
-    return got.equals(image) ? undefined : `${disk} is under its final name but not the disk backed up`;
+    return (await diskBytes(disk)).equals(image) ? undefined : `${disk} is under its final name but not the disk backed up`;
   };
   for (let at = 1; at <= run.changes; at++) {
     const to = path(`r-to-${at}`);
@@ -263,7 +255,7 @@ async function restoreSweep(): Promise<{ changes: number; failures: string[] }> 
       const placed = existsSync(diskOf(to));
       const p = placed ? await complete(diskOf(to)) : undefined;
       if (p) failures.push(`killed before change ${at} of ${run.changes}: ${p}`);
-      const again: Error | undefined = await restoreVM({}, { repository: repo, point: b!.pointId!, to }).then(() => undefined, (err: unknown) => err as Error);
+      const again: Error | undefined = await restoreVM({}, { repository: repo, point: pointId, to }).then(() => undefined, (err: unknown) => err as Error);
       if (placed) {
         if (!isHvError(again, 'ERR_ALREADY_EXISTS')) failures.push(`killed before change ${at}: a restore over the placed disk did not refuse: ${again ? again.message : 'it succeeded'}`);
       } else if (again) {
@@ -286,13 +278,7 @@ async function archiveSweep(): Promise<{ changes: number; failures: string[] }> 
   // The first export of a point to a pool of 4 MiB media (three; objects split across them): media written as .partial, fsynced, named in the catalog, renamed into place. After a
   // kill the catalog (if any) names only media that are there, the next export finishes, and
   // the media alone restore the disk.
-  const vm = path('a-vm');
-  await createSampleVm({}, { dir: vm, sizeBytes: 3 * SIZE, seed: 13 });
-  const repoTemplate = path('a-repo');
-  await initRepository({}, { path: repoTemplate });
-  const [b] = await backupVMs({}, { repository: repoTemplate, sources: [vm] });
-  if (b!.status !== 'success') throw new Error(`the backup failed: ${b!.error?.message}`);
-  const image = await guestView(vm);
+  const { repo: repoTemplate, pointId, image } = await backedUpVm('a-vm', 3 * SIZE, 13);
   const args = (repo: string, media: string) => ['archive', 'export', '--repo', repo, '--pool', 'sweep', '--media-dir', media, '--capacity', '4M'];
   const failures: string[] = [];
   const calm = { repo: path('a-calm-repo'), media: path('a-calm-media') };
@@ -315,16 +301,12 @@ async function archiveSweep(): Promise<{ changes: number; failures: string[] }> 
       }
       await exportArchive({}, { repository: repo, pool: 'sweep', mediaDir: media, capacity: '4M' });
       const cat = await getArchiveCatalog({}, { repository: repo, pool: 'sweep' });
-      if (!cat.points.some((p) => p.id === b!.pointId)) failures.push(`killed before change ${at}: after the next export the pool lacks the point`);
+      if (!cat.points.some((p) => p.id === pointId)) failures.push(`killed before change ${at}: after the next export the pool lacks the point`);
       const files = cat.media.filter((m) => m.file).sort((x, y) => x.seq - y.seq).map((m) => join(media, m.file!));
       if (files.length < 2) failures.push(`killed before change ${at}: the export wrote ${files.length} medium, not a set that spans`);
       const to = path(`a-restored-${at}`);
       const res = await restoreFromArchive({}, { media: files, vmName: 'a-vm', to });
-      const d = await openDisk(res.disks[0]!.path);
-      const got = Buffer.alloc(d.size);
-      await d.read(got, 0);
-      await d.close();
-      if (!got.equals(image)) failures.push(`killed before change ${at}: the media do not restore the disk`);
+      if (!(await diskBytes(res.disks[0]!.path)).equals(image)) failures.push(`killed before change ${at}: the media do not restore the disk`);
       rmSync(to, { recursive: true, force: true });
     } catch (err) {
       failures.push(`killed before change ${at}: ${(err as Error).message}`);
