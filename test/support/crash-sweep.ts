@@ -20,7 +20,8 @@ import { LocalHost } from '../../core/hosts/local/host.ts';
 import { repairVm } from '../../core/hosts/local/repair.ts';
 import { createSampleVm } from '../../core/hosts/local/sample.ts';
 import { loadVm, saveVmConfig } from '../../core/hosts/local/vm-folder.ts';
-import { checkVhdx, openDisk } from '../../core/vhdx/index.ts';
+import { checkVhdx } from '../../core/vhdx/index.ts';
+import { readWhole } from './disk-read.ts';
 import { isHvError } from '../../core/errors.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -43,17 +44,7 @@ function cliKilledAt(at: number, ...args: string[]): { killed: boolean; status: 
   return { killed: r.signal === 'SIGKILL', status: r.status, stderr: r.stderr, changes };
 }
 
-/** Every byte of the disk at `file` (through its parents, for a differencing disk). */
-async function diskBytes(file: string): Promise<Buffer> {
-  const d = await openDisk(file);
-  try {
-    const b = Buffer.alloc(d.size);
-    await d.read(b, 0);
-    return b;
-  } finally {
-    await d.close();
-  }
-}
+const diskBytes = (file: string) => readWhole(file);
 
 /** The whole disk as the guest sees it (through a checkpoint's child, if any). */
 async function guestView(vmDir: string): Promise<Buffer> {

@@ -13,3 +13,15 @@ export async function readAt(path: string, offset: number, length: number, opts:
     await d.close();
   }
 }
+
+/** Every virtual byte of the disk image at `path` (through its parents, for a differencing disk). */
+export async function readWhole(path: string, opts: OpenOptions = {}): Promise<Buffer> {
+  const d = await openDisk(path, opts);
+  try {
+    const b = Buffer.alloc(d.size);
+    await d.read(b, 0);
+    return b;
+  } finally {
+    await d.close();
+  }
+}

@@ -7,19 +7,11 @@ import {
 } from '../../core/vhdx/index.ts';
 import { openVhdxDisk } from '../../core/vhdx/io/open.ts';
 import { MiB, qemuCheck, qemuCompare, scratch, sevenZipFlat } from './helpers.ts';
+import { readWhole } from '../support/disk-read.ts';
 
 const SIZE = 32 * MiB;
 
-async function readAll(path: string): Promise<Buffer> {
-  const d = await openDisk(path);
-  try {
-    const b = Buffer.alloc(d.size);
-    await d.read(b, 0);
-    return b;
-  } finally {
-    await d.close();
-  }
-}
+const readAll = (path: string) => readWhole(path);
 
 async function writeAt(path: string, model: Buffer | undefined, data: Buffer, off: number): Promise<void> {
   const d = await openDisk(path, { writable: true });
