@@ -166,8 +166,8 @@ export { keepChunkIndexes } from '../repo/repository.ts';
 /**
  * For that process once it has been idle a while: stop the kept chunk workers (their memory
  * and, for an encrypted repository, the keys they hold) and let go of the kept pack buffers,
- * chunk indexes and restore-point summaries. The next call starts workers and reads its index again, as a first one
- * does; what to keep (keepIdleWorkerPools, keepChunkIndexes) stays as set.
+ * chunk indexes and restore-point summaries. The next call starts workers and reads its index
+ * again, as a first one does; what to keep (keepIdleWorkerPools, keepChunkIndexes) stays as set.
  */
 export async function releaseKeptResources(): Promise<{ workers: number; packBufferBytes: number; indexes: number }> {
   const indexes = dropKeptChunkIndexes();

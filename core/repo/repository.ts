@@ -663,7 +663,10 @@ export function keepChunkIndexes(n: number): void {
   while (keptSummaries.size > n) keptSummaries.delete(keptSummaries.keys().next().value!);
 }
 
-/** Forget every kept chunk index and restore-point summary list (a long-lived process gone idle); returns how many indexes. The setting stays. */
+/**
+ * Forget every kept chunk index and restore-point summary list (a long-lived process gone
+ * idle); returns how many indexes. The setting stays.
+ */
 export function dropKeptChunkIndexes(): number {
   const n = keptIndexes.size;
   keptIndexes.clear();
