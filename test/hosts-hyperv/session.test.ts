@@ -9,7 +9,8 @@ import { toVmDescription } from '../../core/hosts/hyperv/mapping.ts';
 import type { RawVm } from '../../core/hosts/hyperv/mapping.ts';
 import { ALL_SCRIPTS, ENVELOPE } from '../../core/hosts/hyperv/scripts.ts';
 import * as S from '../../core/hosts/hyperv/scripts.ts';
-import { buildInvocation, encodeParams, NodePowerShellSession, parseAnswer } from '../../core/hosts/hyperv/session.ts';
+import { PassThrough } from 'node:stream';
+import { buildInvocation, encodeParams, NodePowerShellSession, parseAnswer, readBulkFromOutput, startPowerShell } from '../../core/hosts/hyperv/session.ts';
 import { fx, hostWith, rejectsWith } from './testing.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -83,6 +84,42 @@ describe('HyperV PowerShell session: hostile VM names', () => {
     const bad = 'HVB:' + Buffer.from(JSON.stringify({ ok: false, message: 'Hyper-V was unable to find a virtual machine with name "x".', category: 'InvalidArgument' })).toString('base64');
     await rejectsWith(Promise.resolve().then(() => parseAnswer(bad, S.LIST_VMS)), 'ERR_HOST', 'PowerShell step list-vms failed: Hyper-V was unable to find a virtual machine with name "x".');
     await rejectsWith(Promise.resolve().then(() => parseAnswer('The term \'Get-VM\' is not recognized', S.LIST_VMS)), 'ERR_HOST', 'list-vms gave no answer', "'Get-VM' is not recognized");
+  });
+});
+
+describe('HyperV PowerShell session: the end of a call\'s output', () => {
+  /** What readBulkFromOutput makes of `chunks` arriving one by one; "waits" if it does not finish. */
+  async function read(chunks: string[]): Promise<string> {
+    const s = new PassThrough();
+    s.setEncoding('utf8');
+    const out = readBulkFromOutput(s, 'DELIM');
+    for (const c of chunks) {
+      s.write(c);
+      await new Promise((r) => setImmediate(r));
+    }
+    return Promise.race([out.then((b) => b.toString('utf8')), new Promise<string>((r) => setTimeout(() => r('waits'), 200))]);
+  }
+
+  it('ends at the second delimiter however the output is cut into chunks, earlier output before both included', async () => {
+    // The last two hang child-shell 5's own check (node-powershell's shell) for good.
+    assert.equal(await read(['DELIM\n', 'out\n', 'DELIM\n']), 'out');
+    assert.equal(await read(['DELIM\nout\nDELIM\n']), 'out');
+    assert.equal(await read(['DELIM\nout\nDE', 'LIM\n']), 'out', 'a delimiter split across chunks');
+    assert.equal(await read(['some earlier output\n', 'DELIM\nout\nDELIM\n']), 'out');
+    assert.equal(await read(['leftover line of the previous call\n', 'DELIM\nDELIM\n']), '');
+    assert.equal(await read(['DELIM\nout\n']), 'waits', 'not before the second delimiter');
+  });
+
+  it('the session\'s shell reads its output this way, not with its own check', async () => {
+    const pwsh = spawnSync(process.execPath, [join(root, 'scripts', 'find-pwsh.mjs')], { encoding: 'utf8' }).stdout.trim();
+    const shell = await startPowerShell({ executable: pwsh });
+    try {
+      assert.equal(shell.readBulkFromOutput, readBulkFromOutput);
+      const r = await shell.invoke('[Console]::Out.WriteLine("HVB:eA==")');
+      assert.match(r.raw, /HVB:eA==/);
+    } finally {
+      await shell.dispose();
+    }
   });
 });
 

@@ -4,6 +4,7 @@
 // of the text PowerShell parses. Answers come back as one base64 line of JSON, which
 // survives the console code page (Windows PowerShell writes OEM code pages, not UTF-8).
 
+import { Writable } from 'node:stream';
 import { HvError } from '../../errors.ts';
 import { ENVELOPE, scriptName } from './scripts.ts';
 
@@ -78,6 +79,56 @@ function hold(shell: Shell, busy: boolean): void {
   for (const h of handles) (busy ? h?.ref : h?.unref)?.call(h);
 }
 
+/**
+ * node-powershell's shell (child-shell 5) ends each call's output at the second of two
+ * delimiters it has PowerShell print, but it looks for the second one only in the span of the
+ * newest chunk. When earlier output precedes a chunk that holds both delimiters, it finds the
+ * first one there, takes the two for one, and waits for good: a session hung that way in a
+ * test run here (four calls timed out). This reads the same output, looking for the second
+ * delimiter only after the first, and is put on each shell the session starts.
+ */
+export function readBulkFromOutput(stream: NodeJS.ReadableStream, delimiter: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    const sink = new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        buf = Buffer.concat([buf, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk]);
+        const first = buf.indexOf(delimiter);
+        const second = first < 0 ? -1 : buf.indexOf(delimiter, first + delimiter.length);
+        if (second >= 0) {
+          stream.unpipe(sink);
+          resolve(trimLineSpace(buf.subarray(first + delimiter.length, second)));
+        }
+        done();
+      },
+    });
+    stream.pipe(sink);
+  });
+}
+
+/** Without the spaces and line ends around it, as child-shell trims a call's output. */
+function trimLineSpace(b: Buffer): Buffer {
+  const space = (c: number | undefined) => c === 0x0a || c === 0x0d || c === 0x20;
+  let start = 0;
+  let end = b.length;
+  while (start < end && space(b[start])) start++;
+  while (end > start && space(b[end - 1])) end--;
+  return b.subarray(start, end);
+}
+
+/** A node-powershell shell with our end-of-output check (readBulkFromOutput) in place of its own. */
+export async function startPowerShell(opts: PowerShellSessionOptions): Promise<Shell & { readBulkFromOutput: typeof readBulkFromOutput }> {
+  const m = await import('node-powershell');
+  const shell = new m.PowerShell({
+    executable: opts.executable ?? 'powershell',
+    executableOptions: { '-NoProfile': true, '-NonInteractive': true, '-ExecutionPolicy': 'Bypass' },
+    throwOnInvocationError: false,
+    invocationTimeout: opts.invocationTimeout ?? 0,
+  }) as unknown as Shell & { readBulkFromOutput: typeof readBulkFromOutput };
+  shell.readBulkFromOutput = readBulkFromOutput;
+  return shell;
+}
+
 /** The real session: node-powershell's PowerShell class, started on first use. */
 export class NodePowerShellSession implements PsSession {
   readonly #opts: PowerShellSessionOptions;
@@ -89,12 +140,7 @@ export class NodePowerShellSession implements PsSession {
   }
 
   #start() {
-    this.#shell ??= import('node-powershell').then((m) => new m.PowerShell({
-      executable: this.#opts.executable ?? 'powershell',
-      executableOptions: { '-NoProfile': true, '-NonInteractive': true, '-ExecutionPolicy': 'Bypass' },
-      throwOnInvocationError: false,
-      invocationTimeout: this.#opts.invocationTimeout ?? 0,
-    }));
+    this.#shell ??= startPowerShell(this.#opts);
     return this.#shell;
   }
 
