@@ -17,11 +17,22 @@ import { scratch, type Scratch } from '../backup/testing.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function sweep(phase: 'merge' | 'backup' | 'gc' | 'restore' | 'archive', dir: string): { changes: number; failures: string[] } {
+type Phase = 'merge' | 'backup' | 'gc' | 'restore' | 'archive';
+
+function sweep(phase: Phase, dir: string): { changes: number; failures: string[] } {
   const r = spawnSync(process.execPath, [join(root, 'test', 'support', 'crash-sweep.ts'), phase, dir], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { changes: number; failures: string[] };
 }
+
+/** Each step the runner sweeps: what the title says after a kill, and the fewest changes it must make (so the sweep covers something). */
+const STEPS: { phase: Phase; what: string; min: number; title: string }[] = [
+  { phase: 'merge', what: 'merge', min: 20, title: 'of a leftover checkpoint\'s merge (vm repair): the guest writes on, repair finishes it, every write kept, the disk valid' },
+  { phase: 'backup', what: 'backup', min: 40, title: 'of a tracked incremental backup (checkpoint, packs, index, manifest, merge): the repository verifies, the VM goes on, the next backup restores identical' },
+  { phase: 'gc', what: 'gc', min: 15, title: 'of a gc that deletes packs, rewrites one the kept points still use and consolidates the index: the repository verifies, the kept points restore as backed up, the next gc finishes' },
+  { phase: 'restore', what: 'restore', min: 15, title: 'of a restore: no partial disk ever has its final name, and the next restore into the same folder finishes (removing the killed one\'s staging folder) or refuses to overwrite a complete disk' },
+  { phase: 'archive', what: 'export', min: 15, title: 'of an archive export to media that span: the catalog names only media that are there, the next export finishes, and the media alone restore the disk' },
+];
 
 describe('kill -9 at every file-system change', function () {
   this.timeout(600_000);
@@ -29,33 +40,11 @@ describe('kill -9 at every file-system change', function () {
   before(() => { s = scratch('hvb-sweep-'); });
   after(() => s.cleanup());
 
-  it('of a leftover checkpoint\'s merge (vm repair): the guest writes on, repair finishes it, every write kept, the disk valid', () => {
-    const { changes, failures } = sweep('merge', s.path('merge'));
-    assert.ok(changes >= 20, `the merge made ${changes} file-system changes`);
-    assert.deepEqual(failures, []);
-  });
-
-  it('of a tracked incremental backup (checkpoint, packs, index, manifest, merge): the repository verifies, the VM goes on, the next backup restores identical', () => {
-    const { changes, failures } = sweep('backup', s.path('backup'));
-    assert.ok(changes >= 40, `the backup made ${changes} file-system changes`);
-    assert.deepEqual(failures, []);
-  });
-
-  it('of a gc that deletes packs, rewrites one the kept points still use and consolidates the index: the repository verifies, the kept points restore as backed up, the next gc finishes', () => {
-    const { changes, failures } = sweep('gc', s.path('gc'));
-    assert.ok(changes >= 15, `the gc made ${changes} file-system changes`);
-    assert.deepEqual(failures, []);
-  });
-
-  it('of a restore: no partial disk ever has its final name, and the next restore into the same folder finishes (removing the killed one\'s staging folder) or refuses to overwrite a complete disk', () => {
-    const { changes, failures } = sweep('restore', s.path('restore'));
-    assert.ok(changes >= 15, `the restore made ${changes} file-system changes`);
-    assert.deepEqual(failures, []);
-  });
-
-  it('of an archive export to media that span: the catalog names only media that are there, the next export finishes, and the media alone restore the disk', () => {
-    const { changes, failures } = sweep('archive', s.path('archive'));
-    assert.ok(changes >= 15, `the export made ${changes} file-system changes`);
-    assert.deepEqual(failures, []);
-  });
+  for (const step of STEPS) {
+    it(step.title, () => {
+      const { changes, failures } = sweep(step.phase, s.path(step.phase));
+      assert.ok(changes >= step.min, `the ${step.what} made ${changes} file-system changes`);
+      assert.deepEqual(failures, []);
+    });
+  }
 });
