@@ -168,10 +168,10 @@ export class LocalBackend implements Backend {
     }
     return {
       size,
-      read: async (offset, length) => {
+      read: async (offset, length, into) => {
         const [start, end] = rangeOf(size, h, { offset, length });
-        // A buffer of its own, so it can be transferred to a worker without a copy.
-        const buf = Buffer.allocUnsafeSlow(end - start);
+        // A buffer of its own (or the caller's), so it can be transferred to a worker without a copy.
+        const buf = into?.length === end - start ? into : Buffer.allocUnsafeSlow(end - start);
         let done = 0;
         while (done < buf.length) {
           const { bytesRead } = await fh.read(buf, done, buf.length - done, start + done).catch((err: unknown) => { throw this.#ioError(err, 'load', h, file); });

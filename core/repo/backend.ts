@@ -49,9 +49,10 @@ export interface ObjectReader {
   /**
    * Bytes [offset, offset + length) of the object. Restore asks for coalesced ranges of up to
    * 2 MiB covering many blobs (Repository.readChunks): one GET with a Range header each, several
-   * in flight, on object storage.
+   * in flight, on object storage. `into`: a buffer of `length` bytes the caller recycles, to
+   * read into if the backend can (the result is then `into`); a backend may ignore it.
    */
-  read(offset: number, length: number): Promise<Buffer>;
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }
 

@@ -36,11 +36,11 @@ export function sealChunkInto(codec: ObjectCodec, id: string, plain: Buffer, out
 const FORMAT_BYTES = [Buffer.from([0]), Buffer.from([1])];
 
 /** Stored bytes → plain bytes; with verify, the plain bytes must hash to `id`. */
-export function openChunk(codec: ObjectCodec, id: string, stored: Buffer, verify: boolean): Buffer {
+export function openChunk(codec: ObjectCodec, id: string, stored: Buffer, verify: boolean, outFor?: (size: number) => Buffer | undefined): Buffer {
   const what = `<chunks/${id}>`;
   let plain: Buffer;
   try {
-    plain = decodeObject(codec.open('chunks', id, stored), what);
+    plain = decodeObject(codec.open('chunks', id, stored), what, undefined, outFor);
   } catch (err) {
     if (err instanceof HvError) throw err;
     throw new HvError('ERR_CORRUPT', `${what}: cannot be decoded (${(err as Error).message})`, { target: what, cause: err });

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HvError, type ErrorCode } from '../errors.ts';
 import { openChunk, sealChunk, sealedBound } from './chunk-codec.ts';
-import { FORMAT_RAW } from './object-format.ts';
+import { FORMAT_RAW, FORMAT_ZSTD } from './object-format.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
 
@@ -43,6 +43,13 @@ export interface WorkerRequest {
   id?: string;
   verify?: boolean;
   level?: number;
+  /**
+   * openRange: buffers the pool recycled, for the worker to decompress chunks into (it keeps
+   * those it does not use for later requests, up to SPARES_KEPT); and `recycle`: send the
+   * range buffer back even when no chunk is a view of it, for the pool to read into again.
+   */
+  spare?: ArrayBuffer[];
+  recycle?: boolean;
 }
 
 export interface WorkerReply {
@@ -128,6 +135,18 @@ export interface HashedRun {
  * ~170 MiB RSS (it was ~400 before workers freed their buffers).
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 1 };
+/**
+ * Bytes of released buffers (decoded chunks, ranged reads) a pool keeps to use again rather
+ * than free: restores read and decode ~1.5 GB through buffers of a few MiB in flight, and each
+ * new one costs a page fault per 4 KiB on first touch and an unmap when freed (~100,000 faults
+ * and a third of a 2 GiB restore's CPU on the bench machine, perf). Only buffers of at least
+ * RECYCLE_MIN bytes are kept.
+ */
+const BIN_BYTES = 32 * 1024 * 1024;
+const RECYCLE_MIN = 64 * 1024;
+/** Ranged-read buffers are made in whole multiples of this, so that one fits the next range. */
+const READ_GRAIN = 256 * 1024;
+
 /** Seal buffers kept for reuse; at most this many, each at most ARENA_KEEP bytes. */
 const ARENAS_KEPT = 4;
 const ARENA_KEEP = 16 * 1024 * 1024;
@@ -152,6 +171,12 @@ export class ChunkPool {
    * collection for every ~25 MB of them (~10 % of the backup's CPU, on its marking threads).
    */
   readonly #arenas: Buffer[] = [];
+  /** Released buffers kept for reuse (BIN_BYTES in all at most): decode outputs and ranged reads. */
+  readonly #bin: ArrayBuffer[] = [];
+  #binBytes = 0;
+  #reused = 0;
+  /** Buffers readBuffer() made or gave out: all of each is ours, so openRange may transfer it whole. */
+  readonly #reads = new WeakSet<ArrayBufferLike>();
   level: number | undefined;
 
   /** Workers #pick may start when every started one is busy; prestart(n) sets it. */
@@ -267,7 +292,7 @@ export class ChunkPool {
    * chunk: the range goes to the worker without a copy when it fills its own ArrayBuffer, and
    * a chunk's failure does not hide its neighbours.
    */
-  async openRange(stored: Buffer, chunks: readonly { id: string; offset: number; length: number }[], verify = true): Promise<(Buffer | HvError)[]> {
+  async openRange(stored: Buffer, chunks: readonly { id: string; offset: number; length: number; plain?: number }[], verify = true): Promise<(Buffer | HvError)[]> {
     const view = (c: { offset: number; length: number }) => {
       if (c.offset < 0 || c.offset + c.length > stored.length) throw new HvError('ERR_INTERNAL', `chunk at ${c.offset}+${c.length} is outside a range of ${stored.length} bytes`);
       return stored.subarray(c.offset, c.offset + c.length);
@@ -282,10 +307,20 @@ export class ChunkPool {
       });
     }
     for (const c of chunks) view(c);
-    const transferable = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength;
+    const ours = stored.byteOffset === 0 && this.#reads.has(stored.buffer);
+    const transferable = ours || (stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength);
     const data = transferable ? stored : new Uint8Array(stored);
     const slices = chunks.map((c) => ({ offset: c.offset, length: c.length }));
-    const reply = await this.#request(this.#pick(), { op: 'openRange', tid: this.#nextTid++, data, slices, ids: chunks.map((c) => c.id), verify }, [data.buffer as ArrayBuffer]);
+    // A recycled buffer for each chunk that will be decompressed (its format byte says so,
+    // unless the repository is encrypted) and whose plain size is known.
+    const spare: ArrayBuffer[] = [];
+    for (const c of chunks) {
+      if (c.plain === undefined || (!this.#codec.encrypted && stored[c.offset] !== FORMAT_ZSTD)) continue;
+      const ab = this.#fromBin(c.plain);
+      if (ab) spare.push(ab);
+    }
+    const request: WorkerRequest = { op: 'openRange', tid: this.#nextTid++, data, slices, ids: chunks.map((c) => c.id), verify, recycle: ours, ...(spare.length ? { spare } : {}) };
+    const reply = await this.#request(this.#pick(), request, [data.buffer as ArrayBuffer, ...spare]);
     // Raw chunks come back as places in the range, which comes back too (a copy of each cost
     // the workers ~10 % of a restore's CPU).
     const range = reply.data;
@@ -295,7 +330,52 @@ export class ChunkPool {
       const e = o as WorkerError;
       return new HvError(e.code, e.message, { target: e.target });
     });
+    // No chunk is a view of the range: it can hold the next read now.
+    if (range && !this.#views.has(range.buffer)) this.#recycle(range.buffer);
     return out;
+  }
+
+  /**
+   * A buffer of `length` bytes for a ranged read that will go to openRange: a recycled one when
+   * the pool has one that fits, else a new one (whole READ_GRAIN multiples, to fit later ranges).
+   */
+  readBuffer(length: number): Buffer {
+    if (this.threads === 0 || length < RECYCLE_MIN) return Buffer.allocUnsafeSlow(length);
+    // allocUnsafeSlow: a new ArrayBuffer would be zero-filled, touching every page for nothing.
+    const ab = this.#fromBin(length) ?? Buffer.allocUnsafeSlow(Math.ceil(length / READ_GRAIN) * READ_GRAIN).buffer;
+    this.#reads.add(ab);
+    return Buffer.from(ab, 0, length);
+  }
+
+  /** Released buffers kept for reuse now (bytes), and how many times one was used again. */
+  get recycling(): { keptBytes: number; reused: number } {
+    return { keptBytes: this.#binBytes, reused: this.#reused };
+  }
+
+  /** A kept buffer of at least `size` bytes and at most twice that, taken out of the bin. */
+  #fromBin(size: number): ArrayBuffer | undefined {
+    const i = this.#bin.findIndex((ab) => ab.byteLength >= size && ab.byteLength <= 2 * size);
+    if (i < 0) return undefined;
+    const ab = this.#bin.splice(i, 1)[0]!;
+    this.#binBytes -= ab.byteLength;
+    this.#reused++;
+    return ab;
+  }
+
+  /**
+   * Keep `ab`'s memory (nothing else uses it) for reuse if the bin has room, else free it.
+   * Either way `ab` itself is detached, as freeing did before: a view someone kept by mistake
+   * reads as empty instead of showing the next chunk's bytes. (transfer() moves the memory to
+   * a new ArrayBuffer without copying it.)
+   */
+  #recycle(ab: ArrayBufferLike): void {
+    const detached = (ab as ArrayBuffer & { detached?: boolean }).detached;
+    if (!this.#closed && !detached && ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && this.#binBytes + ab.byteLength <= BIN_BYTES) {
+      this.#binBytes += ab.byteLength;
+      this.#bin.push(ab.transfer());
+      return;
+    }
+    freeArrayBuffer(ab);
   }
 
   /**
@@ -315,7 +395,7 @@ export class ChunkPool {
       return;
     }
     this.#views.delete(ab);
-    freeArrayBuffer(ab);
+    this.#recycle(ab);
   }
 
   /**
@@ -324,7 +404,8 @@ export class ChunkPool {
    * keep its whole range in memory.
    */
   own(buf: Buffer): Buffer {
-    if (!this.#handed.has(buf) || this.#views.get(buf.buffer) === 1 && buf.buffer.byteLength - buf.byteLength <= 4096) return buf;
+    // A recycled buffer may be up to twice the chunk it holds (#fromBin): kept as it is.
+    if (!this.#handed.has(buf) || this.#views.get(buf.buffer) === 1 && buf.buffer.byteLength <= Math.max(2 * buf.byteLength, buf.byteLength + 4096)) return buf;
     const copy = this.copyOf(buf);
     this.release(buf);
     return copy;
@@ -332,7 +413,8 @@ export class ChunkPool {
 
   /** A copy of `buf` in a buffer of its own that release() frees (a chunk handed out more than once). */
   copyOf(buf: Uint8Array): Buffer {
-    const copy = Buffer.allocUnsafeSlow(buf.length);
+    const ab = this.threads === 0 ? undefined : this.#fromBin(buf.length);
+    const copy = ab ? Buffer.from(ab, 0, buf.length) : Buffer.allocUnsafeSlow(buf.length);
     copy.set(buf);
     return this.threads === 0 ? copy : this.#adopt(copy);
   }
@@ -370,6 +452,8 @@ export class ChunkPool {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const ab of this.#bin.splice(0)) freeArrayBuffer(ab);
+    this.#binBytes = 0;
     const slots = this.#slots.splice(0);
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }

@@ -104,10 +104,11 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
         const range = Buffer.from(msg.data!.buffer, msg.data!.byteOffset, msg.data!.byteLength);
         const ids = msg.ids!;
         const seen = new Set<ArrayBufferLike>([range.buffer]);
+        for (const ab of msg.spare ?? []) keepSpare(ab);
         let views = 0;
         const opened = msg.slices!.map((sl, k): Uint8Array | WorkerError | RangeView => {
           try {
-            const plain = openChunk(codec, ids[k]!, range.subarray(sl.offset, sl.offset + sl.length), msg.verify ?? true);
+            const plain = openChunk(codec, ids[k]!, range.subarray(sl.offset, sl.offset + sl.length), msg.verify ?? true, takeSpare);
             // A raw chunk is a view of the range: it goes back as its place in the range, which
             // goes back too (the caller frees the range with its last chunk). Any other chunk
             // goes back in a buffer of its own, which the caller frees alone.
@@ -115,7 +116,8 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
               views++;
               return { at: plain.byteOffset, length: plain.length };
             }
-            const own = ownBuffer(plain);
+            // A spare is sent back whole, however much of it the chunk fills.
+            const own = lentSpares.has(plain.buffer) ? plain : ownBuffer(plain);
             if (seen.has(own.buffer)) return new Uint8Array(own);
             seen.add(own.buffer);
             return own;
@@ -123,7 +125,7 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
             return errorReply(msg.tid, err).error!;
           }
         });
-        if (views === 0) {
+        if (views === 0 && !msg.recycle) {
           freeArrayBuffer(range.buffer);
           return { tid: msg.tid, opened };
         }
@@ -173,6 +175,30 @@ function sealInto(codec: Awaited<typeof codecReady>, h: { ids: string[]; run: Bu
  * A buffer whose ArrayBuffer can be transferred instead of copied: one that (nearly) fills
  * a buffer of its own. Small buffers live in Node's shared 8 KiB pool and are copied.
  */
+/**
+ * Recycled buffers the pool sent (openRange's `spare`), for chunks to be decompressed into:
+ * a chunk in a buffer the main thread has written before costs no page faults, where a new
+ * one costs one per 4 KiB (a third of a restore's CPU went to faults and unmapping on the
+ * bench machine). At most SPARES_KEPT wait here; more are freed.
+ */
+const spares: ArrayBuffer[] = [];
+const SPARES_KEPT = 16;
+
+function keepSpare(ab: ArrayBuffer): void {
+  if (spares.length < SPARES_KEPT) spares.push(ab);
+  else freeArrayBuffer(ab);
+}
+
+/** A spare of at least `size` bytes and not more than twice that, or undefined. */
+function takeSpare(size: number): Buffer | undefined {
+  const i = spares.findIndex((ab) => ab.byteLength >= size && ab.byteLength <= 2 * size);
+  if (i < 0) return undefined;
+  const ab = spares.splice(i, 1)[0]!;
+  lentSpares.add(ab);
+  return Buffer.from(ab);
+}
+const lentSpares = new WeakSet<ArrayBufferLike>();
+
 function ownBuffer(b: Buffer): Uint8Array {
   const ab = b.buffer;
   if (b.byteOffset === 0 && b.byteLength === ab.byteLength) return b;

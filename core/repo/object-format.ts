@@ -92,8 +92,12 @@ function zstdDecoder(): ZstdDecompressSession {
   return decoder;
 }
 
-/** Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>". */
-export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024 * 1024): Buffer {
+/**
+ * Inverse of encodeObject. `what` names the object in errors, e.g. "<chunks/ab12…>".
+ * `outFor(size)`: a buffer to decompress into, when the caller has one of at least `size`
+ * bytes to reuse (the result is then a view of its start); else a new one is made.
+ */
+export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024 * 1024, outFor?: (size: number) => Buffer | undefined): Buffer {
   if (payload.length === 0) throw new HvError('ERR_CORRUPT', `${what}: empty object`, { target: what });
   const body = payload.subarray(1);
   switch (payload[0]) {
@@ -105,7 +109,7 @@ export function decodeObject(payload: Buffer, what: string, maxSize = 256 * 1024
         // concatenated, tripled the garbage a restore leaves per chunk.
         const size = zstdContentSize(body);
         if (size !== undefined && size <= maxSize) {
-          const out = zstdDecoder().decompress(body, size);
+          const out = zstdDecoder().decompress(body, size, outFor?.(size));
           if (out) return out;
         }
         const chunkSize = size !== undefined && size <= maxSize ? Math.max(64, size + 1) : undefined;

@@ -367,13 +367,13 @@ export class Repository {
     const readRange = (r: ReadRange): Promise<Buffer> => {
       const h: Handle = { type: 'packs', name: r.pack };
       if (!this.backend.openReader) return this.backend.load(opts.signal, h, { offset: r.start, length: r.end - r.start });
-      return reader(r.pack).then((o) => o.read(r.start, r.end - r.start));
+      return reader(r.pack).then((o) => o.read(r.start, r.end - r.start, this.pool.readBuffer(r.end - r.start)));
     };
     const loadRange = (r: ReadRange): Promise<Buffer>[] => {
       // A failed read is retried chunk by chunk the plain way, so each error names its chunk
       // (and a missing pack is ERR_NOT_FOUND for it, a short one ERR_CORRUPT).
       const opened = readRange(r).then(
-        (buf) => this.pool.openRange(buf, r.chunks.map((c) => ({ id: c.id, offset: c.offset - r.start, length: c.length })), verify),
+        (buf) => this.pool.openRange(buf, r.chunks.map((c) => ({ id: c.id, offset: c.offset - r.start, length: c.length, plain: c.plain })), verify),
         (err: unknown) => {
           if (isHvError(err, 'ERR_CANCELLED')) throw err;
           return undefined;

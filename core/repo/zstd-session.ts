@@ -176,10 +176,13 @@ export class ZstdDecompressSession {
     return this.#handle !== undefined;
   }
 
-  /** The frame's content in a buffer of its own (`size` bytes, as its header states), or undefined: decode it another way. */
-  decompress(frame: Buffer, size: number): Buffer | undefined {
+  /**
+   * The frame's content (`size` bytes, as its header states) in a buffer of its own, or in
+   * `into` (its first `size` bytes, when it has room), or undefined: decode it another way.
+   */
+  decompress(frame: Buffer, size: number, into?: Buffer): Buffer | undefined {
     if (!this.#handle || size <= 0) return undefined;
-    const out = Buffer.allocUnsafeSlow(size);
+    const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
     const owner = this.#owner as { destroyed?: boolean; _handle?: unknown };
     try {
       // A clean session every frame (ZSTD_DCtx_reset, session only: the tables stay), so nothing

@@ -236,3 +236,45 @@ describe('ChunkPool.openRange (raw chunks as views of the range)', () => {
     }
   });
 });
+
+describe('ChunkPool recycling (released buffers read and decode the next chunks)', () => {
+  it('reads into a released range buffer and decompresses into a released chunk buffer; every released view reads as empty', async () => {
+    const codec = plainCodec();
+    const pool = new ChunkPool(codec, { threads: 1 });
+    try {
+      const text = (n: number, word: string) => Buffer.from(`${word} request completed\n`.repeat(n / 8)).subarray(0, n);
+      // One range of a 200 KiB compressible chunk and a raw one, opened through readBuffer.
+      const open = async (plains: Buffer[]) => {
+        const stored = plains.map((p) => flat(sealChunk(codec, codec.chunkId(p), p)));
+        const range = pool.readBuffer(stored.reduce((a, b) => a + b.length, 0));
+        let at = 0;
+        const chunks = plains.map((p, k) => {
+          const c = { id: codec.chunkId(p), offset: at, length: stored[k]!.length, plain: p.length };
+          at += stored[k]!.copy(range, at);
+          return c;
+        });
+        return (await pool.openRange(range, chunks)).map((o) => { assert.ok(Buffer.isBuffer(o), String(o)); return o as Buffer; });
+      };
+      const first = [text(200 * 1024, 'INFO'), randomBytes(300 * 1024)];
+      const got = await open(first);
+      got.forEach((g, k) => assert.ok(g.equals(first[k]!), `chunk ${k}`));
+      assert.deepEqual(pool.recycling, { keptBytes: 0, reused: 0 });
+      for (const g of got) pool.release(g);
+      for (const g of got) assert.equal(g.length, 0, 'a released view is detached, not left showing reused memory');
+      const kept = pool.recycling.keptBytes;
+      assert.ok(kept >= 200 * 1024 + 300 * 1024, `the decoded chunk and the range are kept (${kept} bytes)`);
+
+      // A smaller compressible chunk (and a raw one) next: both buffers come from what was released.
+      const second = [text(120 * 1024, 'WARN'), randomBytes(280 * 1024)];
+      const again = await open(second);
+      again.forEach((g, k) => assert.ok(g.equals(second[k]!), `chunk ${k} of the second range`));
+      assert.equal(pool.recycling.reused, 2, 'the range buffer and the decode buffer were both used again');
+      assert.equal(again[0]!.length, 120 * 1024);
+      assert.equal(again[0]!.buffer.byteLength, 200 * 1024, 'decompressed into the released 200 KiB buffer');
+      for (const g of again) pool.release(g);
+    } finally {
+      await pool.close();
+    }
+    assert.equal(pool.recycling.keptBytes, 0, 'close() lets the kept buffers go');
+  });
+});
