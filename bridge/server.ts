@@ -4,8 +4,8 @@
 // progress, log, result and error messages as JSON lines on stdout. stdout carries only
 // protocol: anything else the engine prints goes to stderr. Protocol: docs/bridge-protocol.md.
 //   node bridge/server.mjs [--release-idle-after <seconds>] [--test-methods <module.ts>]
-// --release-idle-after: how long the engine keeps its chunk workers, pack buffers and chunk
-// indexes once no call runs (default 300). --test-methods adds the module's `testMethods`
+// --release-idle-after: how long the engine keeps its chunk workers, pack and read buffers and
+// chunk indexes once no call runs (default 300). --test-methods adds the module's `testMethods`
 // (names must start with "test.") for the protocol tests; production methods come only from
 // the API table.
 

@@ -13,6 +13,7 @@ import { FILE_TYPES } from '../repo/backend-util.ts';
 import { breakLocks, describeLock } from '../repo/lock.ts';
 import { closeIdlePools } from '../repo/chunk-pool.ts';
 import { dropSpareBuffers } from '../repo/pack-writer.ts';
+import { dropReadBuffers } from '../backup/read-pipeline.ts';
 import { dropKeptChunkIndexes } from '../repo/repository.ts';
 import { getHost } from '../hosts/index.ts';
 import { removeRestorePointsReleasing } from '../retention/release.ts';
@@ -165,13 +166,14 @@ export { keepChunkIndexes } from '../repo/repository.ts';
 
 /**
  * For that process once it has been idle a while: stop the kept chunk workers (their memory
- * and, for an encrypted repository, the keys they hold) and let go of the kept pack buffers,
+ * and, for an encrypted repository, the keys they hold) and let go of the kept pack and read buffers,
  * chunk indexes and restore-point summaries. The next call starts workers and reads its index
  * again, as a first one does; what to keep (keepIdleWorkerPools, keepChunkIndexes) stays as set.
  */
-export async function releaseKeptResources(): Promise<{ workers: number; packBufferBytes: number; indexes: number }> {
+export async function releaseKeptResources(): Promise<{ workers: number; packBufferBytes: number; readBufferBytes: number; indexes: number }> {
   const indexes = dropKeptChunkIndexes();
   const packBufferBytes = dropSpareBuffers();
+  const readBufferBytes = dropReadBuffers();
   const workers = await closeIdlePools();
-  return { workers, packBufferBytes, indexes };
+  return { workers, packBufferBytes, readBufferBytes, indexes };
 }

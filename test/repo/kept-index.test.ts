@@ -153,7 +153,7 @@ describe('chunk indexes kept between handles in a long-lived process (keepChunkI
     await r2.close();
   });
 
-  it('releaseKeptResources lets go of the kept workers, pack buffers and index; the next backup reads its index again and is still tracked', async () => {
+  it('releaseKeptResources lets go of the kept workers, pack and read buffers and index; the next backup reads its index again and is still tracked', async () => {
     keepIdleWorkerPools(2);
     try {
       await releaseKeptResources(); // what earlier tests kept
@@ -165,8 +165,9 @@ describe('chunk indexes kept between handles in a long-lived process (keepChunkI
       const released = await releaseKeptResources();
       assert.ok(released.workers >= 1, JSON.stringify(released));
       assert.ok(released.packBufferBytes >= 8 * MiB, JSON.stringify(released));
+      assert.ok(released.readBufferBytes >= 4 * MiB, `the disk's read buffers were kept for the next backup: ${JSON.stringify(released)}`);
       assert.equal(released.indexes, 1);
-      assert.deepEqual(await releaseKeptResources(), { workers: 0, packBufferBytes: 0, indexes: 0 }, 'nothing left to release');
+      assert.deepEqual(await releaseKeptResources(), { workers: 0, packBufferBytes: 0, readBufferBytes: 0, indexes: 0 }, 'nothing left to release');
       let next!: Awaited<ReturnType<typeof backupVMs>>;
       assert.ok(await indexReads(async () => { next = await backupVMs({}, { repository: repo, sources: [vm] }); }) >= 1, 'the index is read again');
       assert.equal(next[0]!.status, 'success', next[0]!.error?.message);
