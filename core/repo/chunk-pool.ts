@@ -142,7 +142,7 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 1 };
  * and a third of a 2 GiB restore's CPU on the bench machine, perf). Only buffers of at least
  * RECYCLE_MIN bytes are kept.
  */
-const BIN_BYTES = 32 * 1024 * 1024;
+const BIN_BYTES = 16 * 1024 * 1024;
 const RECYCLE_MIN = 64 * 1024;
 /** Ranged-read buffers are made in whole multiples of this, so that one fits the next range. */
 const READ_GRAIN = 256 * 1024;
