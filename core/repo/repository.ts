@@ -21,8 +21,13 @@ import type { RestorePointManifest, RestorePointSummary } from './manifest-types
 import { decodeRepairRecord, encodeRepairRecord, type RepairRecord, type RescanSet } from './repair-records.ts';
 
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
-/** Pack readers readChunks keeps open at once. */
-const READERS_OPEN = 8;
+/**
+ * Pack readers readChunks keeps open at once. A point after a few tracked incrementals takes
+ * its chunks from packs of every backup before it, interleaved slice by slice: with 8 open,
+ * a restore of the bench disk's ninth point opened 298 packs 711 times (an open, a stat and a
+ * close each, every one a wake of the I/O threads); with 64, once each, and ~10 % less time.
+ */
+export const READERS_OPEN = 64;
 /**
  * readChunks reads chunks that lie close together in one pack with one read of at most this
  * many bytes (one ranged GET on object storage, where each read is a round trip): the bench

@@ -12,7 +12,7 @@ import type { Backend, Handle, LoadOptions, ObjectReader } from '../../core/repo
 import { ForwardingBackend } from '../../core/repo/backend-forwarding.ts';
 import { LocalBackend } from '../../core/repo/backend-local.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
-import { RANGE_BYTES, Repository } from '../../core/repo/repository.ts';
+import { RANGE_BYTES, READERS_OPEN, Repository } from '../../core/repo/repository.ts';
 import { flipChunkBit } from '../../core/repo/testing.ts';
 
 const CHUNK = 64 * 1024;
@@ -20,11 +20,14 @@ const CHUNK = 64 * 1024;
 /** Counts the reads of pack bytes, through readers and through ranged loads. */
 class CountingBackend extends ForwardingBackend {
   reads: { pack: string; offset: number; length: number }[] = [];
+  /** Readers opened, by pack. */
+  opened = new Map<string, number>();
   constructor(inner: Backend) {
     super(inner);
     if (inner.openReader) {
       (this as { openReader?: Backend['openReader'] }).openReader = async (signal: AbortSignal | undefined, h: Handle): Promise<ObjectReader> => {
         const r = await inner.openReader!(signal, h);
+        if (h.type === 'packs') this.opened.set(h.name, (this.opened.get(h.name) ?? 0) + 1);
         return {
           size: r.size,
           read: (offset, length) => {
@@ -210,6 +213,34 @@ for (const threads of [0, 2]) {
         } finally {
           await repo.close();
         }
+      }
+    });
+
+    it('opens each pack once when chunks of many packs interleave (a point after several incrementals)', async () => {
+      const packs = 12;
+      const data = chunks(packs * 3);
+      const local = new LocalBackend(join(dir, 'r'));
+      const init = await Repository.init(local, { chunkSize: CHUNK });
+      const ids: string[][] = [];
+      try {
+        // One pack per store(): pack p holds chunks 3p..3p+2.
+        for (let p = 0; p < packs; p++) ids.push(await store(init, data.slice(3 * p, 3 * p + 3)));
+      } finally {
+        await init.close();
+      }
+      assert.ok(packs < READERS_OPEN, 'the packs fit in the open readers');
+      const counting = new CountingBackend(local);
+      const repo = await Repository.open(counting, { threads });
+      try {
+        // Round robin over the packs, three times: every read in a pack other than the last one's.
+        const order = [0, 1, 2].flatMap((k) => ids.map((inPack) => inPack[k]!));
+        const got = await readAll(repo, order, CHUNK);
+        assert.deepEqual(got.map((c) => c.id), order);
+        got.forEach((c, i) => assert.ok(c.data.equals(data[3 * (i % packs) + Math.floor(i / packs)]!), `chunk ${i} differs`));
+        assert.equal(counting.opened.size, packs);
+        assert.deepEqual([...counting.opened.values()].filter((n) => n !== 1), [], 'no pack opened twice');
+      } finally {
+        await repo.close();
       }
     });
 
