@@ -452,30 +452,55 @@ export class Repository {
       }
       return true;
     };
+    // Ranges being built, one per pack, while one fill() runs. A point after a few tracked
+    // incrementals asks for chunks that alternate between packs (a split slice's earlier chunk,
+    // then its new pieces): joining only consecutive chunks made 3,656 ranges of 2.3 chunks for
+    // the bench disk's ninth point (each a read, a worker message and their wake-ups), against
+    // 502 of 8.3 for a full. A range is read once the next chunk of its pack does not fit it,
+    // or when the fill ends; chunks still come out in the order asked for.
+    const open = new Map<string, { r: ReadRange; waiting: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] }>();
+    const issue = (o: { r: ReadRange; waiting: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] }) => {
+      open.delete(o.r.pack);
+      loadRange(o.r).forEach((p, k) => p.then(o.waiting[k]!.resolve, o.waiting[k]!.reject));
+    };
     const fill = () => {
-      while (ahead < aheadBytes) {
-        const first = take();
-        if (!first) return;
-        const loc = first.loc;
-        if (loc?.pack === undefined || held.has(first.id)) {
-          // Kept from an earlier use; or a loose object (media, format 1) or one the index
-          // does not know, loaded alone.
-          queueUse(first.id, held.get(first.id)?.bytes ?? loc?.plainLength ?? this.chunkSize);
+      // Refilled once half is used, not after every chunk: a fill of one chunk has nothing
+      // to join it with.
+      if (queue.length > 0 && ahead > aheadBytes / 2) return;
+      for (let next = take(); next; next = take()) {
+        const loc = next.loc;
+        let o = loc?.pack === undefined || held.has(next.id) ? undefined : open.get(loc.pack);
+        // Past the read-ahead, only a chunk that joins a range being built still goes in (as
+        // consecutive chunks always did): the range is read anyway, and a small read-ahead
+        // would otherwise read chunk by chunk.
+        const joined = o !== undefined && joinRange(o.r, next.id, loc);
+        if (ahead >= aheadBytes && !joined) {
+          peeked = next;
+          break;
+        }
+        if (loc?.pack === undefined || held.has(next.id)) {
+          // Kept from an earlier use (it ends its pack's range: its bytes are not read again);
+          // or a loose object (media, format 1) or one the index does not know, loaded alone.
+          const kept = loc?.pack === undefined ? undefined : open.get(loc.pack);
+          if (kept) issue(kept);
+          queueUse(next.id, held.get(next.id)?.bytes ?? loc?.plainLength ?? this.chunkSize);
           continue;
         }
-        const r = newRange(first.id, loc.pack, loc);
-        for (let n = take(); n; n = take()) {
-          if (held.has(n.id) || !joinRange(r, n.id, n.loc)) {
-            peeked = n;
-            break;
-          }
+        if (o && !joined) {
+          issue(o);
+          o = undefined;
         }
-        const loads = loadRange(r);
-        r.chunks.forEach((c, k) => {
-          // A chunk twice in one range is opened twice; the second is not needed once the first is kept.
-          if (!queueUse(c.id, c.plain, loads[k]!)) loads[k]!.then((b) => this.pool.release(b), () => {});
-        });
+        if (!o) {
+          o = { r: newRange(next.id, loc.pack, loc), waiting: [] };
+          open.set(loc.pack, o);
+        }
+        const c = o.r.chunks.at(-1)!;
+        const waiting = o.waiting;
+        const load = new Promise<Buffer>((resolve, reject) => waiting.push({ resolve, reject }));
+        // A chunk twice in one range is opened twice; the second is not needed once the first is kept.
+        if (!queueUse(c.id, c.plain, load)) load.then((b) => this.pool.release(b), () => {});
       }
+      for (const o of [...open.values()]) issue(o);
     };
     try {
       fill();

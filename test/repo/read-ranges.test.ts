@@ -216,6 +216,31 @@ for (const threads of [0, 2]) {
       }
     });
 
+    it('reads chunks that alternate between two packs with one range per pack, still in the order asked for', async () => {
+      const data = chunks(16);
+      const local = new LocalBackend(join(dir, 'r'));
+      const init = await Repository.init(local, { chunkSize: CHUNK });
+      let a: string[], b: string[];
+      try {
+        a = await store(init, data.slice(0, 8));
+        b = await store(init, data.slice(8));
+      } finally {
+        await init.close();
+      }
+      const counting = new CountingBackend(local);
+      const repo = await Repository.open(counting, { threads });
+      try {
+        // A0 B0 A1 B1 …: as a split slice's earlier chunk and its new piece alternate.
+        const order = a.flatMap((id, k) => [id, b[k]!]);
+        const got = await readAll(repo, order, 64 * CHUNK);
+        assert.deepEqual(got.map((c) => c.id), order);
+        got.forEach((c, i) => assert.ok(c.data.equals(data[(i >> 1) + (i & 1 ? 8 : 0)]!), `chunk ${i} differs`));
+        assert.equal(counting.reads.length, 2, `one read per pack: ${JSON.stringify(counting.reads)}`);
+      } finally {
+        await repo.close();
+      }
+    });
+
     it('opens each pack once when chunks of many packs interleave (a point after several incrementals)', async () => {
       const packs = 12;
       const data = chunks(packs * 3);
