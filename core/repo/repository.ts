@@ -467,17 +467,20 @@ export class Repository {
       // Refilled once half is used, not after every chunk: a fill of one chunk has nothing
       // to join it with.
       if (queue.length > 0 && ahead > aheadBytes / 2) return;
+      let lastPack: string | undefined;
       for (let next = take(); next; next = take()) {
         const loc = next.loc;
         let o = loc?.pack === undefined || held.has(next.id) ? undefined : open.get(loc.pack);
-        // Past the read-ahead, only a chunk that joins a range being built still goes in (as
-        // consecutive chunks always did): the range is read anyway, and a small read-ahead
-        // would otherwise read chunk by chunk.
-        const joined = o !== undefined && joinRange(o.r, next.id, loc);
-        if (ahead >= aheadBytes && !joined) {
+        // Past the read-ahead, only a chunk that joins the range of the chunk before it still
+        // goes in (as consecutive chunks always did): that range is read anyway, a small
+        // read-ahead would otherwise read chunk by chunk, and memory stays bounded by one range.
+        const over = ahead >= aheadBytes;
+        const joined = o !== undefined && (!over || loc?.pack === lastPack) && joinRange(o.r, next.id, loc);
+        if (over && !joined) {
           peeked = next;
           break;
         }
+        lastPack = loc?.pack;
         if (loc?.pack === undefined || held.has(next.id)) {
           // Kept from an earlier use (it ends its pack's range: its bytes are not read again);
           // or a loose object (media, format 1) or one the index does not know, loaded alone.
