@@ -13,6 +13,7 @@ import type { Disk } from '../disk/disk.ts';
 import { HvError, throwIfAborted } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
+import { BufferBin } from '../repo/buffer-bin.ts';
 import type { ChunkRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
 import { encodeSegment, isSplit, PIECE_SIZE } from '../repo/manifest-segments.ts';
 import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
@@ -118,31 +119,21 @@ function initialRefs(plan: readonly SlicePlan[]): SliceRef[] {
  * Read buffers given back, for every later read of this process, not only this disk's: a
  * long-lived engine (the bridge) made ~40 MB of new ones per tracked incremental, ~5,000 page
  * faults of its ~7,000 (perf -e page-faults), each a first touch by the kernel's pread.
- * At most READ_BUFFERS_KEPT bytes are kept.
+ * At most 64 MiB are kept.
  */
-const readBuffers: Buffer[] = [];
-const READ_BUFFERS_KEPT = 64 * 1024 * 1024;
-let readBufferBytes = 0;
+const readBuffers = new BufferBin<Buffer>({ maxBytes: 64 * 1024 * 1024 });
 
 function takeReadBuffer(size: number): Buffer {
-  const i = readBuffers.findIndex((b) => b.length === size);
-  if (i < 0) return Buffer.allocUnsafeSlow(size);
-  readBufferBytes -= size;
-  return readBuffers.splice(i, 1)[0]!;
+  return readBuffers.take(size, size) ?? Buffer.allocUnsafeSlow(size);
 }
 
 function giveReadBuffer(b: Buffer): void {
-  if (readBufferBytes + b.length > READ_BUFFERS_KEPT) return;
-  readBufferBytes += b.length;
-  readBuffers.push(b);
+  readBuffers.give(b);
 }
 
 /** Let go of the read buffers kept for reuse (a long-lived process gone idle); returns their bytes. */
 export function dropReadBuffers(): number {
-  const n = readBufferBytes;
-  readBuffers.length = 0;
-  readBufferBytes = 0;
-  return n;
+  return readBuffers.drain().reduce((a, b) => a + b.length, 0);
 }
 
 /**

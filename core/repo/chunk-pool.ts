@@ -14,6 +14,7 @@ import { openChunk, sealChunk, sealedBound } from './chunk-codec.ts';
 import { FORMAT_RAW, FORMAT_ZSTD } from './object-format.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
+import { BufferBin } from './buffer-bin.ts';
 
 /** A chunk within a run buffer. */
 export interface Slice {
@@ -45,11 +46,9 @@ export interface WorkerRequest {
   level?: number;
   /**
    * openRange: buffers the pool recycled, for the worker to decompress chunks into (it keeps
-   * those it does not use for later requests, up to SPARES_KEPT); and `recycle`: send the
-   * range buffer back even when no chunk is a view of it, for the pool to read into again.
+   * those it does not use for later requests, up to SPARES_KEPT).
    */
   spare?: ArrayBuffer[];
-  recycle?: boolean;
 }
 
 export interface WorkerReply {
@@ -69,8 +68,8 @@ export interface WorkerReply {
   back?: Uint8Array;
   error?: WorkerError;
   /**
-   * openRange: each chunk's plain bytes, or where they are in the range (then sent back as
-   * `data`), or why it did not open, in slice order.
+   * openRange: each chunk's plain bytes, or where they are in the range, or why it did not
+   * open, in slice order; the range itself comes back as `data`, to be read into again.
    */
   opened?: (Uint8Array | WorkerError | RangeView)[];
 }
@@ -170,10 +169,9 @@ export class ChunkPool {
    * main thread made it allocate ~660 MB of ArrayBuffers in a 2 GiB backup, and V8 ran a full
    * collection for every ~25 MB of them (~10 % of the backup's CPU, on its marking threads).
    */
-  readonly #arenas: Buffer[] = [];
-  /** Released buffers kept for reuse (BIN_BYTES in all at most): decode outputs and ranged reads. */
-  readonly #bin: ArrayBuffer[] = [];
-  #binBytes = 0;
+  readonly #arenas = new BufferBin<Buffer>({ maxItems: ARENAS_KEPT });
+  /** Released buffers kept for reuse: decode outputs and ranged reads. */
+  readonly #bin = new BufferBin<ArrayBuffer>({ maxBytes: BIN_BYTES });
   #reused = 0;
   /** Buffers readBuffer() made or gave out: all of each is ours, so openRange may transfer it whole. */
   readonly #reads = new WeakSet<ArrayBufferLike>();
@@ -319,7 +317,7 @@ export class ChunkPool {
       const ab = this.#fromBin(c.plain);
       if (ab) spare.push(ab);
     }
-    const request: WorkerRequest = { op: 'openRange', tid: this.#nextTid++, data, slices, ids: chunks.map((c) => c.id), verify, recycle: ours, ...(spare.length ? { spare } : {}) };
+    const request: WorkerRequest = { op: 'openRange', tid: this.#nextTid++, data, slices, ids: chunks.map((c) => c.id), verify, ...(spare.length ? { spare } : {}) };
     const reply = await this.#request(this.#pick(), request, [data.buffer as ArrayBuffer, ...spare]);
     // Raw chunks come back as places in the range, which comes back too (a copy of each cost
     // the workers ~10 % of a restore's CPU).
@@ -349,16 +347,13 @@ export class ChunkPool {
 
   /** Released buffers kept for reuse now (bytes), and how many times one was used again. */
   get recycling(): { keptBytes: number; reused: number } {
-    return { keptBytes: this.#binBytes, reused: this.#reused };
+    return { keptBytes: this.#bin.bytes, reused: this.#reused };
   }
 
   /** A kept buffer of at least `size` bytes and at most twice that, taken out of the bin. */
   #fromBin(size: number): ArrayBuffer | undefined {
-    const i = this.#bin.findIndex((ab) => ab.byteLength >= size && ab.byteLength <= 2 * size);
-    if (i < 0) return undefined;
-    const ab = this.#bin.splice(i, 1)[0]!;
-    this.#binBytes -= ab.byteLength;
-    this.#reused++;
+    const ab = this.#bin.take(size, 2 * size);
+    if (ab) this.#reused++;
     return ab;
   }
 
@@ -370,12 +365,9 @@ export class ChunkPool {
    */
   #recycle(ab: ArrayBufferLike): void {
     const detached = (ab as ArrayBuffer & { detached?: boolean }).detached;
-    if (!this.#closed && !detached && ab instanceof ArrayBuffer && ab.byteLength >= RECYCLE_MIN && this.#binBytes + ab.byteLength <= BIN_BYTES) {
-      this.#binBytes += ab.byteLength;
-      this.#bin.push(ab.transfer());
-      return;
-    }
-    freeArrayBuffer(ab);
+    if (this.#closed || detached || !(ab instanceof ArrayBuffer) || ab.byteLength < RECYCLE_MIN) return freeArrayBuffer(ab);
+    const moved = ab.transfer();
+    if (!this.#bin.give(moved)) freeArrayBuffer(moved);
   }
 
   /**
@@ -420,13 +412,11 @@ export class ChunkPool {
   }
 
   #lend(min: number): Buffer {
-    const i = this.#arenas.findIndex((b) => b.length >= min);
-    if (i >= 0) return this.#arenas.splice(i, 1)[0]!;
-    return Buffer.allocUnsafeSlow(Math.max(min, 4 * 1024 * 1024 + 64 * 1024));
+    return this.#arenas.take(min) ?? Buffer.allocUnsafeSlow(Math.max(min, 4 * 1024 * 1024 + 64 * 1024));
   }
 
   #giveBackArena(b: Buffer): void {
-    if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.length <= ARENA_KEEP && this.#arenas.length < ARENAS_KEPT) this.#arenas.push(b);
+    if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.length <= ARENA_KEEP) this.#arenas.give(b);
   }
 
   #adopt(u: Uint8Array): Buffer {
@@ -452,8 +442,7 @@ export class ChunkPool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const ab of this.#bin.splice(0)) freeArrayBuffer(ab);
-    this.#binBytes = 0;
+    for (const ab of this.#bin.drain()) freeArrayBuffer(ab);
     const slots = this.#slots.splice(0);
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }

@@ -8,6 +8,7 @@ import { encodeCompressedInto, FORMAT_RAW } from './object-format.ts';
 import { codecFromTransferable } from './crypto/index.ts';
 import { SPAN_INTO, SPAN_LENT, SPAN_RUN, type RangeView, type WorkerError, type WorkerReply, type WorkerRequest } from './chunk-pool.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
+import { BufferBin } from './buffer-bin.ts';
 
 const port = parentPort!;
 // No garbage collection on a schedule any more. Chunks used to leave their size or more of
@@ -105,15 +106,13 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
         const ids = msg.ids!;
         const seen = new Set<ArrayBufferLike>([range.buffer]);
         for (const ab of msg.spare ?? []) keepSpare(ab);
-        let views = 0;
         const opened = msg.slices!.map((sl, k): Uint8Array | WorkerError | RangeView => {
           try {
             const plain = openChunk(codec, ids[k]!, range.subarray(sl.offset, sl.offset + sl.length), msg.verify ?? true, takeSpare);
-            // A raw chunk is a view of the range: it goes back as its place in the range, which
-            // goes back too (the caller frees the range with its last chunk). Any other chunk
-            // goes back in a buffer of its own, which the caller frees alone.
+            // A raw chunk is a view of the range: it goes back as its place in the range. The
+            // range always goes back (the caller reuses it once its last raw chunk is released,
+            // or at once if it has none). Any other chunk goes back in a buffer of its own.
             if (plain.buffer === range.buffer) {
-              views++;
               return { at: plain.byteOffset, length: plain.length };
             }
             // A spare is sent back whole, however much of it the chunk fills.
@@ -125,10 +124,6 @@ function handle(codec: Awaited<typeof codecReady>, msg: WorkerRequest): WorkerRe
             return errorReply(msg.tid, err).error!;
           }
         });
-        if (views === 0 && !msg.recycle) {
-          freeArrayBuffer(range.buffer);
-          return { tid: msg.tid, opened };
-        }
         return { tid: msg.tid, opened, data: new Uint8Array(range.buffer, 0, range.buffer.byteLength) };
       }
     }
@@ -172,33 +167,32 @@ function sealInto(codec: Awaited<typeof codecReady>, h: { ids: string[]; run: Bu
 }
 
 /**
- * A buffer whose ArrayBuffer can be transferred instead of copied: one that (nearly) fills
- * a buffer of its own. Small buffers live in Node's shared 8 KiB pool and are copied.
- */
-/**
  * Recycled buffers the pool sent (openRange's `spare`), for chunks to be decompressed into:
  * a chunk in a buffer the main thread has written before costs no page faults, where a new
  * one costs one per 4 KiB (a third of a restore's CPU went to faults and unmapping on the
  * bench machine). At most SPARES_KEPT wait here; more are freed.
  */
-const spares: ArrayBuffer[] = [];
 const SPARES_KEPT = 16;
+const spares = new BufferBin<ArrayBuffer>({ maxItems: SPARES_KEPT });
+/** Spares given out to decompress into: such a chunk goes back in the whole spare. */
+const lentSpares = new WeakSet<ArrayBufferLike>();
 
 function keepSpare(ab: ArrayBuffer): void {
-  if (spares.length < SPARES_KEPT) spares.push(ab);
-  else freeArrayBuffer(ab);
+  if (!spares.give(ab)) freeArrayBuffer(ab);
 }
 
 /** A spare of at least `size` bytes and not more than twice that, or undefined. */
 function takeSpare(size: number): Buffer | undefined {
-  const i = spares.findIndex((ab) => ab.byteLength >= size && ab.byteLength <= 2 * size);
-  if (i < 0) return undefined;
-  const ab = spares.splice(i, 1)[0]!;
+  const ab = spares.take(size, 2 * size);
+  if (!ab) return undefined;
   lentSpares.add(ab);
   return Buffer.from(ab);
 }
-const lentSpares = new WeakSet<ArrayBufferLike>();
 
+/**
+ * A buffer whose ArrayBuffer can be transferred instead of copied: one that (nearly) fills
+ * a buffer of its own. Small buffers live in Node's shared 8 KiB pool and are copied.
+ */
 function ownBuffer(b: Buffer): Uint8Array {
   const ab = b.buffer;
   if (b.byteOffset === 0 && b.byteLength === ab.byteLength) return b;

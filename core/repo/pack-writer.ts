@@ -32,6 +32,7 @@ import type { ChunkIndex } from './chunk-index.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { encodeIndexObject, encodePackIndex, encodePackTrailer, MAX_PACK_SIZE, type PackEntry } from './pack-format.ts';
 import { alignedBuffer, sharedAlignedBuffer } from '../disk/file-io.ts';
+import { BufferBin } from './buffer-bin.ts';
 
 export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
 /**
@@ -57,14 +58,11 @@ const RESERVE_ROOM = 4 * 1024 * 1024 + 2 * PACK_ROOM;
  * freed early). Six: a tracked incremental has five in use at once, and with four kept a warm
  * engine made a new one, ~3,000 page faults, on every call.
  */
-const spare: Buffer[] = [];
-const SPARE_MAX = 6;
+const spare = new BufferBin<Buffer>({ maxItems: 6 });
 
 function takeBuffer(min: number): Buffer {
-  const i = spare.findIndex((b) => b.length >= min);
-  if (i >= 0) return spare.splice(i, 1)[0]!;
   // Shared, so that workers can seal into it (reserve()); page-aligned either way, for O_DIRECT.
-  return sharedAlignedBuffer(min) ?? alignedBuffer(min) ?? Buffer.allocUnsafeSlow(min);
+  return spare.take(min) ?? sharedAlignedBuffer(min) ?? alignedBuffer(min) ?? Buffer.allocUnsafeSlow(min);
 }
 
 /** A region of an open pack lent by reserve(). */
@@ -78,12 +76,12 @@ export interface PackReservation {
 }
 
 function giveBuffer(b: Buffer): void {
-  if (spare.length < SPARE_MAX) spare.push(b);
+  spare.give(b);
 }
 
 /** Let go of the pack buffers kept for reuse (a long-lived process gone idle); returns their bytes. */
 export function dropSpareBuffers(): number {
-  return spare.splice(0).reduce((a, b) => a + b.length, 0);
+  return spare.drain().reduce((a, b) => a + b.length, 0);
 }
 
 interface OpenPack {

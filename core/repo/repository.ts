@@ -52,6 +52,12 @@ interface ReadRange {
   chunks: { id: string; offset: number; length: number; plain: number }[];
 }
 
+/** A range being built by readChunks, and the loads of its chunks waiting for it to be read. */
+interface BuildingRange {
+  r: ReadRange;
+  waiting: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[];
+}
+
 function newRange(id: string, pack: string, loc: ChunkLocation): ReadRange {
   const plain = loc.plainLength ?? loc.length;
   return { pack, start: loc.offset, end: loc.offset + loc.length, plain, chunks: [{ id, offset: loc.offset, length: loc.length, plain }] };
@@ -458,8 +464,8 @@ export class Repository {
     // the bench disk's ninth point (each a read, a worker message and their wake-ups), against
     // 502 of 8.3 for a full. A range is read once the next chunk of its pack does not fit it,
     // or when the fill ends; chunks still come out in the order asked for.
-    const open = new Map<string, { r: ReadRange; waiting: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] }>();
-    const issue = (o: { r: ReadRange; waiting: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] }) => {
+    const open = new Map<string, BuildingRange>();
+    const issue = (o: BuildingRange) => {
       open.delete(o.r.pack);
       loadRange(o.r).forEach((p, k) => p.then(o.waiting[k]!.resolve, o.waiting[k]!.reject));
     };
