@@ -1,5 +1,7 @@
 // Facts about processes on this machine.
 
+import { hostname } from 'node:os';
+
 /** Whether a process with this id runs here (EPERM: it runs, as another user). */
 export function processAlive(pid: number): boolean {
   try {
@@ -8,4 +10,13 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * This host in a file name, letters and digits only: files named after a process (a lock's
+ * temp file, a restore's staging folder) say which host's pid they carry, since a share can be
+ * used from several hosts and only this host's pids can be checked.
+ */
+export function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 32) || 'host';
 }

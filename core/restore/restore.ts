@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, mkdir, open, readdir, rm, unlink, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { RestoreResult } from '../api/types.ts';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
@@ -17,7 +16,7 @@ import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
-import { processAlive } from '../process.ts';
+import { hostTag, processAlive } from '../process.ts';
 import { restoreDisk, type DamagedRange } from './disk-restore.ts';
 
 export interface RestoreOptions {
@@ -137,11 +136,6 @@ export async function restoreVm(ctx: OperationContext, opts: RestoreOptions): Pr
 }
 
 const STAGING_PREFIX = '.hvbackup-restore-';
-
-/** This host in a file name (a share can be restored into from several hosts): letters and digits only. */
-function hostTag(): string {
-  return hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 32) || 'host';
-}
 
 /**
  * Staging folders of restores into `to` whose process is gone (killed: nothing under a final

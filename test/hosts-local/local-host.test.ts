@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { isHvError } from '../../core/errors.ts';
+import { hostTag } from '../../core/process.ts';
+import { spawnSync } from 'node:child_process';
 import { decodeVmConfig } from '../../core/hosts/local/config.ts';
 import { LocalHost } from '../../core/hosts/local/host.ts';
 import { guestWrite } from '../../core/hosts/local/guest.ts';
@@ -197,6 +199,18 @@ describe('local host checkpoints', function () {
     assert.ok(names.includes(name));
     assert.equal((await host.describeVM(name)).location, vmDir);
     await assert.rejects(host.describeVM('no-such-vm'), (e: unknown) => isHvError(e, 'ERR_NOT_FOUND') && /no-such-vm/.test((e as Error).message));
+  });
+
+  it("removes lock temp files of this host's dead processes, and leaves another host's", async () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const mine = join(vmDir, `.hvbackup-vm.lock.${dead}.${hostTag()}.0a1b2c3d`);
+    const theirs = join(vmDir, `.hvbackup-vm.lock.${dead}.otherhost.0a1b2c3d`);
+    writeFileSync(mine, `${dead}\n${hostname()}\n`);
+    writeFileSync(theirs, `${dead}\notherhost\n`);
+    assert.equal(await withVmLock(vmDir, async () => 7, 2000), 7);
+    assert.equal(existsSync(mine), false, 'a dead process of this host left it: litter');
+    assert.equal(existsSync(theirs), true, 'its pid cannot be checked from here');
+    rmSync(theirs);
   });
 
   it('a bare disk file is a one-disk VM named after the file', async () => {

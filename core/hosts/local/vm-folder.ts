@@ -8,7 +8,7 @@ import { link, open, readdir, readFile, rename, stat, unlink, writeFile } from '
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { HvError } from '../../errors.ts';
-import { processAlive } from '../../process.ts';
+import { hostTag, processAlive } from '../../process.ts';
 import { decodeVmConfig, encodeVmConfig } from './config.ts';
 import type { VmConfig } from './config.ts';
 
@@ -74,7 +74,7 @@ export async function saveVmConfig(vm: LoadedVm, config: VmConfig): Promise<void
  * stayed locked for a minute (found by the kill-at-every-change sweep). False: it exists.
  */
 async function createLock(dir: string, lockFile: string): Promise<boolean> {
-  const tmp = join(dir, `${LOCK_NAME}.${process.pid}.${randomUUID().slice(0, 8)}`);
+  const tmp = join(dir, `${LOCK_NAME}.${process.pid}.${hostTag()}.${randomUUID().slice(0, 8)}`);
   await writeFile(tmp, `${process.pid}\n${hostname()}\n`);
   try {
     await link(tmp, lockFile);
@@ -87,13 +87,18 @@ async function createLock(dir: string, lockFile: string): Promise<boolean> {
   }
 }
 
-/** A killed process's lock temp files (named with its pid): litter, removed by the next holder. */
+/**
+ * Lock temp files of killed processes of this host (named with pid and host): litter, removed
+ * by the next holder. Another host's are left alone: its pids cannot be checked from here (a
+ * VM folder on a share), and removing a live one's temp would fail its lock.
+ */
 async function removeDeadLockTemps(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const n of names) {
     if (!n.startsWith(`${LOCK_NAME}.`)) continue;
-    const pid = Number(n.slice(LOCK_NAME.length + 1).split('.')[0]);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await unlink(join(dir, n)).catch(() => undefined);
+    const [pidText, host] = n.slice(LOCK_NAME.length + 1).split('.');
+    const pid = Number(pidText);
+    if (host === hostTag() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) await unlink(join(dir, n)).catch(() => undefined);
   }
 }
 
