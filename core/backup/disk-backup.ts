@@ -10,11 +10,11 @@ import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
 import type { VhdxInfo } from '../vhdx/index.ts';
-import { changedSliceBytes, planWindow, RangeSet, readRuns, sliceCount } from './plan.ts';
+import { changedSliceBytes, planWindow, RangeSet, readRuns, sliceCount, type SlicePlan } from './plan.ts';
 import { throwIfAborted } from '../errors.ts';
 import { SegmentedStore } from './read-pipeline.ts';
-import { loadWindow, windowCount, windowSlices, type SliceWindow } from '../repo/manifest-chunks.ts';
-import { piecesPerSlice, segmentCount, segmentRange, SEGMENT_SLICES } from '../repo/manifest-segments.ts';
+import { loadWindowSource, windowCount, windowSlices } from '../repo/manifest-chunks.ts';
+import { piecesPerSlice, SAME_AS_BEFORE, segmentCount, segmentRange, SegmentView, SEGMENT_SLICES, SliceList, type SliceSource } from '../repo/manifest-segments.ts';
 import type { ChunkRef, SliceRef } from '../repo/manifest-types.ts';
 import { SPLIT_VERSION } from '../repo/config.ts';
 import { basename } from 'node:path';
@@ -62,16 +62,17 @@ export interface DiskBackupResult {
 }
 
 /**
- * The previous restore point's chunk ids for a window of slices, read one segment at a
- * time (the next one loaded ahead), with the segment's id when the window is exactly one
- * of its segments (so an unchanged window can keep it).
+ * The previous restore point's slices for a window, read one segment at a time (the next one
+ * loaded ahead), with the segment's id when the window is exactly one of its segments (so an
+ * unchanged window can keep it). Such a window's slices come as the segment itself
+ * (SegmentView), decoded only where the plan needs them: the slices that changed.
  */
 class PreviousSlices {
   readonly #repo: Repository;
   readonly #pointId: string;
   readonly #disk: DiskManifest;
   readonly #signal: AbortSignal | undefined;
-  readonly #loaded = new Map<number, Promise<SliceWindow>>();
+  readonly #loaded = new Map<number, Promise<{ first: number; source: SliceSource; segment?: ChunkRef }>>();
 
   constructor(repo: Repository, pointId: string, disk: DiskManifest, signal?: AbortSignal) {
     this.#repo = repo;
@@ -80,28 +81,39 @@ class PreviousSlices {
     this.#signal = signal;
   }
 
-  #load(k: number): Promise<SliceWindow> {
+  #load(k: number): Promise<{ first: number; source: SliceSource; segment?: ChunkRef }> {
     let p = this.#loaded.get(k);
     if (!p) {
-      p = loadWindow(this.#repo, this.#pointId, this.#disk, k, this.#signal);
+      p = loadWindowSource(this.#repo, this.#pointId, this.#disk, k, this.#signal);
       p.catch(() => {}); // awaited when asked for, or dropped
       this.#loaded.set(k, p);
     }
     return p;
   }
 
-  async window(first: number, count: number): Promise<{ refs: readonly SliceRef[]; segment?: ChunkRef }> {
+  async window(first: number, count: number): Promise<{ source: SliceSource; segment?: ChunkRef }> {
     const per = windowSlices(this.#disk);
     const a = Math.floor(first / per), b = Math.floor((first + count - 1) / per);
     for (const k of this.#loaded.keys()) if (k < a) this.#loaded.delete(k);
     if (b + 1 < windowCount(this.#disk)) this.#load(b + 1);
-    const parts: SliceWindow[] = [];
+    const parts: { first: number; source: SliceSource; segment?: ChunkRef }[] = [];
     for (let k = a; k <= b; k++) parts.push(await this.#load(k));
-    if (parts.length === 1 && parts[0]!.first === first && parts[0]!.refs.length === count) return parts[0]!;
+    if (parts.length === 1 && parts[0]!.first === first && parts[0]!.source.length === count) return parts[0]!;
+    // The previous point's segments are of another size: the window's slices, decoded.
     const refs: SliceRef[] = [];
-    for (const w of parts) for (let j = 0; j < w.refs.length; j++) if (w.first + j >= first && w.first + j < first + count) refs.push(w.refs[j]!);
-    return { refs };
+    for (const w of parts) for (let j = 0; j < w.source.length; j++) if (w.first + j >= first && w.first + j < first + count) refs.push(w.source.ref(j));
+    return { source: new SliceList(refs) };
   }
+}
+
+/** Every slice of the plan is the previous point's (a window nothing changed in). */
+function unchanged(plan: readonly SlicePlan[], before: SliceSource): boolean {
+  for (let j = 0; j < plan.length; j++) {
+    const p = plan[j]!;
+    if (p === SAME_AS_BEFORE) continue;
+    if (p === null ? !before.isNull(j) : p !== before.ref(j)) return false;
+  }
+  return true;
 }
 
 /**
@@ -156,14 +168,14 @@ export async function backupDisk(opts: {
       continue;
     }
     const before = await previous?.window(first, count);
-    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.refs, pieces, virtualSize: disk.size });
+    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.source, pieces, virtualSize: disk.size });
     const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
-    if (runs.length === 0 && before?.segment !== undefined && plan.every((p, j) => p === before.refs[j])) {
+    if (runs.length === 0 && before?.segment !== undefined && unchanged(plan, before.source)) {
       // Nothing in this window changed: the previous point's segment, untouched.
-      store.reuse(k, before.segment, plan.reduce((a, p) => a + (p === null ? 0 : 1), 0));
+      store.reuse(k, before.segment, plan.reduce((a, p, j) => a + (p === null || (p === SAME_AS_BEFORE && before.source.isNull(j)) ? 0 : 1), 0));
       continue;
     }
-    await store.add({ k, first, plan, runs });
+    await store.add({ k, first, plan, runs, from: before?.source instanceof SegmentView ? before.source : undefined });
   }
   const { segments, dataSlices, durable } = await store.finish();
   return {

@@ -6,15 +6,19 @@
 
 import type { ByteRange, DiskExtent } from '../disk/disk.ts';
 import type { PieceRef, SliceRef } from '../repo/manifest-types.ts';
-import { PIECE_SIZE, sliceCount } from '../repo/manifest-segments.ts';
+import { PIECE_SIZE, SAME_AS_BEFORE, SegmentView, SliceList, sliceCount, type SliceSource } from '../repo/manifest-segments.ts';
 
 /** A slice stored as pieces: per piece null (zeros), where its unchanged bytes are, or 'read'. */
 export interface SplitPlan {
   split: (PieceRef | null | 'read')[];
 }
 
-/** Per slice: null (zeros, known without reading), a reused slice (chunk id or pieces), 'read', or a split. */
-export type SlicePlan = SliceRef | 'read' | SplitPlan;
+/**
+ * Per slice: null (zeros, known without reading), a reused slice (chunk id or pieces), the
+ * previous segment's slice as it is (SAME_AS_BEFORE, when the previous window is one decoded
+ * segment: its bytes are copied, not decoded), 'read', or a split.
+ */
+export type SlicePlan = SliceRef | typeof SAME_AS_BEFORE | 'read' | SplitPlan;
 
 export function isSplitPlan(p: SlicePlan | undefined): p is SplitPlan {
   return typeof p === 'object' && p !== null && 'split' in p;
@@ -91,7 +95,8 @@ function lowerBound(xs: readonly number[], v: number): number {
 /**
  * Plan slices first..first+count-1. `changed` undefined: read every data slice (full or
  * scan). Otherwise read only slices overlapping `changed` and take the rest from
- * `previous` (previous[j] is slice first + j of the restore point built on). With `pieces`
+ * `previous` (its slice j is slice first + j of the restore point built on; from a
+ * SegmentView they are SAME_AS_BEFORE, and only changed slices are decoded). With `pieces`
  * (pieces per slice, piecesPerSlice: 0 or absent never splits) a changed slice whose
  * changes miss some of its pieces is split (splitSlice).
  */
@@ -101,7 +106,7 @@ export function planWindow(opts: {
   chunkSize: number;
   data: RangeSet;
   changed?: RangeSet;
-  previous?: readonly SliceRef[];
+  previous?: SliceSource | readonly SliceRef[];
   pieces?: number;
   /** Needed with `pieces`: the disk's size (the last slice has fewer pieces). */
   virtualSize?: number;
@@ -109,13 +114,15 @@ export function planWindow(opts: {
   const { first, count, chunkSize } = opts;
   const data = opts.data.touched(first, count, chunkSize);
   const changed = opts.changed?.touched(first, count, chunkSize);
+  const previous = Array.isArray(opts.previous) ? new SliceList(opts.previous as readonly SliceRef[]) : opts.previous as SliceSource | undefined;
+  const keep = previous instanceof SegmentView;
   const plan: SlicePlan[] = new Array(count);
   for (let j = 0; j < count; j++) {
-    const before = opts.previous?.[j];
+    const known = previous !== undefined && j < previous.length;
     if (!data[j]) plan[j] = null;
     else if (!changed) plan[j] = 'read';
-    else if (changed[j]) plan[j] = opts.pieces && before !== undefined ? splitSlice(first + j, before, opts as Required<typeof opts>) : 'read';
-    else plan[j] = before === undefined ? 'read' : before;
+    else if (changed[j]) plan[j] = opts.pieces && known ? splitSlice(first + j, previous.ref(j), opts as PieceGeometry) : 'read';
+    else plan[j] = !known ? 'read' : keep ? SAME_AS_BEFORE : previous.ref(j);
   }
   return plan;
 }

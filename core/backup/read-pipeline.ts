@@ -15,7 +15,7 @@ import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import { BufferBin } from '../repo/buffer-bin.ts';
 import type { ChunkRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
-import { encodeSegment, isSplit, PIECE_SIZE } from '../repo/manifest-segments.ts';
+import { encodeSegment, isSplit, PIECE_SIZE, SAME_AS_BEFORE, type SegmentView, type SliceEntry } from '../repo/manifest-segments.ts';
 import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
 
 export interface PipelineOptions {
@@ -64,6 +64,8 @@ export interface WindowInput {
   first: number;
   plan: SlicePlan[];
   runs: ReadRun[];
+  /** The previous point's segment that the plan's SAME_AS_BEFORE slices come from. */
+  from?: SegmentView;
 }
 
 /** A window whose segment is not encoded yet: its chunk ids arrive as its chunks are staged (ChunkWriter `known`). */
@@ -71,7 +73,8 @@ interface OpenWindow {
   k: number;
   first: number;
   /** A split slice's read pieces are null until their chunks are stored. */
-  refs: SliceRef[];
+  refs: SliceEntry[];
+  from?: SegmentView;
   /** Batches not yet handed to the writer. */
   batchesLeft: number;
   pending: Promise<void>[];
@@ -98,7 +101,7 @@ export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
 function openWindowBytes(plan: readonly SlicePlan[]): number {
   let data = 0;
   for (const p of plan) {
-    if (p === null) continue;
+    if (p === null || p === SAME_AS_BEFORE) continue;
     if (isSplitPlan(p)) data += 1 + p.split.length;
     else if (isSplit(p)) data += 1 + p.pieces.length;
     else data++;
@@ -107,7 +110,7 @@ function openWindowBytes(plan: readonly SlicePlan[]): number {
 }
 
 /** A window's initial slice list: what is read is null until stored; a split slice's read pieces too. */
-function initialRefs(plan: readonly SlicePlan[]): SliceRef[] {
+function initialRefs(plan: readonly SlicePlan[]): SliceEntry[] {
   return plan.map((p) => {
     if (p === 'read') return null;
     if (isSplitPlan(p)) return { pieces: p.split.map((q) => (q === 'read' ? null : q)) };
@@ -172,7 +175,7 @@ export class SegmentedStore {
 
   /** Read and store window `input`; resolves once its reads are started (some may still be in flight). */
   async add(input: WindowInput): Promise<void> {
-    const w: OpenWindow = { k: input.k, first: input.first, refs: initialRefs(input.plan), batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) };
+    const w: OpenWindow = { k: input.k, first: input.first, refs: initialRefs(input.plan), from: input.from, batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) + (input.from?.bytes.length ?? 0) };
     this.#open.push(w);
     this.#openBytes += w.bytes;
     const batches = batchRuns(input.runs, this.#bufBytes);
@@ -274,12 +277,14 @@ export class SegmentedStore {
       for (let j = 0; j < w.refs.length; j++) {
         const r = w.refs[j]!;
         // A split slice whose read pieces were all zeros, and the rest zeros too, is a zero slice.
-        if (isSplit(r) && r.pieces.every((p) => p === null)) w.refs[j] = null;
+        if (r === SAME_AS_BEFORE) data += w.from!.isNull(j) ? 0 : 1;
+        else if (isSplit(r) && r.pieces.every((p) => p === null)) w.refs[j] = null;
         else if (r !== null) data++;
       }
       this.#dataSlices += data;
-      w.encoded = data === 0 ? null : encodeSegment(w.refs, this.#opts.chunkSize);
+      w.encoded = data === 0 ? null : encodeSegment(w.refs, this.#opts.chunkSize, w.from);
       w.refs = [];
+      w.from = undefined;
       w.pending = [];
     };
     if (w.pending.length === 0) {

@@ -5,7 +5,7 @@
 
 import { HvError, isHvError, wrapError } from '../errors.ts';
 import { namedChunks } from './manifest.ts';
-import { decodeSegment, segmentCount, segmentRange, SEGMENT_SLICES, sliceChunkIds, sliceCount } from './manifest-segments.ts';
+import { decodeSegment, SegmentView, segmentCount, segmentRange, SEGMENT_SLICES, SliceList, sliceChunkIds, sliceCount, type SliceSource } from './manifest-segments.ts';
 import type { ChunkRef, DiskManifest, RestorePointManifest, SliceRef } from './manifest-types.ts';
 import type { Repository } from './repository.ts';
 
@@ -58,20 +58,39 @@ export async function loadWindow(repo: Repository, pointId: string, d: DiskManif
   const id = d.segments[k]!;
   if (id === null) return { k, first, refs: noData(count), segment: null };
   const what = `${segmentWhat(pointId, d, k)} (<chunks/${id}>)`;
-  let plain: Buffer;
+  const plain = await loadSegment(repo, pointId, d, k, id, what, signal);
   try {
-    plain = await repo.loadChunk(id, { signal });
+    return { k, first, refs: decodeSegment(plain, count, what, d.chunkSize), segment: id };
+  } finally {
+    repo.pool.release(plain);
+  }
+}
+
+/** Window k of `d` as loadWindow reads it, but a segment is checked whole and decoded a slice at a time when asked (SegmentView). */
+export async function loadWindowSource(repo: Repository, pointId: string, d: DiskManifest, k: number, signal?: AbortSignal): Promise<{ k: number; first: number; source: SliceSource; segment?: ChunkRef }> {
+  const id = d.segments?.[k];
+  if (!id) {
+    const w = await loadWindow(repo, pointId, d, k, signal);
+    return { k, first: w.first, source: new SliceList(w.refs), segment: w.segment };
+  }
+  const { first, count } = segmentRange(k, diskSliceCount(d), windowSlices(d));
+  const what = `${segmentWhat(pointId, d, k)} (<chunks/${id}>)`;
+  const plain = await loadSegment(repo, pointId, d, k, id, what, signal);
+  // Its own copy: the view outlives the pool's buffer.
+  const own = Buffer.from(plain);
+  repo.pool.release(plain);
+  return { k, first, source: SegmentView.decode(own, count, what, d.chunkSize), segment: id };
+}
+
+async function loadSegment(repo: Repository, pointId: string, d: DiskManifest, k: number, id: string, what: string, signal?: AbortSignal): Promise<Buffer> {
+  try {
+    return await repo.loadChunk(id, { signal });
   } catch (err) {
     if (isHvError(err, 'ERR_CANCELLED')) throw err;
     const data = { point: pointId, disk: d.key, segment: k, chunk: id };
     if (isHvError(err, 'ERR_NOT_FOUND')) throw new HvError('ERR_NOT_FOUND', `${what} is missing: ${(err as Error).message}`, { target: `<chunks/${id}>`, cause: err, data });
     if (isHvError(err, 'ERR_CORRUPT')) throw new HvError('ERR_CORRUPT', `${what} is corrupt: ${(err as Error).message}`, { target: `<chunks/${id}>`, cause: err, data });
     throw wrapError(err, `load ${what}`, `<chunks/${id}>`);
-  }
-  try {
-    return { k, first, refs: decodeSegment(plain, count, what, d.chunkSize), segment: id };
-  } finally {
-    repo.pool.release(plain);
   }
 }
 

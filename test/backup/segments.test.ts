@@ -21,7 +21,8 @@ import { removeTracking, startReference } from '../../core/tracking/index.ts';
 import { MIN_CHUNK_SIZE } from '../../core/repo/config.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { diskWindows } from '../../core/repo/manifest-chunks.ts';
-import { SEGMENT_SLICES } from '../../core/repo/manifest-segments.ts';
+import { SEGMENT_SLICES, SegmentView } from '../../core/repo/manifest-segments.ts';
+import sinon from 'sinon';
 import { segmentStoreLimits } from '../../core/backup/read-pipeline.ts';
 import type { ChunkRef, DiskManifest, RestorePointManifest } from '../../core/repo/manifest-types.ts';
 import { chunkFileRange, flipChunkBit } from '../../core/repo/testing.ts';
@@ -138,7 +139,7 @@ describe('segments: disk chunk lists stored as chunks', function () {
       assert.ok((await verifyRepository({}, { repository: repo })).ok);
     });
 
-    it('an incremental keeps the segment id of every window it did not change, without encoding it again', async () => {
+    it('an incremental keeps the segment id of every window it did not change, without encoding it again, and decodes only the changed slices of the window it did', async () => {
       await guestWrite(vm.dir, [{ offset: 2 * SEG + 9 * MiB, data: blob(4096) }]);
       // The engine on a repository whose writer counts the segments submitted to it.
       const handle = await openRepository(repo, { threads: 0 });
@@ -150,13 +151,18 @@ describe('segments: disk chunk lists stored as chunks', function () {
         return { ...w, stats: w.stats, submit: (plain: Buffer) => { if (plain.toString('latin1', 0, 4) === 'HVSG') segmentsSubmitted++; return submit(plain); } };
       };
       let r: BackupResult;
+      const decoded = sinon.spy(SegmentView.prototype, 'ref');
       try {
         [r] = await runBackupJob({}, { repo: handle, host: await getHost('local'), sources: [vm.dir] }) as [BackupResult];
       } finally {
+        decoded.restore();
         await handle.close();
       }
       assert.equal(r.status, 'success', JSON.stringify(r.error));
       assert.equal(segmentsSubmitted, 1, 'only the changed window is encoded and stored');
+      // One 4 KiB write changes one slice: only it is decoded (to split it); the window's other
+      // slices are copied into the new segment as they are.
+      assert.ok(decoded.callCount <= 1, `${decoded.callCount} slices of the previous segments decoded`);
       assert.equal(r.method, 'changed-blocks', r.methodReason);
       assert.ok(r.readBytes > 0 && r.readBytes <= MiB, `read ${r.readBytes} bytes`);
       const before = (await manifest(repo, first)).disks[0]!;

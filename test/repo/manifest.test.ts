@@ -4,8 +4,8 @@ import { isHvError } from '../../core/errors.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { decodeManifest, encodeManifest, namedChunks } from '../../core/repo/manifest.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
-import { decodeSegment, encodeSegment, PIECE_SIZE, sliceChunkIds } from '../../core/repo/manifest-segments.ts';
-import type { SliceRef } from '../../core/repo/manifest-types.ts';
+import { decodeSegment, encodeSegment, PIECE_SIZE, SAME_AS_BEFORE, SegmentView, sliceChunkIds, type SliceEntry } from '../../core/repo/manifest-segments.ts';
+import type { PieceRef, SliceRef } from '../../core/repo/manifest-types.ts';
 import { Repository } from '../../core/repo/repository.ts';
 import { makeManifest, storeDisk } from '../../core/repo/testing.ts';
 
@@ -134,6 +134,42 @@ describe('Segments (encode/decode)', () => {
     assert.throws(() => encodeSegment([{ pieces: [{ id: id(1), offset: 5 }, null, null, null] }], CS), hasCode('ERR_INVALID_ARGUMENT', 'offset 5'));
     assert.throws(() => encodeSegment([{ pieces: [{ id: id(1), offset: 0 }, null] }], CS), hasCode('ERR_INVALID_ARGUMENT', '2 pieces, not 4'));
     assert.throws(() => encodeSegment([{ pieces: [{ id: id(1), offset: 0 }] }], PIECE_SIZE), hasCode('ERR_INVALID_ARGUMENT', 'multiple of 65536'));
+  });
+
+  it('a segment decoded a slice at a time (SegmentView) gives every slice as decodeSegment does, and slices kept as they are (SAME_AS_BEFORE) encode to the same bytes as the slices themselves', () => {
+    const CS = 4 * PIECE_SIZE;
+    let seed = 7;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor(seed / 65536) % n; };
+    const piece = (): PieceRef | null => (rnd(3) === 0 ? null : { id: id(1 + rnd(9)), offset: rnd(4) * PIECE_SIZE });
+    const slice = (splits: boolean): SliceRef => {
+      const r = rnd(splits ? 4 : 3);
+      if (r === 0) return null;
+      if (r < 3) return id(1 + rnd(9));
+      const pieces: (PieceRef | null)[] = [piece(), piece(), piece(), piece()];
+      if (!pieces.some(Boolean)) pieces[rnd(4)] = { id: id(2), offset: 0 };
+      return { pieces };
+    };
+    for (let round = 0; round < 40; round++) {
+      const n = 1 + rnd(70);
+      const previous = Array.from({ length: n }, () => slice(round % 2 === 0));
+      const bytes = encodeSegment(previous, CS);
+      const view = SegmentView.decode(bytes, n, 'seg', CS);
+      assert.equal(view.length, n);
+      previous.forEach((r, j) => {
+        assert.deepEqual(view.ref(j), r, `round ${round} slice ${j}`);
+        assert.equal(view.isNull(j), r === null);
+      });
+      // A next window: most slices kept, some replaced (new whole ids, new splits, zeros).
+      const entries: SliceEntry[] = previous.map(() => (rnd(3) === 0 ? slice(round % 4 < 2) : SAME_AS_BEFORE));
+      const resolved = entries.map((e, j) => (e === SAME_AS_BEFORE ? view.ref(j) : e));
+      assert.ok(encodeSegment(entries, CS, view).equals(encodeSegment(resolved, CS)), `round ${round}: kept slices encode as themselves`);
+    }
+    const view = SegmentView.decode(encodeSegment([id(1), null], CS), 2, 'seg', CS);
+    assert.throws(() => encodeSegment([SAME_AS_BEFORE, null], CS), hasCode('ERR_INVALID_ARGUMENT', 'slice 0', 'there is none'));
+    assert.throws(() => encodeSegment([SAME_AS_BEFORE], CS, view), hasCode('ERR_INVALID_ARGUMENT', 'one of 2'));
+    const split8 = SegmentView.decode(encodeSegment([{ pieces: [null, { id: id(1), offset: 0 }, null, null, null, null, null, null] }], 8 * PIECE_SIZE), 1, 'seg', 8 * PIECE_SIZE);
+    assert.throws(() => encodeSegment([SAME_AS_BEFORE], CS, split8), hasCode('ERR_INVALID_ARGUMENT', 'split slices of 8'));
+    assert.throws(() => SegmentView.decode(encodeSegment([id(1), null], CS).subarray(0, 20), 2, '<chunks/v>', CS), hasCode('ERR_CORRUPT', '<chunks/v>', 'too short'));
   });
 });
 
