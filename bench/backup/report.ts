@@ -72,4 +72,21 @@ for (const tool of [...new Set(rows.map((r) => r.tool))].filter((t) => t.startsW
 }
 const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
 writeFileSync(join(dir, 'summary.md'), text);
+// The goals' figures as numbers, each from this run alone, for repeat.sh to take medians of.
+const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? null : +x.toFixed(4));
+const figures = {
+  fullVsRestic: num(hv.full && rs.full ? hv.full.mbps / rs.full.mbps : undefined),
+  fullVsBorg: num(hv.full && bg.full ? hv.full.mbps / bg.full.mbps : undefined),
+  untrackedVsRestic: num(hv.scan && rs.incr ? hv.scan.mbps / rs.incr.mbps : undefined),
+  trackedPctWall: num(hv.tracked && hv.full ? (100 * hv.tracked.secs) / hv.full.secs : undefined),
+  trackedPctInEngine: num(hvEngine.tracked !== undefined && hvEngine.full ? (100 * hvEngine.tracked) / hvEngine.full : undefined),
+  trackedPctBridgeWarm: num(bridge[1] && hvEngine.full ? (100 * bridge[1].ms) / 1000 / hvEngine.full : undefined),
+  restoreVsRestic: num(hv.restore && rs.restore ? hv.restore.mbps / rs.restore.mbps : undefined),
+  repoVsRestic: num(hv.full && rs.full ? hv.full.repo / rs.full.repo : undefined),
+  storedPerChanged: num(scanRes && trackedRes ? Math.max(scanRes.storedBytes, trackedRes.storedBytes) / changed : undefined),
+  peakRssMiB: num(peak > 0 ? peak : undefined),
+  fullSecs: num(hv.full?.secs), resticFullSecs: num(rs.full?.secs), borgFullSecs: num(bg.full?.secs),
+  restoreSecs: num(hv.restore?.secs), resticRestoreSecs: num(rs.restore?.secs),
+};
+writeFileSync(join(dir, 'figures.json'), `${JSON.stringify(figures, null, 1)}\n`);
 process.stdout.write(text);
