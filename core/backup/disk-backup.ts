@@ -61,6 +61,8 @@ export interface DiskBackupResult {
   readBytes: number;
 }
 
+type PreviousWindow = Awaited<ReturnType<typeof loadWindowSource>>;
+
 /**
  * The previous restore point's slices for a window, read one segment at a time (the next one
  * loaded ahead), with the segment's id when the window is exactly one of its segments (so an
@@ -72,7 +74,7 @@ class PreviousSlices {
   readonly #pointId: string;
   readonly #disk: DiskManifest;
   readonly #signal: AbortSignal | undefined;
-  readonly #loaded = new Map<number, Promise<{ first: number; source: SliceSource; segment?: ChunkRef }>>();
+  readonly #loaded = new Map<number, Promise<PreviousWindow>>();
 
   constructor(repo: Repository, pointId: string, disk: DiskManifest, signal?: AbortSignal) {
     this.#repo = repo;
@@ -81,7 +83,7 @@ class PreviousSlices {
     this.#signal = signal;
   }
 
-  #load(k: number): Promise<{ first: number; source: SliceSource; segment?: ChunkRef }> {
+  #load(k: number): Promise<PreviousWindow> {
     let p = this.#loaded.get(k);
     if (!p) {
       p = loadWindowSource(this.#repo, this.#pointId, this.#disk, k, this.#signal);
@@ -96,7 +98,7 @@ class PreviousSlices {
     const a = Math.floor(first / per), b = Math.floor((first + count - 1) / per);
     for (const k of this.#loaded.keys()) if (k < a) this.#loaded.delete(k);
     if (b + 1 < windowCount(this.#disk)) this.#load(b + 1);
-    const parts: { first: number; source: SliceSource; segment?: ChunkRef }[] = [];
+    const parts: PreviousWindow[] = [];
     for (let k = a; k <= b; k++) parts.push(await this.#load(k));
     if (parts.length === 1 && parts[0]!.first === first && parts[0]!.source.length === count) return parts[0]!;
     // The previous point's segments are of another size: the window's slices, decoded.
@@ -172,7 +174,9 @@ export async function backupDisk(opts: {
     const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
     if (runs.length === 0 && before?.segment !== undefined && unchanged(plan, before.source)) {
       // Nothing in this window changed: the previous point's segment, untouched.
-      store.reuse(k, before.segment, plan.reduce((a, p, j) => a + (p === null || (p === SAME_AS_BEFORE && before.source.isNull(j)) ? 0 : 1), 0));
+      let dataSlices = 0;
+      for (let j = 0; j < plan.length; j++) if (!before.source.isNull(j)) dataSlices++;
+      store.reuse(k, before.segment, dataSlices);
       continue;
     }
     await store.add({ k, first, plan, runs, from: before?.source instanceof SegmentView ? before.source : undefined });

@@ -14,7 +14,7 @@ import { HvError, throwIfAborted } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import { BufferBin } from '../repo/buffer-bin.ts';
-import type { ChunkRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
+import type { ChunkRef, SplitSlice } from '../repo/manifest-types.ts';
 import { encodeSegment, isSplit, PIECE_SIZE, SAME_AS_BEFORE, type SegmentView, type SliceEntry } from '../repo/manifest-segments.ts';
 import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
 
