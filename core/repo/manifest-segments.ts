@@ -123,7 +123,7 @@ export function encodeSegment(refs: readonly SliceEntry[], chunkSize?: number, f
       if (from.isSplitAt(i)) {
         split++;
         keptSplit++;
-        keptSplitBytes += from.entry(i).length;
+        keptSplitBytes += from.entryLength(i);
       }
       continue;
     }
@@ -143,9 +143,15 @@ export function encodeSegment(refs: readonly SliceEntry[], chunkSize?: number, f
     let at = HEADER + bitmap;
     for (let i = 0; i < n; i++) {
       const r = refs[i]!;
-      if (r === null || (r === SAME_AS_BEFORE && from!.isNull(i))) continue;
+      if (r === SAME_AS_BEFORE) {
+        const end = keep(refs, i, from!, out, HEADER, -1);
+        at += from!.copyEntries(i, end, out, at);
+        i = end - 1;
+        continue;
+      }
+      if (r === null) continue;
       out[HEADER + (i >> 3)]! |= 1 << (i & 7);
-      at = r === SAME_AS_BEFORE ? at + from!.entry(i).copy(out, at) : writeId(out, at, r as string, `slice ${i}`);
+      at = writeId(out, at, r as string, `slice ${i}`);
     }
     return out;
   }
@@ -164,10 +170,9 @@ export function encodeSegment(refs: readonly SliceEntry[], chunkSize?: number, f
     const r = refs[i]!;
     if (r === null) continue;
     if (r === SAME_AS_BEFORE) {
-      if (from!.isNull(i)) continue;
-      out[HEADER2 + (i >> 3)]! |= 1 << (i & 7);
-      if (from!.isSplitAt(i)) out[HEADER2 + bitmap + (i >> 3)]! |= 1 << (i & 7);
-      at += from!.entry(i).copy(out, at);
+      const end = keep(refs, i, from!, out, HEADER2, HEADER2 + bitmap);
+      at += from!.copyEntries(i, end, out, at);
+      i = end - 1;
       continue;
     }
     out[HEADER2 + (i >> 3)]! |= 1 << (i & 7);
@@ -192,6 +197,22 @@ export function encodeSegment(refs: readonly SliceEntry[], chunkSize?: number, f
     });
   }
   return out;
+}
+
+/**
+ * Mark the run of SAME_AS_BEFORE slices from `i` in `out`'s data bitmap at `dataMap` (and its
+ * split bitmap at `splitMap`, unless -1) as `from` has them; returns where the run ends. Its
+ * slices' entries lie back to back in `from`, so they are copied as one range, not one by one
+ * (a subarray and a copy per slice was most of a large disk's segment encoding).
+ */
+function keep(refs: readonly SliceEntry[], i: number, from: SegmentView, out: Buffer, dataMap: number, splitMap: number): number {
+  let k = i;
+  for (; k < refs.length && refs[k] === SAME_AS_BEFORE; k++) {
+    if (from.isNull(k)) continue;
+    out[dataMap + (k >> 3)]! |= 1 << (k & 7);
+    if (splitMap >= 0 && from.isSplitAt(k)) out[splitMap + (k >> 3)]! |= 1 << (k & 7);
+  }
+  return k;
 }
 
 function writeId(out: Buffer, at: number, id: string, what: string): number {
@@ -289,10 +310,21 @@ export class SegmentView implements SliceSource {
     return this.#split[j] === 1;
   }
 
-  /** Slice j's encoded entry (its id, or its piece bitmap and pieces), empty for a zero slice. */
-  entry(j: number): Buffer {
+  /** Bytes of slice j's encoded entry (its id, or its piece bitmap and pieces), 0 for a zero slice. */
+  entryLength(j: number): number {
     const a = this.#start[j]!;
-    return a < 0 ? this.#buf.subarray(0, 0) : this.#buf.subarray(a, this.#end[j]!);
+    return a < 0 ? 0 : this.#end[j]! - a;
+  }
+
+  /** Copy the entries of slices [a, b), back to back as they are here, into `out` at `at`; returns the bytes copied. */
+  copyEntries(a: number, b: number, out: Buffer, at: number): number {
+    let start = -1, end = -1;
+    for (let j = a; j < b; j++) {
+      if (this.#start[j]! < 0) continue;
+      if (start < 0) start = this.#start[j]!;
+      end = this.#end[j]!;
+    }
+    return start < 0 ? 0 : this.#buf.copy(out, at, start, end);
   }
 
   ref(j: number): SliceRef {
