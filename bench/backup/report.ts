@@ -2,6 +2,7 @@
 // Usage: node bench/backup/report.ts <results/RUN_ID>
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { meets } from './goals.ts';
 
 const dir = process.argv[2]!;
 interface Row { tool: string; op: string; secs: number; mbps: number; rss: number; repo: number; rc: string }
@@ -49,30 +50,7 @@ const bridgeFigures = (calls: { ms: number }[]): { ms: number }[] => {
 const bridge = bridgeFigures(bridgeCalls());
 const peak = Math.max(...[hv.full, hv.scan, hv.tracked, hv.restore].map((r) => r?.rss ?? 0));
 const ok = (b: boolean | undefined) => (b === undefined ? '?' : b ? 'met' : 'NOT met');
-const lines = [
-  `| measure | HVBackup | restic | borg (none, zstd,1) | vs restic | vs borg | goal |`,
-  `|---|---:|---:|---:|---:|---:|---|`,
-  `| full backup MB/s (s) | ${hv.full?.mbps} (${hv.full?.secs}) | ${rs.full?.mbps} (${rs.full?.secs}) | ${bg.full?.mbps} (${bg.full?.secs}) | ${ratio(hv.full?.mbps, rs.full?.mbps)} | ${ratio(hv.full?.mbps, bg.full?.mbps)} | ≥4x restic, ≥3x borg: ${ok(hv.full && rs.full && bg.full ? hv.full.mbps >= 4 * rs.full.mbps && hv.full.mbps >= 3 * bg.full.mbps : undefined)} |`,
-  `| 1 % change by qemu-io (untracked → ${scanRes?.method ?? '?'}) MB/s (s) | ${hv.scan?.mbps} (${hv.scan?.secs}) | ${rs.incr?.mbps} (${rs.incr?.secs}) | ${bg.incr?.mbps} (${bg.incr?.secs}) | ${ratio(hv.scan?.mbps, rs.incr?.mbps)} | ${ratio(hv.scan?.mbps, bg.incr?.mbps)} | ≥2x restic: ${ok(hv.scan && rs.incr ? hv.scan.mbps >= 2 * rs.incr.mbps : undefined)} |`,
-  `| 1 % change through the engine (tracked → ${trackedRes?.method ?? '?'}) s | ${hv.tracked?.secs} (${hv.tracked && hv.full ? ((100 * hv.tracked.secs) / hv.full.secs).toFixed(1) : '?'} % of full) | — | — | | | ≤3 % of full: ${ok(hv.tracked && hv.full ? hv.tracked.secs <= 0.03 * hv.full.secs : undefined)} |`,
-  `| full → tracked: wall s; in-engine s (durationMs); tracked ÷ full | wall ${secs(hv.full?.secs)} → ${secs(hv.tracked?.secs)} (${pct(hv.tracked?.secs, hv.full?.secs)}); in-engine ${secs(hvEngine.full)} → ${secs(hvEngine.tracked)} (${pct(hvEngine.tracked, hvEngine.full)}) | — | — | | | ≤3 % of full: wall ${ok(hv.tracked && hv.full ? hv.tracked.secs <= 0.03 * hv.full.secs : undefined)}, in-engine ${ok(hvEngine.tracked !== undefined && hvEngine.full ? hvEngine.tracked <= 0.03 * hvEngine.full : undefined)} |`,
-  `| tracked incremental three ways: CLI wall; in-engine; bridge request → result, first call / warm, median of 5 (÷ full in-engine) | wall ${secs(hv.tracked?.secs)} s; in-engine ${secs(hvEngine.tracked)} s; bridge ${bridge.length ? bridge.map((c) => `${secs(c.ms / 1000)} s (${pct(c.ms / 1000, hvEngine.full)})`).join(' / ') : '?'} | — | — | | | ≤3 % of full: bridge warm ${ok(bridge[1] && hvEngine.full ? bridge[1].ms / 1000 <= 0.03 * hvEngine.full : undefined)} |`,
-  `| restore MB/s (s) | ${hv.restore?.mbps} (${hv.restore?.secs}) | ${rs.restore?.mbps} (${rs.restore?.secs}) | ${bg.restore?.mbps} (${bg.restore?.secs}) | ${ratio(hv.restore?.mbps, rs.restore?.mbps)} | ${ratio(hv.restore?.mbps, bg.restore?.mbps)} | ≥2x restic: ${ok(hv.restore && rs.restore ? hv.restore.mbps >= 2 * rs.restore.mbps : undefined)} |`,
-  `| repo after full MB | ${MB(hv.full?.repo ?? 0)} | ${MB(rs.full?.repo ?? 0)} | ${MB(bg.full?.repo ?? 0)} | ${ratio(hv.full?.repo, rs.full?.repo)} | ${ratio(hv.full?.repo, bg.full?.repo)} | ≤ restic: ${ok(hv.full && rs.full ? hv.full.repo <= rs.full.repo : undefined)} |`,
-  `| stored for the 1 % change (${MB(changed)} MB changed), MB | untracked ${MB(scanRes?.storedBytes ?? 0)} (${ratio(scanRes?.storedBytes, changed)}); tracked ${MB(trackedRes?.storedBytes ?? 0)} (${ratio(trackedRes?.storedBytes, changed)}) | ${MB((rs.incr?.repo ?? 0) - (rs.full?.repo ?? 0))} | ${MB((bg.incr?.repo ?? 0) - (bg.full?.repo ?? 0))} | | | ≤4x changed: ${ok(scanRes && trackedRes ? Math.max(scanRes.storedBytes, trackedRes.storedBytes) <= 4 * changed : undefined)} |`,
-  `| peak RSS MiB | ${peak} | ${Math.max(rs.full?.rss ?? 0, rs.incr?.rss ?? 0, rs.restore?.rss ?? 0)} | ${Math.max(bg.full?.rss ?? 0, bg.incr?.rss ?? 0, bg.restore?.rss ?? 0)} | | | ≤256 MiB: ${ok(peak > 0 ? peak <= 256 : undefined)} |`,
-  `| limit: Node SHA-256 / zstd -1 one core MB/s | ${limits.sha256MBps} / ${limits.zstd1MBps} (zstd ratio ${limits.zstdRatio}) | | | | | |`,
-];
-for (const tool of [...new Set(rows.map((r) => r.tool))].filter((t) => t.startsWith('hvbackup-'))) {
-  const f = get(tool, 'full'), sc = get(tool, 'incr1-qemu-io'), tr = get(tool, 'incr-tracked'), re = get(tool, 'restore-latest');
-  const us = result('incr1-qemu-io', tool)?.storedBytes, ts = result('incr-tracked', tool)?.storedBytes;
-  const fe = engineSecs(result('full', tool)), te = engineSecs(result('incr-tracked', tool));
-  const bw = bridgeFigures(bridgeCalls(tool))[1];
-  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s (÷ full), wall and in-engine; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; wall ${tr?.secs} s (${pct(tr?.secs, f?.secs)}), in-engine ${secs(te)} s (${pct(te, fe)}), bridge warm ${secs(bw && bw.ms / 1000)} s (${pct(bw && bw.ms / 1000, fe)}); ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
-}
-const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
-writeFileSync(join(dir, 'summary.md'), text);
-// The goals' figures as numbers, each from this run alone, for repeat.sh to take medians of.
+// The goals' figures, each from this run alone: the verdicts below, and repeat.sh's medians.
 const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? null : +x.toFixed(4));
 const figures = {
   fullVsRestic: num(hv.full && rs.full ? hv.full.mbps / rs.full.mbps : undefined),
@@ -88,5 +66,28 @@ const figures = {
   fullSecs: num(hv.full?.secs), resticFullSecs: num(rs.full?.secs), borgFullSecs: num(bg.full?.secs),
   restoreSecs: num(hv.restore?.secs), resticRestoreSecs: num(rs.restore?.secs),
 };
+const lines = [
+  `| measure | HVBackup | restic | borg (none, zstd,1) | vs restic | vs borg | goal |`,
+  `|---|---:|---:|---:|---:|---:|---|`,
+  `| full backup MB/s (s) | ${hv.full?.mbps} (${hv.full?.secs}) | ${rs.full?.mbps} (${rs.full?.secs}) | ${bg.full?.mbps} (${bg.full?.secs}) | ${ratio(hv.full?.mbps, rs.full?.mbps)} | ${ratio(hv.full?.mbps, bg.full?.mbps)} | ≥4x restic, ≥3x borg: ${ok(meets(figures, 'fullVsRestic', 'fullVsBorg'))} |`,
+  `| 1 % change by qemu-io (untracked → ${scanRes?.method ?? '?'}) MB/s (s) | ${hv.scan?.mbps} (${hv.scan?.secs}) | ${rs.incr?.mbps} (${rs.incr?.secs}) | ${bg.incr?.mbps} (${bg.incr?.secs}) | ${ratio(hv.scan?.mbps, rs.incr?.mbps)} | ${ratio(hv.scan?.mbps, bg.incr?.mbps)} | ≥2x restic: ${ok(meets(figures, 'untrackedVsRestic'))} |`,
+  `| 1 % change through the engine (tracked → ${trackedRes?.method ?? '?'}) s | ${hv.tracked?.secs} (${hv.tracked && hv.full ? ((100 * hv.tracked.secs) / hv.full.secs).toFixed(1) : '?'} % of full) | — | — | | | ≤3 % of full: ${ok(meets(figures, 'trackedPctWall'))} |`,
+  `| full → tracked: wall s; in-engine s (durationMs); tracked ÷ full | wall ${secs(hv.full?.secs)} → ${secs(hv.tracked?.secs)} (${pct(hv.tracked?.secs, hv.full?.secs)}); in-engine ${secs(hvEngine.full)} → ${secs(hvEngine.tracked)} (${pct(hvEngine.tracked, hvEngine.full)}) | — | — | | | ≤3 % of full: wall ${ok(meets(figures, 'trackedPctWall'))}, in-engine ${ok(meets(figures, 'trackedPctInEngine'))} |`,
+  `| tracked incremental three ways: CLI wall; in-engine; bridge request → result, first call / warm, median of 5 (÷ full in-engine) | wall ${secs(hv.tracked?.secs)} s; in-engine ${secs(hvEngine.tracked)} s; bridge ${bridge.length ? bridge.map((c) => `${secs(c.ms / 1000)} s (${pct(c.ms / 1000, hvEngine.full)})`).join(' / ') : '?'} | — | — | | | ≤3 % of full: bridge warm ${ok(meets(figures, 'trackedPctBridgeWarm'))} |`,
+  `| restore MB/s (s) | ${hv.restore?.mbps} (${hv.restore?.secs}) | ${rs.restore?.mbps} (${rs.restore?.secs}) | ${bg.restore?.mbps} (${bg.restore?.secs}) | ${ratio(hv.restore?.mbps, rs.restore?.mbps)} | ${ratio(hv.restore?.mbps, bg.restore?.mbps)} | ≥2x restic: ${ok(meets(figures, 'restoreVsRestic'))} |`,
+  `| repo after full MB | ${MB(hv.full?.repo ?? 0)} | ${MB(rs.full?.repo ?? 0)} | ${MB(bg.full?.repo ?? 0)} | ${ratio(hv.full?.repo, rs.full?.repo)} | ${ratio(hv.full?.repo, bg.full?.repo)} | ≤ restic: ${ok(meets(figures, 'repoVsRestic'))} |`,
+  `| stored for the 1 % change (${MB(changed)} MB changed), MB | untracked ${MB(scanRes?.storedBytes ?? 0)} (${ratio(scanRes?.storedBytes, changed)}); tracked ${MB(trackedRes?.storedBytes ?? 0)} (${ratio(trackedRes?.storedBytes, changed)}) | ${MB((rs.incr?.repo ?? 0) - (rs.full?.repo ?? 0))} | ${MB((bg.incr?.repo ?? 0) - (bg.full?.repo ?? 0))} | | | ≤4x changed: ${ok(meets(figures, 'storedPerChanged'))} |`,
+  `| peak RSS MiB | ${peak} | ${Math.max(rs.full?.rss ?? 0, rs.incr?.rss ?? 0, rs.restore?.rss ?? 0)} | ${Math.max(bg.full?.rss ?? 0, bg.incr?.rss ?? 0, bg.restore?.rss ?? 0)} | | | ≤256 MiB: ${ok(meets(figures, 'peakRssMiB'))} |`,
+  `| limit: Node SHA-256 / zstd -1 one core MB/s | ${limits.sha256MBps} / ${limits.zstd1MBps} (zstd ratio ${limits.zstdRatio}) | | | | | |`,
+];
+for (const tool of [...new Set(rows.map((r) => r.tool))].filter((t) => t.startsWith('hvbackup-'))) {
+  const f = get(tool, 'full'), sc = get(tool, 'incr1-qemu-io'), tr = get(tool, 'incr-tracked'), re = get(tool, 'restore-latest');
+  const us = result('incr1-qemu-io', tool)?.storedBytes, ts = result('incr-tracked', tool)?.storedBytes;
+  const fe = engineSecs(result('full', tool)), te = engineSecs(result('incr-tracked', tool));
+  const bw = bridgeFigures(bridgeCalls(tool))[1];
+  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s (÷ full), wall and in-engine; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; wall ${tr?.secs} s (${pct(tr?.secs, f?.secs)}), in-engine ${secs(te)} s (${pct(te, fe)}), bridge warm ${secs(bw && bw.ms / 1000)} s (${pct(bw && bw.ms / 1000, fe)}); ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
+}
+const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
+writeFileSync(join(dir, 'summary.md'), text);
 writeFileSync(join(dir, 'figures.json'), `${JSON.stringify(figures, null, 1)}\n`);
 process.stdout.write(text);
