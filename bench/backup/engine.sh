@@ -13,15 +13,29 @@ hvb_engine_time() {  # hvb_engine_time TOOL OP
   ms=$(grep -s '"event":"result"' "$OUT/logs/$1-$2.out" | tail -1 | grep -o '"durationMs":[0-9]*' | head -1 | cut -d: -f2)
   echo "$1,$2 (in-engine),$(awk -v m="${ms:-}" 'BEGIN{ if (m != "") printf "%.2f", m/1000 }'),,,,,,durationMs of the --json result" >> "$CSV"
 }
+# Rows for a bridge run's JSON lines (bridge-backup.ts, bridge-full.ts): its first call, and the
+# median of the warm calls after it (one call alone is too noisy).
+bridge_rows() {  # bridge_rows TOOL OP OUT
+  awk -v t="$1" -v op="$2" -F'[:,]' '/^\{/ { for (i = 1; i < NF; i++) { if ($i ~ /"ms"/) ms = $(i+1); if ($i ~ /"durationMs"/) d = $(i+1) }
+      if ($2 == 1) printf "%s,%s (bridge first call),%.2f,,,,,,request to result in a bridge just started; in-engine %.2f s\n", t, op, ms/1000, d/1000
+      else { n++; w[n] = ms } }
+    END { for (i = 2; i <= n; i++) for (j = i; j > 1 && w[j-1] > w[j]; j--) { x = w[j]; w[j] = w[j-1]; w[j-1] = x }
+      if (n) { printf "%s,%s (bridge warm),%.2f,,,,,,median of %d warm calls in one long-lived bridge process\n", t, op, w[int((n+1)/2)]/1000, n } }' "$3" >> "$CSV"
+}
 hvb_bridge_time() {  # hvb_bridge_time TOOL VM REPO
   local out="$OUT/logs/$1-incr-tracked-bridge.out"
   "$NODE" "$HVB_ROOT/bench/backup/bridge-backup.ts" "$2" "$3" 4322 4323 4324 4325 4326 4327 > "$out" 2>&1
-  # The first call, and the median of the five warm calls after it (one call alone is too noisy).
-  awk -v t="$1" -F'[:,]' '/^\{/ { for (i = 1; i < NF; i++) { if ($i ~ /"ms"/) ms = $(i+1); if ($i ~ /"durationMs"/) d = $(i+1) }
-      if ($2 == 1) printf "%s,incr-tracked (bridge first call),%.2f,,,,,,request to result in one long-lived bridge process; in-engine %.2f s\n", t, ms/1000, d/1000
-      else { n++; w[n] = ms } }
-    END { for (i = 2; i <= n; i++) for (j = i; j > 1 && w[j-1] > w[j]; j--) { x = w[j]; w[j] = w[j-1]; w[j-1] = x }
-      if (n) { printf "%s,incr-tracked (bridge warm),%.2f,,,,,,median of %d warm calls in one long-lived bridge process\n", t, w[int((n+1)/2)]/1000, n } }' "$out" >> "$CSV"
+  bridge_rows "$1" incr-tracked "$out"
+}
+hvb_bridge_full() {  # hvb_bridge_full TOOL: full backups of the base disk through one bridge
+  local vm=$WORK/hvb-vm-bridge out="$OUT/logs/$1-full-bridge.out"
+  "$NODE" "$HVB_ROOT/bench/backup/make-vm.ts" "$vm" "$BASE" bench > /dev/null
+  cat "$vm/Virtual Hard Disks/bench.vhdx" > /dev/null; sync
+  # Each call into a new repository (bridge-full.ts removes them), as the CLI's full: the
+  # first in a bridge just started (engine loading, chunk workers starting), then three warm.
+  "$NODE" "$HVB_ROOT/bench/backup/bridge-full.ts" "$vm" "$WORK" 4 > "$out" 2>&1
+  bridge_rows "$1" full "$out"
+  rm -rf "$vm"
 }
 hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   local T=$1 CS=${2:-}
@@ -43,7 +57,7 @@ hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   # long-lived bridge, request → result (no Node start-up); its first call, then five warm ones,
   # each after its own 1 % change (other seeds, same shape).
   hvb_bridge_time $T "$VM" "$R"
-  measure $T restore-latest "$R" $HVB restore latest --repo "$R" --vm bench --to "$WORK/hvb-restore"
+  cold "$R"; measure $T restore-latest "$R" $HVB restore latest --repo "$R" --vm bench --to "$WORK/hvb-restore"
   if qemu-img compare -q -f vhdx -F vhdx "$WORK/hvb-restore/Virtual Hard Disks/bench.vhdx" "$DISK"; then res=IDENTICAL; else res=DIFFERENT; fi
   echo "$T restore-latest: qemu-img compare vs the VM disk: $res" | tee -a "$OUT/verify.txt"
   echo "$T,verify-restore-latest,,,,,,,qemu-img compare $res" >> "$CSV"
@@ -51,4 +65,5 @@ hvb_engine() {  # hvb_engine TOOL [CHUNK_SIZE]
   rm -rf "$VM" "$R" "$WORK/hvb-restore"
 }
 hvb_engine hvbackup "${HVB_CHUNK_SIZE:-}"
+hvb_bridge_full hvbackup
 for cs in ${HVB_ALSO_CHUNK_SIZES:-}; do hvb_engine "hvbackup-$cs" "$cs"; done

@@ -10,6 +10,8 @@ export interface Goal {
 export const goals: readonly Goal[] = [
   { key: 'fullVsRestic', what: 'full backup ÷ restic (throughput)', goal: '≥ 4x', met: (v) => v >= 4 },
   { key: 'fullVsBorg', what: 'full backup ÷ borg (throughput)', goal: '≥ 3x', met: (v) => v >= 3 },
+  { key: 'fullBridgeWarmVsRestic', what: 'full backup, bridge warm (median of 3), ÷ restic', goal: '≥ 4x', met: (v) => v >= 4 },
+  { key: 'fullBridgeWarmVsBorg', what: 'full backup, bridge warm (median of 3), ÷ borg', goal: '≥ 3x', met: (v) => v >= 3 },
   { key: 'untrackedVsRestic', what: '1 % untracked (scan) ÷ restic', goal: '≥ 2x', met: (v) => v >= 2 },
   { key: 'trackedPctWall', what: 'tracked 1 %, CLI wall, % of full', goal: '≤ 3 %', met: (v) => v <= 3 },
   { key: 'trackedPctInEngine', what: 'tracked 1 %, in-engine, % of full', goal: '≤ 3 %', met: (v) => v <= 3 },

@@ -13,8 +13,10 @@ const rows: { key: string; what: string; goal: string; met?: (v: number) => bool
   { key: 'fullSecs', what: 'our full backup, s', goal: '' },
   { key: 'resticFullSecs', what: "restic's full backup, s", goal: '' },
   { key: 'borgFullSecs', what: "borg's full backup, s", goal: '' },
+  { key: 'fullBridgeWarmSecs', what: 'our full backup through the bridge (warm), s', goal: '' },
   { key: 'restoreSecs', what: 'our restore, s', goal: '' },
   { key: 'resticRestoreSecs', what: "restic's restore, s", goal: '' },
+  { key: 'resticRestoreWritebackSecs', what: "restic's restore: write-back after it (sync), s", goal: '' },
 ];
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

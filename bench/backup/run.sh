@@ -3,6 +3,9 @@
 # workload (bench/make_disk.sh: ~40 % zeros, 25 % random, 25 % log text, 10 % repeats):
 # full backup, the peers' 1 % qemu-io change (untracked → scan), a 1 % change made through
 # the engine (tracked → changed blocks), restore; Node's SHA-256 and zstd as the limit.
+# Also through the PowerShell module's engine process (bridge-backup.ts, bridge-full.ts): the
+# tracked incremental and a full backup into a new repository, first call and warm (no Node or
+# worker start-up). Every restore reads its repository from the device (run_peers.sh cold).
 # Prints results/<run>/results.md and a summary with ratios (bench/backup/report.ts).
 # Env: TOOLS (default "phys restic borg-none"), HVB_CHUNK_SIZE (repo chunk size), RUN_ID,
 #      HVB_ALSO_CHUNK_SIZES (default 262144: our engine once more with that chunk size).
