@@ -53,10 +53,25 @@ export abstract class Disk {
   }
 
   async write(buffer: Buffer, offset: number): Promise<void> {
+    await this.#written(buffer, offset, () => this._write(buffer, offset));
+  }
+
+  /**
+   * write() for a caller that keeps several writes in flight, to disjoint ranges where the disk
+   * is already allocated (restore, after VhdxDisk.preallocate): a disk that can runs them side
+   * by side (VhdxDisk: payload only; a range over an unallocated block is refused, nothing
+   * written); others run them as write() does. Not ordered with each other: overlapping ones
+   * land in either order.
+   */
+  async writeAllocated(buffer: Buffer, offset: number): Promise<void> {
+    await this.#written(buffer, offset, () => this._writeAllocated(buffer, offset));
+  }
+
+  async #written(buffer: Buffer, offset: number, run: () => Promise<void>): Promise<void> {
     this.#checkWritable('write');
     this.#checkRange('write', offset, buffer.length);
     if (buffer.length === 0) return;
-    await this._write(buffer, offset).catch((err: unknown) => this.#io(err, `write ${buffer.length} bytes at ${offset}`));
+    await run().catch((err: unknown) => this.#io(err, `write ${buffer.length} bytes at ${offset}`));
     for (const l of this.#listeners) l(offset, buffer.length);
   }
 
@@ -111,6 +126,9 @@ export abstract class Disk {
 
   protected abstract _read(buffer: Buffer, offset: number): Promise<void>;
   protected abstract _write(buffer: Buffer, offset: number): Promise<void>;
+  protected _writeAllocated(buffer: Buffer, offset: number): Promise<void> {
+    return this._write(buffer, offset);
+  }
   protected abstract _zero(offset: number, length: number): Promise<void>;
   protected abstract _flush(): Promise<void>;
   protected abstract _close(): Promise<void>;

@@ -1,7 +1,7 @@
 // One DiskManifest → one disk file: a dynamic VHDX of the recorded geometry (or a sparse
 // raw image), zero slices never written (they stay unallocated), the chunk list read one
 // segment at a time, chunks loaded in parallel ahead of the writer, and consecutive slices coalesced into large writes that
-// bypass the page cache (O_DIRECT, where the file system has it) while the next batch fills.
+// bypass the page cache (O_DIRECT, where the file system has it), several in flight while the next batch fills.
 
 import { open } from 'node:fs/promises';
 import type { ByteRange } from '../disk/disk.ts';
@@ -13,11 +13,21 @@ import type { DiskManifest, SliceRef, SplitSlice } from '../repo/manifest-types.
 import { isSplit, PIECE_SIZE, sliceChunkIds } from '../repo/manifest-segments.ts';
 import { createVhdx } from '../vhdx/index.ts';
 
-export const WRITE_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes per write batch, and batches: one fills while the others are being written, side by
+ * side (Disk.writeAllocated). Two batches of 8 MiB wrote one at a time, and the disk waited for
+ * each (a direct write completes only once the device has it; here a VM's, whose host takes
+ * it). Four of 4 MiB keep the same 16 MiB and three writes in flight: a cold restore of a
+ * 30-point repository took 4.5–5.1 s against 4.8–6.5 s, faster in 5 of 5 alternations, peak
+ * RSS the same. (Four of 8 MiB: as fast, 25 MB more RSS.)
+ */
+export const WRITE_BYTES = 4 * 1024 * 1024;
+export const WRITE_BATCHES = 4;
 
 interface Sink {
   /** Data is about to go to `ranges` (one window of slices): a VHDX allocates their blocks in one go. */
   prepare?(ranges: ByteRange[]): Promise<void>;
+  /** Several run at once, each to its own range within the ranges prepared. */
   write(buf: Buffer, offset: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -61,7 +71,7 @@ async function vhdxSink(path: string, d: DiskManifest, writebackBytes: number, d
   // Every block that will hold data in the next window is known from its segment: one BAT
   // update per window (prepare), and the data writes go in place instead of one log
   // transaction each.
-  return withWriteback({ prepare: (ranges) => disk.preallocate(ranges), write: (buf, offset) => disk.write(buf, offset), close: () => disk.close() }, () => disk.flush(), writebackBytes);
+  return withWriteback({ prepare: (ranges) => disk.preallocate(ranges), write: (buf, offset) => disk.writeAllocated(buf, offset), close: () => disk.close() }, () => disk.flush(), writebackBytes);
 }
 
 /** Bytes written between background flushes. */
@@ -234,11 +244,10 @@ export async function assembleSlice(s: SplitSlice, out: Buffer, next: () => Prom
  */
 export async function restoreDisk(repo: Repository, d: DiskManifest, path: string, opts: RestoreDiskOptions = {}): Promise<number> {
   const every = opts.writebackBytes ?? WRITEBACK_BYTES;
-  // Two batches: one is written while the next fills (more, or larger ones, measured no faster).
   const size = Math.max(WRITE_BYTES, d.chunkSize);
-  const aligned = opts.directWrites !== false ? [alignedBuffer(size), alignedBuffer(size)] : [];
-  const direct = aligned.length === 2 && aligned.every((b) => b !== undefined);
-  const batches = direct ? aligned as Buffer[] : [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  const aligned = opts.directWrites !== false ? Array.from({ length: WRITE_BATCHES }, () => alignedBuffer(size)) : [];
+  const direct = aligned.length > 0 && aligned.every((b) => b !== undefined);
+  const batches = direct ? aligned as Buffer[] : Array.from({ length: WRITE_BATCHES }, () => Buffer.allocUnsafe(size));
   const damaged = opts.damaged;
   const zeroed = (offset: number, length: number, what: { chunk?: string; segment?: number }, err: HvError) => {
     const last = damaged!.at(-1);
@@ -268,7 +277,8 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
     throw err;
   }
   let written = 0;
-  let writing: Promise<void> | undefined;
+  // The write in flight from each batch: a batch is filled again only once it is done.
+  const writing = new Map<Buffer, Promise<void>>();
   // Piece chunks decoded for one split slice and kept for a later one in the same window.
   const kept = new Map<string, Buffer>();
   // allowDamaged: chunks of this window that did not load (their pieces read as zeros).
@@ -285,17 +295,17 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
     let batchLen = 0;
     const flush = async () => {
       if (batchLen === 0) return;
-      // The previous write used the other batch: once it is done that one is free, and
-      // writes stay one at a time, in order.
-      await writing;
-      const len = batchLen;
-      writing = sink.write(batch.subarray(0, len), batchOffset).then(() => {
+      const len = batchLen, from = batch;
+      const w = sink.write(from.subarray(0, len), batchOffset).then(() => {
         written += len;
         opts.onBytes?.(len);
       });
-      writing.catch(() => {}); // awaited by the next flush, or below
-      batch = batch === batches[0] ? batches[1]! : batches[0]!;
+      w.catch(() => {}); // awaited before its batch fills again, or below
+      writing.set(from, w);
+      batch = batches[(batches.indexOf(from) + 1) % batches.length]!;
       batchLen = 0;
+      // A failed write ends the restore here, at most a few batches after it.
+      await writing.get(batch);
     };
     for (let next = await starting; !next.done; next = await windows.next()) {
       const w = next.value;
@@ -367,11 +377,11 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
       releaseKept();
     }
     await flush();
-    await writing;
+    await Promise.all(writing.values());
   } finally {
     await chunks?.return?.(undefined).catch(() => {});
     await windows.return(undefined).catch(() => {});
-    await writing?.catch(() => {});
+    await Promise.allSettled(writing.values());
     releaseKept();
     await sink.close();
   }

@@ -133,6 +133,99 @@ describe('restore write path', function () {
     }
   });
 
+  it('VhdxDisk.writeAllocated: writes into preallocated blocks run side by side, change no metadata, and close waits for them', async () => {
+    const f = s.path('side.vhdx');
+    const disk = await createVhdx(f, { size: 16 * MiB, blockSize: MiB, directWrites: true });
+    await disk.preallocate([{ offset: 0, length: 16 * MiB }]);
+    const seq = disk.file.header.sequenceNumber;
+    const expect = Buffer.alloc(16 * MiB);
+    // Eight writes of 1.5 MiB (each across a block boundary) in flight at once: the first four
+    // awaited (no log transaction: the header is as before), the last four not awaited before close.
+    const write = (k: number) => {
+      const buf = alignedBuffer(MiB + MiB / 2)!;
+      pattern(buf.length, 10 + k).copy(buf);
+      const at = k * 2 * MiB + 256 * 1024;
+      buf.copy(expect, at);
+      return disk.writeAllocated(buf, at);
+    };
+    await Promise.all([0, 1, 2, 3].map(write));
+    assert.equal(disk.file.header.sequenceNumber, seq, 'no header update (no log transaction) for the writes');
+    const pending = [4, 5, 6, 7].map(write);
+    const closing = disk.close();
+    await Promise.all(pending);
+    await closing;
+    assert.equal((await readVhdxInfo(f)).allocatedBytes, 16 * MiB);
+    assert.deepEqual((await checkVhdx(f)).problems, []);
+    assert.equal(qemuImg('check', '-f', 'vhdx', f).status, 0);
+    const raw = s.path('side.raw');
+    assert.equal(qemuImg('convert', '-f', 'vhdx', '-O', 'raw', f, raw).status, 0);
+    assert.ok(readFileSync(raw).equals(expect), 'every write landed before close returned');
+  });
+
+  it('VhdxDisk.writeAllocated: side-by-side first writes of a session all wait for the new DataWriteGuid in both headers', async () => {
+    const f = s.path('guid.vhdx');
+    const made = await createVhdx(f, { size: 8 * MiB, blockSize: MiB });
+    await made.preallocate([{ offset: 0, length: 8 * MiB }]);
+    await made.close();
+    const before = (await readVhdxInfo(f)).dataWriteGuid;
+    const disk = await openVhdxDisk(f, { writable: true });
+    const events: string[] = [];
+    const file = disk.file as unknown as { writeHeader: (...a: unknown[]) => Promise<void>; writePayload: (...a: unknown[]) => Promise<void> };
+    const writeHeader = file.writeHeader.bind(file), writePayload = file.writePayload.bind(file);
+    file.writeHeader = async (...a) => { await writeHeader(...a); events.push('header'); };
+    file.writePayload = async (...a) => { events.push('payload'); await writePayload(...a); };
+    const expect = Buffer.alloc(8 * MiB);
+    try {
+      await Promise.all([0, 1, 2, 3].map((k) => {
+        const buf = pattern(MiB, 30 + k);
+        buf.copy(expect, 2 * k * MiB);
+        return disk.writeAllocated(buf, 2 * k * MiB);
+      }));
+    } finally {
+      await disk.close();
+    }
+    assert.deepEqual(events.slice(0, 2), ['header', 'header'], 'both headers are written before any payload');
+    assert.equal(events.filter((e) => e === 'payload').length, 4);
+    assert.notEqual((await readVhdxInfo(f)).dataWriteGuid, before);
+    const again = await openDisk(f);
+    try {
+      const got = Buffer.alloc(8 * MiB);
+      await again.read(got, 0);
+      assert.ok(got.equals(expect));
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('VhdxDisk.writeAllocated refuses a range over an unallocated block (naming the disk and the block), writing nothing; a child goes the serialised way', async () => {
+    const f = s.path('unalloc.vhdx');
+    const disk = await createVhdx(f, { size: 8 * MiB, blockSize: MiB });
+    try {
+      await disk.preallocate([{ offset: 0, length: MiB }]);
+      const buf = pattern(2 * MiB, 20);
+      await assert.rejects(disk.writeAllocated(buf, 0), (e: unknown) => isHvError(e, 'ERR_INVALID_ARGUMENT') && (e as Error).message.includes(f) && (e as Error).message.includes('block 1'));
+      const got = Buffer.alloc(2 * MiB);
+      await disk.read(got, 0);
+      assert.ok(got.equals(Buffer.alloc(2 * MiB)), 'not even the allocated block was written');
+      assert.equal(disk.info.allocatedBytes, MiB);
+    } finally {
+      await disk.close();
+    }
+    const child = s.path('unalloc-child.avhdx');
+    await createDifferencingVhdx(child, f);
+    const c = await openVhdxDisk(child, { writable: true });
+    const data = pattern(4096 * 3, 21);
+    try {
+      // A child allocates as it goes (sector bitmaps over its parent): writeAllocated is write() there.
+      await c.writeAllocated(data, MiB + 512);
+      const got = Buffer.alloc(data.length);
+      await c.read(got, MiB + 512);
+      assert.ok(got.equals(data));
+    } finally {
+      await c.close();
+    }
+  });
+
   describe('restoreDisk', () => {
     let repo: string;
     let disk: string;

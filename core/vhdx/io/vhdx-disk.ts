@@ -30,6 +30,11 @@ export class VhdxDisk extends Disk {
   #allocEnd: number;
   /** Writes and zeroes run one at a time: allocation and the log are not re-entrant. */
   #writeChain: Promise<unknown> = Promise.resolve();
+  /**
+   * writeAllocated() calls in flight. They change no metadata, so they run beside each other;
+   * every serialised operation, flush and close wait for those started before them.
+   */
+  #inPlace = new Set<Promise<void>>();
 
   constructor(file: VhdxFile, parent: Disk | undefined, parentInfo: VhdxInfo['parent']) {
     super(file.path, !file.writable);
@@ -103,9 +108,45 @@ export class VhdxDisk extends Disk {
   }
 
   #serialised<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#writeChain.then(fn, fn);
+    const drain = () => this.#drainInPlace();
+    const run = this.#writeChain.then(drain, drain).then(fn);
     this.#writeChain = run.catch(() => {});
     return run;
+  }
+
+  async #drainInPlace(): Promise<void> {
+    while (this.#inPlace.size > 0) await Promise.allSettled([...this.#inPlace]);
+  }
+
+  protected override _writeAllocated(buffer: Buffer, offset: number): Promise<void> {
+    // A child's partial sectors and bitmaps need the serialised path.
+    if (this.parent || this.file.geometry.hasParent) return this._write(buffer, offset);
+    const p = this.#writeInPlace(buffer, offset);
+    this.#inPlace.add(p);
+    const done = () => { this.#inPlace.delete(p); };
+    p.then(done, done);
+    return p;
+  }
+
+  /** Payload writes only, where every block the range touches is allocated (checked first). */
+  async #writeInPlace(buffer: Buffer, offset: number): Promise<void> {
+    const f = this.file, g = f.geometry;
+    const writes: PlannedWrite[] = [];
+    const end = offset + buffer.length;
+    for (let b = Math.floor(offset / g.blockSize); b * g.blockSize < end; b++) {
+      const bStart = b * g.blockSize;
+      const s = Math.max(offset, bStart), e = Math.min(end, bStart + g.blockSize);
+      const entry = readBatEntry(f.bat, payloadEntryIndex(g, b));
+      if (entry.state !== PAYLOAD_BLOCK_FULLY_PRESENT && entry.state !== PAYLOAD_BLOCK_PARTIALLY_PRESENT) {
+        throw new HvError('ERR_INVALID_ARGUMENT', `write of ${buffer.length} bytes at ${offset} in place: block ${b} of ${this.path} is not allocated`, { target: this.path });
+      }
+      const w = { fOff: entry.fileOffset + (s - bStart), bufOff: s - offset, len: e - s };
+      const last = writes[writes.length - 1];
+      if (last && last.fOff + last.len === w.fOff) last.len += w.len;
+      else writes.push(w);
+    }
+    await f.beginDataWrite();
+    for (const w of writes) await f.writePayload(buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
   }
 
   protected _write(buffer: Buffer, offset: number): Promise<void> {
@@ -276,6 +317,7 @@ export class VhdxDisk extends Disk {
   }
 
   protected async _flush(): Promise<void> {
+    await this.#drainInPlace();
     await this.file.flush();
   }
 

@@ -60,7 +60,8 @@ export class VhdxFile {
   /** Log pages applied in memory for a read-only open of a file with a pending log. */
   overlay: Map<number, Buffer> | undefined;
   #log: LogWriter | undefined;
-  #dataGuidChanged = false;
+  /** The first change's header update (beginDataWrite), once per writable session. */
+  #dataGuidChange: Promise<void> | undefined;
   #crashed = false;
   #durable = true;
   #direct: DirectWriter | undefined;
@@ -221,15 +222,17 @@ export class VhdxFile {
   /**
    * Before the first change of a writable session: new FileWriteGuid and DataWriteGuid
    * written to both headers, each flushed (MS-VHDX 2.2.2.1; change tracking relies on it).
+   * Every caller waits for that same update, so writes that run side by side
+   * (VhdxDisk.writeAllocated) all start after it; if it failed, each of them fails with it.
    */
-  async beginDataWrite(): Promise<void> {
-    if (this.#dataGuidChanged) return;
-    this.#dataGuidChanged = true;
-    const changes = { fileWriteGuid: newGuid(), dataWriteGuid: newGuid() };
-    await this.writeHeader(changes);
-    await this.#barrier();
-    await this.writeHeader(changes);
-    await this.#barrier();
+  beginDataWrite(): Promise<void> {
+    return (this.#dataGuidChange ??= (async () => {
+      const changes = { fileWriteGuid: newGuid(), dataWriteGuid: newGuid() };
+      await this.writeHeader(changes);
+      await this.#barrier();
+      await this.writeHeader(changes);
+      await this.#barrier();
+    })());
   }
 
   /**
