@@ -37,19 +37,10 @@ const secs = (x?: number) => (x === undefined ? '?' : x.toFixed(2));
 const pct = (a?: number, b?: number) => (a !== undefined && b ? `${((100 * a) / b).toFixed(1)} %` : '?');
 const hvEngine = { full: engineSecs(fullRes), tracked: engineSecs(trackedRes) };
 // The tracked incremental through one long-lived bridge process (bridge-backup.ts): request →
-// result as the PowerShell module sees it: its first call, then five warm ones.
-const bridgeCalls = (tool = 'hvbackup'): { ms: number; durationMs?: number }[] => {
-  const f = join(dir, 'logs', `${tool}-incr-tracked-bridge.out`);
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-};
-/** The first call and the median of the warm ones after it (a long-lived engine stays warm; one call is too noisy to judge by). */
-const bridgeFigures = (calls: { ms: number }[]): { ms: number }[] => {
-  if (calls.length < 2) return calls;
-  const warm = calls.slice(1).map((c) => c.ms).sort((a, b) => a - b);
-  return [calls[0]!, { ms: warm[(warm.length - 1) >> 1]! }];
-};
-const bridge = bridgeFigures(bridgeCalls());
+// result as the PowerShell module sees it, its first call and the median of the warm ones
+// (engine.sh's bridge_rows, in ms).
+const bridgeTracked = (tool = 'hvbackup') => ({ first: get(tool, 'incr-tracked (bridge first call)'), warm: get(tool, 'incr-tracked (bridge warm)') });
+const bridge = bridgeTracked();
 const peak = Math.max(...[hv.full, hv.scan, hv.tracked, hv.restore].map((r) => r?.rss ?? 0));
 const ok = (b: boolean | undefined) => (b === undefined ? '?' : b ? 'met' : 'NOT met');
 // The goals' figures, each from this run alone: the verdicts below, and repeat.sh's medians.
@@ -62,7 +53,7 @@ const figures = {
   untrackedVsRestic: num(hv.scan && rs.incr ? hv.scan.mbps / rs.incr.mbps : undefined),
   trackedPctWall: num(hv.tracked && hv.full ? (100 * hv.tracked.secs) / hv.full.secs : undefined),
   trackedPctInEngine: num(hvEngine.tracked !== undefined && hvEngine.full ? (100 * hvEngine.tracked) / hvEngine.full : undefined),
-  trackedPctBridgeWarm: num(bridge[1] && hvEngine.full ? (100 * bridge[1].ms) / 1000 / hvEngine.full : undefined),
+  trackedPctBridgeWarm: num(bridge.warm && hvEngine.full ? (100 * bridge.warm.secs) / hvEngine.full : undefined),
   restoreVsRestic: num(hv.restore && rs.restore ? hv.restore.mbps / rs.restore.mbps : undefined),
   repoVsRestic: num(hv.full && rs.full ? hv.full.repo / rs.full.repo : undefined),
   storedPerChanged: num(scanRes && trackedRes ? Math.max(scanRes.storedBytes, trackedRes.storedBytes) / changed : undefined),
@@ -79,7 +70,7 @@ const lines = [
   `| 1 % change by qemu-io (untracked → ${scanRes?.method ?? '?'}) MB/s (s) | ${hv.scan?.mbps} (${hv.scan?.secs}) | ${rs.incr?.mbps} (${rs.incr?.secs}) | ${bg.incr?.mbps} (${bg.incr?.secs}) | ${ratio(hv.scan?.mbps, rs.incr?.mbps)} | ${ratio(hv.scan?.mbps, bg.incr?.mbps)} | ≥2x restic: ${ok(meets(figures, 'untrackedVsRestic'))} |`,
   `| 1 % change through the engine (tracked → ${trackedRes?.method ?? '?'}) s | ${hv.tracked?.secs} (${hv.tracked && hv.full ? ((100 * hv.tracked.secs) / hv.full.secs).toFixed(1) : '?'} % of full) | — | — | | | ≤3 % of full: ${ok(meets(figures, 'trackedPctWall'))} |`,
   `| full → tracked: wall s; in-engine s (durationMs); tracked ÷ full | wall ${secs(hv.full?.secs)} → ${secs(hv.tracked?.secs)} (${pct(hv.tracked?.secs, hv.full?.secs)}); in-engine ${secs(hvEngine.full)} → ${secs(hvEngine.tracked)} (${pct(hvEngine.tracked, hvEngine.full)}) | — | — | | | ≤3 % of full: wall ${ok(meets(figures, 'trackedPctWall'))}, in-engine ${ok(meets(figures, 'trackedPctInEngine'))} |`,
-  `| tracked incremental three ways: CLI wall; in-engine; bridge request → result, first call / warm, median of 5 (÷ full in-engine) | wall ${secs(hv.tracked?.secs)} s; in-engine ${secs(hvEngine.tracked)} s; bridge ${bridge.length ? bridge.map((c) => `${secs(c.ms / 1000)} s (${pct(c.ms / 1000, hvEngine.full)})`).join(' / ') : '?'} | — | — | | | ≤3 % of full: bridge warm ${ok(meets(figures, 'trackedPctBridgeWarm'))} |`,
+  `| tracked incremental three ways: CLI wall; in-engine; bridge request → result, first call / warm, median of 5 (÷ full in-engine) | wall ${secs(hv.tracked?.secs)} s; in-engine ${secs(hvEngine.tracked)} s; bridge ${[bridge.first, bridge.warm].map((c) => `${secs(c?.secs)} s (${pct(c?.secs, hvEngine.full)})`).join(' / ')} | — | — | | | ≤3 % of full: bridge warm ${ok(meets(figures, 'trackedPctBridgeWarm'))} |`,
   `| restore MB/s (s), repository read from the device; restic's and borg's output not synced (restic's write-back after: ${secs(rs.writeback?.secs)} s), ours synced | ${hv.restore?.mbps} (${hv.restore?.secs}) | ${rs.restore?.mbps} (${rs.restore?.secs}) | ${bg.restore?.mbps} (${bg.restore?.secs}) | ${ratio(hv.restore?.mbps, rs.restore?.mbps)} | ${ratio(hv.restore?.mbps, bg.restore?.mbps)} | ≥2x restic: ${ok(meets(figures, 'restoreVsRestic'))} |`,
   `| repo after full MB | ${MB(hv.full?.repo ?? 0)} | ${MB(rs.full?.repo ?? 0)} | ${MB(bg.full?.repo ?? 0)} | ${ratio(hv.full?.repo, rs.full?.repo)} | ${ratio(hv.full?.repo, bg.full?.repo)} | ≤ restic: ${ok(meets(figures, 'repoVsRestic'))} |`,
   `| stored for the 1 % change (${MB(changed)} MB changed), MB | untracked ${MB(scanRes?.storedBytes ?? 0)} (${ratio(scanRes?.storedBytes, changed)}); tracked ${MB(trackedRes?.storedBytes ?? 0)} (${ratio(trackedRes?.storedBytes, changed)}) | ${MB((rs.incr?.repo ?? 0) - (rs.full?.repo ?? 0))} | ${MB((bg.incr?.repo ?? 0) - (bg.full?.repo ?? 0))} | | | ≤4x changed: ${ok(meets(figures, 'storedPerChanged'))} |`,
@@ -90,8 +81,8 @@ for (const tool of [...new Set(rows.map((r) => r.tool))].filter((t) => t.startsW
   const f = get(tool, 'full'), sc = get(tool, 'incr1-qemu-io'), tr = get(tool, 'incr-tracked'), re = get(tool, 'restore-latest');
   const us = result('incr1-qemu-io', tool)?.storedBytes, ts = result('incr-tracked', tool)?.storedBytes;
   const fe = engineSecs(result('full', tool)), te = engineSecs(result('incr-tracked', tool));
-  const bw = bridgeFigures(bridgeCalls(tool))[1];
-  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s (÷ full), wall and in-engine; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; wall ${tr?.secs} s (${pct(tr?.secs, f?.secs)}), in-engine ${secs(te)} s (${pct(te, fe)}), bridge warm ${secs(bw && bw.ms / 1000)} s (${pct(bw && bw.ms / 1000, fe)}); ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
+  const bw = bridgeTracked(tool).warm;
+  lines.push(`| ${tool.replace('hvbackup-', 'HVBackup, chunk size ')}: full / untracked / restore MB/s; tracked s (÷ full), wall and in-engine; repo MB; stored for 1 % | ${f?.mbps} / ${sc?.mbps} / ${re?.mbps}; wall ${tr?.secs} s (${pct(tr?.secs, f?.secs)}), in-engine ${secs(te)} s (${pct(te, fe)}), bridge warm ${secs(bw?.secs)} s (${pct(bw?.secs, fe)}); ${MB(f?.repo ?? 0)} MB; ${MB(us ?? 0)} (${ratio(us, changed)}) / ${MB(ts ?? 0)} (${ratio(ts, changed)}) | | | ${ratio(f?.mbps, rs.full?.mbps)} full | ${ratio(f?.mbps, bg.full?.mbps)} full | |`);
 }
 const text = `${lines.join('\n')}\n\nmethods: untracked → ${scanRes?.method} (${scanRes?.methodReason ?? ''}); tracked → ${trackedRes?.method}\n`;
 writeFileSync(join(dir, 'summary.md'), text);
