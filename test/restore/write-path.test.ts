@@ -168,6 +168,33 @@ describe('restore write path', function () {
     assert.ok(readFileSync(raw).equals(expect), 'every write landed before close returned');
   });
 
+  it('VhdxDisk.writeAllocated: a flush, and a serialised operation (preallocate), start only once the writes in flight are done', async () => {
+    const f = s.path('drain.vhdx');
+    const disk = await createVhdx(f, { size: 16 * MiB, blockSize: MiB });
+    await disk.preallocate([{ offset: 0, length: 8 * MiB }]);
+    const events: string[] = [];
+    const file = disk.file as unknown as { writePayload: (...a: unknown[]) => Promise<void>; flush: () => Promise<void>; commitPages: (...a: unknown[]) => Promise<void> };
+    const writePayload = file.writePayload.bind(file), flush = file.flush.bind(file), commitPages = file.commitPages.bind(file);
+    // Each payload write ends a few ms later, so anything that does not wait for it starts first.
+    file.writePayload = async (...a) => { await new Promise((r) => setTimeout(r, 20)); await writePayload(...a); events.push('payload done'); };
+    file.flush = async () => { events.push('flush'); await flush(); };
+    file.commitPages = async (...a) => { events.push('metadata'); await commitPages(...a); };
+    try {
+      const writes = [0, 1, 2].map((k) => disk.writeAllocated(pattern(MiB, 40 + k), 2 * k * MiB));
+      const flushed = disk.flush();
+      await Promise.all([...writes, flushed]);
+      assert.deepEqual(events, ['payload done', 'payload done', 'payload done', 'flush']);
+      events.length = 0;
+      const more = [0, 1].map((k) => disk.writeAllocated(pattern(MiB, 50 + k), (2 * k + 1) * MiB));
+      const grown = disk.preallocate([{ offset: 8 * MiB, length: MiB }]);
+      await Promise.all([...more, grown]);
+      assert.deepEqual(events.slice(0, 3), ['payload done', 'payload done', 'metadata']);
+    } finally {
+      await disk.close();
+    }
+    assert.equal(qemuImg('check', '-f', 'vhdx', f).status, 0);
+  });
+
   it('VhdxDisk.writeAllocated: side-by-side first writes of a session all wait for the new DataWriteGuid in both headers', async () => {
     const f = s.path('guid.vhdx');
     const made = await createVhdx(f, { size: 8 * MiB, blockSize: MiB });
