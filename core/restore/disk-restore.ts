@@ -27,7 +27,12 @@ export const WRITE_BATCHES = 4;
 interface Sink {
   /** Data is about to go to `ranges` (one window of slices): a VHDX allocates their blocks in one go. */
   prepare?(ranges: ByteRange[]): Promise<void>;
-  /** Several run at once, each to its own range within the ranges prepared. */
+  /**
+   * Several run at once, each to its own range within the ranges prepared. A range of the
+   * new file never written reads as zeros (a raw file's truncated extension; a VHDX block
+   * preallocated in the sparse extension of the file), so the zero pieces of split slices
+   * are left out, not written as zeros.
+   */
   write(buf: Buffer, offset: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -293,10 +298,21 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
     let batch = batches[0]!;
     let batchOffset = -1;
     let batchLen = 0;
+    // Zero pieces of split slices in this batch, as [start, end) pairs within it, joined
+    // when they touch: not written (see Sink.write).
+    const holes: number[] = [];
     const flush = async () => {
       if (batchLen === 0) return;
-      const len = batchLen, from = batch;
-      const w = sink.write(from.subarray(0, len), batchOffset).then(() => {
+      const len = batchLen, from = batch, at = batchOffset;
+      const parts: Promise<void>[] = [];
+      let pos = 0;
+      for (let h = 0; h <= holes.length; h += 2) {
+        const end = h < holes.length ? holes[h]! : len;
+        if (end > pos) parts.push(sink.write(from.subarray(pos, end), at + pos));
+        pos = h < holes.length ? holes[h + 1]! : len;
+      }
+      holes.length = 0;
+      const w = Promise.all(parts).then(() => {
         written += len;
         opts.onBytes?.(len);
       });
@@ -369,6 +385,12 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
             repo.pool.release(data);
           };
           await assembleSlice(ref, batch.subarray(batchLen, batchLen + expected), take, done, `restore ${d.fileName}: slice ${i}`);
+          for (let q = 0; q * PIECE_SIZE < expected; q++) {
+            if (q < ref.pieces.length && ref.pieces[q]) continue;
+            const a = batchLen + q * PIECE_SIZE, b = batchLen + Math.min(expected, (q + 1) * PIECE_SIZE);
+            if (holes.length > 0 && holes[holes.length - 1] === a) holes[holes.length - 1] = b;
+            else holes.push(a, b);
+          }
         }
         batchLen += expected;
       }

@@ -1,6 +1,7 @@
 // The restore write path: direct (O_DIRECT) writes with their buffered fallback, block
 // preallocation in a VHDX, and restoreDisk with and without direct writes, raw and VHDX.
 import assert from 'node:assert/strict';
+import sinon from 'sinon';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { backupVMs } from '../../core/api/backup.ts';
@@ -8,9 +9,15 @@ import { createSampleVM } from '../../core/api/vm.ts';
 import { alignedBuffer, DirectWriter } from '../../core/disk/file-io.ts';
 import { isHvError } from '../../core/errors.ts';
 import { openRepository } from '../../core/repo/index.ts';
+import type { Repository } from '../../core/repo/index.ts';
+import { diskWindows } from '../../core/repo/manifest-chunks.ts';
+import type { DiskManifest, SliceRef } from '../../core/repo/manifest-types.ts';
 import { restoreDisk } from '../../core/restore/disk-restore.ts';
 import { checkVhdx, createDifferencingVhdx, createVhdx, openDisk, readVhdxInfo } from '../../core/vhdx/index.ts';
 import { openVhdxDisk } from '../../core/vhdx/io/open.ts';
+import { VhdxDisk } from '../../core/vhdx/io/vhdx-disk.ts';
+import { guestWrite } from '../../core/hosts/local/guest.ts';
+import { PIECE_SIZE } from '../../core/repo/manifest-segments.ts';
 import { randomBytesSeeded } from '../../core/hosts/local/content.ts';
 import { MiB, newRepo, qemuImg, scratch } from '../backup/testing.ts';
 import type { Scratch } from '../backup/testing.ts';
@@ -29,6 +36,13 @@ async function assertDiskBytes(file: string, expect: Buffer): Promise<void> {
   } finally {
     await disk.close();
   }
+}
+
+/** Every slice of a disk of a point, in order. */
+async function sliceRefs(repo: Repository, pointId: string, d: DiskManifest): Promise<SliceRef[]> {
+  const refs: SliceRef[] = [];
+  for await (const w of diskWindows(repo, pointId, d)) refs.push(...w.refs);
+  return refs;
 }
 
 describe('restore write path', function () {
@@ -266,6 +280,51 @@ describe('restore write path', function () {
       pointId = r!.pointId!;
       assert.equal(qemuImg('convert', '-f', 'vhdx', '-O', 'raw', disk, s.path('source.raw')).status, 0);
       sourceRaw = readFileSync(s.path('source.raw'));
+    });
+
+    it('the zero pieces of a split slice are left as holes, not written; the disk reads the same', async () => {
+      // A VM and repository of its own: the tests beside it compare with wp01 as backed up.
+      const holesRepo = await newRepo(s.path('repo-holes'));
+      const vmDir = s.path('vms', 'wp02');
+      const vmDisk = (await createSampleVM({}, { dir: vmDir, sizeBytes: 48 * MiB, seed: 8 })).disk;
+      const [full] = await backupVMs({}, { repository: holesRepo, sources: [vmDir] });
+      assert.equal(full!.status, 'success', JSON.stringify(full!.error));
+      const r0 = await openRepository(holesRepo);
+      let cs: number, slice: number;
+      try {
+        const d = (await r0.loadManifest(full!.pointId!)).disks[0]!;
+        cs = d.chunkSize;
+        assert.ok(cs >= 4 * PIECE_SIZE, `chunk size ${cs}`);
+        const refs = await sliceRefs(r0, full!.pointId!, d);
+        slice = refs.findIndex((ref, i) => ref === null && i > 0 && refs[i - 1] !== null);
+        assert.ok(slice > 0, 'the sample disk has a zero slice after data');
+      } finally {
+        await r0.close();
+      }
+      // One 64 KiB write into the second piece of a zero slice: the incremental stores it split, every other piece zero.
+      await guestWrite(vmDir, [{ offset: slice * cs + PIECE_SIZE, data: pattern(PIECE_SIZE, 21) }]);
+      const [incr] = await backupVMs({}, { repository: holesRepo, sources: [vmDir] });
+      assert.equal(incr!.status, 'success', JSON.stringify(incr!.error));
+      assert.equal(incr!.method, 'changed-blocks');
+      const r = await openRepository(holesRepo);
+      const spy = sinon.spy(VhdxDisk.prototype, 'writeAllocated');
+      try {
+        const m = await r.loadManifest(incr!.pointId!);
+        const ref = (await sliceRefs(r, incr!.pointId!, m.disks[0]!))[slice];
+        assert.ok(ref && typeof ref !== 'string' && ref.pieces.length === cs / PIECE_SIZE && ref.pieces.filter(Boolean).length === 1 && ref.pieces[1], 'the slice is split, one piece of data');
+        const out = s.path('wp-holes.vhdx');
+        await restoreDisk(r, m.disks[0]!, out);
+        const ranges = spy.getCalls().map((c) => [c.args[1] as number, (c.args[1] as number) + (c.args[0] as Buffer).length]);
+        const overlaps = (a: number, b: number) => ranges.some(([x, y]) => x! < b && a < y!);
+        assert.ok(overlaps(slice * cs + PIECE_SIZE, slice * cs + 2 * PIECE_SIZE), 'the piece with data is written');
+        assert.ok(!overlaps(slice * cs, slice * cs + PIECE_SIZE), 'the zero piece before it is not');
+        assert.ok(!overlaps(slice * cs + 2 * PIECE_SIZE, (slice + 1) * cs), 'the zero pieces after it are not');
+        assert.equal(qemuImg('check', '-f', 'vhdx', out).status, 0);
+        assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', out, vmDisk).status, 0);
+      } finally {
+        spy.restore();
+        await r.close();
+      }
     });
 
     for (const directWrites of [true, false]) {
