@@ -253,7 +253,7 @@ export class SegmentedStore {
     if (slices.length === 0) {
       giveReadBuffer(buf);
     } else {
-      // Batch buffers are reused (readBuffers): fresh 4 MiB buffers cost page faults on every touch.
+      // Batch buffers are reused (readBuffers): fresh batch buffers cost page faults on every touch.
       // A segment only names its chunks, so it waits for their ids, not their packs: the manifest
       // still waits for the writer's flush (the engine's, after the last disk).
       const { known } = await this.#writer.submitRun(buf, slices, giveReadBuffer);

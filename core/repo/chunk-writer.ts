@@ -66,7 +66,7 @@ export interface ChunkStoreState {
 
 export interface ChunkWriterOptions {
   signal?: AbortSignal;
-  /** Bytes of chunks being hashed or sealed at once (default 8 MiB: two 4 MiB runs); a larger run waits until nothing else is in flight. */
+  /** Bytes of chunks being hashed or sealed at once (default 8 MiB: four of the backup's 2 MiB runs); a larger run waits until nothing else is in flight. */
   capacityBytes?: number;
   /** Pack size this writer aims at (default pack-writer's DEFAULT_PACK_SIZE). */
   packSize?: number;

@@ -51,7 +51,7 @@ interface Settle {
 const PACK_ROOM = 512 * 1024;
 /** Open packs reservations fill at once: two chunk workers seal at once on a 2-core host (more packs would only be smaller). */
 const PLACING = 2;
-/** A pack buffer lent to reservations: the target plus the worst case of a 4 MiB run of chunks and the index. */
+/** A pack buffer lent to reservations: the target plus the worst case of a 4 MiB run of chunks (a backup's are 2 MiB) and the index. */
 const RESERVE_ROOM = 4 * 1024 * 1024 + 2 * PACK_ROOM;
 /**
  * Pack buffers kept for reuse by every writer of this process (page-aligned memory is never
