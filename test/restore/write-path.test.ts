@@ -321,6 +321,11 @@ describe('restore write path', function () {
         assert.ok(!overlaps(slice * cs + 2 * PIECE_SIZE, (slice + 1) * cs), 'the zero pieces after it are not');
         assert.equal(qemuImg('check', '-f', 'vhdx', out).status, 0);
         assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', out, vmDisk).status, 0);
+        // A raw image through buffered writes leaves the same holes in its truncated extension.
+        const raw = s.path('wp-holes.img');
+        await restoreDisk(r, { ...m.disks[0]!, format: 'raw', fileName: 'wp-holes.img' }, raw, { directWrites: false });
+        assert.equal(qemuImg('convert', '-f', 'vhdx', '-O', 'raw', vmDisk, s.path('wp-holes-source.raw')).status, 0);
+        assert.ok(readFileSync(raw).equals(readFileSync(s.path('wp-holes-source.raw'))), 'the raw image reads as the disk');
       } finally {
         spy.restore();
         await r.close();
