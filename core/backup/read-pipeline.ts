@@ -257,14 +257,14 @@ export class SegmentedStore {
       // A segment only names its chunks, so it waits for their ids, not their packs: the manifest
       // still waits for the writer's flush (the engine's, after the last disk).
       const { known } = await this.#writer.submitRun(buf, slices, giveReadBuffer);
-      known.forEach((d, j) => {
-        const stored = d.then((res: PutResult) => {
+      const stored = known.then((results: PutResult[]) => {
+        results.forEach((res, j) => {
           if (piece[j]! < 0) w.refs[idx[j]!] = res.id;
           else (w.refs[idx[j]!] as SplitSlice).pieces[piece[j]!] = { id: res.id, offset: 0 };
         });
-        stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
-        w.pending.push(stored);
       });
+      stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
+      w.pending.push(stored);
     }
     this.#opts.onRead?.(batch.bytes);
     if (--w.batchesLeft === 0) this.#close(w);

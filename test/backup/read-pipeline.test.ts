@@ -23,7 +23,7 @@ describe('SegmentedStore while segments are in flight', () => {
     // Data chunks are known at once; the segments' pack is never stored during this test.
     const data = {
       async submitRun(run: Buffer, slices: { offset: number; length: number }[], giveBack?: (b: Buffer) => void) {
-        const known = slices.map((sl): Promise<PutResult> => Promise.resolve({ id: id(run.subarray(sl.offset, sl.offset + sl.length)), stored: 0, isNew: true }));
+        const known = Promise.resolve(slices.map((sl): PutResult => ({ id: id(run.subarray(sl.offset, sl.offset + sl.length)), stored: 0, isNew: true })));
         giveBack?.(run);
         return { done: known, known };
       },

@@ -259,7 +259,7 @@ describe('packs: where chunks are stored', function () {
           const run = Buffer.from(new ArrayBuffer(16 * 4 * CHUNK));
           big.slice(r, r + 16).forEach((d, k) => d.copy(run, k * 4 * CHUNK));
           const { done: runDone } = await w.submitRun(run, Array.from({ length: 16 }, (_, k) => ({ offset: k * 4 * CHUNK, length: 4 * CHUNK })));
-          done.push(...runDone);
+          done.push(runDone);
         }
         await w.flush();
         await Promise.all(done);

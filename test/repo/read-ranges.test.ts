@@ -64,7 +64,7 @@ async function store(repo: Repository, data: Buffer[]): Promise<string[]> {
   const run = Buffer.concat(data);
   const { done } = await w.submitRun(run, data.map((d, i) => ({ offset: i * CHUNK, length: d.length })));
   await w.flush();
-  return (await Promise.all(done)).map((r) => r.id);
+  return (await done).map((r) => r.id);
 }
 
 /** A new local repository in `path` holding `data` (store()), with `damage` done to it before it is closed. */
