@@ -281,6 +281,44 @@ describe('Repository chunks', () => {
     await expectError(repo.loadChunk(a.id), 'ERR_CORRUPT', [`<chunks/${a.id}>`]);
   });
 
+  for (const threads of [0, 1]) {
+    it(`a chunk repeated before its pack is stored is stored once, and each copy's done waits for that pack (${threads ? 'sealed by a worker' : 'inline'})`, async () => {
+      const slow = new SlowBackend();
+      await (await Repository.init(slow, { chunkSize: CHUNK })).close();
+      const r = await Repository.open(slow, { threads });
+      try {
+        const writer = r.chunkWriter();
+        let openGate!: () => void;
+        slow.gate = new Promise((resolve) => { openGate = resolve; });
+        const a = randomBytes(CHUNK), b = randomBytes(CHUNK);
+        // a twice within one run beside b, then again alone in a second run (nothing new of its own to wait for).
+        const run1 = Buffer.concat([a, b, a]);
+        const first = await writer.submitRun(Buffer.from(new Uint8Array(run1).buffer), [0, 1, 2].map((k) => ({ offset: k * CHUNK, length: CHUNK })));
+        const second = await writer.submitRun(Buffer.from(new Uint8Array(a).buffer), [{ offset: 0, length: CHUNK }]);
+        const known = [...(await first.known), ...(await second.known)];
+        assert.deepEqual(known.map((k) => k.id), [a, b, a, a].map((d) => r.chunkId(d)));
+        assert.deepEqual(known.map((k) => k.isNew), [true, true, false, false]);
+        let secondSettled = false;
+        void second.done.then(() => { secondSettled = true; }, () => {});
+        let settled = false;
+        const done = Promise.all([first.done, second.done]).then((x) => { settled = true; return x; });
+        const flushed = writer.flush();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(settled, false, 'no done settles while the pack holding a cannot be stored');
+        assert.equal(secondSettled, false, 'a repeat waits for the first copy\'s pack');
+        openGate();
+        await flushed;
+        assert.deepEqual((await done).flat().map((k) => k.id), known.map((k) => k.id));
+        assert.equal(writer.stats.newChunks, 2);
+        assert.equal(writer.stats.chunks, 4);
+        assert.equal(slow.saved, 1, 'one pack');
+        assert.deepEqual((await r.loadChunk(r.chunkId(a))), a);
+      } finally {
+        await r.close();
+      }
+    });
+  }
+
   it('bounds what is in flight: at most 2 packs being stored, and submit waits once `capacityBytes` of chunks wait for a pack', async () => {
     const slow = new SlowBackend();
     await (await Repository.init(slow, { chunkSize: CHUNK })).close();
