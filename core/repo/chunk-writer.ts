@@ -190,7 +190,9 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
           const blob = sealed.blobs[k]!;
           const length = Buffer.isBuffer(blob) ? blob.length : blob.reduce((a, b) => a + b.length, 0);
           // add() copies the blob into its pack, so the sealed buffers can go back at the end.
-          added.push((await pw.add(run.ids[i]!, blob, sizes[i]!)).durable);
+          const { durable: packDurable } = await pw.add(run.ids[i]!, blob, sizes[i]!);
+          packDurable.catch(() => {}); // observed through settle below, or dropped with a failure of this run
+          added.push(packDurable);
           results[i]!.stored = length;
           stats.newChunks++;
           stats.newPlainBytes += sizes[i]!;

@@ -317,7 +317,9 @@ export async function restoreDisk(repo: Repository, d: DiskManifest, path: strin
         pos = h < holes.length ? holes[h + 1]! : len;
       }
       holes.length = 0;
-      const w = Promise.all(parts).then(() => {
+      // Settled only once every part has: the batch is not filled again while one still writes from it.
+      const w = Promise.allSettled(parts).then((settled) => {
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
         written += len;
         opts.onBytes?.(len);
       });
