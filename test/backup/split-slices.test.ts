@@ -76,7 +76,14 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   });
   after(() => s.cleanup());
 
-  it('several tracked incrementals with scattered sub-chunk writes each restore identical, reading only the changed pieces', async () => {
+  /**
+   * The four points every test below builds on (full, then three rounds of guest writes),
+   * with what each round must have stored checked as it goes. Made once, by whichever test
+   * runs first, so that any of them also runs alone (through a grep).
+   */
+  let building: Promise<void> | undefined;
+  const buildPoints = () => (building ??= makePoints());
+  async function makePoints(): Promise<void> {
     // Two equal slices (one chunk) whose splits later share it: restore decodes it once for both.
     const same = randomBytes(CS);
     await guestWrite(vmDir, [{ offset: E1 * CS, data: same }, { offset: E2 * CS, data: same }]);
@@ -134,7 +141,10 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     assert.equal(typeof s3[B], 'string');
     assert.notEqual(s3[B], full[B]);
     assert.equal(r3.readBytes, CS);
+  }
 
+  it('several tracked incrementals with scattered sub-chunk writes each restore identical, reading only the changed pieces', async () => {
+    await buildPoints();
     for (const [i, p] of points.entries()) {
       const res = await restoreVM(ctx, { repository: repo, point: p.id, to: s.path(`restore-${i}`) });
       assertRestored(res.disks[0]!.path, p.expected, `point ${i}`);
@@ -142,6 +152,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   });
 
   it('the documented by-hand restore follows pieces', async () => {
+    await buildPoints();
     const m = await (async () => {
       const r = await openRepository(repo, { threads: 0 });
       try { return await r.loadManifest(points[2]!.id); } finally { await r.close(); }
@@ -154,6 +165,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   });
 
   it('archive export and media restore of a split point, also by hand with the media README', async () => {
+    await buildPoints();
     const last = points[3]!;
     const mediaDir = s.path('media');
     await exportArchive(ctx, { repository: repo, pool: 'split', mediaDir, capacity: '64M', point: last.id });
@@ -173,6 +185,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   });
 
   it('GC after removing the point that stored a chunk whole keeps it while pieces name it', async () => {
+    await buildPoints();
     const [p0] = points;
     await removeRestorePoints(ctx, { repository: repo, ids: [p0!.id] });
     const gc = await collectGarbage(ctx, { repository: repo });
@@ -194,6 +207,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   });
 
   it('verify reports a corrupt chunk that only pieces name, with the points it breaks', async () => {
+    await buildPoints();
     const s1 = await slicesOf(points[1]!.id);
     const piece = split(s1[A]).pieces[1]!.id; // new in p1; p2 and p3 keep the piece
     const r = await openRepository(repo, { threads: 0 });
@@ -218,6 +232,7 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
   });
 
   it('a scan after split points stores whole slices and restores identical; tracking then splits again', async () => {
+    await buildPoints();
     const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', `write -P 0x5c ${C * CS + 2 * P} 4k`, disk], { encoding: 'utf8' });
     assert.equal(q.status, 0, q.stderr);
     const scan = await backUp('scan');
