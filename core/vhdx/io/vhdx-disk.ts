@@ -128,25 +128,20 @@ export class VhdxDisk extends Disk {
     return p;
   }
 
-  /** Payload writes only, where every block the range touches is allocated (checked first). */
+  /**
+   * Payload writes only, where every block the range touches is allocated (checked first). For
+   * a disk without a parent, the read plan maps exactly those blocks to the file, joined where
+   * the file runs on: the places such a write goes.
+   */
   async #writeInPlace(buffer: Buffer, offset: number): Promise<void> {
     const f = this.file, g = f.geometry;
-    const writes: PlannedWrite[] = [];
-    const end = offset + buffer.length;
-    for (let b = Math.floor(offset / g.blockSize); b * g.blockSize < end; b++) {
-      const bStart = b * g.blockSize;
-      const s = Math.max(offset, bStart), e = Math.min(end, bStart + g.blockSize);
-      const entry = readBatEntry(f.bat, payloadEntryIndex(g, b));
-      if (entry.state !== PAYLOAD_BLOCK_FULLY_PRESENT && entry.state !== PAYLOAD_BLOCK_PARTIALLY_PRESENT) {
-        throw new HvError('ERR_INVALID_ARGUMENT', `write of ${buffer.length} bytes at ${offset} in place: block ${b} of ${this.path} is not allocated`, { target: this.path });
-      }
-      const w = { fOff: entry.fileOffset + (s - bStart), bufOff: s - offset, len: e - s };
-      const last = writes[writes.length - 1];
-      if (last && last.fOff + last.len === w.fOff) last.len += w.len;
-      else writes.push(w);
+    const segs = planRead(f.bat, g, false, () => undefined, offset, buffer.length);
+    const unallocated = segs.find((x) => x.src !== 'file');
+    if (unallocated) {
+      throw new HvError('ERR_INVALID_ARGUMENT', `write of ${buffer.length} bytes at ${offset} in place: block ${Math.floor(unallocated.vOff / g.blockSize)} of ${this.path} is not allocated`, { target: this.path });
     }
     await f.beginDataWrite();
-    for (const w of writes) await f.writePayload(buffer.subarray(w.bufOff, w.bufOff + w.len), w.fOff);
+    for (const x of segs) await f.writePayload(buffer.subarray(x.vOff - offset, x.vOff - offset + x.len), x.fOff);
   }
 
   protected _write(buffer: Buffer, offset: number): Promise<void> {
