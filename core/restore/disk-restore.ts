@@ -249,8 +249,9 @@ export async function assembleSlice(s: SplitSlice, out: Buffer, next: () => Prom
 }
 
 /**
- * Write the disk to `path` (which must not exist); returns the bytes of data written. The
- * chunk list is read one window (segment) at a time, the next segment loaded meanwhile.
+ * Write the disk to `path` (which must not exist); returns the bytes of its data slices (the
+ * zero pieces of split slices, left as holes, included). The chunk list is read one window
+ * (segment) at a time, the next segment loaded meanwhile.
  */
 export async function restoreDisk(repo: Repository, d: DiskManifest, path: string, opts: RestoreDiskOptions = {}): Promise<number> {
   const every = opts.writebackBytes ?? WRITEBACK_BYTES;
