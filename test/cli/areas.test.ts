@@ -19,12 +19,12 @@ describe('CLI command areas (loaded on demand)', function () {
   });
 
   it('a command line loads only the area of its command; help, --version and unknown commands load all', async () => {
-    assert.deepEqual(areasFor(['backup', 'vms/web01', '--repo', 'r', '--json']).map((a) => a.commands), [['backup', 'points', 'restore', 'verify']]);
+    assert.deepEqual(areasFor(['backup', 'vms/web01', '--repo', 'r', '--json']).map((a) => a.commands), [['backup', 'points', 'restore', 'dump', 'verify']]);
     assert.deepEqual(areasFor(['gc', '--repo', 'r']).map((a) => a.commands), [['retention', 'gc']]);
     for (const argv of [[], ['--help'], ['--version'], ['help', 'backup'], ['bakcup']]) assert.equal(areasFor(argv), commandAreas, argv.join(' '));
     const all = (await buildProgram()).commands.map((c) => c.name());
     assert.deepEqual(all, commandAreas.flatMap((a) => a.commands));
-    assert.deepEqual((await buildProgram(['points', '--repo', 'r'])).commands.map((c) => c.name()), ['backup', 'points', 'restore', 'verify']);
+    assert.deepEqual((await buildProgram(['points', '--repo', 'r'])).commands.map((c) => c.name()), ['backup', 'points', 'restore', 'dump', 'verify']);
   });
 
   it('hvbackup --help lists every command, and a mistyped command still gets a suggestion', () => {

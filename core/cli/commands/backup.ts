@@ -1,4 +1,4 @@
-// hvbackup backup | points | restore | verify — thin commands over core/api. Each action
+// hvbackup backup | points | restore | dump | verify — thin commands over core/api. Each action
 // imports its API module when it runs, so a backup does not load the restore engine.
 
 import { availableParallelism } from 'node:os';
@@ -86,6 +86,14 @@ function printPoints(points: RestorePointInfo[]): void {
 }
 
 /** `n/m` → {part: n, of: m}, 1 ≤ n ≤ m. */
+function byteCount(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) throw new HvError('ERR_INVALID_ARGUMENT', `${name} must be a whole number of bytes, got ${v}`);
+    return n;
+  };
+}
+
 function readSubset(v: string): { part: number; of: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v);
   const part = Number(m?.[1]), of = Number(m?.[2]);
@@ -172,6 +180,38 @@ export function register(program: Command): void {
         const bytes = r.damaged!.reduce((a, x) => a + x.length, 0);
         if (!opts.json) process.stdout.write(`${r.damaged!.length} range(s), ${mib(bytes)}, written as zeros (chunks or segments that did not load):\n${r.damaged!.map((x) => `  ${x.disk} bytes ${x.offset}..${x.offset + x.length}: ${x.chunk ? `chunk ${x.chunk.slice(0, 12)}` : `segment ${x.segment}`}\n`).join('')}`);
         process.exitCode = 1;
+      }
+    });
+
+  withPasswordOption(program.command('dump <point>')
+    .description('write a disk of a restore point (id, id prefix, or "latest") to stdout as raw bytes, for a pipe (dd, ssh, qemu-img, sha256sum)')
+    .requiredOption('--repo <repo>', 'repository folder')
+    .option('--vm <name>', 'the VM (needed with "latest" when the repository holds several VMs)')
+    .option('--disk <key>', 'the disk (key or file name); needed when the point has several')
+    .option('--offset <bytes>', 'first byte (default 0)', byteCount('--offset'))
+    .option('--length <bytes>', 'bytes to write (default: to the end of the disk)', byteCount('--length')))
+    .action(async (point: string, opts: { repo: string; vm?: string; disk?: string; offset?: number; length?: number; passwordFile?: string }, cmd: Command) => {
+      if (process.stdout.isTTY) throw new HvError('ERR_INVALID_ARGUMENT', 'dump writes raw disk bytes: redirect stdout to a file or a pipe, not a terminal');
+      const ctx = cliContext(cmd);
+      (await import('../../api/warm.ts')).warmChunkWorkers(availableParallelism());
+      const { dumpRestorePoint } = await import('../../api/dump.ts');
+      let closed = false;
+      const write = (buf: Buffer) => new Promise<void>((resolve, reject) => {
+        process.stdout.write(buf, (err) => {
+          if (!err) return resolve();
+          closed ||= (err as NodeJS.ErrnoException).code === 'EPIPE';
+          reject(err);
+        });
+      });
+      // A reader that stops early (| head -c) is not an error of ours: end as a process killed by SIGPIPE would.
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') closed = true; });
+      try {
+        await withPassword(opts, (password) => dumpRestorePoint(ctx, { repository: opts.repo, password, point, vmName: opts.vm, disk: opts.disk, offset: opts.offset, length: opts.length, write }));
+      } catch (err) {
+        if (!closed) throw err;
+        process.exitCode = 141;
+      } finally {
+        ctx.endProgress();
       }
     });
 

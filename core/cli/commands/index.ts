@@ -13,7 +13,7 @@ export interface CommandArea {
 export const commandAreas: readonly CommandArea[] = [
   { commands: ['vhdx'], load: () => import('./vhdx.ts') },
   { commands: ['repo'], load: () => import('./repo.ts') },
-  { commands: ['backup', 'points', 'restore', 'verify'], load: () => import('./backup.ts') },
+  { commands: ['backup', 'points', 'restore', 'dump', 'verify'], load: () => import('./backup.ts') },
   { commands: ['vm'], load: () => import('./vm.ts') },
   { commands: ['archive', 'watch'], load: () => import('./archive.ts') },
   { commands: ['retention', 'gc'], load: () => import('./retention.ts') },

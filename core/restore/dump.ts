@@ -1,0 +1,80 @@
+// A restore point's disk, or a byte range of it, as raw bytes into a sink (`hvbackup dump`): a
+// pipe into dd, ssh, qemu-img or sha256sum with no VHDX written first. The bytes come through
+// PointDisk in order, so its read-ahead keeps the chunk reads ahead of the sink, and the next
+// piece is read while the sink takes the one before.
+
+import { HvError, throwIfAborted } from '../errors.ts';
+import { progress, type OperationContext } from '../progress.ts';
+import type { Repository } from '../repo/index.ts';
+import type { RestorePointManifest } from '../repo/manifest-types.ts';
+import { PointDisk, pointDiskManifest } from './point-disk.ts';
+
+/** Bytes per read and per write to the sink; two such buffers take turns. */
+export const DUMP_PIECE_BYTES = 4 * 1024 * 1024;
+
+export interface DumpOptions {
+  repo: Repository;
+  manifest: RestorePointManifest;
+  /** Key or file name; may be left out for a one-disk point. */
+  disk?: string;
+  /** First byte (default 0). */
+  offset?: number;
+  /** Bytes (default: to the end of the disk). */
+  length?: number;
+  /** Takes one piece; the buffer is not reused until the promise settles. */
+  write(buf: Buffer): Promise<void>;
+}
+
+export interface DumpResult {
+  pointId: string;
+  vmName: string;
+  disk: string;
+  offset: number;
+  bytes: number;
+}
+
+export async function dumpDisk(ctx: OperationContext, opts: DumpOptions): Promise<DumpResult> {
+  const m = opts.manifest;
+  const d = pointDiskManifest(m, opts.disk);
+  const offset = opts.offset ?? 0;
+  const length = opts.length ?? Math.max(0, d.virtualSize - offset);
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > d.virtualSize) {
+    throw new HvError('ERR_INVALID_ARGUMENT', `bytes ${offset}..${offset + length} are not within disk ${d.key} of restore point ${m.id.slice(0, 12)}, which has ${d.virtualSize}`, { target: d.key });
+  }
+  // A shared lock, as restore takes: garbage collection must not delete a pack half-way through.
+  const lock = await opts.repo.lock({ exclusive: false, operation: `dump ${m.vm.name} ${d.key}`, signal: ctx.signal, reader: true });
+  try {
+    const disk = await PointDisk.open(opts.repo, m, d.key);
+    try {
+      const bufs = [Buffer.allocUnsafe(Math.min(DUMP_PIECE_BYTES, length)), Buffer.allocUnsafe(Math.min(DUMP_PIECE_BYTES, length))];
+      const writing: (Promise<void> | undefined)[] = [undefined, undefined];
+      let done = 0;
+      try {
+        for (let at = offset, k = 0; at < offset + length; k ^= 1) {
+          throwIfAborted(ctx.signal);
+          await writing[k];
+          const n = Math.min(DUMP_PIECE_BYTES, offset + length - at);
+          const b = bufs[k]!.subarray(0, n);
+          await disk.read(b, at);
+          at += n;
+          writing[k] = opts.write(b).then(() => {
+            done += n;
+            progress(ctx, { activity: 'dump', target: m.vm.name, status: `reading ${d.fileName}`, done, total: length });
+          });
+          writing[k]!.catch(() => {}); // awaited when its buffer comes round again, or below
+        }
+        await Promise.all(writing);
+      } catch (err) {
+        // The sink is not left writing from a buffer after we return (the first failure is the one reported).
+        await Promise.allSettled(writing);
+        throw err;
+      }
+      progress(ctx, { activity: 'dump', target: m.vm.name, status: 'done', done, total: length, completed: true });
+      return { pointId: m.id, vmName: m.vm.name, disk: d.key, offset, bytes: done };
+    } finally {
+      await disk.close();
+    }
+  } finally {
+    await lock.release();
+  }
+}

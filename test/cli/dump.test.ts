@@ -1,0 +1,63 @@
+// hvbackup dump: a restore point's disk as raw bytes on stdout, whole or a range, into a pipe.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { qemuImg, scratch, type Scratch } from '../backup/testing.ts';
+
+const main = join(import.meta.dirname, '..', '..', 'core', 'cli', 'main.ts');
+const hvb = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { maxBuffer: 1 << 30, env: { ...process.env, HVBACKUP_PASSWORD: '' } });
+
+describe('CLI: dump', function () {
+  this.timeout(120_000);
+  let s: Scratch;
+  let repo: string;
+  let raw: Buffer;
+  before(() => {
+    s = scratch('hvb-cli-dump-');
+    const vm = s.path('vms', 'dump01');
+    repo = s.path('repo');
+    for (const args of [['vm', 'sample', vm, '--size', '0.03125'], ['repo', 'init', repo], ['backup', vm, '--repo', repo], ['vm', 'guest-write', vm, '--count', '6', '--seed', '5'], ['backup', vm, '--repo', repo]]) {
+      const r = hvb(...args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
+    assert.equal(qemuImg('convert', '-f', 'vhdx', '-O', 'raw', join(vm, 'Virtual Hard Disks', 'dump01.vhdx'), s.path('disk.raw')).status, 0);
+    raw = readFileSync(s.path('disk.raw'));
+  });
+  after(() => s.cleanup());
+
+  it('writes the latest point\'s disk byte for byte, and a range of it', () => {
+    const whole = hvb('dump', 'latest', '--repo', repo);
+    assert.equal(whole.status, 0, whole.stderr.toString());
+    assert.equal(whole.stdout.length, raw.length);
+    assert.ok(whole.stdout.equals(raw), 'the disk, whole');
+    const part = hvb('dump', 'latest', '--repo', repo, '--disk', 'dump01.vhdx', '--offset', '1000001', '--length', '3000017');
+    assert.equal(part.status, 0, part.stderr.toString());
+    assert.ok(part.stdout.equals(raw.subarray(1000001, 1000001 + 3000017)), 'bytes 1000001..4000018');
+  });
+
+  it('a range past the end, a disk the point lacks and a bad number are errors that say what is wrong; nothing is written', () => {
+    const past = hvb('dump', 'latest', '--repo', repo, '--offset', String(raw.length - 10), '--length', '11');
+    assert.equal(past.status, 2, 'a bad argument');
+    assert.match(past.stderr.toString(), new RegExp(`not within disk .* which has ${raw.length}`));
+    const nodisk = hvb('dump', 'latest', '--repo', repo, '--disk', 'other.vhdx');
+    assert.equal(nodisk.status, 1, 'not found');
+    assert.match(nodisk.stderr.toString(), /has no disk other\.vhdx \(disks: .*dump01\.vhdx\)/);
+    const bad = hvb('dump', 'latest', '--repo', repo, '--offset', '12k');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr.toString(), /--offset must be a whole number of bytes, got 12k/);
+    for (const r of [past, nodisk, bad]) assert.equal(r.stdout.length, 0);
+  });
+
+  it('a reader that stops early ends the dump as SIGPIPE would (exit 141), with nothing on stderr', async () => {
+    const child = spawn(process.execPath, [main, 'dump', 'latest', '--repo', repo], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const first = await new Promise<Buffer>((resolve) => child.stdout.once('data', resolve));
+    assert.ok(first.equals(raw.subarray(0, first.length)), 'the first bytes are the disk\'s');
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 141);
+    assert.equal(err, '');
+  });
+});
