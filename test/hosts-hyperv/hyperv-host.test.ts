@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { toVmDescription } from '../../core/hosts/hyperv/mapping.ts';
 import type { RawVm } from '../../core/hosts/hyperv/mapping.ts';
 import { getHost } from '../../core/hosts/index.ts';
-import { HyperVFrozenDisk } from '../../core/hosts/hyperv/hyperv-host.ts';
+import { HyperVFrozenDisk, STEP_TIMEOUT_MS } from '../../core/hosts/hyperv/hyperv-host.ts';
 import type { HyperVCheckpoint, HyperVHost } from '../../core/hosts/hyperv/hyperv-host.ts';
 import { createHyperVHost } from '../../core/hosts/hyperv/index.ts';
 import * as S from '../../core/hosts/hyperv/scripts.ts';
+import { scriptName } from '../../core/hosts/hyperv/scripts.ts';
 import { calledScripts, fx, hostWith, paramsOf, rejectsWith, scriptedSession } from './testing.ts';
 import type { Step } from './testing.ts';
 
@@ -347,6 +348,23 @@ describe('HyperVHost: checkpoint hygiene', () => {
 });
 
 describe('HyperVHost: Windows Server 2012 R2 path', () => {
+  it('every step gets the caller\'s signal and a time limit; steps that work as long as their work takes (Checkpoint-VM, Remove-VMSnapshot) get none', async () => {
+    const { host, session } = hostWith([
+      [S.HOST_INFO, fx('host-info-2012r2')], [S.LIST_CHECKPOINTS, fx('checkpoints-user')],
+      [S.LEGACY_CHECKPOINT, fx('legacy-checkpoint')], [S.REMOVE_CHECKPOINT, { Removed: 1 }],
+    ], { stepTimeoutMs: 1234 });
+    const signal = new AbortController().signal;
+    const cp = await host.createBackupCheckpoint({ ...web01(), configVersion: '5.0' }, { consistency: 'auto', signal }) as HyperVCheckpoint;
+    await host.removeBackupCheckpoint(cp, { keepReference: true, signal });
+    assert.deepEqual(session.invoke.getCalls().map((c) => [scriptName(c.args[0]), c.args[2]?.timeoutMs, c.args[2]?.signal === signal]), [
+      ['host-info', 1234, true], ['list-checkpoints', 1234, true], ['legacy-checkpoint', 0, true], ['remove-checkpoint', 0, true],
+    ]);
+    const polled = hostWith(checkpointSteps());
+    await polled.host.createBackupCheckpoint(web01(), { consistency: 'auto' });
+    const limits = polled.session.invoke.getCalls().map((c) => c.args[2]?.timeoutMs);
+    assert.ok(limits.length > 3 && limits.every((t) => t === STEP_TIMEOUT_MS), `WMI method calls and job polls are limited too: ${limits.join(', ')}`);
+  });
+
   it('uses Checkpoint-VM, reads the frozen parent, merges with Remove-VMSnapshot, and scans', async () => {
     const { host, session } = hostWith([
       [S.HOST_INFO, fx('host-info-2012r2')], [S.LIST_CHECKPOINTS, fx('checkpoints-user')],

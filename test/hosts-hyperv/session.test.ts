@@ -153,6 +153,48 @@ describe('HyperV PowerShell session: real PowerShell', function () {
     assert.equal(await session.invoke('# hvbackup:null\nparam($p)\n$null', {}), null);
   });
 
+  const pidOf = async (s: NodePowerShellSession) => ((await s.invoke('# hvbackup:pid\nparam($p)\n[pscustomobject]@{ Pid = $PID }', {})) as { Pid: number }).Pid;
+  /** Running (a killed child whose parent has not reaped it yet is a zombie here, not alive). */
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+    try {
+      return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+    } catch {
+      return true; // no /proc: signal 0 said it is there
+    }
+  };
+  const SLEEP = '# hvbackup:sleep\nparam($p)\nStart-Sleep -Seconds 60';
+
+  it('a step past its time limit fails ERR_HOST naming it and the limit; its PowerShell is ended and the next step gets a new one', async () => {
+    const before = await pidOf(session);
+    const t0 = Date.now();
+    const e = await rejectsWith(session.invoke(SLEEP, {}, { timeoutMs: 1500 }), 'ERR_HOST', 'PowerShell step sleep did not finish within 1.5 s', 'may be hung');
+    assert.equal(e.target, 'sleep');
+    assert.ok(Date.now() - t0 < 15_000, `gave up after ${Date.now() - t0} ms`);
+    assert.equal(alive(before), false, 'the hung PowerShell process is gone');
+    const after = await pidOf(session);
+    assert.notEqual(after, before, 'a new PowerShell');
+    assert.equal(await session.invoke('# hvbackup:one\nparam($p)\n1', {}, { timeoutMs: 30_000 }), 1, 'a step within its limit answers');
+  });
+
+  it('a signal stops a running step (ERR_CANCELLED), a step queued behind it fails ERR_HOST, and the session goes on', async () => {
+    const before = await pidOf(session);
+    const ac = new AbortController();
+    const running = session.invoke(SLEEP, {}, { signal: ac.signal });
+    const queued = session.invoke('# hvbackup:queued\nparam($p)\n2', {});
+    queued.catch(() => {}); // it fails before it is awaited below
+    setTimeout(() => ac.abort(), 500);
+    await rejectsWith(running, 'ERR_CANCELLED', 'PowerShell step sleep cancelled');
+    await rejectsWith(queued, 'ERR_HOST', 'PowerShell step queued');
+    assert.equal(alive(before), false);
+    assert.notEqual(await pidOf(session), before);
+    await rejectsWith(session.invoke(SLEEP, {}, { signal: AbortSignal.abort() }), 'ERR_CANCELLED');
+  });
+
   it('an idle session does not keep Node running (a CLI run exits without dispose)', () => {
     const script = join(dir, 'no-dispose.ts');
     writeFileSync(script, `import { NodePowerShellSession } from ${JSON.stringify(join(root, 'core', 'hosts', 'hyperv', 'session.ts'))};

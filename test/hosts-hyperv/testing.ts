@@ -7,7 +7,7 @@ import sinon from 'sinon';
 import { HyperVHost } from '../../core/hosts/hyperv/hyperv-host.ts';
 import type { HyperVHostOptions } from '../../core/hosts/hyperv/hyperv-host.ts';
 import { scriptName } from '../../core/hosts/hyperv/scripts.ts';
-import type { PsSession } from '../../core/hosts/hyperv/session.ts';
+import type { InvokeOptions, PsSession } from '../../core/hosts/hyperv/session.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'hyperv');
 
@@ -19,12 +19,12 @@ export function fx<T = unknown>(name: string): T {
 export type Step = [script: string, answer: unknown];
 
 export interface ScriptedSession extends PsSession {
-  invoke: sinon.SinonStub<[string, Record<string, unknown>], Promise<unknown>>;
+  invoke: sinon.SinonStub<[string, Record<string, unknown>, InvokeOptions?], Promise<unknown>>;
 }
 
 /** A session answering `steps` in order; any further call fails the test. */
 export function scriptedSession(steps: Step[]): ScriptedSession {
-  const invoke = sinon.stub<[string, Record<string, unknown>], Promise<unknown>>();
+  const invoke = sinon.stub<[string, Record<string, unknown>, InvokeOptions?], Promise<unknown>>();
   invoke.callsFake(async (script) => { throw new Error(`unexpected PowerShell call #${invoke.callCount}: ${scriptName(script)}`); });
   steps.forEach(([, answer], i) => {
     if (answer instanceof Error) invoke.onCall(i).rejects(answer);

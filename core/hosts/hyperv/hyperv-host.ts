@@ -37,7 +37,24 @@ export interface HyperVHostOptions {
   onLog?: (event: LogEvent) => void;
   /** PowerShell executable for the default session ("powershell" or "pwsh"). */
   executable?: string;
+  /** Milliseconds one PowerShell step may take (default STEP_TIMEOUT_MS; 0: no limit). */
+  stepTimeoutMs?: number;
 }
+
+/**
+ * How long one PowerShell step may take before the driver takes Hyper-V's management service
+ * for hung. Steps are short (a WMI method returns a job that later steps poll), so a step that
+ * runs for minutes is a host that stopped answering: a scheduled backup fails and says so
+ * instead of waiting for ever, and its PowerShell process is ended (session.ts).
+ */
+export const STEP_TIMEOUT_MS = 5 * 60_000;
+
+/**
+ * Steps that work for as long as their work takes, with no time limit (a signal still stops
+ * them): Import-VM -Copy copies every disk, Remove-VMSnapshot waits for its merge, and
+ * Checkpoint-VM waits for the guest's VSS writers.
+ */
+const UNBOUNDED_STEPS: ReadonlySet<string> = new Set([S.IMPORT_VM, S.REMOVE_CHECKPOINT, S.LEGACY_CHECKPOINT]);
 
 export interface HostInfo {
   computerName: string;
@@ -112,13 +129,19 @@ export class HyperVHost implements Host {
     return {
       session: this.#session, step, vmName, signal,
       pollIntervalMs: this.#opts.pollIntervalMs ?? 500,
+      timeoutMs: this.#opts.stepTimeoutMs ?? STEP_TIMEOUT_MS,
       sleep: this.#opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
     };
   }
 
+  /** The time limit of one step (InvokeOptions.timeoutMs). */
+  #timeout(script: string): number {
+    return UNBOUNDED_STEPS.has(script) ? 0 : this.#opts.stepTimeoutMs ?? STEP_TIMEOUT_MS;
+  }
+
   async #invoke(script: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<unknown> {
     throwIfAborted(signal);
-    return this.#session.invoke(script, params);
+    return this.#session.invoke(script, params, { signal, timeoutMs: this.#timeout(script) });
   }
 
   /** OS version and supported configuration versions, asked once per session. */

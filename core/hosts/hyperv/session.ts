@@ -4,13 +4,30 @@
 // of the text PowerShell parses. Answers come back as one base64 line of JSON, which
 // survives the console code page (Windows PowerShell writes OEM code pages, not UTF-8).
 
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { HvError } from '../../errors.ts';
+import { HvError, throwIfAborted } from '../../errors.ts';
 import { ENVELOPE, scriptName } from './scripts.ts';
+
+export interface InvokeOptions {
+  /**
+   * Stops the step where it is: its PowerShell process is ended (the session starts a new one
+   * for the next step) and the call fails with ERR_CANCELLED. Without this a hung step would
+   * outlive a Ctrl+C in the PowerShell module, whose engine process stays.
+   */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds the step may take, queueing behind the session's other steps included (0 or
+   * undefined: no limit). Past it the step is taken for hung (Hyper-V's management service not
+   * answering): it is stopped as for `signal`, and the call fails with ERR_HOST saying so.
+   */
+  timeoutMs?: number;
+}
 
 export interface PsSession {
   /** Run `script` (a constant from scripts.ts) with `params` bound to `$p`; resolve its output as JSON data. */
-  invoke(script: string, params: Record<string, unknown>): Promise<unknown>;
+  invoke(script: string, params: Record<string, unknown>, opts?: InvokeOptions): Promise<unknown>;
   dispose?(): Promise<void>;
 }
 
@@ -58,14 +75,12 @@ export function parseAnswer(stdout: string, script: string): unknown {
 export interface PowerShellSessionOptions {
   /** "powershell" (Windows PowerShell 5.1, default: ships with the Hyper-V module) or "pwsh". */
   executable?: string;
-  /** Per-call timeout in ms (0 = none); WMI jobs are polled by separate calls, so calls are short. */
-  invocationTimeout?: number;
 }
 
 interface Refable { ref?(): unknown; unref?(): unknown }
 interface Shell {
   invoke(cmd: string): Promise<{ raw: string; stdout?: Buffer; stderr?: Buffer }>;
-  dispose(): Promise<void>;
+  dispose(signal?: NodeJS.Signals): Promise<void>;
   streams: { stdin: unknown; stdout: unknown; stderr: unknown };
 }
 
@@ -123,43 +138,133 @@ export async function startPowerShell(opts: PowerShellSessionOptions): Promise<S
     executable: opts.executable ?? 'powershell',
     executableOptions: { '-NoProfile': true, '-NonInteractive': true, '-ExecutionPolicy': 'Bypass' },
     throwOnInvocationError: false,
-    invocationTimeout: opts.invocationTimeout ?? 0,
+    // Not child-shell's own timeout: it gives up waiting but leaves PowerShell running the hung
+    // step, and the next step's output would meet that one's. The session ends the process.
+    invocationTimeout: 0,
   }) as unknown as Shell & { readBulkFromOutput: typeof readBulkFromOutput };
   shell.readBulkFromOutput = readBulkFromOutput;
   return shell;
 }
 
+/**
+ * End a PowerShell process and whatever it started, hard. `pwsh` installed as a .NET tool is
+ * a launcher whose child runs PowerShell: killing only the launcher left that child sleeping
+ * in the hung step (tested). Descendants first, while they can still be found from it.
+ */
+function killTree(pid: number | undefined): void {
+  if (pid === undefined) return;
+  if (process.platform === 'win32') {
+    spawnSync('taskkill', ['/PID', String(pid), '/T', '/F'], { windowsHide: true, stdio: 'ignore' });
+    return;
+  }
+  for (const child of childPids(pid)) killTree(child);
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch { /* already gone */ }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    // No /proc (macOS): ask pgrep.
+    const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.split('\n').filter(Boolean).map(Number) : [];
+  }
+}
+
+/** A started shell and the steps waiting on it, to be failed if it is ended under them. */
+interface Running {
+  shell: Promise<Shell>;
+  waiting: Set<(err: HvError) => void>;
+}
+
 /** The real session: node-powershell's PowerShell class, started on first use. */
 export class NodePowerShellSession implements PsSession {
   readonly #opts: PowerShellSessionOptions;
-  #shell: Promise<Shell> | undefined;
+  #running: Running | undefined;
   #busy = 0;
 
   constructor(opts: PowerShellSessionOptions = {}) {
     this.#opts = opts;
   }
 
-  #start() {
-    this.#shell ??= startPowerShell(this.#opts);
-    return this.#shell;
+  #start(): Running {
+    this.#running ??= { shell: startPowerShell(this.#opts), waiting: new Set() };
+    return this.#running;
   }
 
-  async invoke(script: string, params: Record<string, unknown>): Promise<unknown> {
-    const shell = await this.#start();
+  /** End `run`'s PowerShell (a step on it hung or was cancelled) and fail the steps queued behind, naming `why`. */
+  async #end(run: Running, shell: Shell, why: string): Promise<void> {
+    if (this.#running === run) this.#running = undefined;
+    for (const fail of run.waiting) fail(new HvError('ERR_HOST', why));
+    run.waiting.clear();
+    hold(shell, true);
+    killTree((shell as unknown as { process?: { pid?: number } }).process?.pid);
+    await shell.dispose('SIGKILL').catch(() => {});
+  }
+
+  async invoke(script: string, params: Record<string, unknown>, opts: InvokeOptions = {}): Promise<unknown> {
+    throwIfAborted(opts.signal);
+    const run = this.#start();
+    const shell = await run.shell;
     if (this.#busy++ === 0) hold(shell, true);
+    const name = scriptName(script);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    let fail!: (err: HvError) => void;
+    let stop: HvError | undefined;
+    // Settles (rejects) only when the step must stop: its time limit, the signal, or its PowerShell ended under it.
+    const stopped = new Promise<never>((_, reject) => {
+      fail = (e) => {
+        stop ??= e;
+        reject(e);
+      };
+      if (opts.timeoutMs) {
+        timer = setTimeout(() => fail(new HvError('ERR_HOST', `PowerShell step ${name} did not finish within ${opts.timeoutMs! / 1000} s: Hyper-V's management service may be hung (its PowerShell process was ended)`, { target: name, data: { timeoutMs: opts.timeoutMs } })), opts.timeoutMs);
+      }
+      if (opts.signal) {
+        onAbort = () => fail(new HvError('ERR_CANCELLED', `PowerShell step ${name} cancelled`, { target: name }));
+        if (opts.signal.aborted) onAbort();
+        else opts.signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    stopped.catch(() => {}); // raced below; a stop after the step settled changes nothing
+    const ended = (e: HvError) => fail(new HvError('ERR_HOST', `PowerShell step ${name}: ${e.message}`, { target: name }));
+    run.waiting.add(ended);
+    const call = shell.invoke(buildInvocation(script, params));
+    call.catch(() => {}); // a step stopped is not waited for
     try {
-      const r = await shell.invoke(buildInvocation(script, params));
+      const r = await Promise.race([call, stopped]);
       return parseAnswer(r.stdout?.toString('utf8') ?? r.raw, script);
+    } catch (err) {
+      if (stop) {
+        // A step that hung may never return: end its process (the next step starts a new one).
+        if (stop.code === 'ERR_CANCELLED' || stop.data.timeoutMs !== undefined) {
+          run.waiting.delete(ended);
+          await this.#end(run, shell, `its PowerShell process was ended: step ${name} before it ${stop.code === 'ERR_CANCELLED' ? 'was cancelled' : 'hung'}`);
+        }
+        throw stop;
+      }
+      // PowerShell itself went away (it crashed, or was ended under a step queued here).
+      if (!(err instanceof HvError)) {
+        if (this.#running === run) this.#running = undefined;
+        throw new HvError('ERR_HOST', `PowerShell step ${name}: ${(err as Error)?.message ?? String(err)}`, { target: name, cause: err });
+      }
+      throw err;
     } finally {
+      run.waiting.delete(ended);
+      clearTimeout(timer);
+      if (onAbort) opts.signal!.removeEventListener('abort', onAbort);
       if (--this.#busy === 0) hold(shell, false);
     }
   }
 
   async dispose(): Promise<void> {
-    const shell = this.#shell;
-    this.#shell = undefined;
-    if (!shell) return;
-    const sh = await shell;
+    const run = this.#running;
+    this.#running = undefined;
+    if (!run) return;
+    const sh = await run.shell;
     // Keep Node alive until PowerShell has exited (its handles are unref'd while idle).
     hold(sh, true);
     await sh.dispose();

@@ -40,6 +40,8 @@ export interface JobContext {
   vmName: string;
   signal?: AbortSignal;
   pollIntervalMs: number;
+  /** Each call's time limit (InvokeOptions.timeoutMs): a method call and each poll are short steps. */
+  timeoutMs?: number;
   sleep: (ms: number) => Promise<void>;
 }
 
@@ -48,7 +50,7 @@ export class MethodFailed extends HvError {}
 /** Call a script that invokes a WMI method; wait for its job; fail with Hyper-V's message. */
 export async function callMethod(ctx: JobContext, script: string, params: Record<string, unknown>, seen?: (r: MethodResult) => void): Promise<MethodResult> {
   throwIfAborted(ctx.signal);
-  const r = (await ctx.session.invoke(script, params)) as MethodResult | null;
+  const r = (await ctx.session.invoke(script, params, { signal: ctx.signal, timeoutMs: ctx.timeoutMs })) as MethodResult | null;
   // Lets a caller learn what the script made (e.g. a folder) even when the job then fails.
   if (r) seen?.(r);
   if (!r || typeof r.ReturnValue !== 'number') {
@@ -68,7 +70,7 @@ export async function callMethod(ctx: JobContext, script: string, params: Record
 export async function waitForJob(ctx: JobContext, jobId: string): Promise<ConcreteJob> {
   for (;;) {
     throwIfAborted(ctx.signal);
-    const job = (await ctx.session.invoke(GET_JOB, { jobId })) as ConcreteJob | null;
+    const job = (await ctx.session.invoke(GET_JOB, { jobId }, { signal: ctx.signal, timeoutMs: ctx.timeoutMs })) as ConcreteJob | null;
     if (!job) {
       throw new MethodFailed('ERR_HOST', `${ctx.step} of VM ${ctx.vmName}: Hyper-V job ${jobId} disappeared before it completed`, { target: ctx.vmName });
     }
