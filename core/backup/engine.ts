@@ -92,7 +92,7 @@ async function backupSource(ctx: OperationContext, opts: BackupJobOptions, sourc
     if (!got) return undefined;
     // The previous point is looked up under the lock (a GC before it may have removed it)
     // and loads while the checkpoint is taken: neither needs the other.
-    const previous = previousPoint(opts.repo, vm);
+    const previous = previousPoint(opts.repo, vm, opts.whatIf === true);
     previous.then((p) => { if (!p && !opts.whatIf) opts.repo.pool.prestart(); }, () => undefined);
     // Points a repair found naming damaged chunks (repair-records.ts): their VMs scan.
     const rescan = opts.repo.pointsToRescan(ctx.signal);
@@ -119,8 +119,9 @@ async function backupSource(ctx: OperationContext, opts: BackupJobOptions, sourc
 }
 
 /** The newest restore point of this VM (same id), which an incremental builds on. */
-async function previousPoint(repo: Repository, vm: VmDescription): Promise<RestorePointManifest | undefined> {
-  const points = await repo.findRestorePoints({ vmName: vm.name });
+async function previousPoint(repo: Repository, vm: VmDescription, whatIf: boolean): Promise<RestorePointManifest | undefined> {
+  // Under the job's lock, so it may store the summaries it had to read one by one as a set.
+  const points = await repo.findRestorePoints({ vmName: vm.name }, undefined, { consolidate: !whatIf });
   const newest = points.find((m) => m.vm.id === vm.id);
   // Summaries to choose, the whole manifest (chunk lists) only for the one an incremental reuses.
   return newest && repo.loadManifest(newest.id);

@@ -117,8 +117,40 @@ export function decodeSummary(buf: Buffer, what: string, expectedId: string): Re
   } catch (err) {
     throw new HvError('ERR_CORRUPT', `${what}: restore point summary is not valid JSON (${(err as Error).message})`, { target: what, cause: err });
   }
+  return checkSummary(s, what, expectedId);
+}
+
+function checkSummary(s: RestorePointSummary, what: string, expectedId: string): RestorePointSummary {
   const ok = typeof s === 'object' && s !== null && s.id === expectedId && typeof s.vm?.id === 'string' && typeof s.vm?.name === 'string'
     && typeof s.createdAt === 'string' && typeof s.finishedAt === 'string' && Array.isArray(s.disks) && Array.isArray(s.configFiles);
   if (!ok) throw new HvError('ERR_CORRUPT', `${what}: restore point summary is missing fields or names another point`, { target: what });
   return s;
+}
+
+/** Many points' summaries in one object (points/set-…, repository-format.md "Summaries"). */
+export interface SummarySet {
+  /** Every point listed when it was written: readers need no older set. */
+  complete: boolean;
+  points: RestorePointSummary[];
+}
+
+export const SUMMARY_SET_VERSION = 1;
+
+export function encodeSummarySet(set: SummarySet): Buffer {
+  return Buffer.from(JSON.stringify({ version: SUMMARY_SET_VERSION, complete: set.complete, points: set.points }), 'utf8');
+}
+
+/** Inverse of encodeSummarySet; each summary checked as decodeSummary checks one (its id a restore point id). */
+export function decodeSummarySet(buf: Buffer, what: string): SummarySet {
+  let v: { version?: unknown; complete?: unknown; points?: unknown };
+  try {
+    v = JSON.parse(buf.toString('utf8')) as typeof v;
+  } catch (err) {
+    throw new HvError('ERR_CORRUPT', `${what}: summary set is not valid JSON (${(err as Error).message})`, { target: what, cause: err });
+  }
+  if (typeof v !== 'object' || v === null || v.version !== SUMMARY_SET_VERSION || typeof v.complete !== 'boolean' || !Array.isArray(v.points)) {
+    throw new HvError('ERR_CORRUPT', `${what}: not a version ${SUMMARY_SET_VERSION} summary set`, { target: what });
+  }
+  const points = (v.points as RestorePointSummary[]).map((s) => checkSummary(s, what, isRestorePointId(s?.id) ? s.id : '(not a restore point id)'));
+  return { complete: v.complete, points };
 }

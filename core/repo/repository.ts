@@ -15,7 +15,7 @@ import { createEncryptedRepositoryKeys, plainCodec, unlockRepository, type KeyOp
 import { decodeConfig, encodeConfig, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MULTI_INDEX_VERSION, PACKS_VERSION, READ_ONLY_VERSION, REPOSITORY_VERSION, SEGMENTS_VERSION, SPLIT_VERSION, type RepositoryConfig } from './config.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { acquireLock, breakLocks, type HeldLock, type LockInfo } from './lock.ts';
-import { ManifestStore } from './manifest-store.ts';
+import { ManifestStore, type SummariesOptions } from './manifest-store.ts';
 import { saveIndexObject } from './pack-writer.ts';
 import type { RestorePointManifest, RestorePointSummary } from './manifest-types.ts';
 import { decodeRepairRecord, encodeRepairRecord, type RepairRecord, type RescanSet } from './repair-records.ts';
@@ -581,8 +581,9 @@ export class Repository {
   }
 
   /** Restore points, newest first; filtered by VM name (case-insensitive); latest: only the newest per VM. */
-  findRestorePoints(query: { vmName?: string; latest?: boolean } = {}, signal?: AbortSignal): Promise<RestorePointSummary[]> {
-    return this.#manifests.find(query, signal);
+  findRestorePoints(query: { vmName?: string; latest?: boolean } = {}, signal?: AbortSignal, opts: SummariesOptions = {}): Promise<RestorePointSummary[]> {
+    if (opts.consolidate && this.readOnly) opts = { ...opts, consolidate: false };
+    return this.#manifests.find(query, signal, opts);
   }
 
   /** Remove points/ summaries whose manifest is gone (a removal killed in between). Only for GC under an exclusive lock. */
@@ -590,6 +591,8 @@ export class Repository {
     this.#refuseWrites('remove restore points');
     const orphans = await this.#manifests.orphanSummaries(signal);
     for (const id of orphans) await this.#manifests.removeSummary(id, signal);
+    // Summary sets no reader reads any more (older than the newest complete one).
+    for (const name of await this.#manifests.staleSets(signal)) await this.#manifests.removeSummary(name, signal);
     return orphans.length;
   }
 
