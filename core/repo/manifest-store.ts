@@ -22,8 +22,9 @@ export const MIN_ID_PREFIX = 8;
  */
 const SET_NAME = /^set-(\d{13})-([cp])-[0-9a-f]{16}$/;
 
-export function isSummarySetName(name: string): boolean {
-  return SET_NAME.test(name);
+/** Index in `sorted` (set names in order) of the newest complete set, -1 if none: readers start there. */
+function newestComplete(sorted: readonly string[]): number {
+  return sorted.findLastIndex((n) => SET_NAME.exec(n)![2] === 'c');
 }
 
 /**
@@ -151,7 +152,7 @@ export class ManifestStore {
     // Sets from the newest complete one on: an older one holds nothing the complete one lacks
     // but points removed since, or points also in a set after it, or in points/<id>.
     sets.sort();
-    const from = sets.findLastIndex((n) => SET_NAME.exec(n)![2] === 'c');
+    const from = newestComplete(sets);
     const read = sets.slice(Math.max(0, from));
     let complete = from >= 0;
     if (read.length > 0) {
@@ -207,7 +208,7 @@ export class ManifestStore {
     const sets: string[] = [];
     for await (const name of this.#backend.listNames(signal, 'points')) if (SET_NAME.test(name)) sets.push(name);
     sets.sort();
-    const from = sets.findLastIndex((n) => SET_NAME.exec(n)![2] === 'c');
+    const from = newestComplete(sets);
     return from > 0 ? sets.slice(0, from) : [];
   }
 

@@ -85,7 +85,7 @@ function printPoints(points: RestorePointInfo[]): void {
     points.map((p) => [p.id.slice(0, 12), p.vmName, p.createdAt, p.method, p.consistency, mib(p.totalBytes), mib(p.storedBytes)]));
 }
 
-/** `n/m` → {part: n, of: m}, 1 ≤ n ≤ m. */
+/** A byte offset or count: decimal digits only (no units, no sign). */
 function byteCount(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
@@ -94,6 +94,7 @@ function byteCount(name: string): (v: string) => number {
   };
 }
 
+/** `n/m` → {part: n, of: m}, 1 ≤ n ≤ m. */
 function readSubset(v: string): { part: number; of: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v);
   const part = Number(m?.[1]), of = Number(m?.[2]);
