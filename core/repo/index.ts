@@ -5,7 +5,7 @@ export { LocalBackend } from './backend-local.ts';
 export { MemoryBackend } from './backend-memory.ts';
 export { DryRunBackend, type PlannedWrite } from './backend-dryrun.ts';
 export { RetryBackend, type RetryOptions } from './backend-retry.ts';
-export { Repository, DEFAULT_CHUNK_SIZE, type InitOptions, type OpenOptions } from './repository.ts';
+export { Repository, DEFAULT_CHUNK_SIZE, PackReaders, type InitOptions, type OpenOptions } from './repository.ts';
 export { openRepository, initRepository } from './local.ts';
 export type { ChunkWriter, ChunkWriterStats, PutResult } from './chunk-writer.ts';
 export type { RepositoryConfig } from './config.ts';

@@ -91,6 +91,52 @@ export interface ReadChunksOptions {
    */
   keepRepeats?: number;
   signal?: AbortSignal;
+  /**
+   * Pack readers to use and leave open (the caller closes them): a caller that reads a little
+   * at a time (PointDisk) keeps its packs open across calls instead of each call opening and
+   * closing them. Default: the call's own, closed when it ends.
+   */
+  readers?: PackReaders;
+}
+
+/**
+ * Open pack readers by pack name, at most READERS_OPEN, least recently used closed first. A
+ * reader is opened on the first read of its pack (`signal` is that read's).
+ */
+export class PackReaders {
+  readonly #backend: Backend;
+  readonly #open = new Map<string, Promise<ObjectReader>>();
+
+  constructor(backend: Backend) {
+    this.#backend = backend;
+  }
+
+  get(pack: string, signal?: AbortSignal): Promise<ObjectReader> {
+    let r = this.#open.get(pack);
+    if (r) {
+      this.#open.delete(pack);
+      this.#open.set(pack, r); // most recently used last
+      return r;
+    }
+    r = this.#backend.openReader!(signal, { type: 'packs', name: pack });
+    r.catch(() => {});
+    // A reader that failed to open is not kept: the next read tries again.
+    r.catch(() => { if (this.#open.get(pack) === r) this.#open.delete(pack); });
+    this.#open.set(pack, r);
+    if (this.#open.size > READERS_OPEN) {
+      const [oldest, old] = this.#open.entries().next().value!;
+      this.#open.delete(oldest);
+      // Reads already started on it finish first: fs handles serve them before close.
+      void old.then((o) => o.close(), () => {});
+    }
+    return r;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.allSettled(all.map((r) => r.then((o) => o.close())));
+  }
 }
 
 export interface InitOptions {
@@ -356,29 +402,11 @@ export class Repository {
     const aheadBytes = opts.aheadBytes ?? READ_AHEAD_BYTES;
     const verify = opts.verify ?? true;
     const index = await this.chunkIndex({ signal: opts.signal });
-    const readers = new Map<string, Promise<ObjectReader>>();
-    const reader = (pack: string): Promise<ObjectReader> => {
-      let r = readers.get(pack);
-      if (r) {
-        readers.delete(pack);
-        readers.set(pack, r); // most recently used last
-        return r;
-      }
-      r = this.backend.openReader!(opts.signal, { type: 'packs', name: pack });
-      r.catch(() => {});
-      readers.set(pack, r);
-      if (readers.size > READERS_OPEN) {
-        const [oldest, old] = readers.entries().next().value!;
-        readers.delete(oldest);
-        // Reads already started on it finish first: fs handles serve them before close.
-        void old.then((o) => o.close(), () => {});
-      }
-      return r;
-    };
+    const readers = opts.readers ?? new PackReaders(this.backend);
     const readRange = (r: ReadRange): Promise<Buffer> => {
       const h: Handle = { type: 'packs', name: r.pack };
       if (!this.backend.openReader) return this.backend.load(opts.signal, h, { offset: r.start, length: r.end - r.start });
-      return reader(r.pack).then((o) => o.read(r.start, r.end - r.start, this.pool.readBuffer(r.end - r.start)));
+      return readers.get(r.pack, opts.signal).then((o) => o.read(r.start, r.end - r.start, this.pool.readBuffer(r.end - r.start)));
     };
     const loadRange = (r: ReadRange): Promise<Buffer>[] => {
       // A failed read is retried chunk by chunk the plain way, so each error names its chunk
@@ -533,7 +561,7 @@ export class Repository {
     } finally {
       // Chunks read ahead or kept that nobody will see: free them now rather than at V8's leisure.
       for (const s of await Promise.allSettled([...queue, ...held.values()].map((q) => q.data))) if (s.status === 'fulfilled') this.pool.release(s.value);
-      await Promise.allSettled([...readers.values()].map((r) => r.then((o) => o.close())));
+      if (!opts.readers) await readers.close();
     }
   }
 

@@ -1,6 +1,8 @@
 // PointDisk: a restore point's disk read at random, against the disk as each point saw it.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sinon from 'sinon';
 import { createSampleVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { guestWrite } from '../../core/hosts/local/guest.ts';
@@ -96,6 +98,25 @@ describe('PointDisk: a restore point read at random', function () {
       } finally {
         await disk.close();
       }
+    }
+  });
+
+  it('keeps its packs open from one read to the next: each pack is opened once however many reads it serves', async () => {
+    const p = points[1]!;
+    const packs = readdirSync(join(repoPath, 'packs')).flatMap((d) => readdirSync(join(repoPath, 'packs', d))).length;
+    const spy = sinon.spy(repo.backend, 'openReader');
+    const disk = await PointDisk.open(repo, await manifest(p.id), undefined, { readAheadBytes: 0 });
+    try {
+      let reads = 0;
+      for (let at = 0; at < disk.size; at += cs, reads++) {
+        const len = Math.min(cs, disk.size - at);
+        assert.ok((await readRange(disk, at, len)).equals(p.raw.subarray(at, at + len)));
+      }
+      const opened = spy.getCalls().filter((c) => c.args[1].type === 'packs').length;
+      assert.ok(opened > 0 && opened <= packs, `${opened} pack opens for ${reads} reads of ${packs} packs`);
+    } finally {
+      spy.restore();
+      await disk.close();
     }
   });
 
