@@ -89,13 +89,18 @@ describe('restore point summaries (points/<id>)', function () {
       return ids;
     };
     const sorted = (ps: { id: string }[]) => ps.map((p) => JSON.stringify(p)).sort();
-
-    it('a backup\'s lookup stores what it read one by one as a set; the next handle reads the set, not each summary; listings write none', async () => {
+    /** A repository holding `n` points of five VMs, and the disk they list. */
+    const repoWithPoints = async (n: number) => {
       const path = join(dir, 'repo');
       const repo = await initRepository(path, { chunkSize: 64 * 1024 });
       const disk = await storeDisk(repo, Buffer.from('y'.repeat(70_000)));
-      await addPoints(repo, disk, 40, 0);
+      await addPoints(repo, disk, n, 0);
       await repo.close();
+      return { path, disk };
+    };
+
+    it('a backup\'s lookup stores what it read one by one as a set; the next handle reads the set, not each summary; listings write none', async () => {
+      const { path, disk } = await repoWithPoints(40);
       const lister = await openRepository(path, { threads: 0 });
       const all = await lister.findRestorePoints();
       await lister.close();
@@ -174,11 +179,7 @@ describe('restore point summaries (points/<id>)', function () {
     });
 
     it('a backup writes a set when it had to read many summaries; a what-if backup writes none', async () => {
-      const path = join(dir, 'repo');
-      const repo = await initRepository(path, { chunkSize: 64 * 1024 });
-      const disk = await storeDisk(repo, Buffer.from('w'.repeat(70_000)));
-      await addPoints(repo, disk, 40, 0);
-      await repo.close();
+      const { path } = await repoWithPoints(40);
       const vm = join(dir, 'vms', 'sets01');
       await createSampleVM({}, { dir: vm, sizeBytes: 4 * 1024 * 1024, seed: 3 });
       const [plan] = await backupVMs({}, { repository: path, sources: [vm], whatIf: true });
