@@ -35,6 +35,15 @@ Describe 'Backup-HVVM' -Tag Unit {
         Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { -not $Params.ContainsKey('hyperv') }
     }
 
+    It 'passes -HostStepTimeoutSec to the Hyper-V driver as stepTimeoutSeconds (0 included), beside -AllowUserCheckpoints, and refuses a negative one' {
+        Mock Invoke-HVEngine -ModuleName HVBackup { foreach ($s in $Params.sources) { [pscustomobject]@{ vmName = "vm-$s"; source = $s; status = 'success'; startedAt = '2026-01-02T03:04:05Z'; totalBytes = 1; readBytes = 1; storedBytes = 1 } } }
+        [void](Get-VM | Backup-HVVM -Repository '/srv/r' -HostStepTimeoutSec 900 -AllowUserCheckpoints -Confirm:$false)
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Params.hyperv.stepTimeoutSeconds -eq 900 -and $Params.hyperv.allowUserCheckpoints -eq $true }
+        [void](Get-VM | Backup-HVVM -Repository '/srv/r' -HostStepTimeoutSec 0 -Confirm:$false)
+        Should -Invoke Invoke-HVEngine -ModuleName HVBackup -Times 1 -Exactly -ParameterFilter { $Params.hyperv.stepTimeoutSeconds -eq 0 -and -not $Params.hyperv.ContainsKey('allowUserCheckpoints') }
+        { Get-VM | Backup-HVVM -Repository '/srv/r' -HostStepTimeoutSec -5 -Confirm:$false } | Should -Throw -ErrorId 'ParameterArgumentValidationError,Backup-HVVM'
+    }
+
     It 'takes Get-HVVM output as local-host VM folders' {
         Mock Invoke-HVEngine -ModuleName HVBackup { [pscustomobject]@{ vmName = 'vm01'; source = $Params.sources[0]; status = 'success'; startedAt = '2026-01-02T03:04:05Z'; totalBytes = 1; readBytes = 1; storedBytes = 1 } }
         $vm = [pscustomobject]@{ PSTypeName = 'HVBackup.VM'; Name = 'vm01'; Id = 'x1'; Host = 'local'; Location = '/srv/vms/vm01'; State = 'ready' }

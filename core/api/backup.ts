@@ -23,16 +23,34 @@ export interface BackupParams {
   hyperv?: {
     /** Back up VMs that have user checkpoints, by scanning (-AllowUserCheckpoints); default: refuse them. */
     allowUserCheckpoints?: boolean;
+    /**
+     * Seconds one PowerShell step may take before the host is taken for hung (-HostStepTimeoutSec;
+     * default 300, STEP_TIMEOUT_MS; 0: no limit). For hosts where a Get-VM takes minutes.
+     */
+    stepTimeoutSeconds?: number;
   };
 }
 
-function hypervOptions(v: unknown): { allowUserCheckpoints?: boolean } {
+/** Longest step time limit accepted: a day. */
+const MAX_STEP_TIMEOUT_SECONDS = 86_400;
+
+function hypervOptions(v: unknown): { allowUserCheckpoints?: boolean; stepTimeoutMs?: number } {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new HvError('ERR_INVALID_ARGUMENT', 'hyperv must be an object like {"allowUserCheckpoints": true}');
+  const out: { allowUserCheckpoints?: boolean; stepTimeoutMs?: number } = {};
   const allow = (v as { allowUserCheckpoints?: unknown }).allowUserCheckpoints;
-  if (allow === undefined || allow === null) return {};
-  if (typeof allow !== 'boolean') throw new HvError('ERR_INVALID_ARGUMENT', `hyperv.allowUserCheckpoints must be true or false, got ${JSON.stringify(allow)}`);
-  return { allowUserCheckpoints: allow };
+  if (allow !== undefined && allow !== null) {
+    if (typeof allow !== 'boolean') throw new HvError('ERR_INVALID_ARGUMENT', `hyperv.allowUserCheckpoints must be true or false, got ${JSON.stringify(allow)}`);
+    out.allowUserCheckpoints = allow;
+  }
+  const secs = (v as { stepTimeoutSeconds?: unknown }).stepTimeoutSeconds;
+  if (secs !== undefined && secs !== null) {
+    if (typeof secs !== 'number' || !Number.isInteger(secs) || secs < 0 || secs > MAX_STEP_TIMEOUT_SECONDS) {
+      throw new HvError('ERR_INVALID_ARGUMENT', `hyperv.stepTimeoutSeconds must be a whole number of seconds from 0 (no limit) to ${MAX_STEP_TIMEOUT_SECONDS}, got ${JSON.stringify(secs)}`);
+    }
+    out.stepTimeoutMs = secs * 1000;
+  }
+  return out;
 }
 
 export async function backupVMs(ctx: OperationContext, params: BackupParams): Promise<BackupResult[]> {

@@ -1,4 +1,4 @@
-// -AllowUserCheckpoints plumbing: backupVMs({host: 'hyperv', hyperv: {allowUserCheckpoints}}) and
+// -AllowUserCheckpoints and -HostStepTimeoutSec plumbing: backupVMs({host: 'hyperv', hyperv: {allowUserCheckpoints, stepTimeoutSeconds}}) and
 // `hvbackup backup --host hyperv --allow-user-checkpoints` reach createHyperVHost's options, and the
 // driver built from them (over a stubbed PowerShell session) then accepts a VM with user checkpoints.
 import assert from 'node:assert/strict';
@@ -74,6 +74,18 @@ describe('backupVMs on Hyper-V: allowUserCheckpoints reaches the driver', functi
     assert.equal(factory.callCount, 0);
   });
 
+  it('hyperv.stepTimeoutSeconds reaches the driver as every step\'s time limit; 0 means none; other values are refused', async () => {
+    await backupVMs({}, { repository: repo, sources: ['web01'], host: 'hyperv', hyperv: { stepTimeoutSeconds: 42 } });
+    assert.equal(factory.firstCall.args[0].stepTimeoutMs, 42_000);
+    assert.ok(session.invoke.getCalls().length > 0 && session.invoke.getCalls().every((c) => (c.args as unknown[])[2] && ((c.args as unknown[])[2] as { timeoutMs?: number }).timeoutMs === 42_000), 'each step got 42 s');
+    await backupVMs({}, { repository: repo, sources: ['web01'], host: 'hyperv', hyperv: { stepTimeoutSeconds: 0 } });
+    assert.equal(factory.secondCall.args[0].stepTimeoutMs, 0);
+    for (const bad of [-1, 1.5, '60', 86_401]) {
+      await assert.rejects(backupVMs({}, { repository: repo, sources: ['web01'], host: 'hyperv', hyperv: { stepTimeoutSeconds: bad as number } }), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT' && e.message.includes('stepTimeoutSeconds'));
+    }
+    assert.equal(factory.callCount, 2);
+  });
+
   describe('CLI: hvbackup backup --host hyperv --allow-user-checkpoints', () => {
     let out: sinon.SinonStub;
     beforeEach(() => {
@@ -96,6 +108,16 @@ describe('backupVMs on Hyper-V: allowUserCheckpoints reaches the driver', functi
       assert.equal(factory.firstCall.args[0].allowUserCheckpoints, undefined);
       assert.equal(await main(['backup', 'web01', '--repo', repo, '--allow-user-checkpoints']), 2);
       assert.equal(await main(['backup', 'web01', '--repo', repo, '--host', 'esx']), 2);
+      sinon.restore();
+      assert.equal(factory.callCount, 1);
+    });
+
+    it('--host-step-timeout passes its seconds to the driver; without --host hyperv, or not a whole number, it is a usage error', async () => {
+      assert.equal(await main(['backup', 'web01', '--repo', repo, '--host', 'hyperv', '--host-step-timeout', '90', '--allow-user-checkpoints', '--json']), 1);
+      assert.equal(factory.firstCall.args[0].stepTimeoutMs, 90_000);
+      assert.equal(factory.firstCall.args[0].allowUserCheckpoints, true);
+      assert.equal(await main(['backup', 'web01', '--repo', repo, '--host-step-timeout', '90']), 2);
+      assert.equal(await main(['backup', 'web01', '--repo', repo, '--host', 'hyperv', '--host-step-timeout', '5m']), 2);
       sinon.restore();
       assert.equal(factory.callCount, 1);
     });

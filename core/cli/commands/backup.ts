@@ -85,11 +85,11 @@ function printPoints(points: RestorePointInfo[]): void {
     points.map((p) => [p.id.slice(0, 12), p.vmName, p.createdAt, p.method, p.consistency, mib(p.totalBytes), mib(p.storedBytes)]));
 }
 
-/** A byte offset or count: decimal digits only (no units, no sign). */
-function byteCount(name: string): (v: string) => number {
+/** A byte offset or count, or seconds: decimal digits only (no units, no sign). */
+function wholeNumber(name: string, unit: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) throw new HvError('ERR_INVALID_ARGUMENT', `${name} must be a whole number of bytes, got ${v}`);
+    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) throw new HvError('ERR_INVALID_ARGUMENT', `${name} must be a whole number of ${unit}, got ${v}`);
     return n;
   };
 }
@@ -124,12 +124,16 @@ export function register(program: Command): void {
     .option('--root <dir>', 'folder where VM names are looked up (default: current folder)')
     .addOption(new Option('--host <kind>', 'where the VMs live: local (VM folders, disk files) or hyperv (VM names or ids on this Hyper-V host)').choices(['local', 'hyperv']).default('local'))
     .option('--allow-user-checkpoints', 'Hyper-V: back up VMs that have user checkpoints, by scanning (no change tracking)')
+    .option('--host-step-timeout <seconds>', 'Hyper-V: seconds one PowerShell step may take before the host is taken for hung (default 300; 0: no limit)', wholeNumber('--host-step-timeout', 'seconds'))
     .option('--what-if', 'print what would be done, change nothing')
     .option('--json', 'JSON progress lines and a JSON result'))
-    .action(async (sources: string[], opts: { repo: string; full?: boolean; parallel: number; root?: string; host: 'local' | 'hyperv'; allowUserCheckpoints?: boolean; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
+    .action(async (sources: string[], opts: { repo: string; full?: boolean; parallel: number; root?: string; host: 'local' | 'hyperv'; allowUserCheckpoints?: boolean; hostStepTimeout?: number; whatIf?: boolean; json?: boolean; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd, opts);
       if (opts.allowUserCheckpoints && opts.host !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', '--allow-user-checkpoints needs --host hyperv');
-      const hyperv = opts.allowUserCheckpoints ? { allowUserCheckpoints: true } : undefined;
+      if (opts.hostStepTimeout !== undefined && opts.host !== 'hyperv') throw new HvError('ERR_INVALID_ARGUMENT', '--host-step-timeout needs --host hyperv');
+      const hyperv = opts.allowUserCheckpoints || opts.hostStepTimeout !== undefined
+        ? { ...(opts.allowUserCheckpoints ? { allowUserCheckpoints: true } : {}), ...(opts.hostStepTimeout !== undefined ? { stepTimeoutSeconds: opts.hostStepTimeout } : {}) }
+        : undefined;
       // One chunk worker loads its modules while this process loads the engine and opens the
       // repository (a backup of any kind uses one; the engine starts the others when it needs them).
       if (!opts.whatIf) (await import('../../api/warm.ts')).warmChunkWorkers(1);
@@ -189,8 +193,8 @@ export function register(program: Command): void {
     .requiredOption('--repo <repo>', 'repository folder')
     .option('--vm <name>', 'the VM (needed with "latest" when the repository holds several VMs)')
     .option('--disk <key>', 'the disk (key or file name); needed when the point has several')
-    .option('--offset <bytes>', 'first byte (default 0)', byteCount('--offset'))
-    .option('--length <bytes>', 'bytes to write (default: to the end of the disk)', byteCount('--length')))
+    .option('--offset <bytes>', 'first byte (default 0)', wholeNumber('--offset', 'bytes'))
+    .option('--length <bytes>', 'bytes to write (default: to the end of the disk)', wholeNumber('--length', 'bytes')))
     .action(async (point: string, opts: { repo: string; vm?: string; disk?: string; offset?: number; length?: number; passwordFile?: string }, cmd: Command) => {
       if (process.stdout.isTTY) throw new HvError('ERR_INVALID_ARGUMENT', 'dump writes raw disk bytes: redirect stdout to a file or a pipe, not a terminal');
       const ctx = cliContext(cmd);

@@ -39,6 +39,11 @@ function Backup-HVVM {
     refusing it. Change tracking is not trusted across user checkpoints, so such a backup reads
     every allocated block (a scan) and the restore point says why.
 
+    .PARAMETER HostStepTimeoutSec
+    Hyper-V only: seconds one PowerShell step of the driver (a query, a WMI call, a job poll)
+    may take before the host is taken for hung and the VM's backup fails, instead of waiting
+    for ever. Default 300; 0 means no limit. Import, merge and Checkpoint-VM steps have none.
+
     .PARAMETER ThrottleLimit
     How many VMs to back up at the same time (default: the engine's choice).
 
@@ -93,6 +98,10 @@ function Backup-HVVM {
         [switch] $AllowUserCheckpoints,
 
         [Parameter()]
+        [ValidateRange(0, 86400)]
+        [int] $HostStepTimeoutSec,
+
+        [Parameter()]
         [ValidateRange(1, 64)]
         [int] $ThrottleLimit
     )
@@ -103,7 +112,10 @@ function Backup-HVVM {
         $repoPath = ConvertTo-HVFileSystemPath $Repository -Cmdlet $PSCmdlet
         $base = @{ repository = $repoPath; full = [bool]$Full }
         if ($ThrottleLimit) { $base['parallel'] = $ThrottleLimit }
-        if ($AllowUserCheckpoints) { $base['hyperv'] = @{ allowUserCheckpoints = $true } }
+        $hyperv = @{}
+        if ($AllowUserCheckpoints) { $hyperv['allowUserCheckpoints'] = $true }
+        if ($PSBoundParameters.ContainsKey('HostStepTimeoutSec')) { $hyperv['stepTimeoutSeconds'] = $HostStepTimeoutSec }
+        if ($hyperv.Count -gt 0) { $base['hyperv'] = $hyperv }
         Add-HVPassword -Params $base -Password $Password
         try {
             $item = Resolve-HVBackupSource -Name $Name -VMId $VMId -Location $Location -VMHost $VMHost
