@@ -213,6 +213,28 @@ describe('PointDisk: a restore point read at random', function () {
     assert.equal(calls, 3, 'no piece is read after the one whose write failed is seen');
   });
 
+  it('dumpDisk holds a shared lock while it reads: garbage collection (exclusive) is refused meanwhile, and gets it after', async () => {
+    const m = await manifest(points[1]!.id);
+    let release!: () => void;
+    const held = new Promise<void>((res) => { release = res; });
+    let first!: () => void;
+    const started = new Promise<void>((res) => { first = res; });
+    const dumping = dumpDisk({}, { repo, manifest: m, length: DUMP_PIECE_BYTES, write: async () => { first(); await held; } });
+    await started;
+    const other = await openRepository(repoPath, { threads: 0 });
+    try {
+      await assert.rejects(other.lock({ exclusive: true, operation: 'gc' }), (e: unknown) => isHvError(e, 'ERR_LOCKED') && e.message.includes('dump'));
+      release();
+      await dumping;
+      const lock = await other.lock({ exclusive: true, operation: 'gc' });
+      await lock.release();
+    } finally {
+      release();
+      await dumping.catch(() => {});
+      await other.close();
+    }
+  });
+
   // Last: it damages the repository.
   it('a damaged chunk fails the reads that need it, naming the disk and the chunk; the rest of the disk still reads', async () => {
     const p = points[1]!;
