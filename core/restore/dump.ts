@@ -3,7 +3,9 @@
 // PointDisk in order, so its read-ahead keeps the chunk reads ahead of the sink, and the next
 // piece is read while the sink takes the one before.
 
-import { HvError, throwIfAborted } from '../errors.ts';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { HvError, throwIfAborted, wrapError } from '../errors.ts';
+import { isAllZero } from '../repo/object-format.ts';
 import { progress, type OperationContext } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
@@ -77,4 +79,75 @@ export async function dumpDisk(ctx: OperationContext, opts: DumpOptions): Promis
   } finally {
     await lock.release();
   }
+}
+
+/** Granularity at which a file sink leaves zeros unwritten (holes in the new file). */
+export const SPARSE_BYTES = 64 * 1024;
+
+export interface FileSink {
+  write(buf: Buffer): Promise<void>;
+  /** Flush the file to the device and close it. */
+  finish(): Promise<void>;
+  /** Close and delete the file (the dump failed): nothing half-written stays under its name. */
+  abort(): Promise<void>;
+}
+
+/**
+ * A new raw image file of `length` bytes for dumpDisk to write into, in order: created only if
+ * it does not exist (never over a file), extended to its length first, so the 64 KiB runs of
+ * zeros left unwritten read as zeros and stay holes where the file system has them. For
+ * `dump --to`: PowerShell 5.1 turns a native command's stdout into text, so a redirect there
+ * would not give the disk's bytes.
+ */
+export async function fileSink(path: string, length: number): Promise<FileSink> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'wx');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EEXIST') throw new HvError('ERR_ALREADY_EXISTS', `${path} already exists; dump never writes over a file`, { target: path, cause: err });
+    throw wrapError(err, `create ${path}`, path);
+  }
+  let at = 0;
+  const fail = (err: unknown, what: string) => wrapError(err, `${what} ${path}`, path);
+  try {
+    await fh.truncate(length);
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(path).catch(() => {});
+    throw fail(err, 'extend');
+  }
+  return {
+    write: async (buf) => {
+      // Taken before the first await: dumpDisk has the next piece's write under way before this one ends.
+      const base = at;
+      at += buf.length;
+      try {
+        for (let off = 0; off < buf.length;) {
+          // A run of blocks that are not all zeros, written at once.
+          while (off < buf.length && isAllZero(buf.subarray(off, off + SPARSE_BYTES))) off += SPARSE_BYTES;
+          let end = off;
+          while (end < buf.length && !isAllZero(buf.subarray(end, end + SPARSE_BYTES))) end += SPARSE_BYTES;
+          end = Math.min(end, buf.length);
+          for (let done = off; done < end;) done += (await fh.write(buf, done, end - done, base + done)).bytesWritten;
+          off = end;
+        }
+      } catch (err) {
+        throw fail(err, 'write');
+      }
+    },
+    finish: async () => {
+      try {
+        await fh.sync();
+      } catch (err) {
+        throw fail(err, 'flush');
+      } finally {
+        await fh.close();
+      }
+    },
+    abort: async () => {
+      await fh.close().catch(() => {});
+      await unlink(path).catch(() => {});
+    },
+  };
 }

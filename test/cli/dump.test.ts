@@ -1,12 +1,12 @@
 // hvbackup dump: a restore point's disk as raw bytes on stdout, whole or a range, into a pipe.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { qemuImg, scratch, type Scratch } from '../backup/testing.ts';
+import { damageChunk, diskSlices, qemuImg, scratch, type Scratch } from '../backup/testing.ts';
 
 const main = join(import.meta.dirname, '..', '..', 'core', 'cli', 'main.ts');
-const hvb = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { maxBuffer: 1 << 30, env: { ...process.env, HVBACKUP_PASSWORD: '' } });
+const hvb = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { maxBuffer: 1 << 30, timeout: 60_000, env: { ...process.env, HVBACKUP_PASSWORD: '' } });
 
 describe('CLI: dump', function () {
   this.timeout(120_000);
@@ -59,5 +59,37 @@ describe('CLI: dump', function () {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 141);
     assert.equal(err, '');
+  });
+
+  it('--to writes a new raw image (sparse where the disk has zeros) and never over an existing file', () => {
+    const out = s.path('out.raw');
+    const r = hvb('dump', 'latest', '--repo', repo, '--to', out);
+    assert.equal(r.status, 0, r.stderr.toString());
+    assert.match(r.stdout.toString(), new RegExp(`wrote ${raw.length} bytes of dump01 disk .* to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.ok(readFileSync(out).equals(raw), 'the disk, byte for byte');
+    assert.ok(statSync(out).blocks * 512 < raw.length, `sparse: ${statSync(out).blocks * 512} bytes allocated of ${raw.length}`);
+    const part = s.path('part.raw');
+    assert.equal(hvb('dump', 'latest', '--repo', repo, '--to', part, '--offset', '4096', '--length', '1000000').status, 0);
+    assert.ok(readFileSync(part).equals(raw.subarray(4096, 4096 + 1000000)), 'a range');
+    writeFileSync(s.path('taken.raw'), 'keep me');
+    const taken = hvb('dump', 'latest', '--repo', repo, '--to', s.path('taken.raw'));
+    assert.equal(taken.status, 1);
+    assert.match(taken.stderr.toString(), /taken\.raw already exists; dump never writes over a file/);
+    assert.equal(readFileSync(s.path('taken.raw'), 'utf8'), 'keep me');
+  });
+
+  // Last: it damages the repository.
+  it('--to: a dump that fails part-way leaves no file behind', async () => {
+    const points = hvb('points', '--repo', repo, '--json');
+    const latest = (JSON.parse(points.stdout.toString()) as { id: string }[])[0]!.id;
+    const refs = await diskSlices(repo, latest);
+    const last = refs.findLastIndex((r) => typeof r === 'string' && refs.indexOf(r) === refs.lastIndexOf(r));
+    assert.ok(last > 0);
+    await damageChunk(repo, refs[last] as string);
+    const out = s.path('broken.raw');
+    const r = hvb('dump', 'latest', '--repo', repo, '--to', out);
+    assert.equal(r.status, 1, r.stderr.toString());
+    assert.match(r.stderr.toString(), /corrupt|does not match/i);
+    assert.equal(existsSync(out), false, 'the partial image was deleted');
   });
 });

@@ -194,12 +194,20 @@ export function register(program: Command): void {
     .option('--vm <name>', 'the VM (needed with "latest" when the repository holds several VMs)')
     .option('--disk <key>', 'the disk (key or file name); needed when the point has several')
     .option('--offset <bytes>', 'first byte (default 0)', wholeNumber('--offset', 'bytes'))
-    .option('--length <bytes>', 'bytes to write (default: to the end of the disk)', wholeNumber('--length', 'bytes')))
-    .action(async (point: string, opts: { repo: string; vm?: string; disk?: string; offset?: number; length?: number; passwordFile?: string }, cmd: Command) => {
-      if (process.stdout.isTTY) throw new HvError('ERR_INVALID_ARGUMENT', 'dump writes raw disk bytes: redirect stdout to a file or a pipe, not a terminal');
+    .option('--length <bytes>', 'bytes to write (default: to the end of the disk)', wholeNumber('--length', 'bytes'))
+    .option('--to <file>', 'write a new raw image file instead of stdout (never over an existing file; zeros left as holes); from Windows PowerShell 5.1, whose redirection turns bytes into text'))
+    .action(async (point: string, opts: { repo: string; vm?: string; disk?: string; offset?: number; length?: number; to?: string; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd);
-      (await import('../../api/warm.ts')).warmChunkWorkers(availableParallelism());
       const { dumpRestorePoint } = await import('../../api/dump.ts');
+      if (opts.to !== undefined) {
+        (await import('../../api/warm.ts')).warmChunkWorkers(availableParallelism());
+        const r = await withPassword(opts, (password) => dumpRestorePoint(ctx, { repository: opts.repo, password, point, vmName: opts.vm, disk: opts.disk, offset: opts.offset, length: opts.length, to: opts.to }));
+        ctx.endProgress();
+        process.stdout.write(`wrote ${r.bytes} bytes of ${r.vmName} disk ${r.disk} (point ${r.pointId.slice(0, 12)}, from byte ${r.offset}) to ${opts.to}\n`);
+        return;
+      }
+      if (process.stdout.isTTY) throw new HvError('ERR_INVALID_ARGUMENT', 'dump writes raw disk bytes: redirect stdout to a file or a pipe (or give --to), not a terminal');
+      (await import('../../api/warm.ts')).warmChunkWorkers(availableParallelism());
       let closed = false;
       const write = (buf: Buffer) => new Promise<void>((resolve, reject) => {
         process.stdout.write(buf, (err) => {
