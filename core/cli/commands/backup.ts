@@ -195,7 +195,7 @@ export function register(program: Command): void {
     .option('--disk <key>', 'the disk (key or file name); needed when the point has several')
     .option('--offset <bytes>', 'first byte (default 0)', wholeNumber('--offset', 'bytes'))
     .option('--length <bytes>', 'bytes to write (default: to the end of the disk)', wholeNumber('--length', 'bytes'))
-    .option('--to <file>', 'write a new raw image file instead of stdout (never over an existing file; zeros left as holes); from Windows PowerShell 5.1, whose redirection turns bytes into text'))
+    .option('--to <file>', 'write a new raw image file instead of stdout (never over an existing file; zeros left unwritten, holes where the file system makes them); from Windows PowerShell 5.1, whose redirection turns bytes into text'))
     .action(async (point: string, opts: { repo: string; vm?: string; disk?: string; offset?: number; length?: number; to?: string; passwordFile?: string }, cmd: Command) => {
       const ctx = cliContext(cmd);
       const { dumpRestorePoint } = await import('../../api/dump.ts');
