@@ -4,8 +4,7 @@
 import { optionalString, requireString, withRepo } from '../backup/open.ts';
 import type { OperationContext } from '../progress.ts';
 import { HvError } from '../errors.ts';
-import { dumpDisk, fileSink, type DumpResult } from '../restore/dump.ts';
-import { pointDiskManifest } from '../restore/point-disk.ts';
+import { dumpDisk, dumpRange, fileSink, type DumpResult } from '../restore/dump.ts';
 import { resolvePoint } from './restore.ts';
 
 export interface DumpParams {
@@ -35,8 +34,8 @@ export async function dumpRestorePoint(ctx: OperationContext, params: DumpParams
   return withRepo(params.repository, params.password, ctx, async (repo) => {
     const manifest = await resolvePoint(repo, point, vmName, ctx.signal);
     if (params.write) return dumpDisk(ctx, { repo, manifest, disk, offset: params.offset, length: params.length, write: params.write });
-    const d = pointDiskManifest(manifest, disk);
-    const sink = await fileSink(to!, params.length ?? Math.max(0, d.virtualSize - (params.offset ?? 0)));
+    // The range is checked before the file is made: a bad one creates nothing.
+    const sink = await fileSink(to!, dumpRange(manifest, disk, params.offset, params.length).length);
     try {
       const r = await dumpDisk(ctx, { repo, manifest, disk, offset: params.offset, length: params.length, write: sink.write });
       await sink.finish();

@@ -154,3 +154,15 @@ export function decodeSummarySet(buf: Buffer, what: string): SummarySet {
   const points = (v.points as RestorePointSummary[]).map((s) => checkSummary(s, what, isRestorePointId(s?.id) ? s.id : '(not a restore point id)'));
   return { complete: v.complete, points };
 }
+
+/** The disk of point `m` named `disk` (key or file name); the only one when `disk` is undefined and the point has one. Restore, PointDisk and dump pick disks with it. */
+export function pointDisk<D extends { key: string; fileName: string }>(m: { id: string; vm: { name: string }; disks: D[] }, disk: string | undefined): D {
+  const list = m.disks.map((x) => `${x.key} ${x.fileName}`).join(', ');
+  if (disk === undefined) {
+    if (m.disks.length === 1) return m.disks[0]!;
+    throw new HvError('ERR_INVALID_ARGUMENT', `restore point ${m.id.slice(0, 12)} of ${m.vm.name} has ${m.disks.length} disks (${list || 'none'}); name one`, { target: m.id });
+  }
+  const d = m.disks.find((x) => x.key === disk || x.fileName === disk);
+  if (!d) throw new HvError('ERR_NOT_FOUND', `restore point ${m.id.slice(0, 12)} of ${m.vm.name} has no disk ${disk} (disks: ${list || 'none'})`, { target: disk });
+  return d;
+}

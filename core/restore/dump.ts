@@ -9,7 +9,9 @@ import { isAllZero } from '../repo/object-format.ts';
 import { progress, type OperationContext } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
 import type { RestorePointManifest } from '../repo/manifest-types.ts';
-import { PointDisk, pointDiskManifest } from './point-disk.ts';
+import { pointDisk } from '../repo/manifest.ts';
+import type { DiskManifest } from '../repo/manifest-types.ts';
+import { PointDisk } from './point-disk.ts';
 
 /** Bytes per read and per write to the sink; two such buffers take turns. */
 export const DUMP_PIECE_BYTES = 4 * 1024 * 1024;
@@ -35,14 +37,19 @@ export interface DumpResult {
   bytes: number;
 }
 
+/** The disk and the byte range a dump of point `m` writes (offset default 0, length default to the disk's end), checked. */
+export function dumpRange(m: RestorePointManifest, disk: string | undefined, offset = 0, length?: number): { d: DiskManifest; offset: number; length: number } {
+  const d = pointDisk(m, disk);
+  const len = length ?? Math.max(0, d.virtualSize - offset);
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > d.virtualSize) {
+    throw new HvError('ERR_INVALID_ARGUMENT', `bytes ${offset}..${offset + len} are not within disk ${d.key} of restore point ${m.id.slice(0, 12)}, which has ${d.virtualSize}`, { target: d.key });
+  }
+  return { d, offset, length: len };
+}
+
 export async function dumpDisk(ctx: OperationContext, opts: DumpOptions): Promise<DumpResult> {
   const m = opts.manifest;
-  const d = pointDiskManifest(m, opts.disk);
-  const offset = opts.offset ?? 0;
-  const length = opts.length ?? Math.max(0, d.virtualSize - offset);
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > d.virtualSize) {
-    throw new HvError('ERR_INVALID_ARGUMENT', `bytes ${offset}..${offset + length} are not within disk ${d.key} of restore point ${m.id.slice(0, 12)}, which has ${d.virtualSize}`, { target: d.key });
-  }
+  const { d, offset, length } = dumpRange(m, opts.disk, opts.offset, opts.length);
   // A shared lock, as restore takes: garbage collection must not delete a pack half-way through.
   const lock = await opts.repo.lock({ exclusive: false, operation: `dump ${m.vm.name} ${d.key}`, signal: ctx.signal, reader: true });
   try {

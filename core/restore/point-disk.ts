@@ -14,6 +14,7 @@ import { HvError, isHvError, throwIfAborted, wrapError } from '../errors.ts';
 import { Disk, type DiskExtent, type DiskGeometry } from '../disk/disk.ts';
 import { PackReaders, type Repository } from '../repo/index.ts';
 import { diskSliceCount, diskWindows, loadWindow, windowSlices, type SliceWindow } from '../repo/manifest-chunks.ts';
+import { pointDisk } from '../repo/manifest.ts';
 import type { DiskManifest, RestorePointManifest, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
 import { isSplit, PIECE_SIZE, sliceChunkIds } from '../repo/manifest-segments.ts';
 
@@ -52,18 +53,6 @@ interface Loading {
   reject: (err: unknown) => void;
   /** Reads waiting for it: the entry comes to them pinned once per read. */
   claims: number;
-}
-
-/** The disk of `m` named `disk` (key or file name); the only one when `disk` is undefined and the point has one. */
-export function pointDiskManifest(m: RestorePointManifest, disk: string | undefined): DiskManifest {
-  const list = m.disks.map((x) => `${x.key} ${x.fileName}`).join(', ');
-  if (disk === undefined) {
-    if (m.disks.length === 1) return m.disks[0]!;
-    throw new HvError('ERR_INVALID_ARGUMENT', `restore point ${m.id.slice(0, 12)} of ${m.vm.name} has ${m.disks.length} disks (${list || 'none'}); name one`, { target: m.id });
-  }
-  const d = m.disks.find((x) => x.key === disk || x.fileName === disk);
-  if (!d) throw new HvError('ERR_NOT_FOUND', `restore point ${m.id.slice(0, 12)} of ${m.vm.name} has no disk ${disk} (disks: ${list || 'none'})`, { target: disk });
-  return d;
 }
 
 export class PointDisk extends Disk {
@@ -107,7 +96,7 @@ export class PointDisk extends Disk {
    * The repository must stay open until the disk is closed.
    */
   static async open(repo: Repository, m: RestorePointManifest, disk?: string, opts: PointDiskOptions = {}): Promise<PointDisk> {
-    const d = pointDiskManifest(m, disk);
+    const d = pointDisk(m, disk);
     return new PointDisk(repo, m, d, opts);
   }
 

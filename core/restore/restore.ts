@@ -15,6 +15,7 @@ import type { Host } from '../hosts/host.ts';
 import type { OperationContext } from '../progress.ts';
 import { log, progress } from '../progress.ts';
 import type { Repository } from '../repo/index.ts';
+import { pointDisk } from '../repo/manifest.ts';
 import type { ConfigFileManifest, DiskManifest, RestorePointManifest } from '../repo/manifest-types.ts';
 import { hostTag, processAlive } from '../process.ts';
 import { restoreDisk, type DamagedRange } from './disk-restore.ts';
@@ -153,10 +154,7 @@ async function removeDeadStaging(ctx: OperationContext, to: string, mine: string
 }
 
 function pickDisks(m: RestorePointManifest, key: string | undefined): DiskManifest[] {
-  if (key === undefined) return m.disks;
-  const d = m.disks.find((x) => x.key === key || x.fileName === key);
-  if (!d) throw new HvError('ERR_NOT_FOUND', `restore point ${m.id.slice(0, 12)} of ${m.vm.name} has no disk ${key} (disks: ${m.disks.map((x) => `${x.key} ${x.fileName}`).join(', ')})`, { target: key });
-  return [d];
+  return key === undefined ? m.disks : [pointDisk(m, key)];
 }
 
 async function stageConfigFiles(repo: Repository, files: ConfigFileManifest[], staging: string, signal?: AbortSignal): Promise<string[]> {

@@ -71,6 +71,9 @@ describe('CLI: dump', function () {
     const part = s.path('part.raw');
     assert.equal(hvb('dump', 'latest', '--repo', repo, '--to', part, '--offset', '4096', '--length', '1000000').status, 0);
     assert.ok(readFileSync(part).equals(raw.subarray(4096, 4096 + 1000000)), 'a range');
+    const bad = hvb('dump', 'latest', '--repo', repo, '--to', s.path('bad.raw'), '--offset', String(raw.length + 1));
+    assert.equal(bad.status, 2);
+    assert.equal(existsSync(s.path('bad.raw')), false, 'a range outside the disk creates no file');
     writeFileSync(s.path('taken.raw'), 'keep me');
     const taken = hvb('dump', 'latest', '--repo', repo, '--to', s.path('taken.raw'));
     assert.equal(taken.status, 1);

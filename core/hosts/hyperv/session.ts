@@ -212,25 +212,30 @@ export class NodePowerShellSession implements PsSession {
     const name = scriptName(script);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
-    let fail!: (err: HvError) => void;
+    let fail!: (err: HvError, endProcess: boolean) => void;
     let stop: HvError | undefined;
+    /** The stop was this step's (its limit or the signal): its PowerShell must be ended. */
+    let endProcess = false;
     // Settles (rejects) only when the step must stop: its time limit, the signal, or its PowerShell ended under it.
     const stopped = new Promise<never>((_, reject) => {
-      fail = (e) => {
-        stop ??= e;
+      fail = (e, own) => {
+        if (!stop) {
+          stop = e;
+          endProcess = own;
+        }
         reject(e);
       };
       if (opts.timeoutMs) {
-        timer = setTimeout(() => fail(new HvError('ERR_HOST', `PowerShell step ${name} did not finish within ${opts.timeoutMs! / 1000} s: Hyper-V's management service may be hung (its PowerShell process was ended)`, { target: name, data: { timeoutMs: opts.timeoutMs } })), opts.timeoutMs);
+        timer = setTimeout(() => fail(new HvError('ERR_HOST', `PowerShell step ${name} did not finish within ${opts.timeoutMs! / 1000} s: Hyper-V's management service may be hung (its PowerShell process was ended)`, { target: name, data: { timeoutMs: opts.timeoutMs } }), true), opts.timeoutMs);
       }
       if (opts.signal) {
-        onAbort = () => fail(new HvError('ERR_CANCELLED', `PowerShell step ${name} cancelled`, { target: name }));
+        onAbort = () => fail(new HvError('ERR_CANCELLED', `PowerShell step ${name} cancelled`, { target: name }), true);
         if (opts.signal.aborted) onAbort();
         else opts.signal.addEventListener('abort', onAbort, { once: true });
       }
     });
     stopped.catch(() => {}); // raced below; a stop after the step settled changes nothing
-    const ended = (e: HvError) => fail(new HvError('ERR_HOST', `PowerShell step ${name}: ${e.message}`, { target: name }));
+    const ended = (e: HvError) => fail(new HvError('ERR_HOST', `PowerShell step ${name}: ${e.message}`, { target: name }), false);
     run.waiting.add(ended);
     const call = shell.invoke(buildInvocation(script, params));
     call.catch(() => {}); // a step stopped is not waited for
@@ -240,7 +245,7 @@ export class NodePowerShellSession implements PsSession {
     } catch (err) {
       if (stop) {
         // A step that hung may never return: end its process (the next step starts a new one).
-        if (stop.code === 'ERR_CANCELLED' || stop.data.timeoutMs !== undefined) {
+        if (endProcess) {
           run.waiting.delete(ended);
           await this.#end(run, shell, `its PowerShell process was ended: step ${name} before it ${stop.code === 'ERR_CANCELLED' ? 'was cancelled' : 'hung'}`);
         }
