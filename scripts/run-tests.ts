@@ -1,6 +1,10 @@
 // The project's one test command (npm test, .ci/run): type-check, mocha (engine), then
 // Pester (PowerShell module), and a last line totalling every suite: "N passed, N failed".
-// HVB_TEST_GREP=<regex> runs only matching mocha tests; HVB_TEST_SUITES=mocha,pester picks suites.
+// HVB_TEST_GREP=<regex> runs only matching mocha tests; HVB_TEST_SUITES=mocha,spill,pester picks
+// suites. "spill" runs the engine tests that go through a repository's chunk index (backup,
+// restore, verify, gc, prune, kept indexes, encryption) again with HVB_INDEX_MEMORY_RECORDS=3:
+// the index and GC's referenced set spill to scratch runs every few records, as they do past
+// 512 Ki records in a large repository, which no test repository here reaches.
 // Mocha runs in a child process of this script (--mocha-child <file>), which keeps its tally in
 // <file> as it goes: a test that kills its process (out of memory, a native abort) is then a
 // failure in the total, not a run that ends without one.
@@ -16,7 +20,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Every engine process the tests start (CLI, bridge) reuses compiled, type-stripped code.
 process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'node-compile-cache');
 module.enableCompileCache?.(process.env.NODE_COMPILE_CACHE);
-const suites = new Set((process.env.HVB_TEST_SUITES ?? 'typecheck,mocha,pester').split(','));
+const suites = new Set((process.env.HVB_TEST_SUITES ?? 'typecheck,mocha,spill,pester').split(','));
+const SPILL_FILES = ['test/repo/spill.test.ts', 'test/backup/backup.test.ts', 'test/backup/split-slices.test.ts', 'test/restore/restore.test.ts', 'test/restore/point-disk.test.ts',
+  'test/repo/index-objects.test.ts', 'test/backup/segments.test.ts', 'test/repo/packs.test.ts', 'test/repo/repository.test.ts', 'test/repo/kept-index.test.ts', 'test/crypto/encrypted-repository.test.ts'];
 
 interface Tally { passed: number; failed: number; skipped: number }
 const total: Tally = { passed: 0, failed: 0, skipped: 0 };
@@ -43,7 +49,7 @@ interface MochaState extends Tally { failures: string[]; done: boolean; current?
 /** The child: run mocha, keeping the tally in `stateFile` after every test. */
 async function mochaChild(stateFile: string): Promise<void> {
   const m = new Mocha({ reporter: 'spec', timeout: 120_000, grep: process.env.HVB_TEST_GREP });
-  const files = globSync('test/**/*.test.ts', { cwd: root }).sort();
+  const files = process.env.HVB_TEST_FILES ? process.env.HVB_TEST_FILES.split(',') : globSync('test/**/*.test.ts', { cwd: root }).sort();
   for (const f of files) m.addFile(join(root, f));
   const state: MochaState = { passed: 0, failed: 0, skipped: 0, failures: [], done: false };
   const save = () => writeFileSync(stateFile, JSON.stringify(state));
@@ -68,16 +74,16 @@ async function mochaChild(stateFile: string): Promise<void> {
   });
 }
 
-function mocha(): Tally {
+function mocha(name = 'mocha', env: Record<string, string> = {}): Tally {
   const dir = mkdtempSync(join(tmpdir(), 'hvb-mocha-'));
   const stateFile = join(dir, 'state.json');
   try {
-    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--mocha-child', stateFile], { stdio: 'inherit', cwd: root });
+    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--mocha-child', stateFile], { stdio: 'inherit', cwd: root, env: { ...process.env, ...env } });
     const s = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as MochaState) : undefined;
-    failures.push(...(s?.failures ?? []));
+    failures.push(...(s?.failures ?? []).map((f) => f.replace(/^\[mocha\]/, `[${name}]`)));
     if (s?.done && run.status === 0) return { passed: s.passed, failed: s.failed, skipped: s.skipped };
     const ran = s ? s.passed + s.failed : 0;
-    failures.push(`[mocha] the run ended early (${run.signal ? `killed by ${run.signal}` : `exit ${run.status}`}) after ${ran} tests${s?.current ? `, in: ${s.current}` : ''}; its output is above`);
+    failures.push(`[${name}] the run ended early (${run.signal ? `killed by ${run.signal}` : `exit ${run.status}`}) after ${ran} tests${s?.current ? `, in: ${s.current}` : ''}; its output is above`);
     return { passed: s?.passed ?? 0, failed: (s?.failed ?? 0) + 1, skipped: s?.skipped ?? 0 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -117,6 +123,7 @@ if (child >= 0) {
 }
 if (suites.has('typecheck')) add('typecheck', typecheck());
 if (suites.has('mocha')) add('mocha', mocha());
+if (suites.has('spill')) add('mocha, index spilled', mocha('mocha, index spilled', { HVB_INDEX_MEMORY_RECORDS: '3', HVB_TEST_FILES: SPILL_FILES.join(',') }));
 if (suites.has('pester')) add('pester', pester());
 if (failures.length) process.stdout.write(`\nFailures (${failures.length}), repeated from above:\n${failures.map((f, i) => `${i + 1}) ${f}`).join('\n')}\n\n`);
 process.stdout.write(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`);

@@ -1,6 +1,7 @@
-// Memory and speed of the in-memory chunk index: ChunkIndex (typed arrays) against the Map of
-// objects it replaced (copied below as MapIndex). Each (index, size) runs in its own process
-// with --expose-gc so one's garbage is not the other's measurement.
+// Memory and speed of the chunk index: ChunkIndex held whole in typed arrays ('typed'), the same
+// spilling past its memory budget to sorted runs in scratch files ('spilled', the default
+// budget), and the Map of objects it replaced ('map', copied below as MapIndex). Each (index,
+// size) runs in its own process with --expose-gc so one's garbage is not the other's measurement.
 //
 //   node_modules/.bin/node bench/repo/index-memory.ts [chunks ...]   (default: 1000000 5000000)
 //
@@ -14,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { ChunkIndex, type ChunkLocation } from '../../core/repo/chunk-index.ts';
+import { ChunkIndex, setIndexMemoryRecords, type ChunkLocation } from '../../core/repo/chunk-index.ts';
 import type { PackEntry } from '../../core/repo/pack-format.ts';
 import { collect, usedAfterGc } from './heap.ts';
 
@@ -48,6 +49,8 @@ const used = usedAfterGc;
 
 /** Build from the raw ids the way load() does: one decoded pack's entries (fresh objects and hex strings) at a time. */
 function build(kind: string, raw: Buffer, n: number): { index: Index; ms: number } {
+  // 'typed': never spilled; 'spilled': the default budget (HVB_INDEX_MEMORY_RECORDS, if set).
+  if (kind === 'typed') setIndexMemoryRecords(Number.MAX_SAFE_INTEGER);
   const index: Index = kind === 'map' ? new MapIndex() : new ChunkIndex();
   let ms = 0;
   for (let p = 0; p < n; p += PER_PACK) {
@@ -100,6 +103,7 @@ function child(kind: string, n: number): void {
 
   let buildMs = ms;
   for (let k = 0; k < 2; k++) {
+    if (index instanceof ChunkIndex) index.close();
     index = undefined as unknown as Index;
     collect();
     ({ index, ms } = build(kind, raw, n));
@@ -126,7 +130,7 @@ if (process.argv[2] === '--child') {
 } else {
   const sizes = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [1_000_000, 5_000_000];
   for (const n of sizes) {
-    for (const kind of ['map', 'typed']) {
+    for (const kind of ['map', 'typed', 'spilled']) {
       const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', kind, String(n)], { stdio: 'inherit' });
       if (r.status !== 0) process.exitCode = 1;
     }

@@ -11,11 +11,15 @@
 // pack number (bit 31: this record is the one the chunk is read from), offset, stored length,
 // plain length. The table finds each chunk's located record.
 
+import { closeSync } from 'node:fs';
 import { HvError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
 import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
+import { indexMemoryRecords, mergeRuns, openScratch, readAllSync, RECORD, RunWriter, sortById, type SortedRun, writeAllSync } from './sorted-run.ts';
+
+export { setIndexMemoryRecords } from './sorted-run.ts';
 
 export interface ChunkLocation {
   /** Pack name, or undefined for a loose chunks/<id> object. */
@@ -46,9 +50,56 @@ function isU32(n: number): boolean {
   return n >>> 0 === n;
 }
 
+/** Scratch files of an index, closed when it is closed or, if nobody did, when it is collected. */
+class ScratchFiles {
+  arrival: number | undefined;
+  readonly runs = new Set<SortedRun>();
+  close(): void {
+    for (const run of this.runs) run.close();
+    this.runs.clear();
+    if (this.arrival !== undefined) {
+      try {
+        closeSync(this.arrival);
+      } catch {
+        // closed already
+      }
+      this.arrival = undefined;
+    }
+  }
+}
+
+/** Runs a lookup may have to ask (a Bloom filter each, ~10 ns a probe) before they are merged into one. */
+const MAX_RUNS = 16;
+
+/** The id at word `o` of `w` as 64 hex characters. */
+function wordsHex(w: Uint32Array, o: number): string {
+  return Buffer.from(w.buffer, w.byteOffset + o * 4, 32).toString('hex');
+}
+
+const unreachable = new FinalizationRegistry<ScratchFiles>((files) => files.close());
+
 export class ChunkIndex {
-  readonly #recs = new IdTable(STRIDE, FIRST_SEG_RECORDS);
+  // Records [#spilled, #records) are in memory, local number r - #spilled in #recs; those
+  // before are in the scratch arrival file (pack order), and the located ones among them in
+  // sorted runs (id order). Runs never hold two located records of one id.
+  #recs = new IdTable(STRIDE, FIRST_SEG_RECORDS);
   #records = 0;
+  #spilled = 0;
+  #runs: SortedRun[] = [];
+  readonly #files = new ScratchFiles();
+  /**
+   * Spilled packs removed, and spilled loose chunks removed (with the runs holding those
+   * records: a loose chunk removed and added again has a visible record in a newer run):
+   * their run records no longer count. A merge drops them.
+   */
+  readonly #removedPacks = new Set<number>();
+  readonly #removedLoose = new Map<string, SortedRun[]>();
+  /** Run records that removed packs or loose chunks hide (for size). */
+  #hidden = 0;
+  /** A run's record, as a lookup found it, and the run. */
+  readonly #recWords = new Uint32Array(STRIDE);
+  readonly #rec = Buffer.from(this.#recWords.buffer);
+  #recRun: SortedRun | undefined;
   // Per pack, not per chunk: a pack's entries are the records [start, start + count).
   #packNames: string[] = [];
   #packStart: number[] = [];
@@ -62,6 +113,10 @@ export class ChunkIndex {
   /** removePack was called: records were dropped that a refresh would not bring back. */
   #dirty = false;
 
+  constructor() {
+    unreachable.register(this, this.#files, this);
+  }
+
   /**
    * Every pack's entries as its index object lists them (duplicates across packs included),
    * made on demand from the records: a caller going through the packs (prune) holds one
@@ -73,12 +128,17 @@ export class ChunkIndex {
 
   static async load(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<ChunkIndex> {
     const index = new ChunkIndex();
-    const objects: { name: string; size: number }[] = [];
-    for await (const o of backend.list(signal, 'index')) objects.push({ name: o.name, size: o.size });
-    await index.#loadObjects(backend, codec, objects, signal);
-    for await (const o of backend.list(signal, 'chunks')) {
-      // A name that is not a chunk id is not a chunk: nothing references it or could read it.
-      if (parseHex(o.name, idKeyBytes, 0)) index.addLoose(o.name, o.size);
+    try {
+      const objects: { name: string; size: number }[] = [];
+      for await (const o of backend.list(signal, 'index')) objects.push({ name: o.name, size: o.size });
+      await index.#loadObjects(backend, codec, objects, signal);
+      for await (const o of backend.list(signal, 'chunks')) {
+        // A name that is not a chunk id is not a chunk: nothing references it or could read it.
+        if (parseHex(o.name, idKeyBytes, 0)) index.addLoose(o.name, o.size);
+      }
+    } catch (err) {
+      index.close();
+      throw err;
     }
     return index;
   }
@@ -112,9 +172,9 @@ export class ChunkIndex {
     known = 0;
     for await (const o of backend.list(signal, 'chunks')) {
       if (!parseHex(o.name, idKeyBytes, 0)) continue;
-      const slot = this.#recs.find();
-      if (slot < 0) loose.push({ name: o.name, size: o.size });
-      else if (this.#packOf(this.#recs.record(slot)) === undefined) known++;
+      const pack = this.#lookup();
+      if (pack < 0) loose.push({ name: o.name, size: o.size });
+      else if (pack === LOOSE) known++;
     }
     if (known < this.#looseCount) return ChunkIndex.load(backend, codec, signal);
     await this.#loadObjects(backend, codec, fresh, signal);
@@ -124,8 +184,9 @@ export class ChunkIndex {
 
   async #loadObjects(backend: Backend, codec: ObjectCodec, objects: { name: string; size: number }[], signal?: AbortSignal): Promise<void> {
     objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    // About one entry per 44 stored bytes (ids do not compress): the table grows once, not ~log2(n) times.
-    this.#recs.reserve(this.#recs.inTable + objects.reduce((a, o) => a + o.size, 0) / PACK_ENTRY_SIZE);
+    // About one entry per 44 stored bytes (ids do not compress): the table grows once, not
+    // ~log2(n) times; never past what memory holds before a spill.
+    this.#recs.reserve(Math.min(indexMemoryRecords(), this.#recs.inTable + objects.reduce((a, o) => a + o.size, 0) / PACK_ENTRY_SIZE));
     const reading = new Set<Promise<void>>();
     let bytes = 0;
     for (const o of objects) {
@@ -153,6 +214,8 @@ export class ChunkIndex {
       }
     } catch (err) {
       if (signal?.aborted) throw err;
+      // A spill that failed (no room for the scratch file) is the job's failure, not a damaged object.
+      if (err instanceof HvError && err.code === 'ERR_IO') throw err;
       this.damaged.push({ name, problem: (err as Error).message });
       return;
     }
@@ -202,7 +265,7 @@ export class ChunkIndex {
   indexing: Promise<void> = Promise.resolve();
 
   has(id: string): boolean {
-    return parseHex(id, idKeyBytes, 0) && this.#recs.find() >= 0;
+    return parseHex(id, idKeyBytes, 0) && (this.#recs.find() >= 0 || this.#inRuns());
   }
 
   /** has() for a raw 32-byte id at `offset` in `id`, for callers that hold the bytes. */
@@ -210,23 +273,42 @@ export class ChunkIndex {
     if (offset < 0 || offset + 32 > id.length) return false;
     // Byte by byte: a subarray to copy from would be an allocation per lookup.
     for (let k = 0; k < 32; k++) idKeyBytes[k] = id[offset + k]!;
-    return this.#recs.find() >= 0;
+    return this.#recs.find() >= 0 || this.#inRuns();
   }
 
   locate(id: string): ChunkLocation | undefined {
     if (!parseHex(id, idKeyBytes, 0)) return undefined;
     const slot = this.#recs.find();
-    return slot < 0 ? undefined : this.#location(this.#recs.record(slot));
+    if (slot >= 0) {
+      const r = this.#recs.record(slot);
+      return this.#locationAt(this.#recs.bytes(r), this.#recs.at(r) * 4);
+    }
+    return this.#inRuns() ? this.#locationAt(this.#rec, 0) : undefined;
   }
 
   get size(): number {
-    return this.#recs.inTable;
+    let n = this.#recs.inTable - this.#hidden;
+    for (const run of this.#runs) n += run.count;
+    return n;
   }
 
-  /** Every known chunk once, with where it is read from (in the order they became known). */
+  /** Scratch-file runs and what they keep in memory (reports and tests). */
+  get spilled(): { records: number; runs: number; memoryBytes: number } {
+    return { records: this.#spilled, runs: this.#runs.length, memoryBytes: this.#runs.reduce((a, r) => a + r.memoryBytes, 0) };
+  }
+
+  /** Every known chunk once, with where it is read from: those in scratch runs in id order, then the rest in the order they became known. */
   *entries(): IterableIterator<[string, ChunkLocation]> {
-    for (let r = 0; r < this.#records; r++) {
-      if (this.#recs.words(r)[this.#recs.at(r) + W_PACK]! & LOCATED) yield [this.#recs.hex(r), this.#location(r)];
+    for (const run of this.#runs) {
+      for (const { buf, words, count } of run.batches()) {
+        for (let i = 0; i < count; i++) {
+          if (!this.#hiddenAt(words, i * STRIDE, run)) yield [buf.toString('hex', i * RECORD, i * RECORD + 32), this.#locationAt(buf, i * RECORD)];
+        }
+      }
+    }
+    const local = this.#records - this.#spilled;
+    for (let r = 0; r < local; r++) {
+      if (this.#recs.words(r)[this.#recs.at(r) + W_PACK]! & LOCATED) yield [this.#recs.hex(r), this.#locationAt(this.#recs.bytes(r), this.#recs.at(r) * 4)];
     }
   }
 
@@ -239,7 +321,7 @@ export class ChunkIndex {
   addPack(name: string, entries: readonly PackEntry[]): void {
     if (this.#packByName.has(name)) return;
     const pack = this.#nextPack();
-    const start = this.#records;
+    const start = this.#records - this.#spilled;
     // Every record first, the table after: an entry that does not fit leaves the index as it was.
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
@@ -261,7 +343,7 @@ export class ChunkIndex {
   addPackIndex(name: string, v: PackIndexView): void {
     if (this.#packByName.has(name)) return;
     const pack = this.#nextPack();
-    const start = this.#records;
+    const start = this.#records - this.#spilled;
     const { buf, count } = v;
     for (let i = 0, p = PACK_INDEX_HEADER; i < count; i++, p += PACK_ENTRY_SIZE) {
       const r = start + i;
@@ -283,26 +365,27 @@ export class ChunkIndex {
     return pack;
   }
 
-  /** Pack number `pack`'s records [start, start + count) are written: list the pack and find its chunks. */
+  /** Pack number `pack`'s records, local [start, start + count), are written: list the pack and find its chunks. */
   #listPack(name: string, pack: number, start: number, count: number): void {
-    this.#records = start + count;
+    this.#records = this.#spilled + start + count;
     this.#packNames.push(name);
-    this.#packStart.push(start);
+    this.#packStart.push(this.#spilled + start);
     this.#packCount.push(count);
     this.#packByName.set(name, pack);
-    for (let r = start; r < this.#records; r++) {
+    for (let r = start; r < start + count; r++) {
       this.#recs.keyOf(r);
       const slot = this.#recs.find();
-      if (slot < 0) this.#insert(~slot, r);
+      if (slot < 0 && !this.#inRuns()) this.#insert(~slot, r);
     }
+    this.#spillIfFull();
   }
 
   addLoose(id: string, size: number): void {
     if (!parseHex(id, idKeyBytes, 0)) throw new HvError('ERR_INTERNAL', `chunk index: loose chunk id ${id} is not 64 lowercase hex`, { target: `<chunks/${id}>` });
     if (!isU32(size)) throw new HvError('ERR_CORRUPT', `<chunks/${id}>: ${size} bytes is larger than any chunk object`, { target: `<chunks/${id}>` });
     const slot = this.#recs.find();
-    if (slot >= 0) return;
-    const r = this.#records;
+    if (slot >= 0 || this.#inRuns()) return;
+    const r = this.#records - this.#spilled;
     const w = this.#recs.ensure(r);
     const o = this.#recs.at(r);
     for (let k = 0; k < 8; k++) w[o + k] = idKey[k]!;
@@ -310,9 +393,10 @@ export class ChunkIndex {
     w[o + W_OFFSET] = 0;
     w[o + W_LENGTH] = size;
     w[o + W_PLAIN] = 0;
-    this.#records = r + 1;
+    this.#records++;
     this.#looseCount++;
     this.#insert(~slot, r);
+    this.#spillIfFull();
   }
 
   /**
@@ -327,7 +411,19 @@ export class ChunkIndex {
     this.#packByName.delete(name);
     const start = this.#packStart[pack]!;
     const end = start + this.#packCount[pack]!;
-    for (let r = start; r < end; r++) {
+    if (start < this.#spilled) {
+      // Its located records are in runs: hidden from now on, and counted out.
+      const seen = new Set<string>();
+      for (const e of this.#spilledEntries(start, end - start)) {
+        if (seen.has(e.id)) continue;
+        seen.add(e.id);
+        parseHex(e.id, idKeyBytes, 0);
+        if (this.#inRuns() && (this.#recWords[W_PACK]! & PACK_BITS) === pack) this.#hidden++;
+      }
+      this.#removedPacks.add(pack);
+      return;
+    }
+    for (let r = start - this.#spilled; r < end - this.#spilled; r++) {
       this.#recs.keyOf(r);
       const slot = this.#recs.find();
       // By name: an earlier addPack of the same name may hold the chunk's located record.
@@ -338,9 +434,131 @@ export class ChunkIndex {
   removeLoose(id: string): void {
     if (!parseHex(id, idKeyBytes, 0)) return;
     const slot = this.#recs.find();
-    if (slot >= 0 && this.#packOf(this.#recs.record(slot)) === undefined) {
-      this.#delete(slot);
+    if (slot >= 0) {
+      if (this.#packOf(this.#recs.record(slot)) === undefined) {
+        this.#delete(slot);
+        this.#looseCount--;
+      }
+      return;
+    }
+    if (this.#inRuns() && (this.#recWords[W_PACK]! & PACK_BITS) === LOOSE) {
+      const runs = this.#removedLoose.get(id);
+      if (runs) runs.push(this.#recRun!);
+      else this.#removedLoose.set(id, [this.#recRun!]);
+      this.#hidden++;
       this.#looseCount--;
+    }
+  }
+
+  /** Close the scratch files, if any: a lookup that needs them fails from now on. */
+  close(): void {
+    unreachable.unregister(this);
+    this.#files.close();
+  }
+
+  /** The id in idKey is in a run (its record then in #rec), not hidden by a removal. */
+  #inRuns(): boolean {
+    // Newest first: a removed chunk located again later has its new record in a newer run.
+    for (let i = this.#runs.length - 1; i >= 0; i--) {
+      const run = this.#runs[i]!;
+      if (run.find(idKey, this.#recWords) && !this.#hiddenAt(this.#recWords, 0, run)) {
+        this.#recRun = run;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Pack number of the id in idKey where it is located (LOOSE for a loose chunk), or -1. */
+  #lookup(): number {
+    const slot = this.#recs.find();
+    if (slot >= 0) {
+      const r = this.#recs.record(slot);
+      return this.#recs.words(r)[this.#recs.at(r) + W_PACK]! & PACK_BITS;
+    }
+    return this.#inRuns() ? this.#recWords[W_PACK]! & PACK_BITS : -1;
+  }
+
+  /** Run `run`'s record at word `o` of `w` is of a removed pack or loose chunk. */
+  #hiddenAt(w: Uint32Array, o: number, run: SortedRun): boolean {
+    if (this.#hidden === 0) return false;
+    const pack = w[o + W_PACK]! & PACK_BITS;
+    if (pack !== LOOSE) return this.#removedPacks.has(pack);
+    return this.#removedLoose.size > 0 && this.#removedLoose.get(wordsHex(w, o))?.includes(run) === true;
+  }
+
+  /**
+   * Past the memory budget: every in-memory record to the arrival file, the located ones
+   * sorted into a new run, the in-memory table emptied for the next ones. Past MAX_RUNS runs,
+   * all merge into one: each record is rewritten once per MAX_RUNS spills, and a lookup of an
+   * absent id asks at most MAX_RUNS Bloom filters.
+   */
+  #spillIfFull(): void {
+    const local = this.#records - this.#spilled;
+    if (local < indexMemoryRecords()) return;
+    const files = this.#files;
+    files.arrival ??= openScratch('chunk-index');
+    const recs = this.#recs;
+    for (let r = 0; r < local; r += 1 << 16) {
+      const n = Math.min(1 << 16, local - r);
+      const at = recs.at(r) * 4;
+      writeAllSync(files.arrival, recs.bytes(r).subarray(at, at + n * RECORD), (this.#spilled + r) * RECORD, 'chunk index');
+    }
+    let located = 0;
+    for (let r = 0; r < local; r++) if (recs.words(r)[recs.at(r) + W_PACK]! & LOCATED) located++;
+    const list = new Uint32Array(located);
+    for (let r = 0, i = 0; r < local; r++) if (recs.words(r)[recs.at(r) + W_PACK]! & LOCATED) list[i++] = r;
+    sortById(list, (r) => recs.words(r), (r) => recs.at(r));
+    const writer = new RunWriter(located);
+    let run: SortedRun;
+    try {
+      for (let i = 0; i < list.length; i++) writer.add(recs.words(list[i]!), recs.at(list[i]!));
+      run = writer.finish();
+    } catch (err) {
+      writer.abandon();
+      throw err;
+    }
+    files.runs.add(run);
+    this.#runs.push(run);
+    this.#spilled = this.#records;
+    recs.clear();
+    if (this.#runs.length > MAX_RUNS) this.#mergeRuns();
+  }
+
+  /** Every run into one, the records of removed packs and loose chunks left out. */
+  #mergeRuns(): void {
+    const runs = this.#runs;
+    const merged = mergeRuns(runs, (w, o, from) => {
+      if (!this.#hiddenAt(w, o, from)) return false;
+      this.#hidden--;
+      if ((w[o + W_PACK]! & PACK_BITS) === LOOSE) {
+        const id = wordsHex(w, o);
+        const left = this.#removedLoose.get(id)!.filter((r) => r !== from);
+        if (left.length > 0) this.#removedLoose.set(id, left);
+        else this.#removedLoose.delete(id);
+      }
+      return true;
+    });
+    for (const old of runs) {
+      old.close();
+      this.#files.runs.delete(old);
+    }
+    this.#files.runs.add(merged);
+    this.#runs = [merged];
+  }
+
+  /** Records [start, start + count) of the arrival file as pack entries. */
+  *#spilledEntries(start: number, count: number): Generator<PackEntry> {
+    const fd = this.#files.arrival;
+    if (fd === undefined) throw new HvError('ERR_INTERNAL', 'chunk index: a spilled pack\'s entries asked for after close');
+    const buf = Buffer.allocUnsafe(Math.min(count, 1 << 16) * RECORD);
+    for (let i = 0; i < count; i += 1 << 16) {
+      const n = Math.min(1 << 16, count - i);
+      readAllSync(fd, buf, n * RECORD, (start + i) * RECORD, 'chunk index');
+      for (let k = 0; k < n; k++) {
+        const o = k * RECORD;
+        yield { id: buf.toString('hex', o, o + 32), offset: buf.readUInt32LE(o + 36), length: buf.readUInt32LE(o + 40), plainLength: buf.readUInt32LE(o + 44) };
+      }
     }
   }
 
@@ -355,24 +573,25 @@ export class ChunkIndex {
     this.#recs.delete(slot);
   }
 
+  /** Pack name of in-memory record r (local number), undefined for a loose chunk. */
   #packOf(r: number): string | undefined {
     const pack = this.#recs.words(r)[this.#recs.at(r) + W_PACK]! & PACK_BITS;
     return pack === LOOSE ? undefined : this.#packNames[pack];
   }
 
-  #location(r: number): ChunkLocation {
-    const w = this.#recs.words(r);
-    const o = this.#recs.at(r);
-    const pack = w[o + W_PACK]! & PACK_BITS;
-    if (pack === LOOSE) return { offset: 0, length: w[o + W_LENGTH]! };
-    return { pack: this.#packNames[pack], offset: w[o + W_OFFSET]!, length: w[o + W_LENGTH]!, plainLength: w[o + W_PLAIN]! };
+  #locationAt(buf: Buffer, off: number): ChunkLocation {
+    const pack = buf.readUInt32LE(off + 32) & PACK_BITS;
+    if (pack === LOOSE) return { offset: 0, length: buf.readUInt32LE(off + 40) };
+    return { pack: this.#packNames[pack], offset: buf.readUInt32LE(off + 36), length: buf.readUInt32LE(off + 40), plainLength: buf.readUInt32LE(off + 44) };
   }
 
   #entriesOf(pack: number): PackEntry[] {
     const start = this.#packStart[pack]!;
-    const out: PackEntry[] = new Array(this.#packCount[pack]!);
+    const count = this.#packCount[pack]!;
+    if (start < this.#spilled) return [...this.#spilledEntries(start, count)];
+    const out: PackEntry[] = new Array(count);
     for (let i = 0; i < out.length; i++) {
-      const r = start + i;
+      const r = start - this.#spilled + i;
       const w = this.#recs.words(r);
       const o = this.#recs.at(r);
       out[i] = { id: this.#recs.hex(r), offset: w[o + W_OFFSET]!, length: w[o + W_LENGTH]!, plainLength: w[o + W_PLAIN]! };

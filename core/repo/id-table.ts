@@ -150,6 +150,12 @@ export class IdTable {
     table[hole] = 0;
   }
 
+  /** Forget every record and slot, keeping the memory for the next ones (a chunk index that spilled them). */
+  clear(): void {
+    this.#table.fill(0);
+    this.#inTable = 0;
+  }
+
   /** Room in the table for `records` in all, made at once instead of by doubling as they come. */
   reserve(records: number): void {
     let slots = this.#table.length;

@@ -700,12 +700,14 @@ export class Repository {
   async close(): Promise<void> {
     await this.pool.retire();
     if (keepIndexes > 0) keepSummaries(this.#indexKey(), this.#manifests.summaryCache);
-    if (keepIndexes > 0 && this.#index) {
+    if (this.#index) {
       const index = await this.#index.catch(() => undefined);
       // Not when packs of this handle's writers wait for an index object (a backup failed
       // before its flush): another process's GC deletes such packs as garbage, and may touch
       // no index object, so the next refresh would not notice and a backup would name them.
-      if (index && index.damaged.length === 0 && index.unindexed.packs === 0) keepIndex(this.#indexKey(), index);
+      if (keepIndexes > 0 && index && index.damaged.length === 0 && index.unindexed.packs === 0) keepIndex(this.#indexKey(), index);
+      // Its scratch files (a large repository's) go now, not when the collector finds it.
+      else index?.close();
     }
     await this.backend.close();
   }

@@ -22,9 +22,10 @@ export interface GcResult extends Pick<PruneResult, 'chunksTotal' | 'chunksRefer
 export async function collectGarbageIn(ctx: OperationContext, repo: Repository, opts: { whatIf?: boolean; lock?: HeldLock; ignorePoints?: Set<string> } = {}): Promise<GcResult> {
   const { signal } = ctx;
   const lock = opts.lock ?? (opts.whatIf ? undefined : await repo.lock({ exclusive: true, operation: 'gc', signal }));
+  // Compact: ~40 bytes per referenced chunk instead of ~110 for a Set of hex strings (a few,
+  // past the memory budget, when it spills to scratch runs).
+  const referenced = new ChunkIdSet();
   try {
-    // Compact: ~40 bytes per referenced chunk instead of ~110 for a Set of hex strings.
-    const referenced = new ChunkIdSet();
     // Segments already walked: points sharing an unchanged segment read it once.
     const seen = new Set<string>();
     const ids = await repo.listManifestIds(signal);
@@ -57,6 +58,7 @@ export async function collectGarbageIn(ctx: OperationContext, repo: Repository, 
       bytesFreed: pruned.bytesFreed, packsRemoved: pruned.packsRemoved, packsRewritten: pruned.packsRewritten, status: opts.whatIf ? 'planned' : 'removed',
     };
   } finally {
+    referenced.close();
     if (!opts.lock) await lock?.release();
   }
 }

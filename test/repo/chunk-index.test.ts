@@ -4,14 +4,15 @@
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHvError } from '../../core/errors.ts';
-import { ChunkIndex, type ChunkLocation } from '../../core/repo/chunk-index.ts';
+import { ChunkIndex, setIndexMemoryRecords, type ChunkLocation } from '../../core/repo/chunk-index.ts';
 import { initRepository } from '../../core/repo/local.ts';
 import { checkPackIndex, encodePackIndex, type PackEntry } from '../../core/repo/pack-format.ts';
 import { pruneChunks } from '../../core/repo/prune.ts';
+import { setScratchDir } from '../../core/repo/sorted-run.ts';
 
 /** The index as it was (a Map of objects): what ChunkIndex must still answer, operation for operation. */
 class MapIndex {
@@ -68,9 +69,12 @@ function sameList<T>(got: readonly T[], want: readonly T[], what: string): void 
   }
 }
 
+const byId = (a: [string, ChunkLocation], b: [string, ChunkLocation]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
 function assertSame(index: ChunkIndex, model: MapIndex, probe: readonly string[]): void {
   assert.equal(index.size, model.byId.size);
-  sameList([...index.entries()], [...model.byId.entries()], 'entries');
+  // Spilled chunks come in id order, the rest as they became known: compared as sets.
+  sameList([...index.entries()].sort(byId), [...model.byId.entries()].sort(byId), 'entries');
   for (const id of probe) {
     assert.equal(index.has(id), model.byId.has(id), `has(${id})`);
     assert.deepEqual(index.locate(id), model.byId.get(id), `locate(${id})`);
@@ -80,10 +84,15 @@ function assertSame(index: ChunkIndex, model: MapIndex, probe: readonly string[]
   assert.equal(index.packs.size, model.packs.size);
 }
 
-describe('ChunkIndex table', () => {
+// Each test three ways: held whole in memory, and spilled to sorted runs in scratch files after
+// every 2 and every 97 records (each spill a new run; past 16 runs they merge into one).
+for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `, spilled to scratch runs every ${budget} records` : ''}`, () => {
+  before(() => setIndexMemoryRecords(budget ?? Number.MAX_SAFE_INTEGER));
+  after(() => setIndexMemoryRecords(undefined));
+
   it('holds 200,000 chunks across growth of its table and segments, and answers every one', () => {
     const index = new ChunkIndex();
-    const all = ids(200_000, 'many');
+    const all = ids(budget === 2 ? 20_000 : 200_000, 'many');
     for (let p = 0; p < all.length; p += 5000) index.addPack(`p${p}`, entriesFor(all.slice(p, p + 5000)));
     assert.equal(index.size, all.length);
     for (const [i, id] of all.entries()) {
@@ -95,8 +104,11 @@ describe('ChunkIndex table', () => {
       assert.equal(index.has(id), false);
       assert.equal(index.locate(id), undefined);
     }
-    sameList([...index.entries()].map(([id]) => id), all, 'entries in the order the chunks became known');
-    assert.deepEqual(index.packs.get('p195000')!.map((e) => e.id), all.slice(195_000));
+    if (budget === undefined) sameList([...index.entries()].map(([id]) => id), all, 'entries in the order the chunks became known');
+    else sameList([...index.entries()].map(([id]) => id).sort(), [...all].sort(), 'entries');
+    const last = all.length - 5000;
+    assert.deepEqual(index.packs.get(`p${last}`)!.map((e) => e.id), all.slice(last));
+    assert.equal(index.spilled.runs > 0, budget !== undefined, 'spilled only past a budget');
   });
 
   it('ids sharing their first 8 to 31 bytes (one table slot) are told apart, removed and added back', () => {
@@ -237,7 +249,42 @@ describe('ChunkIndex table', () => {
     assert.deepEqual([...index.packs.keys()], ['ok']);
     assert.deepEqual([...index.entries()].map(([id]) => id), [a]);
     index.addPack('next', entriesFor([b!]));
-    assert.deepEqual([...index.entries()].map(([id, loc]) => [id, loc.pack]), [[a, 'ok'], [b, 'next']]);
+    assert.deepEqual(new Set([...index.entries()].map(([id, loc]) => `${id} ${loc.pack}`)), new Set([`${a} ok`, `${b} next`]));
+  });
+});
+
+describe('ChunkIndex scratch files', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-cidx-scratch-')); });
+  afterEach(() => {
+    setIndexMemoryRecords(undefined);
+    setScratchDir(undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leave no file behind while in use, and hold a few bytes per chunk in memory instead of ~56', () => {
+    setScratchDir(dir);
+    setIndexMemoryRecords(4096);
+    const index = new ChunkIndex();
+    const all = ids(100_000, 'scratch');
+    for (let p = 0; p < all.length; p += 1000) index.addPack(`p${p}`, entriesFor(all.slice(p, p + 1000)));
+    const { records, runs, memoryBytes } = index.spilled;
+    assert.equal(records, 100_000, 'spilled after every fifth pack (a pack is never split)');
+    assert.ok(runs >= 1 && runs <= 16, `${runs} runs`);
+    assert.ok(memoryBytes < records * 8, `runs hold ${memoryBytes} bytes of memory for ${records} records`);
+    assert.deepEqual(readdirSync(dir), [], 'scratch files are unlinked as soon as they are open');
+    for (const id of all.filter((_, i) => i % 97 === 0)) assert.ok(index.has(id), id);
+    for (const id of ids(1000, 'not-there')) assert.equal(index.has(id), false);
+    index.close();
+    assert.throws(() => index.has(all[0]!), (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('after close'));
+  });
+
+  it('a scratch folder that cannot take them fails the spill with ERR_IO naming the folder and HVB_SCRATCH_DIR', () => {
+    setScratchDir(join(dir, 'missing'));
+    setIndexMemoryRecords(10);
+    const index = new ChunkIndex();
+    assert.throws(() => index.addPack('p', entriesFor(ids(10, 'x'))),
+      (e: unknown) => isHvError(e, 'ERR_IO') && e.message.includes(join(dir, 'missing')) && e.message.includes('HVB_SCRATCH_DIR'));
   });
 });
 

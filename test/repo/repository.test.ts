@@ -409,7 +409,6 @@ describe('Repository chunks', () => {
     const disk = await storeDisk(r, diskLike(3));
     await r.saveManifest(makeManifest({ disks: [disk] }));
     const index = await r.chunkIndex();
-    await r.close();
     const distinct = [...new Set(disk.chunks.filter((c): c is string => c !== null))].sort();
     assert.equal(distinct.length, 9);
     const packs = dry.planned.filter((p) => p.type === 'packs');
@@ -422,6 +421,7 @@ describe('Repository chunks', () => {
     assert.deepEqual([...index.packs.values()].flat().map((e) => e.id).sort(), distinct);
     assert.equal(dry.planned.filter((p) => p.type === 'chunks').length, 0);
     assert.equal(dry.planned.filter((p) => p.type === 'manifests').length, 1);
+    await r.close();
     for (const type of ['chunks', 'packs', 'index', 'manifests'] as const) {
       for await (const o of mem.list(undefined, type)) assert.fail(`dry run stored <${type}/${o.name}>`);
     }

@@ -1,0 +1,403 @@
+// A chunk index's records sorted by id in a scratch file: where ChunkIndex moves what it holds
+// once it passes its memory budget, so a repository of many TiB of unique data is looked up with
+// a few KiB of memory per 64 Ki chunks instead of ~60 bytes per chunk. Made once, never changed;
+// two runs merge into a new one.
+//
+// A record is RECORD bytes, laid out as ChunkIndex keeps them in memory: the id's 32 raw bytes,
+// then four u32 words in the platform's order (pack, offset, stored length, plain length).
+// Records are in byte order of their ids, each id once. In memory per run: the first 8 bytes
+// of every BLOCK-th id (the fence: which block a lookup reads) and a Bloom filter of 14 bits
+// per id, which answers most lookups of an absent id without reading the file (a full backup
+// asks for millions of those). A lookup of a present id costs one 3 KiB read, from the page
+// cache as a rule.
+//
+// The files are scratch: unlinked as soon as they are open (libuv opens with FILE_SHARE_DELETE
+// on Windows, so this works there too), so a killed process leaves nothing behind, wherever
+// they are. They go to scratchDir() (the system's temporary folder unless HVB_SCRATCH_DIR says).
+
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { HvError } from '../errors.ts';
+
+/** Bytes of a record: id and four u32 words (ChunkIndex's STRIDE of 12 words). */
+export const RECORD = 48;
+/** Records per fence entry: a lookup reads one block, 3 KiB. */
+const BLOCK = 64;
+/**
+ * The Bloom filter is blocked: an id's probes all fall in one 512-bit block (one cache line),
+ * chosen by its word 1; the 9 probes are 9-bit fields of words 2..6. Ids are SHA-256 or HMAC
+ * outputs, uniform, so their own bits serve as the hashes. 14 bits per id: 0.19 % false hits
+ * (measured; 10 bits gave 0.97 %, and a false hit costs a read: loading a 4 M-chunk index
+ * made 130,000 of them, seconds of reads, at 10 bits).
+ */
+const BLOOM_BITS_PER_ID = 14;
+const BLOOM_PROBES = 9;
+const BLOOM_BLOCK_WORDS = 16;
+
+/** The Bloom block (its first word) of an id whose words are `key` at `o`, of `blocks`. */
+function bloomBlock(key: Uint32Array, o: number, blocks: number): number {
+  return Math.floor((key[o + 1]! / 4294967296) * blocks) * BLOOM_BLOCK_WORDS;
+}
+
+/** Probe k's bit within its block. */
+function bloomBit(key: Uint32Array, o: number, k: number): number {
+  return (key[o + 2 + (k >>> 1)]! >>> ((k & 1) << 4)) & 511;
+}
+/** Records read or written at a time when streaming a run (3 MiB). */
+const STREAM_RECORDS = 64 * 1024;
+
+let scratchRoot: string | undefined = process.env.HVB_SCRATCH_DIR || undefined;
+
+/**
+ * Records a chunk index (ids a ChunkIdSet) keeps in memory before it moves them to a sorted
+ * run in a scratch file: ~56 bytes each (~40), so 512 Ki (128 GiB of unique data at 256 KiB chunks) is
+ * ~28 MiB. HVB_INDEX_MEMORY_RECORDS sets it for a process (a host with memory to spare may
+ * raise it and skip the scratch files; tests lower it).
+ */
+let memoryRecords = readMemoryRecords(process.env.HVB_INDEX_MEMORY_RECORDS);
+
+function readMemoryRecords(v: string | undefined): number {
+  const n = v === undefined || v === '' ? NaN : Number(v);
+  return Number.isSafeInteger(n) && n >= 1 ? n : 512 * 1024;
+}
+
+/** Records a chunk index (or ids a ChunkIdSet) holds in memory before spilling them to a sorted run. */
+export function indexMemoryRecords(): number {
+  return memoryRecords;
+}
+
+/** Records a chunk index holds in memory before it spills them to a sorted run (tests; undefined: the default). */
+export function setIndexMemoryRecords(n: number | undefined): void {
+  memoryRecords = n === undefined ? readMemoryRecords(process.env.HVB_INDEX_MEMORY_RECORDS) : Math.max(1, Math.floor(n));
+}
+
+/** Where scratch files go (the system's temporary folder unless HVB_SCRATCH_DIR or setScratchDir said). */
+export function scratchDir(): string {
+  return scratchRoot ?? tmpdir();
+}
+
+/** Scratch files go to `dir` from now on (undefined: back to the default). */
+export function setScratchDir(dir: string | undefined): void {
+  scratchRoot = dir;
+}
+
+/** A new scratch file open for reading and writing, its name already gone. */
+export function openScratch(what: string): number {
+  const path = join(scratchDir(), `hvbackup-${what}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx+');
+  } catch (err) {
+    throw new HvError('ERR_IO', `cannot make a scratch file for the ${what} in ${scratchDir()} (set HVB_SCRATCH_DIR to a folder with room): ${(err as Error).message}`, { target: path, cause: err });
+  }
+  try {
+    unlinkSync(path);
+  } catch {
+    // Still usable; the name stays until someone removes it. Rare enough not to fail the job for.
+  }
+  return fd;
+}
+
+/** Every byte of `buf` to `fd` at `pos`, or an HvError naming the scratch file's purpose. */
+export function writeAllSync(fd: number, buf: Uint8Array, pos: number, what: string): void {
+  let done = 0;
+  try {
+    while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, pos + done);
+  } catch (err) {
+    throw new HvError('ERR_IO', `write the ${what} scratch file in ${scratchDir()} (set HVB_SCRATCH_DIR to a folder with room): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** `length` bytes at `pos` of `fd` into `buf` at 0. */
+export function readAllSync(fd: number, buf: Uint8Array, length: number, pos: number, what: string): void {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buf, done, length - done, pos + done);
+    if (n === 0) throw new HvError('ERR_INTERNAL', `the ${what} scratch file ended at ${pos + done} bytes, before ${pos + length}`);
+    done += n;
+  }
+}
+
+/** A u32 word as read big-endian: ids sort by their bytes, records hold their words in the platform's (little-endian) order. */
+function be(v: number): number {
+  return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
+}
+
+/** Byte order of two ids: `a`'s at word `ao` against `b`'s at word `bo`. */
+export function compareIds(a: Uint32Array, ao: number, b: Uint32Array, bo: number): number {
+  for (let k = 0; k < 8; k++) {
+    const x = a[ao + k]!;
+    const y = b[bo + k]!;
+    if (x !== y) return be(x) < be(y) ? -1 : 1;
+  }
+  return 0;
+}
+
+/**
+ * Record numbers `list` ordered by id, in place; `words(r)` and `at(r)` give record r's words
+ * and where they start. Ids are uniform, so a counting pass on their first two bytes leaves
+ * buckets of a few records, each put in order by the next four bytes (then the whole id).
+ */
+export function sortById(list: Uint32Array, words: (r: number) => Uint32Array, at: (r: number) => number): void {
+  const n = list.length;
+  const counts = new Uint32Array(65536 + 1);
+  const key = new Uint32Array(n);
+  const top = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const w = words(list[i]!);
+    const o = at(list[i]!);
+    const w0 = be(w[o]!);
+    top[i] = w0 >>> 16;
+    counts[(w0 >>> 16) + 1]!++;
+    key[i] = (((w0 & 0xffff) << 16) | (be(w[o + 1]!) >>> 16)) >>> 0;
+  }
+  for (let t = 0; t < 65536; t++) counts[t + 1]! += counts[t]!;
+  const next = counts.slice(0, 65536);
+  const order = new Uint32Array(n);
+  const orderKey = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const to = next[top[i]!]!++;
+    order[to] = list[i]!;
+    orderKey[to] = key[i]!;
+  }
+  for (let t = 0; t < 65536; t++) {
+    const lo = counts[t]!;
+    const hi = counts[t + 1]!;
+    for (let i = lo + 1; i < hi; i++) {
+      const r = order[i]!;
+      const k = orderKey[i]!;
+      let j = i - 1;
+      while (j >= lo) {
+        const kj = orderKey[j]!;
+        if (kj < k) break;
+        if (kj === k && compareIds(words(order[j]!), at(order[j]!), words(r), at(r)) <= 0) break;
+        order[j + 1] = order[j]!;
+        orderKey[j + 1] = kj;
+        j--;
+      }
+      order[j + 1] = r;
+      orderKey[j + 1] = k;
+    }
+  }
+  list.set(order);
+}
+
+const WORDS = RECORD / 4;
+
+/** Sorted records going to a new run: its file, fence and Bloom filter made as they come. */
+export class RunWriter {
+  readonly #fd: number;
+  readonly #fenceHi: Uint32Array;
+  readonly #fenceLo: Uint32Array;
+  readonly #bloom: Uint32Array;
+  readonly #blocks: number;
+  readonly #buf = Buffer.allocUnsafeSlow(STREAM_RECORDS * RECORD);
+  readonly #words = new Uint32Array(this.#buf.buffer, this.#buf.byteOffset, STREAM_RECORDS * WORDS);
+  readonly #last = new Uint32Array(8);
+  #inBuf = 0;
+  #count = 0;
+  readonly #max: number;
+
+  /** At most `max` records will come. */
+  constructor(max: number) {
+    this.#max = max;
+    this.#fd = openScratch('chunk-index');
+    const blocks = Math.ceil(max / BLOCK);
+    this.#fenceHi = new Uint32Array(blocks);
+    this.#fenceLo = new Uint32Array(blocks);
+    this.#blocks = Math.max(1, Math.ceil((max * BLOOM_BITS_PER_ID) / 512));
+    this.#bloom = new Uint32Array(this.#blocks * BLOOM_BLOCK_WORDS);
+  }
+
+  /** The record at word `o` of `w`; its id sorts after the last one added. */
+  add(w: Uint32Array, o: number): void {
+    if (this.#count >= this.#max) throw new HvError('ERR_INTERNAL', `sorted run: more than the ${this.#max} records announced`);
+    if (this.#count > 0 && compareIds(this.#last, 0, w, o) >= 0) throw new HvError('ERR_INTERNAL', 'sorted run: ids out of order');
+    const at = this.#inBuf * WORDS;
+    const out = this.#words;
+    for (let k = 0; k < WORDS; k++) out[at + k] = w[o + k]!;
+    for (let k = 0; k < 8; k++) this.#last[k] = w[o + k]!;
+    if (this.#count % BLOCK === 0) {
+      const b = this.#count / BLOCK;
+      this.#fenceHi[b] = be(w[o]!);
+      this.#fenceLo[b] = be(w[o + 1]!);
+    }
+    const block = bloomBlock(w, o, this.#blocks);
+    for (let k = 0; k < BLOOM_PROBES; k++) {
+      const bit = bloomBit(w, o, k);
+      this.#bloom[block + (bit >>> 5)]! |= 1 << (bit & 31);
+    }
+    this.#count++;
+    if (++this.#inBuf === STREAM_RECORDS) this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#inBuf === 0) return;
+    const bytes = this.#inBuf * RECORD;
+    writeAllSync(this.#fd, this.#buf.subarray(0, bytes), (this.#count - this.#inBuf) * RECORD, 'chunk index');
+    this.#inBuf = 0;
+  }
+
+  finish(): SortedRun {
+    this.#flush();
+    const blocks = Math.ceil(this.#count / BLOCK);
+    return new SortedRun(this.#fd, this.#count, this.#fenceHi.slice(0, blocks), this.#fenceLo.slice(0, blocks), this.#bloom, this.#blocks);
+  }
+
+  /** Give up: the file closes (and, unlinked already, is gone). */
+  abandon(): void {
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // closed already
+    }
+  }
+}
+
+export class SortedRun {
+  readonly count: number;
+  readonly #fd: number;
+  readonly #fenceHi: Uint32Array;
+  readonly #fenceLo: Uint32Array;
+  readonly #bloom: Uint32Array;
+  readonly #blocks: number;
+  readonly #block = Buffer.allocUnsafeSlow(BLOCK * RECORD);
+  readonly #blockWords = new Uint32Array(this.#block.buffer, this.#block.byteOffset, BLOCK * WORDS);
+  #closed = false;
+
+  constructor(fd: number, count: number, fenceHi: Uint32Array, fenceLo: Uint32Array, bloom: Uint32Array, blocks: number) {
+    this.#fd = fd;
+    this.count = count;
+    this.#fenceHi = fenceHi;
+    this.#fenceLo = fenceLo;
+    this.#bloom = bloom;
+    this.#blocks = blocks;
+  }
+
+  /** Memory this run holds (fence, filter, block buffer), for tests and reports. */
+  get memoryBytes(): number {
+    return this.#fenceHi.byteLength * 2 + this.#bloom.byteLength + this.#block.length;
+  }
+
+  /**
+   * The record of the id in `key` (its 8 words), copied to `out` (12 words); false when the
+   * run does not hold it.
+   */
+  find(key: Uint32Array, out: Uint32Array): boolean {
+    if (this.#closed) throw new HvError('ERR_INTERNAL', 'sorted run: looked up after close');
+    const block = bloomBlock(key, 0, this.#blocks);
+    for (let k = 0; k < BLOOM_PROBES; k++) {
+      const bit = bloomBit(key, 0, k);
+      if ((this.#bloom[block + (bit >>> 5)]! & (1 << (bit & 31))) === 0) return false;
+    }
+    const hi = be(key[0]!);
+    const lo = be(key[1]!);
+    const blocks = this.#fenceHi.length;
+    // The last block whose first id's prefix is below the key's: the id, if here, is in it or
+    // in the blocks after it that start with the same prefix.
+    let a = 0;
+    let b = blocks - 1;
+    let start = 0;
+    while (a <= b) {
+      const m = (a + b) >>> 1;
+      const fh = this.#fenceHi[m]!;
+      if (fh < hi || (fh === hi && this.#fenceLo[m]! < lo)) {
+        start = m;
+        a = m + 1;
+      } else b = m - 1;
+    }
+    const w = this.#blockWords;
+    for (let blk = start; blk < blocks; blk++) {
+      if (blk > start) {
+        const fh = this.#fenceHi[blk]!;
+        if (fh > hi || (fh === hi && this.#fenceLo[blk]! > lo)) break;
+      }
+      const n = Math.min(BLOCK, this.count - blk * BLOCK);
+      readAllSync(this.#fd, this.#block, n * RECORD, blk * BLOCK * RECORD, 'chunk index');
+      let x = 0;
+      let y = n - 1;
+      while (x <= y) {
+        const m = (x + y) >>> 1;
+        const c = compareIds(w, m * WORDS, key, 0);
+        if (c === 0) {
+          for (let k = 0; k < WORDS; k++) out[k] = w[m * WORDS + k]!;
+          return true;
+        }
+        if (c < 0) x = m + 1;
+        else y = m - 1;
+      }
+    }
+    return false;
+  }
+
+  /** Every record in id order, in batches of many (each batch's memory reused once the next is asked for). */
+  *batches(): Generator<{ buf: Buffer; words: Uint32Array; count: number }> {
+    const buf = Buffer.allocUnsafeSlow(STREAM_RECORDS * RECORD);
+    const words = new Uint32Array(buf.buffer, buf.byteOffset, STREAM_RECORDS * WORDS);
+    for (let at = 0; at < this.count; at += STREAM_RECORDS) {
+      const count = Math.min(STREAM_RECORDS, this.count - at);
+      readAllSync(this.#fd, buf, count * RECORD, at * RECORD, 'chunk index');
+      yield { buf, words, count };
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // closed already
+    }
+  }
+}
+
+/**
+ * One run of every record of `runs`, in id order, those `drop` refuses left out. An id two
+ * runs hold (never two visible copies: one was dropped) keeps the earlier run's record, as the
+ * first place a chunk was found stays where it is read from.
+ */
+export function mergeRuns(runs: readonly SortedRun[], drop: (words: Uint32Array, o: number, from: SortedRun) => boolean): SortedRun {
+  const out = new RunWriter(runs.reduce((a, r) => a + r.count, 0));
+  try {
+    const its = runs.map((r) => r.batches());
+    const heads = its.map((it) => it.next());
+    const pos = runs.map(() => 0);
+    for (;;) {
+      // The smallest head, the earliest run on a tie (runs are few: a scan, not a heap).
+      let min = -1;
+      for (let i = 0; i < runs.length; i++) {
+        const h = heads[i]!;
+        if (h.done) continue;
+        if (min < 0) { min = i; continue; }
+        const m = heads[min]!.value!;
+        if (compareIds(h.value.words, pos[i]! * WORDS, m.words, pos[min]! * WORDS) < 0) min = i;
+      }
+      if (min < 0) break;
+      const v = heads[min]!.value!;
+      const o = pos[min]! * WORDS;
+      let kept = false;
+      if (!drop(v.words, o, runs[min]!)) {
+        out.add(v.words, o);
+        kept = true;
+      }
+      // The same id in a later run: its record goes too (dropped, or a second copy).
+      for (let i = min + 1; i < runs.length; i++) {
+        const h = heads[i]!;
+        if (h.done || compareIds(h.value.words, pos[i]! * WORDS, v.words, o) !== 0) continue;
+        if (!drop(h.value.words, pos[i]! * WORDS, runs[i]!) && !kept) {
+          out.add(h.value.words, pos[i]! * WORDS);
+          kept = true;
+        }
+        if (++pos[i]! === h.value.count) { heads[i] = its[i]!.next(); pos[i] = 0; }
+      }
+      if (++pos[min]! === v.count) { heads[min] = its[min]!.next(); pos[min] = 0; }
+    }
+    return out.finish();
+  } catch (err) {
+    out.abandon();
+    throw err;
+  }
+}
