@@ -10,7 +10,7 @@
 
 import { HvError } from '../errors.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
-import { indexMemoryRecords, mergeRuns, RunWriter, sortById, type SortedRun } from './sorted-run.ts';
+import { buildRun, indexMemoryRecords, mergeRuns, type SortedRun } from './sorted-run.ts';
 
 const STRIDE = 8;
 /** A small set (a test, a repository of a few VMs) should not pay for a whole 2 MiB segment. */
@@ -29,7 +29,7 @@ export class ChunkIdSet {
   #inMemory = 0;
   #count = 0;
   readonly #held: { runs: SortedRun[] } = { runs: [] };
-  /** A run record (the id and four unused words), for lookups and spills. */
+  /** A run record (the id and four unused words), for lookups. */
   readonly #rec = new Uint32Array(RUN_WORDS);
 
   constructor() {
@@ -83,23 +83,7 @@ export class ChunkIdSet {
   /** The in-memory ids, sorted, to a new run; past MAX_RUNS runs, all merged into one. */
   #spill(): void {
     const ids = this.#ids;
-    const list = new Uint32Array(this.#inMemory);
-    for (let n = 0; n < list.length; n++) list[n] = n;
-    sortById(list, (n) => ids.words(n), (n) => ids.at(n));
-    const writer = new RunWriter(list.length);
-    try {
-      const rec = this.#rec;
-      for (let i = 0; i < list.length; i++) {
-        const w = ids.words(list[i]!);
-        const o = ids.at(list[i]!);
-        for (let k = 0; k < STRIDE; k++) rec[k] = w[o + k]!;
-        writer.add(rec, 0);
-      }
-      this.#held.runs.push(writer.finish());
-    } catch (err) {
-      writer.abandon();
-      throw err;
-    }
+    this.#held.runs.push(buildRun(this.#inMemory, STRIDE, (n) => ids.words(n), (n) => ids.at(n), () => true));
     ids.clear();
     this.#inMemory = 0;
     if (this.#held.runs.length > MAX_RUNS) {

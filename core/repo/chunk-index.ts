@@ -17,7 +17,7 @@ import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
 import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
-import { indexMemoryRecords, mergeRuns, openScratch, readAllSync, RECORD, RunWriter, sortById, type SortedRun, writeAllSync } from './sorted-run.ts';
+import { buildRun, indexMemoryRecords, mergeRuns, openScratch, readAllSync, RECORD, type SortedRun, writeAllSync } from './sorted-run.ts';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
 
@@ -32,7 +32,7 @@ export interface ChunkLocation {
 
 /** Index objects read at once, and their stored bytes at most (one large consolidated object is still read alone). */
 const LOAD_OBJECTS = 16;
-const LOAD_BYTES = 64 * 1024 * 1024;
+const LOAD_BYTES = 24 * 1024 * 1024;
 
 const STRIDE = 12;
 const W_PACK = 8;
@@ -504,20 +504,7 @@ export class ChunkIndex {
       const at = recs.at(r) * 4;
       writeAllSync(files.arrival, recs.bytes(r).subarray(at, at + n * RECORD), (this.#spilled + r) * RECORD, 'chunk index');
     }
-    let located = 0;
-    for (let r = 0; r < local; r++) if (recs.words(r)[recs.at(r) + W_PACK]! & LOCATED) located++;
-    const list = new Uint32Array(located);
-    for (let r = 0, i = 0; r < local; r++) if (recs.words(r)[recs.at(r) + W_PACK]! & LOCATED) list[i++] = r;
-    sortById(list, (r) => recs.words(r), (r) => recs.at(r));
-    const writer = new RunWriter(located);
-    let run: SortedRun;
-    try {
-      for (let i = 0; i < list.length; i++) writer.add(recs.words(list[i]!), recs.at(list[i]!));
-      run = writer.finish();
-    } catch (err) {
-      writer.abandon();
-      throw err;
-    }
+    const run = buildRun(local, STRIDE, (r) => recs.words(r), (r) => recs.at(r), (w, o) => (w[o + W_PACK]! & LOCATED) !== 0);
     files.runs.add(run);
     this.#runs.push(run);
     this.#spilled = this.#records;
