@@ -731,7 +731,7 @@ let keepIndexes = 0;
 /** How many repositories' indexes this process keeps between handles (default 0: none, a CLI run reads its index once). */
 export function keepChunkIndexes(n: number): void {
   keepIndexes = n;
-  while (keptIndexes.size > n) keptIndexes.delete(keptIndexes.keys().next().value!);
+  while (keptIndexes.size > n) dropKept(keptIndexes.keys().next().value!);
   while (keptSummaries.size > n) keptSummaries.delete(keptSummaries.keys().next().value!);
 }
 
@@ -741,7 +741,7 @@ export function keepChunkIndexes(n: number): void {
  */
 export function dropKeptChunkIndexes(): number {
   const n = keptIndexes.size;
-  keptIndexes.clear();
+  for (const key of [...keptIndexes.keys()]) dropKept(key);
   keptSummaries.clear();
   return n;
 }
@@ -776,9 +776,17 @@ function takeKeptIndex(key: string): ChunkIndex | undefined {
 }
 
 function keepIndex(key: string, index: ChunkIndex): void {
+  const before = keptIndexes.get(key);
+  if (before !== index) before?.close();
   keptIndexes.delete(key);
   keptIndexes.set(key, index);
-  while (keptIndexes.size > keepIndexes) keptIndexes.delete(keptIndexes.keys().next().value!);
+  while (keptIndexes.size > keepIndexes) dropKept(keptIndexes.keys().next().value!);
+}
+
+/** A kept index let go: nobody holds it (a handle takes its index out while it uses it), so its scratch files close now. */
+function dropKept(key: string): void {
+  keptIndexes.get(key)?.close();
+  keptIndexes.delete(key);
 }
 
 async function refuseNonEmpty(backend: Backend, signal?: AbortSignal): Promise<void> {
