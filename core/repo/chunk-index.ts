@@ -9,7 +9,10 @@
 // chunk, ~1 GB per TiB of unique data at 256 KiB chunks, and a heap of small objects every
 // major GC walks). One record per pack entry, 12 u32 words = 48 bytes: the id's 32 raw bytes,
 // pack number (bit 31: this record is the one the chunk is read from), offset, stored length,
-// plain length. The table finds each chunk's located record.
+// plain length. The table finds each chunk's located record. Past a memory budget (512 Ki
+// records, ~28 MiB) the records move to scratch files, the located ones sorted by id into runs
+// that keep only a fence and a Bloom filter in memory (sorted-run.ts), so a repository of many
+// TiB of unique data costs a job a few bytes per chunk instead of ~60.
 
 import { closeSync } from 'node:fs';
 import { HvError } from '../errors.ts';
