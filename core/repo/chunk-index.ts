@@ -14,13 +14,12 @@
 // that keep only a fence and a Bloom filter in memory (sorted-run.ts), so a repository of many
 // TiB of unique data costs a job a few bytes per chunk instead of ~60.
 
-import { closeSync } from 'node:fs';
 import { HvError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
 import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
-import { buildRun, indexMemoryRecords, mergeRuns, openScratch, readAllSync, RECORD, type SortedRun, writeAllSync } from './sorted-run.ts';
+import { buildRun, closeQuietly, indexMemoryRecords, mergeRuns, openScratch, readAllSync, RECORD, type SortedRun, writeAllSync } from './sorted-run.ts';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
 
@@ -60,14 +59,8 @@ class ScratchFiles {
   close(): void {
     for (const run of this.runs) run.close();
     this.runs.clear();
-    if (this.arrival !== undefined) {
-      try {
-        closeSync(this.arrival);
-      } catch {
-        // closed already
-      }
-      this.arrival = undefined;
-    }
+    if (this.arrival !== undefined) closeQuietly(this.arrival);
+    this.arrival = undefined;
   }
 }
 

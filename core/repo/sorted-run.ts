@@ -259,21 +259,94 @@ export function buildRun(count: number, stride: number, words: (r: number) => Ui
     writer.abandon();
     throw err;
   } finally {
-    try {
-      closeSync(fd);
-    } catch {
-      // closed already
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * What a run keeps in memory to find an id: the fence (the first 8 bytes of every BLOCK-th id,
+ * as two big-endian words) and the Bloom filter. Filled by RunWriter, asked by SortedRun.
+ */
+class RunKeys {
+  readonly #fenceHi: Uint32Array;
+  readonly #fenceLo: Uint32Array;
+  readonly #bloom: Uint32Array;
+  readonly #blocks: number;
+
+  /** Room for `max` ids. */
+  constructor(max: number) {
+    this.#fenceHi = new Uint32Array(Math.ceil(max / BLOCK));
+    this.#fenceLo = new Uint32Array(this.#fenceHi.length);
+    this.#blocks = Math.max(1, Math.ceil((max * BLOOM_BITS_PER_ID) / 512));
+    this.#bloom = new Uint32Array(this.#blocks * BLOOM_BLOCK_WORDS);
+  }
+
+  get memoryBytes(): number {
+    return this.#fenceHi.byteLength * 2 + this.#bloom.byteLength;
+  }
+
+  /** The id at word `o` of `w` is the run's record number `n`. */
+  add(w: Uint32Array, o: number, n: number): void {
+    if (n % BLOCK === 0) {
+      this.#fenceHi[n / BLOCK] = be(w[o]!);
+      this.#fenceLo[n / BLOCK] = be(w[o + 1]!);
     }
+    const block = bloomBlock(w, o, this.#blocks);
+    for (let k = 0; k < BLOOM_PROBES; k++) {
+      const bit = bloomBit(w, o, k);
+      this.#bloom[block + (bit >>> 5)]! |= 1 << (bit & 31);
+    }
+  }
+
+  /** False when the filter says the id in `key` is not in the run (true: it may be). */
+  mayHold(key: Uint32Array): boolean {
+    const block = bloomBlock(key, 0, this.#blocks);
+    for (let k = 0; k < BLOOM_PROBES; k++) {
+      const bit = bloomBit(key, 0, k);
+      if ((this.#bloom[block + (bit >>> 5)]! & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The blocks of a run of `count` records that may hold the id in `key`, first to last: the
+   * last block whose first id's prefix is below the key's, and the blocks after it that start
+   * with the same prefix.
+   */
+  blocksFor(key: Uint32Array, count: number): { first: number; last: number } {
+    const hi = be(key[0]!);
+    const lo = be(key[1]!);
+    const blocks = Math.ceil(count / BLOCK);
+    let a = 0;
+    let b = blocks - 1;
+    let first = 0;
+    while (a <= b) {
+      const m = (a + b) >>> 1;
+      const fh = this.#fenceHi[m]!;
+      if (fh < hi || (fh === hi && this.#fenceLo[m]! < lo)) {
+        first = m;
+        a = m + 1;
+      } else b = m - 1;
+    }
+    let last = first;
+    while (last + 1 < blocks && this.#fenceHi[last + 1] === hi && this.#fenceLo[last + 1] === lo) last++;
+    return { first, last };
+  }
+}
+
+/** Close `fd`, ignoring that it may be closed already. */
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // closed already
   }
 }
 
 /** Sorted records going to a new run: its file, fence and Bloom filter made as they come. */
 export class RunWriter {
   readonly #fd: number;
-  readonly #fenceHi: Uint32Array;
-  readonly #fenceLo: Uint32Array;
-  readonly #bloom: Uint32Array;
-  readonly #blocks: number;
+  readonly #keys: RunKeys;
   readonly #buf = Buffer.allocUnsafeSlow(STREAM_RECORDS * RECORD);
   readonly #words = new Uint32Array(this.#buf.buffer, this.#buf.byteOffset, STREAM_RECORDS * WORDS);
   readonly #last = new Uint32Array(8);
@@ -285,11 +358,7 @@ export class RunWriter {
   constructor(max: number) {
     this.#max = max;
     this.#fd = openScratch('chunk-index');
-    const blocks = Math.ceil(max / BLOCK);
-    this.#fenceHi = new Uint32Array(blocks);
-    this.#fenceLo = new Uint32Array(blocks);
-    this.#blocks = Math.max(1, Math.ceil((max * BLOOM_BITS_PER_ID) / 512));
-    this.#bloom = new Uint32Array(this.#blocks * BLOOM_BLOCK_WORDS);
+    this.#keys = new RunKeys(max);
   }
 
   /** The record at word `o` of `w`; its id sorts after the last one added. */
@@ -300,16 +369,7 @@ export class RunWriter {
     const out = this.#words;
     for (let k = 0; k < WORDS; k++) out[at + k] = w[o + k]!;
     for (let k = 0; k < 8; k++) this.#last[k] = w[o + k]!;
-    if (this.#count % BLOCK === 0) {
-      const b = this.#count / BLOCK;
-      this.#fenceHi[b] = be(w[o]!);
-      this.#fenceLo[b] = be(w[o + 1]!);
-    }
-    const block = bloomBlock(w, o, this.#blocks);
-    for (let k = 0; k < BLOOM_PROBES; k++) {
-      const bit = bloomBit(w, o, k);
-      this.#bloom[block + (bit >>> 5)]! |= 1 << (bit & 31);
-    }
+    this.#keys.add(w, o, this.#count);
     this.#count++;
     if (++this.#inBuf === STREAM_RECORDS) this.#flush();
   }
@@ -323,43 +383,32 @@ export class RunWriter {
 
   finish(): SortedRun {
     this.#flush();
-    const blocks = Math.ceil(this.#count / BLOCK);
-    return new SortedRun(this.#fd, this.#count, this.#fenceHi.slice(0, blocks), this.#fenceLo.slice(0, blocks), this.#bloom, this.#blocks);
+    return new SortedRun(this.#fd, this.#count, this.#keys);
   }
 
   /** Give up: the file closes (and, unlinked already, is gone). */
   abandon(): void {
-    try {
-      closeSync(this.#fd);
-    } catch {
-      // closed already
-    }
+    closeQuietly(this.#fd);
   }
 }
 
 export class SortedRun {
   readonly count: number;
   readonly #fd: number;
-  readonly #fenceHi: Uint32Array;
-  readonly #fenceLo: Uint32Array;
-  readonly #bloom: Uint32Array;
-  readonly #blocks: number;
+  readonly #keys: RunKeys;
   readonly #block = Buffer.allocUnsafeSlow(BLOCK * RECORD);
   readonly #blockWords = new Uint32Array(this.#block.buffer, this.#block.byteOffset, BLOCK * WORDS);
   #closed = false;
 
-  constructor(fd: number, count: number, fenceHi: Uint32Array, fenceLo: Uint32Array, bloom: Uint32Array, blocks: number) {
+  constructor(fd: number, count: number, keys: RunKeys) {
     this.#fd = fd;
     this.count = count;
-    this.#fenceHi = fenceHi;
-    this.#fenceLo = fenceLo;
-    this.#bloom = bloom;
-    this.#blocks = blocks;
+    this.#keys = keys;
   }
 
   /** Memory this run holds (fence, filter, block buffer), for tests and reports. */
   get memoryBytes(): number {
-    return this.#fenceHi.byteLength * 2 + this.#bloom.byteLength + this.#block.length;
+    return this.#keys.memoryBytes + this.#block.length;
   }
 
   /**
@@ -368,33 +417,10 @@ export class SortedRun {
    */
   find(key: Uint32Array, out: Uint32Array): boolean {
     if (this.#closed) throw new HvError('ERR_INTERNAL', 'sorted run: looked up after close');
-    const block = bloomBlock(key, 0, this.#blocks);
-    for (let k = 0; k < BLOOM_PROBES; k++) {
-      const bit = bloomBit(key, 0, k);
-      if ((this.#bloom[block + (bit >>> 5)]! & (1 << (bit & 31))) === 0) return false;
-    }
-    const hi = be(key[0]!);
-    const lo = be(key[1]!);
-    const blocks = this.#fenceHi.length;
-    // The last block whose first id's prefix is below the key's: the id, if here, is in it or
-    // in the blocks after it that start with the same prefix.
-    let a = 0;
-    let b = blocks - 1;
-    let start = 0;
-    while (a <= b) {
-      const m = (a + b) >>> 1;
-      const fh = this.#fenceHi[m]!;
-      if (fh < hi || (fh === hi && this.#fenceLo[m]! < lo)) {
-        start = m;
-        a = m + 1;
-      } else b = m - 1;
-    }
+    if (!this.#keys.mayHold(key)) return false;
+    const { first, last } = this.#keys.blocksFor(key, this.count);
     const w = this.#blockWords;
-    for (let blk = start; blk < blocks; blk++) {
-      if (blk > start) {
-        const fh = this.#fenceHi[blk]!;
-        if (fh > hi || (fh === hi && this.#fenceLo[blk]! > lo)) break;
-      }
+    for (let blk = first; blk <= last; blk++) {
       const n = Math.min(BLOCK, this.count - blk * BLOCK);
       readAllSync(this.#fd, this.#block, n * RECORD, blk * BLOCK * RECORD, 'chunk index');
       let x = 0;
@@ -427,11 +453,7 @@ export class SortedRun {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      closeSync(this.#fd);
-    } catch {
-      // closed already
-    }
+    closeQuietly(this.#fd);
   }
 }
 
