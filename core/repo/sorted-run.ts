@@ -1,7 +1,7 @@
 // A chunk index's records sorted by id in a scratch file: where ChunkIndex moves what it holds
 // once it passes its memory budget, so a repository of many TiB of unique data is looked up with
-// a few KiB of memory per 64 Ki chunks instead of ~60 bytes per chunk. Made once, never changed;
-// two runs merge into a new one.
+// ~2 bytes of memory per chunk instead of ~60. Made once, never changed; runs merge into a new
+// one.
 //
 // A record is RECORD bytes, laid out as ChunkIndex keeps them in memory: the id's 32 raw bytes,
 // then four u32 words in the platform's order (pack, offset, stored length, plain length).
@@ -12,8 +12,8 @@
 // cache as a rule.
 //
 // The files are scratch: unlinked as soon as they are open (libuv opens with FILE_SHARE_DELETE
-// on Windows, so this works there too), so a killed process leaves nothing behind, wherever
-// they are. They go to scratchDir() (the system's temporary folder unless HVB_SCRATCH_DIR says).
+// on Windows, so this should work there too: docs/windows-test-plan.md step 13), so a killed
+// process leaves nothing behind, wherever they are. They go to scratchDir() (the system's temporary folder unless HVB_SCRATCH_DIR says).
 
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -197,7 +197,7 @@ const PART_BUFFER = 256;
  * `words(r)` from `at(r)` (the id first; words past the stride are zero). Gathering records in
  * id order from a large table read them at random, a cache and TLB miss each (~0.5 µs here);
  * instead they are dealt, in table order, into 256 partitions by their first byte, written to
- * a scratch file through small buffers, and each partition (a 256th: a few hundred KiB) is
+ * a scratch file through 3 MiB of buffers, and each partition (a 256th: ~100 KiB at the default budget) is
  * read back, sorted in cache and added to the run.
  */
 export function buildRun(count: number, stride: number, words: (r: number) => Uint32Array, at: (r: number) => number, include: (w: Uint32Array, o: number) => boolean): SortedRun {
