@@ -10,30 +10,27 @@
 
 import { HvError } from '../errors.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
-import { buildRun, indexMemoryRecords, mergeRuns, type SortedRun } from './sorted-run.ts';
+import { buildRun, indexMemoryRecords, RunList } from './sorted-run.ts';
 
 const STRIDE = 8;
 /** A small set (a test, a repository of a few VMs) should not pay for a whole 2 MiB segment. */
 const FIRST_SEG_IDS = 256;
 /** Words of a run record (sorted-run.ts): the id, then four words a set does not use. */
 const RUN_WORDS = 12;
-/** Runs before they merge into one, as in the chunk index. */
-const MAX_RUNS = 16;
-
 /** A set nobody closed closes its scratch files when it is collected. */
-const unreachable = new FinalizationRegistry<{ runs: SortedRun[] }>((held) => { for (const run of held.runs) run.close(); });
+const unreachable = new FinalizationRegistry<RunList>((runs) => runs.close());
 
 export class ChunkIdSet {
   readonly #ids = new IdTable(STRIDE, FIRST_SEG_IDS);
   /** Ids in #ids; earlier ones are in #runs (each id in one place only). */
   #inMemory = 0;
   #count = 0;
-  readonly #held: { runs: SortedRun[] } = { runs: [] };
+  readonly #runs = new RunList();
   /** A run record (the id and four unused words), for lookups. */
   readonly #rec = new Uint32Array(RUN_WORDS);
 
   constructor() {
-    unreachable.register(this, this.#held, this);
+    unreachable.register(this, this.#runs, this);
   }
 
   get size(): number {
@@ -61,7 +58,7 @@ export class ChunkIdSet {
 
   /** Every id once: those spilled (in id order, run by run), then the rest in the order added. */
   *[Symbol.iterator](): IterableIterator<string> {
-    for (const run of this.#held.runs) {
+    for (const run of this.#runs.runs) {
       for (const { buf, count } of run.batches()) {
         for (let i = 0; i < count; i++) yield buf.toString('hex', i * RUN_WORDS * 4, i * RUN_WORDS * 4 + 32);
       }
@@ -72,24 +69,19 @@ export class ChunkIdSet {
   /** Close the scratch files, if any: a lookup that needs them fails from now on. */
   close(): void {
     unreachable.unregister(this);
-    for (const run of this.#held.runs) run.close();
+    this.#runs.close();
   }
 
   #inRuns(): boolean {
-    for (const run of this.#held.runs) if (run.find(idKey, this.#rec)) return true;
+    for (const run of this.#runs.runs) if (run.find(idKey, this.#rec)) return true;
     return false;
   }
 
-  /** The in-memory ids, sorted, to a new run; past MAX_RUNS runs, all merged into one. */
+  /** The in-memory ids, sorted, to a new run (RunList merges them when they pile up). */
   #spill(): void {
     const ids = this.#ids;
-    this.#held.runs.push(buildRun(this.#inMemory, STRIDE, (n) => ids.words(n), (n) => ids.at(n), () => true));
+    this.#runs.add(buildRun(this.#inMemory, STRIDE, (n) => ids.words(n), (n) => ids.at(n), () => true));
     ids.clear();
     this.#inMemory = 0;
-    if (this.#held.runs.length > MAX_RUNS) {
-      const merged = mergeRuns(this.#held.runs, () => false);
-      for (const run of this.#held.runs) run.close();
-      this.#held.runs = [merged];
-    }
   }
 }

@@ -19,7 +19,7 @@ import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
 import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
-import { buildRun, closeQuietly, indexMemoryRecords, mergeRuns, openScratch, readAllSync, RECORD, type SortedRun, writeAllSync } from './sorted-run.ts';
+import { buildRun, closeQuietly, indexMemoryRecords, openScratch, readAllSync, RECORD, RunList, type SortedRun, writeAllSync } from './sorted-run.ts';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
 
@@ -55,17 +55,13 @@ function isU32(n: number): boolean {
 /** Scratch files of an index, closed when it is closed or, if nobody did, when it is collected. */
 class ScratchFiles {
   arrival: number | undefined;
-  readonly runs = new Set<SortedRun>();
+  readonly runs = new RunList();
   close(): void {
-    for (const run of this.runs) run.close();
-    this.runs.clear();
+    this.runs.close();
     if (this.arrival !== undefined) closeQuietly(this.arrival);
     this.arrival = undefined;
   }
 }
-
-/** Runs a lookup may have to ask (a Bloom filter each, ~10 ns a probe) before they are merged into one. */
-const MAX_RUNS = 16;
 
 /** The id at word `o` of `w` as 64 hex characters. */
 function wordsHex(w: Uint32Array, o: number): string {
@@ -81,7 +77,6 @@ export class ChunkIndex {
   #recs = new IdTable(STRIDE, FIRST_SEG_RECORDS);
   #records = 0;
   #spilled = 0;
-  #runs: SortedRun[] = [];
   readonly #files = new ScratchFiles();
   /**
    * Spilled packs removed, and spilled loose chunks removed (with the runs holding those
@@ -284,18 +279,19 @@ export class ChunkIndex {
 
   get size(): number {
     let n = this.#recs.inTable - this.#hidden;
-    for (const run of this.#runs) n += run.count;
+    for (const run of this.#files.runs.runs) n += run.count;
     return n;
   }
 
   /** Scratch-file runs and what they keep in memory (reports and tests). */
   get spilled(): { records: number; runs: number; memoryBytes: number } {
-    return { records: this.#spilled, runs: this.#runs.length, memoryBytes: this.#runs.reduce((a, r) => a + r.memoryBytes, 0) };
+    const { runs } = this.#files.runs;
+    return { records: this.#spilled, runs: runs.length, memoryBytes: runs.reduce((a, r) => a + r.memoryBytes, 0) };
   }
 
   /** Every known chunk once, with where it is read from: those in scratch runs in id order, then the rest in the order they became known. */
   *entries(): IterableIterator<[string, ChunkLocation]> {
-    for (const run of this.#runs) {
+    for (const run of this.#files.runs.runs) {
       for (const { buf, words, count } of run.batches()) {
         for (let i = 0; i < count; i++) {
           if (!this.#hiddenAt(words, i * STRIDE, run)) yield [buf.toString('hex', i * RECORD, i * RECORD + 32), this.#locationAt(buf, i * RECORD)];
@@ -455,8 +451,9 @@ export class ChunkIndex {
   /** The id in idKey is in a run (its record then in #rec), not hidden by a removal. */
   #inRuns(): boolean {
     // Newest first: a removed chunk located again later has its new record in a newer run.
-    for (let i = this.#runs.length - 1; i >= 0; i--) {
-      const run = this.#runs[i]!;
+    const { runs } = this.#files.runs;
+    for (let i = runs.length - 1; i >= 0; i--) {
+      const run = runs[i]!;
       if (run.find(idKey, this.#recWords) && !this.#hiddenAt(this.#recWords, 0, run)) {
         this.#recRun = run;
         return true;
@@ -485,9 +482,8 @@ export class ChunkIndex {
 
   /**
    * Past the memory budget: every in-memory record to the arrival file, the located ones
-   * sorted into a new run, the in-memory table emptied for the next ones. Past MAX_RUNS runs,
-   * all merge into one: each record is rewritten once per MAX_RUNS spills, and a lookup of an
-   * absent id asks at most MAX_RUNS Bloom filters.
+   * sorted into a new run (RunList merges them when they pile up), the in-memory table emptied
+   * for the next ones.
    */
   #spillIfFull(): void {
     const local = this.#records - this.#spilled;
@@ -501,17 +497,10 @@ export class ChunkIndex {
       writeAllSync(files.arrival, recs.bytes(r).subarray(at, at + n * RECORD), (this.#spilled + r) * RECORD, 'chunk index');
     }
     const run = buildRun(local, STRIDE, (r) => recs.words(r), (r) => recs.at(r), (w, o) => (w[o + W_PACK]! & LOCATED) !== 0);
-    files.runs.add(run);
-    this.#runs.push(run);
     this.#spilled = this.#records;
     recs.clear();
-    if (this.#runs.length > MAX_RUNS) this.#mergeRuns();
-  }
-
-  /** Every run into one, the records of removed packs and loose chunks left out. */
-  #mergeRuns(): void {
-    const runs = this.#runs;
-    const merged = mergeRuns(runs, (w, o, from) => {
+    // A merge leaves out the records of removed packs and loose chunks, and counts them out.
+    files.runs.add(run, (w, o, from) => {
       if (!this.#hiddenAt(w, o, from)) return false;
       this.#hidden--;
       if ((w[o + W_PACK]! & PACK_BITS) === LOOSE) {
@@ -522,12 +511,6 @@ export class ChunkIndex {
       }
       return true;
     });
-    for (const old of runs) {
-      old.close();
-      this.#files.runs.delete(old);
-    }
-    this.#files.runs.add(merged);
-    this.#runs = [merged];
   }
 
   /** Records [start, start + count) of the arrival file as pack entries. */

@@ -504,3 +504,29 @@ export function mergeRuns(runs: readonly SortedRun[], drop: (words: Uint32Array,
     throw err;
   }
 }
+
+/** Runs a lookup may have to ask (a Bloom filter each, ~10 ns a probe) before they merge into one. */
+const MAX_RUNS = 16;
+
+/**
+ * The runs of one index or id set, oldest first: past MAX_RUNS they all merge into one (each
+ * record rewritten once per MAX_RUNS spills, a lookup of an absent id asking at most MAX_RUNS
+ * filters). Closed with its owner, or by a FinalizationRegistry holding it, not the owner.
+ */
+export class RunList {
+  runs: SortedRun[] = [];
+
+  /** `run` joins the list; records `drop` refuses are left out of a merge. */
+  add(run: SortedRun, drop: (w: Uint32Array, o: number, from: SortedRun) => boolean = () => false): void {
+    this.runs.push(run);
+    if (this.runs.length <= MAX_RUNS) return;
+    const merged = mergeRuns(this.runs, drop);
+    for (const old of this.runs) old.close();
+    this.runs = [merged];
+  }
+
+  /** Every run's files close; lookups that need them fail from now on. */
+  close(): void {
+    for (const run of this.runs) run.close();
+  }
+}
