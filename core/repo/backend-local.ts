@@ -144,7 +144,8 @@ export class LocalBackend implements Backend {
     const r = await this.openReader(signal, h);
     try {
       const [start, end] = rangeOf(r.size, h, opts);
-      return await r.read(start, end - start);
+      const into = opts.into && opts.into.length >= end - start ? opts.into.subarray(0, end - start) : undefined;
+      return await r.read(start, end - start, into);
     } finally {
       await r.close();
     }

@@ -42,6 +42,12 @@ export interface LoadOptions {
   offset?: number;
   /** Bytes to read from offset; default to the end of the object. */
   length?: number;
+  /**
+   * A buffer the caller recycles: when it holds at least the bytes asked for, the backend may
+   * read into its start and return that view (a backend may ignore it). The caller must be
+   * done with the result before it lends the buffer again.
+   */
+  into?: Buffer;
 }
 
 export interface ObjectReader {

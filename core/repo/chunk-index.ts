@@ -19,6 +19,7 @@ import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
 import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
+import { PackTable } from './pack-table.ts';
 import { buildRun, closeQuietly, indexMemoryRecords, openScratch, readAllSync, RECORD, RunList, type SortedRun, writeAllSync } from './sorted-run.ts';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
@@ -32,9 +33,14 @@ export interface ChunkLocation {
   plainLength?: number;
 }
 
-/** Index objects read at once, and their stored bytes at most (one large consolidated object is still read alone). */
+/**
+ * Index objects read at once, and their stored bytes at most (one large consolidated object is
+ * still read alone). Loading is bound by the decoding on this thread, not the reads: a 4 M-entry
+ * index (GC's objects of 256 Ki entries, ~11 MiB each) loaded as fast one object at a time as
+ * two, and peaked 20 MiB lower.
+ */
 const LOAD_OBJECTS = 16;
-const LOAD_BYTES = 24 * 1024 * 1024;
+const LOAD_BYTES = 12 * 1024 * 1024;
 
 const STRIDE = 12;
 const W_PACK = 8;
@@ -92,11 +98,9 @@ export class ChunkIndex {
   readonly #rec = Buffer.from(this.#recWords.buffer);
   #recRun: SortedRun | undefined;
   // Per pack, not per chunk: a pack's entries are the records [start, start + count).
-  #packNames: string[] = [];
-  #packStart: number[] = [];
-  #packCount: number[] = [];
-  #packByName = new Map<string, number>();
-  readonly #objects = new Map<string, readonly string[]>();
+  readonly #packs = new PackTable();
+  /** Index objects read or stored, each with the packs it lists (by number). */
+  readonly #objects = new Map<string, Uint32Array>();
   #unindexed: string[] = [];
   #unindexedEntries = 0;
   /** Loose chunks located (read from chunks/): a refresh that lists fewer saw some deleted. */
@@ -179,11 +183,14 @@ export class ChunkIndex {
     // ~log2(n) times; never past what memory holds before a spill.
     this.#recs.reserve(Math.min(indexMemoryRecords(), this.#recs.inTable + objects.reduce((a, o) => a + o.size, 0) / PACK_ENTRY_SIZE));
     const reading = new Set<Promise<void>>();
+    const buffers = new ReadBuffers();
     let bytes = 0;
     for (const o of objects) {
       while (reading.size > 0 && (reading.size >= LOAD_OBJECTS || bytes + o.size > LOAD_BYTES)) await Promise.race(reading);
       bytes += o.size;
-      const one = this.#loadObject(backend, codec, o.name, signal).finally(() => {
+      const into = buffers.take(o.size);
+      const one = this.#loadObject(backend, codec, o.name, into, signal).finally(() => {
+        buffers.give(into);
         bytes -= o.size;
         reading.delete(one);
       });
@@ -192,17 +199,15 @@ export class ChunkIndex {
     await Promise.all(reading);
   }
 
-  async #loadObject(backend: Backend, codec: ObjectCodec, name: string, signal?: AbortSignal): Promise<void> {
-    let packs: string[];
+  /** Index object `name`'s packs added; `into`: a buffer to read it into (it is done with when this resolves). */
+  async #loadObject(backend: Backend, codec: ObjectCodec, name: string, into: Buffer, signal?: AbortSignal): Promise<void> {
+    let packs: Uint32Array;
     try {
-      const sealed = await backend.load(signal, { type: 'index', name });
+      const sealed = await backend.load(signal, { type: 'index', name }, { into });
       const obj = decodeIndexObject(codec.open('index', name, sealed), name, `<index/${name}>`);
-      packs = new Array(obj.packs);
+      packs = new Uint32Array(obj.packs);
       let i = 0;
-      for (const p of obj.views()) {
-        this.addPackIndex(p.name, p.index);
-        packs[i++] = p.name;
-      }
+      for (const p of obj.views()) packs[i++] = this.#addPackIndex(p.name, p.index);
     } catch (err) {
       if (signal?.aborted) throw err;
       // A spill that failed (no room for the scratch file) is the job's failure, not a damaged object.
@@ -210,7 +215,7 @@ export class ChunkIndex {
       this.damaged.push({ name, problem: (err as Error).message });
       return;
     }
-    this.noteObject(name, packs);
+    this.#objects.set(name, packs);
   }
 
   /** The caller changes this index in ways the store does not (prune's plans): the next refresh rebuilds it. */
@@ -218,22 +223,29 @@ export class ChunkIndex {
     this.#dirty = true;
   }
 
-  /** index/ objects this index has read or this process has stored, each with the packs it lists. */
+  /**
+   * index/ objects this index has read or this process has stored, each with the packs it lists
+   * (names made when asked for: prune goes through them once).
+   */
   get objects(): ReadonlyMap<string, readonly string[]> {
-    return this.#objects;
+    return this.#objectView();
   }
 
-  /** Index object `name`, listing `packs`, is stored (read from the store, or written by this process). */
+  /**
+   * Index object `name`, listing `packs`, is stored (read from the store, or written by this
+   * process). Packs this index does not know are left out: nothing can be read from them here.
+   */
   noteObject(name: string, packs: readonly string[]): void {
-    this.#objects.set(name, packs);
+    const numbers = packs.map((p) => this.#packs.find(p)).filter((n) => n >= 0);
+    this.#objects.set(name, Uint32Array.from(numbers));
   }
 
   /** A pack of this process is durable but no index object lists it yet (pack-writer.ts stores one for such packs). */
   markUnindexed(name: string): void {
-    const pack = this.#packByName.get(name);
-    if (pack === undefined) return;
+    const pack = this.#packs.find(name);
+    if (pack < 0) return;
     this.#unindexed.push(name);
-    this.#unindexedEntries += this.#packCount[pack]!;
+    this.#unindexedEntries += this.#packs.count(pack);
   }
 
   /** Packs waiting for an index object, and their entries in all. */
@@ -311,8 +323,7 @@ export class ChunkIndex {
    * the other) is added once.
    */
   addPack(name: string, entries: readonly PackEntry[]): void {
-    if (this.#packByName.has(name)) return;
-    const pack = this.#nextPack();
+    if (this.#packs.find(name) >= 0) return;
     const start = this.#records - this.#spilled;
     // Every record first, the table after: an entry that does not fit leaves the index as it was.
     for (let i = 0; i < entries.length; i++) {
@@ -323,17 +334,23 @@ export class ChunkIndex {
       if (!parseHex(e.id, this.#recs.bytes(r), o * 4) || !isU32(e.offset) || !isU32(e.length) || !isU32(e.plainLength)) {
         throw new HvError('ERR_INTERNAL', `chunk index: pack ${name} entry ${i} (${e.id}, offset ${e.offset}, length ${e.length}, plain ${e.plainLength}) is not a 64-hex id with u32 sizes`, { target: `<packs/${name}>` });
       }
-      w[o + W_PACK] = pack;
+      w[o + W_PACK] = this.#packs.length;
       w[o + W_OFFSET] = e.offset;
       w[o + W_LENGTH] = e.length;
       w[o + W_PLAIN] = e.plainLength;
     }
-    this.#listPack(name, pack, start, entries.length);
+    this.#listPack(name, start, entries.length);
   }
 
   /** addPack from a pack index as stored (checked already): its raw ids copied, never made hex. */
   addPackIndex(name: string, v: PackIndexView): void {
-    if (this.#packByName.has(name)) return;
+    this.#addPackIndex(name, v);
+  }
+
+  /** addPackIndex, returning the pack's number (its earlier one if it is known already). */
+  #addPackIndex(name: string, v: PackIndexView): number {
+    const known = this.#packs.find(name);
+    if (known >= 0) return known;
     const pack = this.#nextPack();
     const start = this.#records - this.#spilled;
     const { buf, count } = v;
@@ -348,22 +365,22 @@ export class ChunkIndex {
       w[o + W_LENGTH] = buf.readUInt32LE(p + 36);
       w[o + W_PLAIN] = buf.readUInt32LE(p + 40);
     }
-    this.#listPack(name, pack, start, count);
+    this.#listPack(name, start, count);
+    return pack;
   }
 
+  /** The number the next pack gets (its records carry it before it is listed). */
   #nextPack(): number {
-    const pack = this.#packNames.length;
+    const pack = this.#packs.length;
     if (pack >= LOOSE) throw new HvError('ERR_INTERNAL', `chunk index: more than ${LOOSE - 1} packs`);
     return pack;
   }
 
-  /** Pack number `pack`'s records, local [start, start + count), are written: list the pack and find its chunks. */
-  #listPack(name: string, pack: number, start: number, count: number): void {
+  /** The next pack's records, local [start, start + count), are written: list the pack and find its chunks. */
+  #listPack(name: string, start: number, count: number): void {
+    this.#nextPack();
+    this.#packs.add(name, this.#spilled + start, count);
     this.#records = this.#spilled + start + count;
-    this.#packNames.push(name);
-    this.#packStart.push(this.#spilled + start);
-    this.#packCount.push(count);
-    this.#packByName.set(name, pack);
     for (let r = start; r < start + count; r++) {
       this.#recs.keyOf(r);
       const slot = this.#recs.find();
@@ -397,12 +414,12 @@ export class ChunkIndex {
    * reloads the index when it is done. The pack's records stay unused until then.
    */
   removePack(name: string): void {
-    const pack = this.#packByName.get(name);
-    if (pack === undefined) return;
+    const pack = this.#packs.find(name);
+    if (pack < 0) return;
     this.#dirty = true;
-    this.#packByName.delete(name);
-    const start = this.#packStart[pack]!;
-    const end = start + this.#packCount[pack]!;
+    this.#packs.remove(pack);
+    const start = this.#packs.start(pack);
+    const end = start + this.#packs.count(pack);
     if (start < this.#spilled) {
       // Its located records are in runs: hidden from now on, and counted out.
       const seen = new Set<string>();
@@ -419,7 +436,10 @@ export class ChunkIndex {
       this.#recs.keyOf(r);
       const slot = this.#recs.find();
       // By name: an earlier addPack of the same name may hold the chunk's located record.
-      if (slot >= 0 && this.#packOf(this.#recs.record(slot)) === name) this.#delete(slot);
+      if (slot >= 0) {
+        const of = this.#packOf(this.#recs.record(slot));
+        if (of !== LOOSE && this.#packs.sameName(of, pack)) this.#delete(slot);
+      }
     }
   }
 
@@ -427,7 +447,7 @@ export class ChunkIndex {
     if (!parseHex(id, idKeyBytes, 0)) return;
     const slot = this.#recs.find();
     if (slot >= 0) {
-      if (this.#packOf(this.#recs.record(slot)) === undefined) {
+      if (this.#packOf(this.#recs.record(slot)) === LOOSE) {
         this.#delete(slot);
         this.#looseCount--;
       }
@@ -539,21 +559,20 @@ export class ChunkIndex {
     this.#recs.delete(slot);
   }
 
-  /** Pack name of in-memory record r (local number), undefined for a loose chunk. */
-  #packOf(r: number): string | undefined {
-    const pack = this.#recs.words(r)[this.#recs.at(r) + W_PACK]! & PACK_BITS;
-    return pack === LOOSE ? undefined : this.#packNames[pack];
+  /** Pack number of in-memory record r (local number), LOOSE for a loose chunk. */
+  #packOf(r: number): number {
+    return this.#recs.words(r)[this.#recs.at(r) + W_PACK]! & PACK_BITS;
   }
 
   #locationAt(buf: Buffer, off: number): ChunkLocation {
     const pack = buf.readUInt32LE(off + 32) & PACK_BITS;
     if (pack === LOOSE) return { offset: 0, length: buf.readUInt32LE(off + 40) };
-    return { pack: this.#packNames[pack], offset: buf.readUInt32LE(off + 36), length: buf.readUInt32LE(off + 40), plainLength: buf.readUInt32LE(off + 44) };
+    return { pack: this.#packs.name(pack), offset: buf.readUInt32LE(off + 36), length: buf.readUInt32LE(off + 40), plainLength: buf.readUInt32LE(off + 44) };
   }
 
   #entriesOf(pack: number): PackEntry[] {
-    const start = this.#packStart[pack]!;
-    const count = this.#packCount[pack]!;
+    const start = this.#packs.start(pack);
+    const count = this.#packs.count(pack);
     if (start < this.#spilled) return [...this.#spilledEntries(start, count)];
     const out: PackEntry[] = new Array(count);
     for (let i = 0; i < out.length; i++) {
@@ -566,28 +585,81 @@ export class ChunkIndex {
   }
 
   #packView(): ReadonlyMap<string, PackEntry[]> {
-    const byName = this.#packByName;
-    const entriesOf = (pack: number) => this.#entriesOf(pack);
-    function* pairs(): MapIterator<[string, PackEntry[]]> {
-      for (const [name, pack] of byName) yield [name, entriesOf(pack)];
-    }
-    function* values(): MapIterator<PackEntry[]> {
-      for (const pack of byName.values()) yield entriesOf(pack);
-    }
-    return {
-      get size() { return byName.size; },
-      has: (name: string) => byName.has(name),
-      get: (name: string) => {
-        const pack = byName.get(name);
-        return pack === undefined ? undefined : entriesOf(pack);
+    const packs = this.#packs;
+    return mapView({
+      size: () => packs.size,
+      has: (name) => packs.find(name) >= 0,
+      get: (name) => {
+        const pack = packs.find(name);
+        return pack < 0 ? undefined : this.#entriesOf(pack);
       },
-      keys: () => byName.keys(),
-      values,
-      entries: pairs,
-      [Symbol.iterator]: pairs,
-      forEach(fn: (value: PackEntry[], key: string, map: ReadonlyMap<string, PackEntry[]>) => void, thisArg?: unknown) {
-        for (const [name, entries] of pairs()) fn.call(thisArg, entries, name, this);
+      *keys() {
+        for (const pack of packs.live()) yield packs.name(pack);
       },
-    };
+    });
   }
+
+  #objectView(): ReadonlyMap<string, readonly string[]> {
+    const objects = this.#objects;
+    const names = (numbers: Uint32Array) => Array.from(numbers, (p) => this.#packs.name(p));
+    return mapView({
+      size: () => objects.size,
+      has: (name) => objects.has(name),
+      get: (name) => {
+        const numbers = objects.get(name);
+        return numbers && names(numbers);
+      },
+      keys: () => objects.keys(),
+    });
+  }
+}
+
+/**
+ * Buffers index objects are read into, each lent for one object and given back once its packs
+ * are added (the records are copies), so a large index is read through a few buffers. A fresh
+ * buffer per object (~11 MiB for GC's consolidated ones) was freed only at the next garbage
+ * collection, and the allocator kept the memory: loading 4 M entries raised the peak RSS by
+ * ~1.5× the bytes in flight.
+ */
+class ReadBuffers {
+  readonly #free: Buffer[] = [];
+
+  /** A buffer of at least `size` bytes: the smallest free one that holds them, else a new one. */
+  take(size: number): Buffer {
+    let best = -1;
+    this.#free.forEach((b, i) => {
+      if (b.length >= size && (best < 0 || b.length < this.#free[best]!.length)) best = i;
+    });
+    if (best < 0) return Buffer.allocUnsafeSlow(Math.max(size, 64 * 1024));
+    return this.#free.splice(best, 1)[0]!;
+  }
+
+  give(b: Buffer): void {
+    this.#free.push(b);
+  }
+}
+
+/** A read-only Map whose values are made when asked for, from its size, lookups and its keys in order. */
+function mapView<V>(m: { size(): number; has(key: string): boolean; get(key: string): V | undefined; keys(): Iterator<string> & Iterable<string> }): ReadonlyMap<string, V> {
+  function* pairs(): MapIterator<[string, V]> {
+    for (const key of m.keys()) yield [key, m.get(key)!];
+  }
+  function* values(): MapIterator<V> {
+    for (const [, v] of pairs()) yield v;
+  }
+  function* keys(): MapIterator<string> {
+    yield* m.keys();
+  }
+  return {
+    get size() { return m.size(); },
+    has: (key: string) => m.has(key),
+    get: (key: string) => m.get(key),
+    keys,
+    values,
+    entries: pairs,
+    [Symbol.iterator]: pairs,
+    forEach(fn: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown) {
+      for (const [key, v] of pairs()) fn.call(thisArg, v, key, this);
+    },
+  };
 }

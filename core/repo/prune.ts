@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { HvError, wrapError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ChunkIndex } from './chunk-index.ts';
-import { decodePackIndex, decodePackTrailer, encodeIndexObject, PACK_TRAILER_SIZE, type PackEntry } from './pack-format.ts';
+import { decodePackIndex, decodePackTrailer, encodeIndexObject, PACK_NAME, PACK_TRAILER_SIZE, type PackEntry } from './pack-format.ts';
 import { PackWriter } from './pack-writer.ts';
 import type { Repository } from './repository.ts';
 
@@ -101,6 +101,11 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
   // Packs without an index object: left by a killed backup or prune. Rescue or delete.
   for (const [name, size] of packSizes) {
     if (index.packs.has(name)) continue;
+    if (!PACK_NAME.test(name)) {
+      // Not a name this program gives a pack (a copy someone left, a tool's temporary file): not ours to index or delete.
+      result.warnings.push(`packs/ holds ${name}, which is not a pack name (64 lowercase hex); left in place`);
+      continue;
+    }
     const entries = await readPackIndex(backend, repo, name, size, signal).catch((err: unknown) => {
       result.warnings.push(`pack <packs/${name}> has no index object and its own index does not read (${(err as Error).message}); left in place`);
       return undefined;

@@ -41,6 +41,11 @@ function ids(n: number, seed: string, prefix = ''): string[] {
   return Array.from({ length: n }, (_, i) => (prefix + createHash('sha256').update(`${seed}/${i}`).digest('hex')).slice(0, 64));
 }
 
+/** A pack name (64 hex, as every pack's is) for a label. */
+function pn(label: string): string {
+  return createHash('sha256').update(`pack/${label}`).digest('hex');
+}
+
 function entriesFor(list: string[], at = 0): PackEntry[] {
   return list.map((id, i) => ({ id, offset: at + i * 1000, length: 1000 + i, plainLength: 4096 + i }));
 }
@@ -93,11 +98,11 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
   it('holds 200,000 chunks across growth of its table and segments, and answers every one', () => {
     const index = new ChunkIndex();
     const all = ids(budget === 2 ? 20_000 : 200_000, 'many');
-    for (let p = 0; p < all.length; p += 5000) index.addPack(`p${p}`, entriesFor(all.slice(p, p + 5000)));
+    for (let p = 0; p < all.length; p += 5000) index.addPack(pn(`p${p}`), entriesFor(all.slice(p, p + 5000)));
     assert.equal(index.size, all.length);
     for (const [i, id] of all.entries()) {
       const p = i - (i % 5000);
-      assert.deepEqual(index.locate(id), { pack: `p${p}`, offset: (i % 5000) * 1000, length: 1000 + (i % 5000), plainLength: 4096 + (i % 5000) });
+      assert.deepEqual(index.locate(id), { pack: pn(`p${p}`), offset: (i % 5000) * 1000, length: 1000 + (i % 5000), plainLength: 4096 + (i % 5000) });
       assert.ok(index.hasBytes(Buffer.from(id, 'hex')));
     }
     for (const id of ids(2000, 'absent')) {
@@ -107,7 +112,7 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
     if (budget === undefined) sameList([...index.entries()].map(([id]) => id), all, 'entries in the order the chunks became known');
     else sameList([...index.entries()].map(([id]) => id).sort(), [...all].sort(), 'entries');
     const last = all.length - 5000;
-    assert.deepEqual(index.packs.get(`p${last}`)!.map((e) => e.id), all.slice(last));
+    assert.deepEqual(index.packs.get(pn(`p${last}`))!.map((e) => e.id), all.slice(last));
     assert.equal(index.spilled.runs > 0, budget !== undefined, 'spilled only past a budget');
   });
 
@@ -120,37 +125,37 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
     const wrapping = ids(300, 'w', 'ffff');
     const all = [...sameSlot, ...wrapping];
     for (const x of [index, model]) {
-      x.addPack('one', entriesFor(all.slice(0, 1700)));
-      x.addPack('two', entriesFor(all.slice(1700)));
+      x.addPack(pn('one'), entriesFor(all.slice(0, 1700)));
+      x.addPack(pn('two'), entriesFor(all.slice(1700)));
     }
     assertSame(index, model, all);
-    for (const x of [index, model]) x.removePack('one');
+    for (const x of [index, model]) x.removePack(pn('one'));
     assertSame(index, model, all);
     for (const [i, id] of all.slice(0, 1700).entries()) for (const x of [index, model]) if (i % 3 === 0) x.addLoose(id, 77 + i);
     assertSame(index, model, all);
     for (const [i, id] of all.entries()) for (const x of [index, model]) if (i % 2 === 0) x.removeLoose(id);
     assertSame(index, model, all);
-    for (const x of [index, model]) x.addPack('one', entriesFor(all.slice(0, 1700), 7));
+    for (const x of [index, model]) x.addPack(pn('one'), entriesFor(all.slice(0, 1700), 7));
     assertSame(index, model, all);
   });
 
   it('a chunk in two packs is read from the first; removing that pack forgets it; removeLoose leaves packed chunks', () => {
     const index = new ChunkIndex();
     const [a, b, c] = ids(3, 'dup');
-    index.addPack('A', entriesFor([a!, b!]));
-    index.addPack('B', entriesFor([b!, c!, c!]));
+    index.addPack(pn('A'), entriesFor([a!, b!]));
+    index.addPack(pn('B'), entriesFor([b!, c!, c!]));
     index.addLoose(c!, 5);
     index.addLoose(a!, 5);
     assert.equal(index.size, 3);
-    assert.deepEqual(index.locate(b!), { pack: 'A', offset: 1000, length: 1001, plainLength: 4097 });
-    assert.deepEqual(index.packs.get('B')!.map((e) => e.id), [b, c, c], 'a pack lists its duplicates');
+    assert.deepEqual(index.locate(b!), { pack: pn('A'), offset: 1000, length: 1001, plainLength: 4097 });
+    assert.deepEqual(index.packs.get(pn('B'))!.map((e) => e.id), [b, c, c], 'a pack lists its duplicates');
     index.removeLoose(a!);
-    assert.deepEqual(index.locate(a!)?.pack, 'A');
-    index.removePack('A');
+    assert.deepEqual(index.locate(a!)?.pack, pn('A'));
+    index.removePack(pn('A'));
     assert.equal(index.has(a!), false);
     assert.equal(index.has(b!), false, 'the copy in B is not looked for (prune reloads the index)');
-    assert.deepEqual(index.locate(c!), { pack: 'B', offset: 1000, length: 1001, plainLength: 4097 });
-    assert.deepEqual([...index.packs.keys()], ['B']);
+    assert.deepEqual(index.locate(c!), { pack: pn('B'), offset: 1000, length: 1001, plainLength: 4097 });
+    assert.deepEqual([...index.packs.keys()], [pn('B')]);
     index.addLoose(b!, 9);
     assert.deepEqual(index.locate(b!), { offset: 0, length: 9 });
     index.removeLoose(b!);
@@ -163,18 +168,18 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
     const model = new MapIndex();
     const [a, b, c] = ids(3, 'again');
     for (const x of [index, model]) {
-      x.addPack('P', entriesFor([a!, b!]));
-      x.addPack('P', entriesFor([b!, c!], 50));
+      x.addPack(pn('P'), entriesFor([a!, b!]));
+      x.addPack(pn('P'), entriesFor([b!, c!], 50));
     }
     assertSame(index, model, [a!, b!, c!]);
-    assert.equal(index.packs.get('P')!.length, 2, 'the second listing added nothing');
+    assert.equal(index.packs.get(pn('P'))!.length, 2, 'the second listing added nothing');
     assert.equal(index.locate(c!), undefined);
-    for (const x of [index, model]) x.removePack('P');
+    for (const x of [index, model]) x.removePack(pn('P'));
     assertSame(index, model, [a!, b!, c!]);
     assert.equal(index.size, 0);
-    for (const x of [index, model]) x.addPack('P', entriesFor([b!, c!], 50));
+    for (const x of [index, model]) x.addPack(pn('P'), entriesFor([b!, c!], 50));
     assertSame(index, model, [a!, b!, c!]);
-    assert.deepEqual(index.locate(c!), { pack: 'P', offset: 1050, length: 1001, plainLength: 4097 });
+    assert.deepEqual(index.locate(c!), { pack: pn('P'), offset: 1050, length: 1001, plainLength: 4097 });
   });
 
   it('matches the Map it replaced over 20,000 random operations', () => {
@@ -190,7 +195,7 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
       if (r < 0.05) {
         // Up to 160 entries: the records pass a 64 Ki segment, so removals span two.
         const list = Array.from({ length: Math.floor(rand() * 160) }, pick);
-        const name = `pk${packNo++}`;
+        const name = pn(`pk${packNo++}`);
         model.addPack(name, entriesFor(list, op));
         // Half as a repository's load adds them: from the stored pack index, ids never made hex.
         if (packNo % 2 === 0) index.addPack(name, entriesFor(list, op));
@@ -219,11 +224,11 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
     const byView = new ChunkIndex();
     const model = new MapIndex();
     for (const [p, entries] of packs.entries()) {
-      byEntries.addPack(`p${p}`, entries);
-      model.addPack(`p${p}`, entries);
-      byView.addPackIndex(`p${p}`, checkPackIndex(encodePackIndex(entries), `p${p}`));
+      byEntries.addPack(pn(`p${p}`), entries);
+      model.addPack(pn(`p${p}`), entries);
+      byView.addPackIndex(pn(`p${p}`), checkPackIndex(encodePackIndex(entries), `p${p}`));
     }
-    byView.addPackIndex('p3', checkPackIndex(encodePackIndex(entriesFor(all.slice(0, 5))), 'again'));
+    byView.addPackIndex(pn('p3'), checkPackIndex(encodePackIndex(entriesFor(all.slice(0, 5))), 'again'));
     const probe = [...all.filter((_, i) => i % 7 === 0), ...ids(500, 'absent')];
     assertSame(byView, model, probe);
     assertSame(byEntries, model, probe);
@@ -232,24 +237,25 @@ for (const budget of [undefined, 2, 97]) describe(`ChunkIndex table${budget ? `,
   it('takes lowercase 64-hex ids only, and a bad pack entry leaves the index as it was', () => {
     const index = new ChunkIndex();
     const [a, b] = ids(2, 'bad');
-    index.addPack('ok', entriesFor([a!]));
+    index.addPack(pn('ok'), entriesFor([a!]));
     assert.equal(index.has(a!.toUpperCase()), false);
     assert.equal(index.has(a!.slice(0, 62)), false);
     assert.equal(index.has(`${a!.slice(0, 62)}zz`), false);
     assert.equal(index.locate(`${a!}00`), undefined);
     assert.equal(index.hasBytes(Buffer.from(a!, 'hex').subarray(1)), false);
     assert.ok(index.hasBytes(Buffer.concat([Buffer.alloc(3), Buffer.from(a!, 'hex')]), 3));
-    assert.throws(() => index.addPack('broken', [...entriesFor([b!]), { id: 'x'.repeat(64), offset: 0, length: 1, plainLength: 1 }]),
-      (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('pack broken entry 1'));
-    assert.throws(() => index.addPack('broken', entriesFor([b!]).map((e) => ({ ...e, offset: 2 ** 32 }))),
+    assert.throws(() => index.addPack(pn('broken'), [...entriesFor([b!]), { id: 'x'.repeat(64), offset: 0, length: 1, plainLength: 1 }]),
+      (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes(`pack ${pn('broken')} entry 1`));
+    assert.throws(() => index.addPack(pn('broken'), entriesFor([b!]).map((e) => ({ ...e, offset: 2 ** 32 }))),
       (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('offset 4294967296'));
+    assert.throws(() => index.addPack('broken', entriesFor([b!])), (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('pack name "broken" is not 64 lowercase hex'));
     assert.throws(() => index.addLoose(b!, 2 ** 32), (e: unknown) => isHvError(e, 'ERR_CORRUPT') && e.message.includes(`<chunks/${b!}>`));
     assert.throws(() => index.addLoose('chunk', 1), (e: unknown) => isHvError(e, 'ERR_INTERNAL') && e.message.includes('chunk id chunk'));
     assert.equal(index.has(b!), false);
-    assert.deepEqual([...index.packs.keys()], ['ok']);
+    assert.deepEqual([...index.packs.keys()], [pn('ok')]);
     assert.deepEqual([...index.entries()].map(([id]) => id), [a]);
-    index.addPack('next', entriesFor([b!]));
-    assert.deepEqual(new Set([...index.entries()].map(([id, loc]) => `${id} ${loc.pack}`)), new Set([`${a} ok`, `${b} next`]));
+    index.addPack(pn('next'), entriesFor([b!]));
+    assert.deepEqual(new Set([...index.entries()].map(([id, loc]) => `${id} ${loc.pack}`)), new Set([`${a} ${pn('ok')}`, `${b} ${pn('next')}`]));
   });
 });
 
@@ -267,7 +273,7 @@ describe('ChunkIndex scratch files', () => {
     setIndexMemoryRecords(4096);
     const index = new ChunkIndex();
     const all = ids(100_000, 'scratch');
-    for (let p = 0; p < all.length; p += 1000) index.addPack(`p${p}`, entriesFor(all.slice(p, p + 1000)));
+    for (let p = 0; p < all.length; p += 1000) index.addPack(pn(`p${p}`), entriesFor(all.slice(p, p + 1000)));
     const { records, runs, memoryBytes } = index.spilled;
     assert.equal(records, 100_000, 'spilled after every fifth pack (a pack is never split)');
     assert.ok(runs >= 1 && runs <= 16, `${runs} runs`);
@@ -283,7 +289,7 @@ describe('ChunkIndex scratch files', () => {
     setScratchDir(join(dir, 'missing'));
     setIndexMemoryRecords(10);
     const index = new ChunkIndex();
-    assert.throws(() => index.addPack('p', entriesFor(ids(10, 'x'))),
+    assert.throws(() => index.addPack(pn('p'), entriesFor(ids(10, 'x'))),
       (e: unknown) => isHvError(e, 'ERR_IO') && e.message.includes(join(dir, 'missing')) && e.message.includes('HVB_SCRATCH_DIR'));
   });
 });
@@ -308,6 +314,26 @@ describe('ChunkIndex loaded from a repository', () => {
       for await (const o of repo.backend.list(undefined, 'chunks')) left.push(o.name);
       assert.deepEqual(left.sort(), [keep, 'notachunk'].sort());
       assert.deepEqual(await repo.listChunkIds(), [keep]);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('prune leaves a packs/ file whose name is no pack name alone, saying so, even when it holds a readable pack', async () => {
+    const repo = await initRepository(join(dir, 'repo'));
+    try {
+      // A real pack, then a copy of it under a name no pack has (a copy someone made).
+      const w = repo.chunkWriter();
+      await w.submit(Buffer.alloc(5000, 7));
+      await w.flush();
+      const [real] = [...(await repo.chunkIndex()).packs.keys()];
+      const stored = await repo.backend.load(undefined, { type: 'packs', name: real! });
+      await repo.backend.save(undefined, { type: 'packs', name: `${real}.copy` }, stored);
+      const r = await pruneChunks(repo, new Set());
+      assert.ok(r.warnings.some((w) => w.includes(`${real}.copy, which is not a pack name`)), r.warnings.join('\n'));
+      const left: string[] = [];
+      for await (const o of repo.backend.list(undefined, 'packs')) left.push(o.name);
+      assert.deepEqual(left, [`${real}.copy`], 'the real pack (nothing references it) went; the copy stayed');
     } finally {
       await repo.close();
     }
