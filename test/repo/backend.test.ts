@@ -41,6 +41,25 @@ describe('LocalBackend layout', () => {
     assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
   });
 
+  it('loads into a lent buffer that holds the object (a view of its start), and into a new one when it does not', async () => {
+    const b = new LocalBackend(dir);
+    const id = randomBytes(32).toString('hex');
+    const data = randomBytes(5000);
+    await b.save(undefined, { type: 'index', name: id }, data);
+    const lent = Buffer.alloc(8192, 0xee);
+    const got = await b.load(undefined, { type: 'index', name: id }, { into: lent });
+    assert.ok(got.equals(data));
+    assert.equal(got.buffer, lent.buffer, 'read into the lent buffer');
+    assert.equal(got.byteOffset, lent.byteOffset);
+    assert.equal(lent[5000], 0xee, 'nothing written past the object');
+    const part = await b.load(undefined, { type: 'index', name: id }, { offset: 100, length: 50, into: lent });
+    assert.ok(part.equals(data.subarray(100, 150)));
+    const small = Buffer.alloc(4999);
+    const whole = await b.load(undefined, { type: 'index', name: id }, { into: small });
+    assert.ok(whole.equals(data));
+    assert.notEqual(whole.buffer, small.buffer, 'too small: a buffer of its own');
+  });
+
   it('removes only temporary files older than an hour', async () => {
     const b = new LocalBackend(dir);
     await b.save(undefined, { type: 'index', name: 'x' }, Buffer.from('x'));
