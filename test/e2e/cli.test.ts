@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { qemuImg, scratch } from '../backup/testing.ts';
@@ -108,5 +108,26 @@ describe('CLI: vm, backup, points, restore, verify', function () {
     const limited = hvb('verify', '--repo', repo, '--repair', '--point', 'latest');
     assert.equal(limited.status, 2, 'a usage error');
     assert.match(limited.err, /whole repository/);
+  });
+
+  it('verify names a damaged index object without points of its own, and each chunk it located with the point that needs it', () => {
+    const vm = s.path('vms', 'cli03');
+    const repo = s.path('repo3');
+    assert.equal(hvb('vm', 'sample', vm, '--size', '0.03125').status, 0);
+    assert.equal(hvb('repo', 'init', repo).status, 0);
+    assert.equal(hvb('backup', vm, '--repo', repo).status, 0);
+    const point = JSON.parse(hvb('points', '--repo', repo, '--json').out)[0].id as string;
+    const [object] = readdirSync(join(repo, 'index'));
+    const file = join(repo, 'index', object!);
+    const bytes = readFileSync(file);
+    bytes[200] ^= 0xff;
+    writeFileSync(file, bytes);
+    const r = hvb('verify', '--repo', repo);
+    assert.equal(r.status, 1, r.err);
+    const lines = r.out.split('\n');
+    const objectLine = lines.find((l) => l.includes(`<index/${object}>: index object does not load`));
+    assert.ok(objectLine, r.out);
+    assert.doesNotMatch(objectLine!, /breaks/);
+    assert.ok(lines.some((l) => /^problem: chunk [0-9a-f]{64}: chunk is missing/.test(l) && l.endsWith(`(breaks ${point.slice(0, 12)})`)), r.out);
   });
 });

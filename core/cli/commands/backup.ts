@@ -104,7 +104,8 @@ function readSubset(v: string): { part: number; of: number } {
 
 function printVerify(r: VerifyReport, quick: boolean): void {
   process.stdout.write(`checked ${r.pointsChecked} restore point(s), ${r.chunksChecked} chunk(s), ${quick ? 'no data read (quick)' : mib(r.bytesChecked)}\n`);
-  for (const p of r.problems) process.stdout.write(`problem: ${p.chunk ? `chunk ${p.chunk}` : p.object}: ${p.problem} (breaks ${p.points.map((x) => x.slice(0, 12)).join(', ')})\n`);
+  // A damaged index object breaks no point by itself: the chunks it located are listed as missing, each with its points.
+  for (const p of r.problems) process.stdout.write(`problem: ${p.chunk ? `chunk ${p.chunk}` : p.object}: ${p.problem}${p.points.length > 0 ? ` (breaks ${p.points.map((x) => x.slice(0, 12)).join(', ')})` : ''}\n`);
   process.stdout.write(r.ok ? 'repository is OK\n' : `${r.problems.length} problem(s) found\n`);
   const x = r.repair;
   if (!x) return;
