@@ -131,6 +131,7 @@ export class ChunkIndex {
         // A name that is not a chunk id is not a chunk: nothing references it or could read it.
         if (parseHex(o.name, idKeyBytes, 0)) index.addLoose(o.name, o.size);
       }
+      index.#releaseAfterLoad();
     } catch (err) {
       index.close();
       throw err;
@@ -506,8 +507,22 @@ export class ChunkIndex {
    * for the next ones.
    */
   #spillIfFull(): void {
+    if (this.#records - this.#spilled >= indexMemoryRecords()) this.#spill();
+  }
+
+  /**
+   * A load that spilled: the records still in memory go to a run too, and their memory (the
+   * budget's segments and table, ~28 MiB by default) is let go. What a job adds after the load
+   * (its own packs) is little, and a restore or verify adds nothing. Lookups ask one filter more.
+   */
+  #releaseAfterLoad(): void {
+    if (this.#spilled === 0) return;
+    if (this.#records > this.#spilled) this.#spill();
+    this.#recs = new IdTable(STRIDE, FIRST_SEG_RECORDS);
+  }
+
+  #spill(): void {
     const local = this.#records - this.#spilled;
-    if (local < indexMemoryRecords()) return;
     const files = this.#files;
     files.arrival ??= openScratch('chunk-index');
     const recs = this.#recs;
@@ -519,6 +534,11 @@ export class ChunkIndex {
     const run = buildRun(local, STRIDE, (r) => recs.words(r), (r) => recs.at(r), (w, o) => (w[o + W_PACK]! & LOCATED) !== 0);
     this.#spilled = this.#records;
     recs.clear();
+    // Every record a duplicate of one located earlier: nothing for a lookup to ask.
+    if (run.count === 0) {
+      run.close();
+      return;
+    }
     // A merge leaves out the records of removed packs and loose chunks, and counts them out.
     files.runs.add(run, (w, o, from) => {
       if (!this.#hiddenAt(w, o, from)) return false;

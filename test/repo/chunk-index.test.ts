@@ -3,7 +3,7 @@
 // removal then re-adding, all checked against the Map of objects the index replaced.
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -315,6 +315,32 @@ describe('ChunkIndex loaded from a repository', () => {
       assert.deepEqual(left.sort(), [keep, 'notachunk'].sort());
       assert.deepEqual(await repo.listChunkIds(), [keep]);
     } finally {
+      await repo.close();
+    }
+  });
+
+  it('a load that spilled spills what it still holds too and lets its memory go; lookups and later packs work as before', async () => {
+    const repo = await initRepository(join(dir, 'repo'), { chunkSize: 65536 });
+    try {
+      // Random, so that each pack holds two or three chunks (their stored size fills it).
+      const data = Array.from({ length: 30 }, () => randomBytes(65536));
+      const w = repo.chunkWriter({ packSize: 3 * 65536 });
+      for (const d of data) await w.submit(d);
+      await w.flush();
+      setIndexMemoryRecords(7);
+      const index = await repo.chunkIndex({ reread: true });
+      assert.ok(index.packs.size >= 10, `${index.packs.size} packs`);
+      assert.equal(index.spilled.records, 30, 'all 30 records spilled, none left in memory (spills come at 7 or more)');
+      assert.equal(index.size, 30);
+      for (const d of data) assert.ok((await repo.loadChunk(repo.chunkId(d))).equals(d));
+      const more = Array.from({ length: 3 }, () => randomBytes(65536));
+      const w2 = repo.chunkWriter({ packSize: 3 * 65536 });
+      for (const d of more) await w2.submit(d);
+      await w2.flush();
+      assert.equal(index.size, 33);
+      for (const d of [...data, ...more]) assert.ok(index.has(repo.chunkId(d)));
+    } finally {
+      setIndexMemoryRecords(undefined);
       await repo.close();
     }
   });
