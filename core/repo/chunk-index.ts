@@ -20,6 +20,8 @@ import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
 import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, type PackIndexView } from './pack-format.ts';
 import { PackTable } from './pack-table.ts';
+import { BufferBin } from './buffer-bin.ts';
+import { freeOwnBuffer } from './free-buffer.ts';
 import { buildRun, closeQuietly, indexMemoryRecords, openScratch, readAllSync, RECORD, RunList, type SortedRun, writeAllSync } from './sorted-run.ts';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
@@ -184,20 +186,29 @@ export class ChunkIndex {
     // ~log2(n) times; never past what memory holds before a spill.
     this.#recs.reserve(Math.min(indexMemoryRecords(), this.#recs.inTable + objects.reduce((a, o) => a + o.size, 0) / PACK_ENTRY_SIZE));
     const reading = new Set<Promise<void>>();
-    const buffers = new ReadBuffers();
+    // Each object is read into a buffer lent from here and given back once its packs are added
+    // (the records are copies), so a large index goes through a few buffers. A fresh one per
+    // object (~11 MiB for GC's consolidated ones) stayed with the allocator until a garbage
+    // collection: loading 4 M entries peaked ~50 MiB higher. Freed at once when the load ends.
+    const buffers = new BufferBin<Buffer>({ maxItems: LOAD_OBJECTS });
     let bytes = 0;
-    for (const o of objects) {
-      while (reading.size > 0 && (reading.size >= LOAD_OBJECTS || bytes + o.size > LOAD_BYTES)) await Promise.race(reading);
-      bytes += o.size;
-      const into = buffers.take(o.size);
-      const one = this.#loadObject(backend, codec, o.name, into, signal).finally(() => {
-        buffers.give(into);
-        bytes -= o.size;
-        reading.delete(one);
-      });
-      reading.add(one);
+    try {
+      for (const o of objects) {
+        while (reading.size > 0 && (reading.size >= LOAD_OBJECTS || bytes + o.size > LOAD_BYTES)) await Promise.race(reading);
+        bytes += o.size;
+        const into = buffers.take(o.size) ?? Buffer.allocUnsafeSlow(Math.max(o.size, 64 * 1024));
+        const one = this.#loadObject(backend, codec, o.name, into, signal).finally(() => {
+          buffers.give(into);
+          bytes -= o.size;
+          reading.delete(one);
+        });
+        reading.add(one);
+      }
+      await Promise.all(reading);
+    } finally {
+      await Promise.allSettled(reading);
+      for (const b of buffers.drain()) freeOwnBuffer(b);
     }
-    await Promise.all(reading);
   }
 
   /** Index object `name`'s packs added; `into`: a buffer to read it into (it is done with when this resolves). */
@@ -534,11 +545,6 @@ export class ChunkIndex {
     const run = buildRun(local, STRIDE, (r) => recs.words(r), (r) => recs.at(r), (w, o) => (w[o + W_PACK]! & LOCATED) !== 0);
     this.#spilled = this.#records;
     recs.clear();
-    // Every record a duplicate of one located earlier: nothing for a lookup to ask.
-    if (run.count === 0) {
-      run.close();
-      return;
-    }
     // A merge leaves out the records of removed packs and loose chunks, and counts them out.
     files.runs.add(run, (w, o, from) => {
       if (!this.#hiddenAt(w, o, from)) return false;
@@ -631,31 +637,6 @@ export class ChunkIndex {
       },
       keys: () => objects.keys(),
     });
-  }
-}
-
-/**
- * Buffers index objects are read into, each lent for one object and given back once its packs
- * are added (the records are copies), so a large index is read through a few buffers. A fresh
- * buffer per object (~11 MiB for GC's consolidated ones) was freed only at the next garbage
- * collection, and the allocator kept the memory: loading 4 M entries raised the peak RSS by
- * ~1.5× the bytes in flight.
- */
-class ReadBuffers {
-  readonly #free: Buffer[] = [];
-
-  /** A buffer of at least `size` bytes: the smallest free one that holds them, else a new one. */
-  take(size: number): Buffer {
-    let best = -1;
-    this.#free.forEach((b, i) => {
-      if (b.length >= size && (best < 0 || b.length < this.#free[best]!.length)) best = i;
-    });
-    if (best < 0) return Buffer.allocUnsafeSlow(Math.max(size, 64 * 1024));
-    return this.#free.splice(best, 1)[0]!;
-  }
-
-  give(b: Buffer): void {
-    this.#free.push(b);
   }
 }
 

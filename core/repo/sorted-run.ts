@@ -516,8 +516,16 @@ const MAX_RUNS = 16;
 export class RunList {
   runs: SortedRun[] = [];
 
-  /** `run` joins the list; records `drop` refuses are left out of a merge. */
+  /**
+   * `run` joins the list; records `drop` refuses are left out of a merge. An empty run (a
+   * chunk index's spill whose records all duplicate ones located earlier) holds nothing to ask:
+   * it is closed instead, so it neither costs lookups a filter nor counts toward a merge.
+   */
   add(run: SortedRun, drop: (w: Uint32Array, o: number, from: SortedRun) => boolean = () => false): void {
+    if (run.count === 0) {
+      run.close();
+      return;
+    }
     this.runs.push(run);
     if (this.runs.length <= MAX_RUNS) return;
     const merged = mergeRuns(this.runs, drop);

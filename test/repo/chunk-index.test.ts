@@ -268,6 +268,26 @@ describe('ChunkIndex scratch files', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a spill whose records all repeat chunks located earlier adds no run; lookups still find the first pack', () => {
+    setScratchDir(dir);
+    setIndexMemoryRecords(2);
+    const index = new ChunkIndex();
+    try {
+      const [a, b] = ids(2, 'repeat');
+      index.addPack(pn('first'), entriesFor([a!, b!]));
+      assert.equal(index.spilled.runs, 1);
+      index.addPack(pn('again'), entriesFor([b!, a!], 500));
+      assert.equal(index.spilled.records, 4, 'both packs spilled');
+      assert.equal(index.spilled.runs, 1, 'the second spill located nothing: no run for it');
+      assert.equal(index.locate(a!)?.pack, pn('first'));
+      assert.equal(index.locate(b!)?.pack, pn('first'));
+      assert.equal(index.size, 2);
+      assert.deepEqual(index.packs.get(pn('again'))!.map((e) => e.id), [b, a]);
+    } finally {
+      index.close();
+    }
+  });
+
   it('leave no file behind while in use, and hold a few bytes per chunk in memory instead of ~56', () => {
     setScratchDir(dir);
     setIndexMemoryRecords(4096);
