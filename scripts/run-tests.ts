@@ -123,7 +123,7 @@ if (child >= 0) {
 }
 if (suites.has('typecheck')) add('typecheck', typecheck());
 if (suites.has('mocha')) add('mocha', mocha());
-if (suites.has('spill')) add('mocha, index spilled', mocha('mocha, index spilled', { HVB_INDEX_MEMORY_RECORDS: '3', HVB_TEST_FILES: SPILL_FILES.join(',') }));
+if (suites.has('spill')) add('mocha, index spilled', mocha('mocha, index spilled', { HVB_INDEX_MEMORY_RECORDS: '3', HVB_INDEX_TABLE_RECORDS: '5', HVB_TEST_FILES: SPILL_FILES.join(',') }));
 if (suites.has('pester')) add('pester', pester());
 if (failures.length) process.stdout.write(`\nFailures (${failures.length}), repeated from above:\n${failures.map((f, i) => `${i + 1}) ${f}`).join('\n')}\n\n`);
 process.stdout.write(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`);

@@ -1,6 +1,7 @@
 // A Backend that hands every call to another: the base of wrappers that change a few calls
-// (dry run, fault injection in tests) and pass the rest through. openReader is passed on
-// only when the inner backend has it.
+// (dry run, fault injection in tests) and pass the rest through. openReader and localFile are
+// passed on only when the inner backend has them; openWriter never is (a dry run must not write
+// through it): a subclass that can write opts in.
 
 import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, SaveData, SaveOptions } from './backend.ts';
 
@@ -8,11 +9,13 @@ export class ForwardingBackend implements Backend {
   readonly location: string;
   protected readonly inner: Backend;
   readonly openReader?: (signal: AbortSignal | undefined, h: Handle) => Promise<ObjectReader>;
+  readonly localFile?: (h: Handle) => string;
 
   constructor(inner: Backend) {
     this.inner = inner;
     this.location = inner.location;
     if (inner.openReader) this.openReader = (signal, h) => inner.openReader!(signal, h);
+    if (inner.localFile) this.localFile = (h) => inner.localFile!(h);
   }
 
   save(signal: AbortSignal | undefined, h: Handle, data: SaveData, opts?: SaveOptions): Promise<void> {

@@ -10,7 +10,7 @@ import { constants as fsc, promises as fsp, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HvError, throwIfAborted, wrapError } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, SaveData, SaveOptions } from './backend.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectReader, ObjectWriter, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, rangeOf } from './backend-util.ts';
 import { DIRECT_ALIGN, DirectWriter, isPageAligned, pwriteLarge } from '../disk/file-io.ts';
@@ -48,6 +48,56 @@ export class LocalBackend implements Backend {
       throw isHvErr(err) ? err : wrapError(err, `save ${handleString(h)}`, handleString(h));
     }
     if (durable) await syncDir(dirname(target));
+  }
+
+  /** A temp file in tmp/ written in order, linked into place (create-only) by commit() as save() does. */
+  async openWriter(signal: AbortSignal | undefined, h: Handle): Promise<ObjectWriter> {
+    throwIfAborted(signal);
+    const target = this.pathOf(h);
+    const tmpDir = join(this.location, 'tmp');
+    await this.#ensureDir(tmpDir);
+    const tmp = join(tmpDir, `${h.type}-${randomBytes(8).toString('hex')}`);
+    const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600).catch((err: unknown) => {
+      throw wrapError(err, `save ${handleString(h)}: writing temporary file`, tmp);
+    });
+    let pos = 0;
+    let open = true;
+    const close = async () => {
+      if (!open) return;
+      open = false;
+      await fh.close().catch(() => {});
+    };
+    return {
+      write: async (data) => {
+        throwIfAborted(signal);
+        await pwriteLarge(fh, data, pos).catch((err: unknown) => { throw wrapError(err, `save ${handleString(h)}: writing temporary file`, tmp); });
+        pos += data.length;
+      },
+      commit: async () => {
+        try {
+          await fh.sync();
+        } catch (err) {
+          throw wrapError(err, `save ${handleString(h)}: writing temporary file`, tmp);
+        } finally {
+          await close();
+        }
+        try {
+          await this.#place(h, tmp, target, false);
+        } catch (err) {
+          await fsp.rm(tmp, { force: true });
+          throw isHvErr(err) ? err : wrapError(err, `save ${handleString(h)}`, handleString(h));
+        }
+        await syncDir(dirname(target));
+      },
+      abort: async () => {
+        await close();
+        await fsp.rm(tmp, { force: true });
+      },
+    };
+  }
+
+  localFile(h: Handle): string {
+    return this.pathOf(h);
   }
 
   async #place(h: Handle, tmp: string, target: string, overwrite: boolean): Promise<void> {

@@ -2,7 +2,7 @@
 // Same contract as every other backend (test/repo/backend-suite.ts proves it).
 
 import { HvError, throwIfAborted } from '../errors.ts';
-import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, SaveData, SaveOptions } from './backend.ts';
+import type { Backend, FileType, Handle, LoadOptions, ObjectInfo, ObjectWriter, SaveData, SaveOptions } from './backend.ts';
 import { handleString } from './backend.ts';
 import { checkHandle, joinData, sliceRange } from './backend-util.ts';
 
@@ -22,6 +22,27 @@ export class MemoryBackend implements Backend {
       throw new HvError('ERR_ALREADY_EXISTS', `save ${handleString(h)}: object already exists`, { target: handleString(h) });
     }
     this.#objects.set(key, Buffer.from(joinData(data)));
+  }
+
+  async openWriter(signal: AbortSignal | undefined, h: Handle): Promise<ObjectWriter> {
+    throwIfAborted(signal);
+    checkHandle(h);
+    let parts: Buffer[] | undefined = [];
+    return {
+      write: async (data) => {
+        if (!parts) throw new HvError('ERR_INTERNAL', `write ${handleString(h)} after commit or abort`);
+        parts.push(Buffer.from(data));
+      },
+      commit: async () => {
+        if (!parts) throw new HvError('ERR_INTERNAL', `commit ${handleString(h)} twice, or after abort`);
+        const data = parts;
+        parts = undefined;
+        await this.save(signal, h, data);
+      },
+      abort: async () => {
+        parts = undefined;
+      },
+    };
   }
 
   async load(signal: AbortSignal | undefined, h: Handle, opts: LoadOptions = {}): Promise<Buffer> {

@@ -4,7 +4,7 @@ import { HvError } from '../errors.ts';
 import type { FileType, Handle, LoadOptions, SaveData } from './backend.ts';
 import { handleString } from './backend.ts';
 
-export const FILE_TYPES: readonly FileType[] = ['config', 'keys', 'locks', 'chunks', 'packs', 'manifests', 'points', 'index', 'catalog', 'repairs'];
+export const FILE_TYPES: readonly FileType[] = ['config', 'keys', 'locks', 'chunks', 'packs', 'manifests', 'points', 'index', 'catalog', 'repairs', 'tables'];
 
 // Names become file names and object keys: keep them to a portable alphabet, so a name
 // can never climb out of its folder or differ by case only on Windows shares.

@@ -6,7 +6,7 @@
 // Every call takes a cancellation signal first.
 
 /** Kinds of stored object. Each maps to one prefix (folder) in the store. */
-export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'packs' | 'manifests' | 'points' | 'index' | 'catalog' | 'repairs';
+export type FileType = 'config' | 'keys' | 'locks' | 'chunks' | 'packs' | 'manifests' | 'points' | 'index' | 'catalog' | 'repairs' | 'tables';
 
 /** What save() stores: one buffer, or parts stored back to back as one object (a pack from its blobs, without a copy). */
 export type SaveData = Buffer | readonly Buffer[];
@@ -62,9 +62,37 @@ export interface ObjectReader {
   close(): Promise<void>;
 }
 
+/**
+ * An object written as a stream (an index table: hundreds of MiB, more than a job may hold in
+ * memory; a multipart upload on object storage). Nothing is visible under its name until
+ * commit() resolves; abort(), or a writer that never commits (a killed process), leaves no object.
+ */
+export interface ObjectWriter {
+  /** Append `data`; the caller may reuse it once the promise settles. */
+  write(data: Buffer): Promise<void>;
+  /** Store what was written under the handle, create-only and durable, as save() does. */
+  commit(): Promise<void>;
+  /** Give up: nothing is stored. Safe after a failed write or commit. */
+  abort(): Promise<void>;
+}
+
 export interface Backend {
   /** Where this backend stores data, for messages ("/srv/repo", "s3://bucket/prefix"). */
   readonly location: string;
+
+  /**
+   * Optional: `h` written as a stream (ObjectWriter). Wrappers that change what is written
+   * (a dry run) leave it out, so callers must do without it: it is an optimisation, never the
+   * only way to store what a repository needs.
+   */
+  openWriter?(signal: AbortSignal | undefined, h: Handle): Promise<ObjectWriter>;
+
+  /**
+   * Optional: the local file an existing object is, for callers that read it synchronously in
+   * place (an index table, looked up inside a chunk lookup). Backends without it are copied to
+   * a scratch file first.
+   */
+  localFile?(h: Handle): string;
 
   /**
    * Store `data` under `h`. The data is in memory (a Buffer or parts), so a retry can resend

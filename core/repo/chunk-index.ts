@@ -12,7 +12,10 @@
 // plain length. The table finds each chunk's located record. Past a memory budget (512 Ki
 // records, ~28 MiB) the records move to scratch files, the located ones sorted by id into runs
 // that keep only a fence and a Bloom filter in memory (sorted-run.ts), so a repository of many
-// TiB of unique data costs a job a few bytes per chunk instead of ~60.
+// TiB of unique data costs a job a few bytes per chunk instead of ~60. Such a load then stores
+// its records as an index table (index-table.ts) under the job's lock, and the next loads look
+// chunks up in it in place (a fence, ~0.13 bytes per chunk) and read only the index objects it
+// does not cover.
 
 import { HvError } from '../errors.ts';
 import type { Backend } from './backend.ts';
@@ -22,7 +25,9 @@ import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, 
 import { PackTable } from './pack-table.ts';
 import { BufferBin } from './buffer-bin.ts';
 import { freeOwnBuffer } from './free-buffer.ts';
-import { buildRun, closeQuietly, indexMemoryRecords, openScratch, readAllSync, RECORD, RunList, type SortedRun, writeAllSync } from './sorted-run.ts';
+import { buildRun, closeQuietly, indexMemoryRecords, mergeSorted, openScratch, readAllSync, RECORD, RunList, type SortedRun, type SortedSource, writeAllSync } from './sorted-run.ts';
+import { IndexTable, IndexTableWriter, indexTableRecords } from './index-table.ts';
+import { createHash } from 'node:crypto';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
 
@@ -60,16 +65,28 @@ function isU32(n: number): boolean {
   return n >>> 0 === n;
 }
 
-/** Scratch files of an index, closed when it is closed or, if nobody did, when it is collected. */
+/** Scratch files (and the index table) of an index, closed when it is closed or, if nobody did, when it is collected. */
 class ScratchFiles {
   arrival: number | undefined;
   readonly runs = new RunList();
+  table: IndexTable | undefined;
   close(): void {
     this.runs.close();
+    this.table?.close();
     if (this.arrival !== undefined) closeQuietly(this.arrival);
     this.arrival = undefined;
   }
 }
+
+export interface LoadIndexOptions {
+  /**
+   * false: read every index object, never an index table. For callers that need each pack's
+   * entries and each object's packs (GC), or that must see every object as stored (verify).
+   */
+  table?: boolean;
+}
+
+const NO_PACKS = new Uint32Array(0);
 
 /** The id at word `o` of `w` as 64 hex characters. */
 function wordsHex(w: Uint32Array, o: number): string {
@@ -122,12 +139,26 @@ export class ChunkIndex {
   readonly packs: ReadonlyMap<string, PackEntry[]> = this.#packView();
   /** index/ objects that did not load: their packs' chunks are unknown, so nothing may be pruned. */
   readonly damaged: { name: string; problem: string }[] = [];
+  /** Index tables that could not be used (damaged, or a newer format): the load read index/ instead. */
+  readonly tableProblems: { name: string; problem: string }[] = [];
+  /** Packs numbered below this came from the index table: their entries are not known here. */
+  #tablePacks = 0;
+  /** Records the newest table this index read or stored holds (a new one pays only for records outside it). */
+  #inTable = 0;
 
-  static async load(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<ChunkIndex> {
+  static async load(backend: Backend, codec: ObjectCodec, signal?: AbortSignal, opts: LoadIndexOptions = {}): Promise<ChunkIndex> {
     const index = new ChunkIndex();
     try {
-      const objects: { name: string; size: number }[] = [];
+      let objects: { name: string; size: number }[] = [];
       for await (const o of backend.list(signal, 'index')) objects.push({ name: o.name, size: o.size });
+      const table = opts.table === false ? 'none' : await index.#useTable(backend, codec, new Set(objects.map((o) => o.name)), signal);
+      if (table === 'restart') {
+        index.close();
+        const plain = await ChunkIndex.load(backend, codec, signal, { table: false });
+        plain.tableProblems.push(...index.tableProblems);
+        return plain;
+      }
+      if (table === 'used') objects = objects.filter((o) => !index.#objects.has(o.name));
       await index.#loadObjects(backend, codec, objects, signal);
       for await (const o of backend.list(signal, 'chunks')) {
         // A name that is not a chunk id is not a chunk: nothing references it or could read it.
@@ -230,6 +261,120 @@ export class ChunkIndex {
     this.#objects.set(name, packs);
   }
 
+  /**
+   * The stored table covering the most of `listed` (index objects, every one it covers among
+   * them) becomes this index's oldest records: its packs are numbered first, its objects count
+   * as read. 'none' when there is none to use; a table that fails to open is reported in
+   * tableProblems and passed over ('restart': the failure came after its packs were numbered,
+   * so the load starts again without tables).
+   */
+  async #useTable(backend: Backend, codec: ObjectCodec, listed: ReadonlySet<string>, signal?: AbortSignal): Promise<'used' | 'none' | 'restart'> {
+    let best: IndexTable | undefined;
+    for await (const name of backend.listNames(signal, 'tables')) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      let table: IndexTable;
+      try {
+        table = await IndexTable.open(backend, codec, name, signal);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        // Gone since the listing: GC removed it (every index object it covered is gone too).
+        if (!backend.isNotFound(err)) this.tableProblems.push({ name, problem: (err as Error).message });
+        continue;
+      }
+      if (table.objects.every((o) => listed.has(o)) && table.objects.length > (best?.objects.length ?? 0)) {
+        best?.close();
+        best = table;
+      } else table.close();
+    }
+    if (!best) return 'none';
+    try {
+      const names = best.packNames();
+      best.loadFence();
+      // A pack listed twice (a table no CRC catches as damaged, but not one we wrote) throws here.
+      for (let p = 0; p < names.length / 32; p++) this.#packs.addBytes(names, p * 32, 0, 0);
+    } catch (err) {
+      best.close();
+      if (signal?.aborted) throw err;
+      this.tableProblems.push({ name: best.name, problem: (err as Error).message });
+      return this.#packs.length > 0 ? 'restart' : 'none';
+    }
+    this.#tablePacks = this.#packs.length;
+    this.#inTable = best.count;
+    for (const o of best.objects) this.#objects.set(o, NO_PACKS);
+    this.#files.table = best;
+    return 'used';
+  }
+
+  /** The index table this index looks chunks up in, if any (reports and tests). */
+  get table(): { name: string; records: number; objects: number; memoryBytes: number } | undefined {
+    const t = this.#files.table;
+    return t && { name: t.name, records: t.count, objects: t.objects.length, memoryBytes: t.memoryBytes };
+  }
+
+  /**
+   * Store what this index holds as an index table when its records found outside a table are
+   * many (indexTableRecords(), and a quarter of the table's): the next loads read it in place
+   * instead of the index objects it covers. The caller holds a lock (GC, which deletes tables,
+   * waits for it). Nothing is stored when the index is not exactly what index/ lists (damaged
+   * objects, packs waiting for an index object, removals) or the backend cannot write a stream;
+   * the name is then undefined. Records in memory move to a scratch run first; once stored,
+   * the table replaces this index's runs (their Bloom filters: ~2 bytes a chunk), unless loose
+   * chunks are among them.
+   */
+  async saveTable(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<string | undefined> {
+    const table = this.#files.table;
+    const outside = this.size - this.#inTable - this.#looseCount;
+    if (outside < Math.max(indexTableRecords(), this.#inTable / 4)) return undefined;
+    if (this.#dirty || this.damaged.length > 0 || this.#unindexed.length > 0 || this.#hidden > 0 || this.#removedPacks.size > 0 || this.#removedLoose.size > 0) return undefined;
+    const objects = [...this.#objects.keys()].sort();
+    // Named by what it covers: two jobs that would write the same table meet at one name.
+    const name = createHash('sha256').update(objects.join('\n')).digest('hex');
+    if (table?.name === name) return undefined;
+    const writer = await IndexTableWriter.open(backend, codec, name, signal);
+    if (!writer) return undefined;
+    let records: number;
+    try {
+      if (this.#records > this.#spilled) this.#spill();
+      const sources: SortedSource[] = [...(table ? [table] : []), ...this.#files.runs.runs];
+      // Loose chunks stay out: chunks/ is listed by every load, and GC deletes them without touching index/.
+      for (const { words, count } of mergeSorted(sources, (w, o) => (w[o + W_PACK]! & PACK_BITS) === LOOSE)) {
+        await writer.add(words, count);
+      }
+      records = writer.records;
+      await writer.finish(this.#packs.nameBytes(), objects);
+    } catch (err) {
+      await writer.abort().catch(() => undefined);
+      // Another job stored the same table first (the same objects: the same records).
+      if (!(err instanceof HvError && err.code === 'ERR_ALREADY_EXISTS')) throw err;
+      records = this.size - this.#looseCount;
+    }
+    this.#inTable = records;
+    if (this.#looseCount === 0) await this.#switchTo(backend, codec, name, signal);
+    return name;
+  }
+
+  /** Table `name`, just stored from every record here, in place of the runs and the table they came from. */
+  async #switchTo(backend: Backend, codec: ObjectCodec, name: string, signal?: AbortSignal): Promise<void> {
+    const stored = await IndexTable.open(backend, codec, name, signal);
+    try {
+      stored.loadFence();
+    } catch (err) {
+      stored.close();
+      throw err;
+    }
+    const files = this.#files;
+    files.table?.close();
+    files.runs.close();
+    files.runs.runs = [];
+    files.table = stored;
+    this.#tablePacks = this.#packs.length;
+  }
+
+  /** ERR_INTERNAL: what the caller asked for needs every index object read, and a table stood in for some. */
+  #needsObjects(what: string): never {
+    throw new HvError('ERR_INTERNAL', `chunk index: ${what} needs every index object read, not an index table (load with table: false)`);
+  }
+
   /** The caller changes this index in ways the store does not (prune's plans): the next refresh rebuilds it. */
   invalidate(): void {
     this.#dirty = true;
@@ -302,7 +447,7 @@ export class ChunkIndex {
   }
 
   get size(): number {
-    let n = this.#recs.inTable - this.#hidden;
+    let n = this.#recs.inTable - this.#hidden + (this.#files.table?.count ?? 0);
     for (const run of this.#files.runs.runs) n += run.count;
     return n;
   }
@@ -313,8 +458,19 @@ export class ChunkIndex {
     return { records: this.#spilled, runs: runs.length, memoryBytes: runs.reduce((a, r) => a + r.memoryBytes, 0) };
   }
 
-  /** Every known chunk once, with where it is read from: those in scratch runs in id order, then the rest in the order they became known. */
+  /** Every known chunk once, with where it is read from: those in the table and in scratch runs in id order, then the rest in the order they became known. */
   *entries(): IterableIterator<[string, ChunkLocation]> {
+    const table = this.#files.table;
+    if (table) {
+      const one = Buffer.allocUnsafe(RECORD);
+      const ow = new Uint32Array(one.buffer, one.byteOffset, STRIDE);
+      for (const { words, count } of table.batches()) {
+        for (let i = 0; i < count; i++) {
+          for (let k = 0; k < STRIDE; k++) ow[k] = words[i * STRIDE + k]!;
+          yield [one.toString('hex', 0, 32), this.#locationAt(one, 0)];
+        }
+      }
+    }
     for (const run of this.#files.runs.runs) {
       for (const { buf, words, count } of run.batches()) {
         for (let i = 0; i < count; i++) {
@@ -428,6 +584,7 @@ export class ChunkIndex {
   removePack(name: string): void {
     const pack = this.#packs.find(name);
     if (pack < 0) return;
+    if (pack < this.#tablePacks) this.#needsObjects(`removing pack ${name}`);
     this.#dirty = true;
     this.#packs.remove(pack);
     const start = this.#packs.start(pack);
@@ -490,6 +647,11 @@ export class ChunkIndex {
         this.#recRun = run;
         return true;
       }
+    }
+    // The table's records are the oldest: a chunk it holds was never located again elsewhere.
+    if (this.#files.table?.find(idKey, this.#recWords)) {
+      this.#recRun = undefined;
+      return true;
     }
     return false;
   }
@@ -597,6 +759,7 @@ export class ChunkIndex {
   }
 
   #entriesOf(pack: number): PackEntry[] {
+    if (pack < this.#tablePacks) this.#needsObjects(`the entries of pack ${this.#packs.name(pack)}`);
     const start = this.#packs.start(pack);
     const count = this.#packs.count(pack);
     if (start < this.#spilled) return [...this.#spilledEntries(start, count)];
@@ -633,6 +796,7 @@ export class ChunkIndex {
       has: (name) => objects.has(name),
       get: (name) => {
         const numbers = objects.get(name);
+        if (numbers === NO_PACKS) this.#needsObjects(`the packs of index object ${name}`);
         return numbers && names(numbers);
       },
       keys: () => objects.keys(),

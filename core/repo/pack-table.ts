@@ -42,9 +42,31 @@ export class PackTable {
   /** A new pack (find(name) is -1): its number. Overwrites idKey. */
   add(name: string, start: number, count: number): number {
     if (!parseHex(name, idKeyBytes, 0)) throw new HvError('ERR_INTERNAL', `pack table: pack name ${JSON.stringify(name.slice(0, 80))} is not 64 lowercase hex`);
-    if (start >>> 0 !== start || count >>> 0 !== count || count >= REMOVED) throw new HvError('ERR_INTERNAL', `pack table: pack ${name} at record ${start} with ${count} entries does not fit its u32 words`);
+    return this.#addKey(start, count);
+  }
+
+  /** add() of the name whose 32 raw bytes are at `at` of `buf` (an index table's pack list). */
+  addBytes(buf: Uint8Array, at: number, start: number, count: number): number {
+    for (let k = 0; k < 32; k++) idKeyBytes[k] = buf[at + k]!;
+    return this.#addKey(start, count);
+  }
+
+  /** Every pack's name bytes by number, 32 each (removed packs too: their numbers still name them). */
+  nameBytes(): Buffer {
+    const out = Buffer.allocUnsafe(this.#numbers * 32);
+    for (let p = 0; p < this.#numbers; p++) {
+      const at = this.#t.at(p) * 4;
+      this.#t.bytes(p).copy(out, p * 32, at, at + 32);
+    }
+    return out;
+  }
+
+  /** The pack named in idKey. */
+  #addKey(start: number, count: number): number {
+    const name = () => idKeyBytes.toString('hex');
+    if (start >>> 0 !== start || count >>> 0 !== count || count >= REMOVED) throw new HvError('ERR_INTERNAL', `pack table: pack ${name()} at record ${start} with ${count} entries does not fit its u32 words`);
     const slot = this.#t.find();
-    if (slot >= 0) throw new HvError('ERR_INTERNAL', `pack table: pack ${name} added twice`);
+    if (slot >= 0) throw new HvError('ERR_INTERNAL', `pack table: pack ${name()} added twice`);
     const pack = this.#numbers++;
     const w = this.#t.ensure(pack);
     const o = this.#t.at(pack);

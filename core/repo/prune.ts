@@ -178,11 +178,17 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
         written.add(name);
       }
     }
-    // 3. Every older index object (those read, and the new packs' own).
+    // 3. Every older index object (those read, and the new packs' own), and every index table:
+    // each covers objects removed here (a later load would pass it over), and none may name a
+    // pack removed below.
     for (const name of index.objects.keys()) {
       if (written.has(name)) continue;
       if (!opts.whatIf) await backend.remove(signal, { type: 'index', name });
       result.bytesFreed += indexSizes.get(name) ?? 0;
+    }
+    for await (const t of backend.list(signal, 'tables')) {
+      if (!opts.whatIf) await backend.remove(signal, { type: 'tables', name: t.name });
+      result.bytesFreed += t.size;
     }
   }
   // 4. Packs no index object lists any more.

@@ -174,6 +174,8 @@ export class Repository {
   #index: Promise<ChunkIndex> | undefined;
   /** The store may have changed since #index was read (a lock was taken, or refresh asked for). */
   #indexStale = false;
+  /** Locks held by writers of this handle (not readers'): while one is, a large index load is stored as an index table. */
+  #writeLocks = 0;
 
   /** Where warnings found while working go (OpenOptions.onWarning). */
   readonly #onWarning: ((message: string) => void) | undefined;
@@ -336,14 +338,34 @@ export class Repository {
       this.#index = undefined;
       throw wrapError(err, `read the chunk index of ${this.location}`, this.location);
     };
+    // verify and GC read every index object, never a table standing in for some (reread).
+    const load = () => ChunkIndex.load(this.backend, this.codec, opts.signal, { table: !opts.reread });
     if (this.#index && this.#indexStale) {
       const before = this.#index;
       // A handle whose last read failed starts again from scratch.
-      this.#index = before.then((index) => index.refresh(this.backend, this.codec, opts.signal), () => ChunkIndex.load(this.backend, this.codec, opts.signal)).catch(failed);
+      this.#index = before.then((index) => index.refresh(this.backend, this.codec, opts.signal), load).then((index) => this.#saveTable(index, opts.signal)).catch(failed);
     }
     this.#indexStale = false;
-    this.#index ??= ChunkIndex.load(this.backend, this.codec, opts.signal).catch(failed);
+    // Not after a reread either: GC goes through every pack's entries, which a table does not hold.
+    this.#index ??= load().then((index) => (opts.reread ? index : this.#saveTable(index, opts.signal))).catch(failed);
     return this.#index;
+  }
+
+  /**
+   * Under a writer's lock, a load that found many records outside any index table stores one
+   * (ChunkIndex.saveTable), so the next jobs need not read and sort them again. A failure is
+   * a warning: the table only saves time.
+   */
+  async #saveTable(index: ChunkIndex, signal?: AbortSignal): Promise<ChunkIndex> {
+    for (const t of index.tableProblems.splice(0)) this.#onWarning?.(`index table <tables/${t.name}> not used (${t.problem}); read every index object instead. A table only repeats index/: removing it loses nothing`);
+    if (this.#writeLocks === 0 || this.readOnly) return index;
+    try {
+      await index.saveTable(this.backend, this.codec, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      this.#onWarning?.(`could not store an index table in ${this.location} (jobs go on reading every index object): ${(err as Error).message}`);
+    }
+    return index;
   }
 
   /** The object and byte range holding chunk `id` as stored (sealed), or ERR_NOT_FOUND naming <chunks/id>. */
@@ -689,7 +711,20 @@ export class Repository {
     // Whatever happened before we held the lock (another process's GC) may have removed
     // chunks: list them afresh rather than skip writing a chunk that is gone.
     this.#indexStale = true;
-    return held;
+    // A reader's lock (restore, verify) or none (a read-only store): nothing is written, not even a table.
+    if (opts.reader || held.name === '') return held;
+    this.#writeLocks++;
+    let released = false;
+    return {
+      name: held.name,
+      info: held.info,
+      check: () => held.check(),
+      release: () => {
+        if (!released) this.#writeLocks--;
+        released = true;
+        return held.release();
+      },
+    };
   }
 
   /** Remove stale locks; with force, every lock (the user asserts nobody else is running). */

@@ -264,33 +264,104 @@ export function buildRun(count: number, stride: number, words: (r: number) => Ui
 }
 
 /**
- * What a run keeps in memory to find an id: the fence (the first 8 bytes of every BLOCK-th id,
- * as two big-endian words) and the Bloom filter. Filled by RunWriter, asked by SortedRun.
+ * Which block of a sorted file may hold an id: the first 8 bytes of every BLOCK-th id, as two
+ * big-endian words (a run's in memory, an index table's read from its fence section).
  */
+export class Fence {
+  readonly #hi: Uint32Array;
+  readonly #lo: Uint32Array;
+
+  /** Room for `blocks` blocks. */
+  constructor(blocks: number) {
+    this.#hi = new Uint32Array(blocks);
+    this.#lo = new Uint32Array(blocks);
+  }
+
+  get memoryBytes(): number {
+    return this.#hi.byteLength * 2;
+  }
+
+  /** Block `b` starts with the id at word `o` of `w` (ids as records hold them). */
+  setFromWords(b: number, w: Uint32Array, o: number): void {
+    this.#hi[b] = be(w[o]!);
+    this.#lo[b] = be(w[o + 1]!);
+  }
+
+  /** Block `b` starts with an id whose first 8 bytes are at `at` of `buf`. */
+  setFromBytes(b: number, buf: Buffer, at: number): void {
+    this.#hi[b] = buf.readUInt32BE(at);
+    this.#lo[b] = buf.readUInt32BE(at + 4);
+  }
+
+  /**
+   * The blocks of `count` records that may hold the id in `key`, first to last: the last block
+   * whose first id's prefix is below the key's, and the blocks after it that start with the
+   * same prefix.
+   */
+  blocksFor(key: Uint32Array, count: number): { first: number; last: number } {
+    const hi = be(key[0]!);
+    const lo = be(key[1]!);
+    const blocks = Math.ceil(count / BLOCK);
+    let a = 0;
+    let b = blocks - 1;
+    let first = 0;
+    while (a <= b) {
+      const m = (a + b) >>> 1;
+      const fh = this.#hi[m]!;
+      if (fh < hi || (fh === hi && this.#lo[m]! < lo)) {
+        first = m;
+        a = m + 1;
+      } else b = m - 1;
+    }
+    let last = first;
+    while (last + 1 < blocks && this.#hi[last + 1] === hi && this.#lo[last + 1] === lo) last++;
+    return { first, last };
+  }
+}
+
+/** Records per block of a sorted file (a run's or an index table's): what one lookup reads. */
+export const BLOCK_RECORDS = BLOCK;
+
+/**
+ * The record among `n` sorted ones (RECORD bytes each, as words `w` from 0) whose id is the one
+ * in `key`, copied to `out`; false when none is.
+ */
+export function findInBlock(w: Uint32Array, n: number, key: Uint32Array, out: Uint32Array): boolean {
+  let x = 0;
+  let y = n - 1;
+  while (x <= y) {
+    const m = (x + y) >>> 1;
+    const c = compareIds(w, m * WORDS, key, 0);
+    if (c === 0) {
+      for (let k = 0; k < WORDS; k++) out[k] = w[m * WORDS + k]!;
+      return true;
+    }
+    if (c < 0) x = m + 1;
+    else y = m - 1;
+  }
+  return false;
+}
+
+/** What a run keeps in memory to find an id: the fence and the Bloom filter. Filled by RunWriter, asked by SortedRun. */
 class RunKeys {
-  readonly #fenceHi: Uint32Array;
-  readonly #fenceLo: Uint32Array;
+  readonly fence: Fence;
   readonly #bloom: Uint32Array;
   readonly #blocks: number;
 
   /** Room for `max` ids. */
   constructor(max: number) {
-    this.#fenceHi = new Uint32Array(Math.ceil(max / BLOCK));
-    this.#fenceLo = new Uint32Array(this.#fenceHi.length);
+    this.fence = new Fence(Math.ceil(max / BLOCK));
     this.#blocks = Math.max(1, Math.ceil((max * BLOOM_BITS_PER_ID) / 512));
     this.#bloom = new Uint32Array(this.#blocks * BLOOM_BLOCK_WORDS);
   }
 
   get memoryBytes(): number {
-    return this.#fenceHi.byteLength * 2 + this.#bloom.byteLength;
+    return this.fence.memoryBytes + this.#bloom.byteLength;
   }
 
   /** The id at word `o` of `w` is the run's record number `n`. */
   add(w: Uint32Array, o: number, n: number): void {
-    if (n % BLOCK === 0) {
-      this.#fenceHi[n / BLOCK] = be(w[o]!);
-      this.#fenceLo[n / BLOCK] = be(w[o + 1]!);
-    }
+    if (n % BLOCK === 0) this.fence.setFromWords(n / BLOCK, w, o);
     const block = bloomBlock(w, o, this.#blocks);
     for (let k = 0; k < BLOOM_PROBES; k++) {
       const bit = bloomBit(w, o, k);
@@ -306,31 +377,6 @@ class RunKeys {
       if ((this.#bloom[block + (bit >>> 5)]! & (1 << (bit & 31))) === 0) return false;
     }
     return true;
-  }
-
-  /**
-   * The blocks of a run of `count` records that may hold the id in `key`, first to last: the
-   * last block whose first id's prefix is below the key's, and the blocks after it that start
-   * with the same prefix.
-   */
-  blocksFor(key: Uint32Array, count: number): { first: number; last: number } {
-    const hi = be(key[0]!);
-    const lo = be(key[1]!);
-    const blocks = Math.ceil(count / BLOCK);
-    let a = 0;
-    let b = blocks - 1;
-    let first = 0;
-    while (a <= b) {
-      const m = (a + b) >>> 1;
-      const fh = this.#fenceHi[m]!;
-      if (fh < hi || (fh === hi && this.#fenceLo[m]! < lo)) {
-        first = m;
-        a = m + 1;
-      } else b = m - 1;
-    }
-    let last = first;
-    while (last + 1 < blocks && this.#fenceHi[last + 1] === hi && this.#fenceLo[last + 1] === lo) last++;
-    return { first, last };
   }
 }
 
@@ -392,7 +438,7 @@ export class RunWriter {
   }
 }
 
-export class SortedRun {
+export class SortedRun implements SortedSource {
   readonly count: number;
   readonly #fd: number;
   readonly #keys: RunKeys;
@@ -418,23 +464,11 @@ export class SortedRun {
   find(key: Uint32Array, out: Uint32Array): boolean {
     if (this.#closed) throw new HvError('ERR_INTERNAL', 'sorted run: looked up after close');
     if (!this.#keys.mayHold(key)) return false;
-    const { first, last } = this.#keys.blocksFor(key, this.count);
-    const w = this.#blockWords;
+    const { first, last } = this.#keys.fence.blocksFor(key, this.count);
     for (let blk = first; blk <= last; blk++) {
       const n = Math.min(BLOCK, this.count - blk * BLOCK);
       readAllSync(this.#fd, this.#block, n * RECORD, blk * BLOCK * RECORD, 'chunk index');
-      let x = 0;
-      let y = n - 1;
-      while (x <= y) {
-        const m = (x + y) >>> 1;
-        const c = compareIds(w, m * WORDS, key, 0);
-        if (c === 0) {
-          for (let k = 0; k < WORDS; k++) out[k] = w[m * WORDS + k]!;
-          return true;
-        }
-        if (c < 0) x = m + 1;
-        else y = m - 1;
-      }
+      if (findInBlock(this.#blockWords, n, key, out)) return true;
     }
     return false;
   }
@@ -457,46 +491,72 @@ export class SortedRun {
   }
 }
 
+/** Sorted records in batches (a run, an index table): each batch's memory reused once the next is asked for. */
+export interface SortedSource {
+  batches(): Generator<{ words: Uint32Array; count: number }>;
+}
+
 /**
- * One run of every record of `runs`, in id order, those `drop` refuses left out. An id two
- * runs hold (never two visible copies: one was dropped) keeps the earlier run's record, as the
- * first place a chunk was found stays where it is read from.
+ * Every record of `sources`, in id order, those `drop` refuses left out, in batches of up to
+ * STREAM_RECORDS (each reused once the next is asked for). An id two sources hold (never two
+ * visible copies: one was dropped) keeps the earlier source's record, as the first place a
+ * chunk was found stays where it is read from.
  */
+export function* mergeSorted<S extends SortedSource>(sources: readonly S[], drop: (words: Uint32Array, o: number, from: S) => boolean): Generator<{ words: Uint32Array; count: number }> {
+  const outBuf = Buffer.allocUnsafeSlow(STREAM_RECORDS * RECORD);
+  const outWords = new Uint32Array(outBuf.buffer, outBuf.byteOffset, STREAM_RECORDS * WORDS);
+  let inOut = 0;
+  const put = (w: Uint32Array, o: number) => {
+    const at = inOut * WORDS;
+    for (let k = 0; k < WORDS; k++) outWords[at + k] = w[o + k]!;
+    inOut++;
+  };
+  const its = sources.map((r) => r.batches());
+  const heads = its.map((it) => it.next());
+  const pos = sources.map(() => 0);
+  for (;;) {
+    // The smallest head, the earliest source on a tie (sources are few: a scan, not a heap).
+    let min = -1;
+    for (let i = 0; i < sources.length; i++) {
+      const h = heads[i]!;
+      if (h.done) continue;
+      if (min < 0) { min = i; continue; }
+      const m = heads[min]!.value!;
+      if (compareIds(h.value.words, pos[i]! * WORDS, m.words, pos[min]! * WORDS) < 0) min = i;
+    }
+    if (min < 0) break;
+    const v = heads[min]!.value!;
+    const o = pos[min]! * WORDS;
+    let kept = false;
+    if (!drop(v.words, o, sources[min]!)) {
+      put(v.words, o);
+      kept = true;
+    }
+    // The same id in a later source: its record goes too (dropped, or a second copy).
+    for (let i = min + 1; i < sources.length; i++) {
+      const h = heads[i]!;
+      if (h.done || compareIds(h.value.words, pos[i]! * WORDS, v.words, o) !== 0) continue;
+      if (!drop(h.value.words, pos[i]! * WORDS, sources[i]!) && !kept) {
+        put(h.value.words, pos[i]! * WORDS);
+        kept = true;
+      }
+      if (++pos[i]! === h.value.count) { heads[i] = its[i]!.next(); pos[i] = 0; }
+    }
+    if (++pos[min]! === v.count) { heads[min] = its[min]!.next(); pos[min] = 0; }
+    if (inOut === STREAM_RECORDS) {
+      yield { words: outWords, count: inOut };
+      inOut = 0;
+    }
+  }
+  if (inOut > 0) yield { words: outWords, count: inOut };
+}
+
+/** One run of every record of `runs`, in id order, those `drop` refuses left out (mergeSorted). */
 export function mergeRuns(runs: readonly SortedRun[], drop: (words: Uint32Array, o: number, from: SortedRun) => boolean): SortedRun {
   const out = new RunWriter(runs.reduce((a, r) => a + r.count, 0));
   try {
-    const its = runs.map((r) => r.batches());
-    const heads = its.map((it) => it.next());
-    const pos = runs.map(() => 0);
-    for (;;) {
-      // The smallest head, the earliest run on a tie (runs are few: a scan, not a heap).
-      let min = -1;
-      for (let i = 0; i < runs.length; i++) {
-        const h = heads[i]!;
-        if (h.done) continue;
-        if (min < 0) { min = i; continue; }
-        const m = heads[min]!.value!;
-        if (compareIds(h.value.words, pos[i]! * WORDS, m.words, pos[min]! * WORDS) < 0) min = i;
-      }
-      if (min < 0) break;
-      const v = heads[min]!.value!;
-      const o = pos[min]! * WORDS;
-      let kept = false;
-      if (!drop(v.words, o, runs[min]!)) {
-        out.add(v.words, o);
-        kept = true;
-      }
-      // The same id in a later run: its record goes too (dropped, or a second copy).
-      for (let i = min + 1; i < runs.length; i++) {
-        const h = heads[i]!;
-        if (h.done || compareIds(h.value.words, pos[i]! * WORDS, v.words, o) !== 0) continue;
-        if (!drop(h.value.words, pos[i]! * WORDS, runs[i]!) && !kept) {
-          out.add(h.value.words, pos[i]! * WORDS);
-          kept = true;
-        }
-        if (++pos[i]! === h.value.count) { heads[i] = its[i]!.next(); pos[i] = 0; }
-      }
-      if (++pos[min]! === v.count) { heads[min] = its[min]!.next(); pos[min] = 0; }
+    for (const { words, count } of mergeSorted(runs, drop)) {
+      for (let i = 0; i < count; i++) out.add(words, i * WORDS);
     }
     return out.finish();
   } catch (err) {

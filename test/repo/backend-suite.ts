@@ -11,7 +11,7 @@ export interface BackendFixture {
   cleanup(): Promise<void>;
 }
 
-const TYPES: FileType[] = ['keys', 'locks', 'chunks', 'packs', 'manifests', 'index', 'catalog'];
+const TYPES: FileType[] = ['keys', 'locks', 'chunks', 'packs', 'manifests', 'index', 'catalog', 'tables'];
 
 function hexName(): string {
   return randomBytes(32).toString('hex');
@@ -80,6 +80,31 @@ export function backendSuite(name: string, make: () => Promise<BackendFixture>):
       const err = await rejectsWith(b.save(undefined, h, Buffer.from('second')), (e) => isHvError(e, 'ERR_ALREADY_EXISTS'), 'second save');
       assert.match((err as Error).message, new RegExp(h.name));
       assert.equal((await b.load(undefined, h)).toString(), 'first');
+    });
+
+    it('openWriter (where a backend has it): nothing is visible before commit, abort leaves nothing, commit is create-only', async function () {
+      if (!b.openWriter) {
+        assert.equal(typeof (b as { openWriter?: unknown }).openWriter, 'undefined');
+        return;
+      }
+      const h: Handle = { type: 'tables', name: hexName() };
+      const parts = [randomBytes(100_000), randomBytes(3), Buffer.alloc(0), randomBytes(70_000)];
+      const w = await b.openWriter(undefined, h);
+      for (const p of parts) await w.write(p);
+      await rejectsWith(b.stat(undefined, h), (e) => b.isNotFound(e), 'stat before commit');
+      assert.equal((await names(b, 'tables')).size, 0, 'nothing listed before commit');
+      await w.commit();
+      assert.ok((await b.load(undefined, h)).equals(Buffer.concat(parts)));
+      const aborted: Handle = { type: 'tables', name: hexName() };
+      const a = await b.openWriter(undefined, aborted);
+      await a.write(randomBytes(10));
+      await a.abort();
+      await rejectsWith(b.stat(undefined, aborted), (e) => b.isNotFound(e), 'stat after abort');
+      const again = await b.openWriter(undefined, h);
+      await again.write(Buffer.from('other'));
+      await rejectsWith(again.commit(), (e) => isHvError(e, 'ERR_ALREADY_EXISTS'), 'commit over an existing object');
+      assert.ok((await b.load(undefined, h)).equals(Buffer.concat(parts)), 'the first object kept');
+      assert.deepEqual([...(await names(b, 'tables')).keys()], [h.name]);
     });
 
     it('lets exactly one of many concurrent create-only saves of one name win', async () => {
