@@ -148,6 +148,11 @@ export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository
     // Repair's first step read the index afresh (and a prune, if it ran, left it fresh): not twice.
     const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId, quick, readSubset, repair);
     if (!repair) return report;
+    for (const p of report.problems) {
+      if (!p.object?.startsWith('<tables/')) continue;
+      log(ctx, 'warning', `repair: removing ${p.object} (${p.problem.replace(/\. A table only repeats.*/, '')}); jobs read index/ instead`, repo.location);
+      await repo.backend.remove(ctx.signal, { type: 'tables', name: p.object.slice('<tables/'.length, -1) });
+    }
     if (unreadable.length > 0) {
       throw new HvError('ERR_IO', `repair stopped, no chunk taken out of the index: ${unreadable.length} chunk(s) could not be read, which says nothing about their bytes (first: ${unreadable[0]}); run it again once they read`, { target: repo.location });
     }
@@ -172,6 +177,13 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
   // chunks that then show up as missing below.
   const index = await repo.chunkIndex({ reread: !indexFresh, signal: ctx.signal });
   for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
+  // Index tables stand in for index/ in every job's lookups: each must say what index/ says.
+  if (pointId === undefined && subset === undefined) {
+    for await (const name of repo.backend.listNames(ctx.signal, 'tables')) {
+      const problem = await index.checkTable(repo.backend, repo.codec, name, ctx.signal);
+      if (problem) problems.push({ object: `<tables/${name}>`, problem: `index table: ${problem}. A table only repeats index/: removing it loses nothing (verify --repair does)`, points: [] });
+    }
+  }
   const { users, segmentsChecked, failedSegments } = await chunkUsers(repo, points, problems, ctx.signal);
   // In pack order, so readChunks reads each pack's chunks in a few large ranged reads
   // instead of one open and read per chunk; chunks the index does not place go last.

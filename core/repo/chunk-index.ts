@@ -25,8 +25,8 @@ import { decodeIndexObject, PACK_ENTRY_SIZE, PACK_INDEX_HEADER, type PackEntry, 
 import { PackTable } from './pack-table.ts';
 import { BufferBin } from './buffer-bin.ts';
 import { freeOwnBuffer } from './free-buffer.ts';
-import { buildRun, closeQuietly, indexMemoryRecords, mergeSorted, openScratch, readAllSync, RECORD, RunList, type SortedRun, type SortedSource, writeAllSync } from './sorted-run.ts';
-import { IndexTable, IndexTableWriter, indexTableRecords } from './index-table.ts';
+import { buildRun, closeQuietly, compareIds, indexMemoryRecords, mergeSorted, openScratch, readAllSync, RECORD, RunList, type SortedRun, type SortedSource, writeAllSync } from './sorted-run.ts';
+import { IndexTable, IndexTableWriter, indexTableRecords, indexTablesOn } from './index-table.ts';
 import { createHash } from 'node:crypto';
 
 export { setIndexMemoryRecords } from './sorted-run.ts';
@@ -151,7 +151,7 @@ export class ChunkIndex {
     try {
       let objects: { name: string; size: number }[] = [];
       for await (const o of backend.list(signal, 'index')) objects.push({ name: o.name, size: o.size });
-      const table = opts.table === false ? 'none' : await index.#useTable(backend, codec, new Set(objects.map((o) => o.name)), signal);
+      const table = opts.table === false || !indexTablesOn() ? 'none' : await index.#useTable(backend, codec, new Set(objects.map((o) => o.name)), signal);
       if (table === 'restart') {
         index.close();
         const plain = await ChunkIndex.load(backend, codec, signal, { table: false });
@@ -322,6 +322,7 @@ export class ChunkIndex {
    * chunks are among them.
    */
   async saveTable(backend: Backend, codec: ObjectCodec, signal?: AbortSignal): Promise<string | undefined> {
+    if (!indexTablesOn()) return undefined;
     const table = this.#files.table;
     const outside = this.size - this.#inTable - this.#looseCount;
     if (outside < Math.max(indexTableRecords(), this.#inTable / 4)) return undefined;
@@ -368,6 +369,63 @@ export class ChunkIndex {
     files.runs.runs = [];
     files.table = stored;
     this.#tablePacks = this.#packs.length;
+  }
+
+  /**
+   * What is wrong with stored table `name`, checked against this index (every index object
+   * read: verify's), or undefined when nothing is. A table covering an object that is gone is
+   * not checked (no load uses it; GC removes it). Checked: every block opens and passes its
+   * CRC, ids ascend, pack numbers are in range; every chunk it lists is in index/, at the same
+   * place where index/ reads it from the same pack; and every chunk index/ reads from a pack of
+   * the objects it covers is in it (a chunk missing there would be missing to every job).
+   */
+  async checkTable(backend: Backend, codec: ObjectCodec, name: string, signal?: AbortSignal): Promise<string | undefined> {
+    if (this.#files.table) this.#needsObjects('checking an index table');
+    let table: IndexTable;
+    try {
+      table = await IndexTable.open(backend, codec, name, signal);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    try {
+      if (!table.objects.every((o) => this.#objects.has(o))) return undefined;
+      const names = table.packNames();
+      const packs = names.length / 32;
+      table.loadFence();
+      const prev = new Uint32Array(STRIDE);
+      let n = 0;
+      for (const { words, count } of table.batches()) {
+        for (let i = 0; i < count; i++, n++) {
+          const o = i * STRIDE;
+          const id = () => wordsHex(words, o);
+          if (n > 0 && compareIds(prev, 0, words, o) >= 0) return `record ${n} (${id()}) is not after the one before it`;
+          for (let k = 0; k < 8; k++) prev[k] = words[o + k]!;
+          const pack = words[o + W_PACK]! & PACK_BITS;
+          if (pack >= packs) return `record ${n} (${id()}) names pack number ${pack} of ${packs}`;
+          for (let k = 0; k < 8; k++) idKey[k] = words[o + k]!;
+          if (this.#lookup() < 0) return `lists chunk ${id()}, which no index object lists`;
+          const loc = this.locate(id())!;
+          const tablePack = names.toString('hex', pack * 32, pack * 32 + 32);
+          if (loc.pack === tablePack && (loc.offset !== words[o + W_OFFSET] || loc.length !== words[o + W_LENGTH])) {
+            return `places chunk ${id()} at ${words[o + W_OFFSET]}+${words[o + W_LENGTH]} of <packs/${tablePack}>, where index/ says ${loc.offset}+${loc.length}`;
+          }
+        }
+      }
+      const covered = new Set<string>();
+      for (const o of table.objects) for (const p of this.objects.get(o) ?? []) covered.add(p);
+      const found = new Uint32Array(STRIDE);
+      for (const [id, loc] of this.entries()) {
+        if (loc.pack === undefined || !covered.has(loc.pack)) continue;
+        parseHex(id, idKeyBytes, 0);
+        if (!table.find(idKey, found)) return `misses chunk ${id} (in <packs/${loc.pack}>, which an index object it covers lists)`;
+      }
+      return undefined;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      return (err as Error).message;
+    } finally {
+      table.close();
+    }
   }
 
   /** ERR_INTERNAL: what the caller asked for needs every index object read, and a table stood in for some. */

@@ -386,6 +386,11 @@ export function indexTableRecords(): number {
   return tableRecords;
 }
 
+/** HVB_INDEX_TABLES=0: jobs neither use nor store index tables (benchmarks; a way round a table suspected of trouble). */
+export function indexTablesOn(): boolean {
+  return process.env.HVB_INDEX_TABLES !== '0';
+}
+
 /** Tests: the records a load must find outside tables before it writes one (undefined: the default). */
 export function setIndexTableRecords(n: number | undefined): void {
   tableRecords = n === undefined ? readTableRecords(process.env.HVB_INDEX_TABLE_RECORDS) : Math.max(1, Math.floor(n));

@@ -9,6 +9,8 @@ import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { encodeObject } from '../../core/repo/object-format.ts';
 import { makeManifest, segmentDisk, storeDisk } from '../../core/repo/testing.ts';
 import { docBlock } from '../support/format-doc.ts';
+import { setIndexMemoryRecords } from '../../core/repo/chunk-index.ts';
+import { setIndexTableRecords } from '../../core/repo/index-table.ts';
 
 const CHUNK = 64 * 1024;
 
@@ -79,5 +81,43 @@ for cid in sys.argv[2:]:
     const r = spawnSync('sh', ['-c', sh], { cwd: dir, encoding: 'utf8', env: { ...process.env } });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^${chunkId}`));
+  });
+  it('looks every chunk up in an index table with the documented Python, where the engine reads it from', async () => {
+    const repoPath = join(dir, 'repo');
+    const repo = await initRepository(repoPath, { chunkSize: CHUNK });
+    setIndexMemoryRecords(5);
+    setIndexTableRecords(10);
+    try {
+      const ids: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        const w = repo.chunkWriter({ packSize: 3 * CHUNK });
+        for (let i = 0; i < 50; i++) {
+          const d = randomBytes(CHUNK);
+          ids.push(repo.chunkId(d));
+          await w.submit(d);
+        }
+        await w.flush();
+      }
+      const lock = await repo.lock({ exclusive: false, operation: 'test' });
+      await repo.chunkIndex({ refresh: true });
+      await lock.release();
+      const [table] = readdirSync(join(repoPath, 'tables'));
+      assert.ok(table, 'a table was stored');
+      writeFileSync(join(dir, 'lookup.py'), docBlock('Looking a chunk up in an unencrypted', 'python'));
+      // A python3 start each: every 15th of 150 ids, from all three index objects.
+      for (const id of ids.filter((_, i) => i % 15 === 0)) {
+        const where = await repo.locateChunk(id);
+        const py = spawnSync('python3', [join(dir, 'lookup.py'), repoPath, table, id], { encoding: 'utf8' });
+        assert.equal(py.status, 0, py.stderr);
+        assert.equal(py.stdout.trim(), `${join(repoPath, 'packs', where.handle.name.slice(0, 2), where.handle.name)} ${where.offset} ${where.length}`);
+      }
+      const absent = spawnSync('python3', [join(dir, 'lookup.py'), repoPath, table, randomBytes(32).toString('hex')], { encoding: 'utf8' });
+      assert.notEqual(absent.status, 0);
+      assert.match(absent.stderr, /not in this table/);
+    } finally {
+      setIndexMemoryRecords(undefined);
+      setIndexTableRecords(undefined);
+      await repo.close();
+    }
   });
 });

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import sinon from 'sinon';
 import { isHvError } from '../../core/errors.ts';
 import { ChunkIndex, setIndexMemoryRecords } from '../../core/repo/chunk-index.ts';
-import { setIndexTableRecords, TABLE_TRAILER } from '../../core/repo/index-table.ts';
+import { IndexTable, IndexTableWriter, setIndexTableRecords, TABLE_TRAILER } from '../../core/repo/index-table.ts';
+import { verifyRepository } from '../../core/api/verify.ts';
 import { initRepository, openRepository } from '../../core/repo/local.ts';
 import { MemoryBackend } from '../../core/repo/backend-memory.ts';
 import { DryRunBackend } from '../../core/repo/backend-dryrun.ts';
@@ -278,5 +279,67 @@ describe('Index tables', () => {
     } finally {
       await repo.close();
     }
+  });
+  it('verify checks every table against index/ (a damaged block, a missing chunk, a wrong place), and --repair removes the bad ones', async () => {
+    const path = join(dir, 'repo');
+    const repo = await initRepository(path, { chunkSize: CHUNK });
+    let good: string;
+    try {
+      await store(repo, 40);
+      await store(repo, 40);
+      await loadAsWriter(repo);
+      [good] = await listed(repo.backend, 'tables');
+    } finally {
+      await repo.close();
+    }
+    const clean = await verifyRepository({}, { repository: path, quick: true });
+    assert.equal(clean.ok, true, JSON.stringify(clean.problems));
+    // Forged tables from the good one's records (under other names): one record left out, one moved.
+    const forged = await openRepository(path);
+    const names: Record<string, string> = {};
+    try {
+      const src = await IndexTable.open(forged.backend, forged.codec, good!);
+      src.loadFence();
+      for (const kind of ['missing', 'moved']) {
+        const name = randomBytes(32).toString('hex');
+        names[kind] = name;
+        const w = (await IndexTableWriter.open(forged.backend, forged.codec, name))!;
+        let n = 0;
+        for (const { words, count } of src.batches()) {
+          for (let i = 0; i < count; i++, n++) {
+            const rec = words.slice(i * 12, i * 12 + 12);
+            if (n === 17 && kind === 'missing') continue;
+            if (n === 17) rec[9]! += 1;
+            await w.add(rec, 1);
+          }
+        }
+        await w.finish(src.packNames(), src.objects);
+      }
+      src.close();
+    } finally {
+      await forged.close();
+    }
+    const file = join(path, 'tables', good!);
+    const bytes = readFileSync(file);
+    // A byte of block 1 (80 records: two blocks of 3076 bytes).
+    bytes[3076 + 100]! ^= 0x08;
+    writeFileSync(file, bytes);
+    const bad = await verifyRepository({}, { repository: path, quick: true });
+    assert.equal(bad.ok, false);
+    const about = (name: string) => bad.problems.find((p) => p.object === `<tables/${name}>`)?.problem ?? '';
+    assert.match(about(good!), /block 1 is damaged/);
+    assert.match(about(names.missing!), /misses chunk [0-9a-f]{64}/);
+    assert.match(about(names.moved!), /places chunk [0-9a-f]{64} at \d+\+\d+ of <packs\/[0-9a-f]{64}>, where index\/ says/);
+    assert.equal(bad.problems.length, 3, JSON.stringify(bad.problems));
+    const logs: string[] = [];
+    await verifyRepository({ onLog: (e) => logs.push(e.message) }, { repository: path, repair: true, quick: true });
+    assert.equal(logs.filter((m) => /^repair: removing <tables\/[0-9a-f]{64}> \(.*\); jobs read index\/ instead$/.test(m)).length, 3, logs.join('\n'));
+    const after = await openRepository(path);
+    try {
+      assert.deepEqual(await listed(after.backend, 'tables'), []);
+    } finally {
+      await after.close();
+    }
+    assert.equal((await verifyRepository({}, { repository: path, quick: true })).ok, true);
   });
 });
