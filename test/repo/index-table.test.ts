@@ -125,20 +125,20 @@ describe('Index tables', () => {
   it('a new table once the objects outside it hold a quarter as many records again; loads use the one covering the most objects', async () => {
     const repo = await initRepository(join(dir, 'repo'), { chunkSize: CHUNK });
     try {
-      await store(repo, 40);
+      await store(repo, 60);
       await loadAsWriter(repo);
       const first = await listed(repo.backend, 'tables');
       assert.equal(first.length, 1);
-      await store(repo, 9);
-      assert.equal((await loadAsWriter(repo)).table?.records, 40);
-      assert.deepEqual(await listed(repo.backend, 'tables'), first, '9 records outside a table of 40: below a quarter, no new table');
-      await store(repo, 3);
+      await store(repo, 12);
+      assert.equal((await loadAsWriter(repo)).table?.records, 60);
+      assert.deepEqual(await listed(repo.backend, 'tables'), first, '12 records outside a table of 60: past the budget of 10 but below a quarter, no new table');
+      await store(repo, 4);
       await loadAsWriter(repo);
       const both = await listed(repo.backend, 'tables');
-      assert.equal(both.length, 2, '12 outside: a new table');
+      assert.equal(both.length, 2, '16 outside: a new table');
       const index = await (await openRepository(join(dir, 'repo'))).chunkIndex();
       try {
-        assert.equal(index.table?.records, 52);
+        assert.equal(index.table?.records, 76);
         assert.equal(index.table?.name, both.find((n) => !first.includes(n)));
       } finally {
         index.close();
