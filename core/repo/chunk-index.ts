@@ -288,6 +288,7 @@ export class ChunkIndex {
     }
     if (!best) return 'none';
     try {
+      await best.prepare(signal);
       const names = best.packNames();
       best.loadFence();
       // A pack listed twice (a table no CRC catches as damaged, but not one we wrote) throws here.
@@ -334,6 +335,7 @@ export class ChunkIndex {
     const writer = await IndexTableWriter.open(backend, codec, name, signal);
     if (!writer) return undefined;
     let records: number;
+    let ours = true;
     try {
       if (this.#records > this.#spilled) this.#spill();
       const sources: SortedSource[] = [...(table ? [table] : []), ...this.#files.runs.runs];
@@ -345,12 +347,15 @@ export class ChunkIndex {
       await writer.finish(this.#packs.nameBytes(), objects);
     } catch (err) {
       await writer.abort().catch(() => undefined);
-      // Another job stored the same table first (the same objects: the same records).
+      // Another job stored the same table first (the same objects: the same chunks). Not
+      // switched to: its pack numbers (the order its loads finished reading objects in) are
+      // not necessarily this index's.
       if (!(err instanceof HvError && err.code === 'ERR_ALREADY_EXISTS')) throw err;
       records = this.size - this.#looseCount;
+      ours = false;
     }
     this.#inTable = records;
-    if (this.#looseCount === 0) await this.#switchTo(backend, codec, name, signal);
+    if (ours && this.#looseCount === 0) await this.#switchTo(backend, codec, name, signal);
     return name;
   }
 
@@ -358,6 +363,7 @@ export class ChunkIndex {
   async #switchTo(backend: Backend, codec: ObjectCodec, name: string, signal?: AbortSignal): Promise<void> {
     const stored = await IndexTable.open(backend, codec, name, signal);
     try {
+      await stored.prepare(signal);
       stored.loadFence();
     } catch (err) {
       stored.close();
@@ -389,6 +395,7 @@ export class ChunkIndex {
     }
     try {
       if (!table.objects.every((o) => this.#objects.has(o))) return undefined;
+      await table.prepare(signal);
       const names = table.packNames();
       const packs = names.length / 32;
       table.loadFence();

@@ -220,17 +220,20 @@ export class IndexTable implements SortedSource {
   /** The index objects it covers (64-hex names). */
   readonly objects: readonly string[];
   readonly #what: string;
-  readonly #fd: number;
+  /** The file read in place, or (a backend without local files) undefined until prepare() copies it to scratch. */
+  #fd: number | undefined;
+  readonly #backend: Backend;
   readonly #codec: ObjectCodec;
   readonly #t: TableTrailer;
   #fence: Fence;
   readonly #sealed: Buffer;
   #closed = false;
 
-  private constructor(name: string, fd: number, codec: ObjectCodec, t: TableTrailer, objects: string[], fence: Fence) {
+  private constructor(name: string, fd: number | undefined, backend: Backend, codec: ObjectCodec, t: TableTrailer, objects: string[], fence: Fence) {
     this.name = name;
     this.#what = `<tables/${name}>`;
     this.#fd = fd;
+    this.#backend = backend;
     this.#codec = codec;
     this.#t = t;
     this.count = t.records;
@@ -246,35 +249,58 @@ export class IndexTable implements SortedSource {
 
   /**
    * Table `name` opened: its trailer and object list read and checked, and nothing more (a
-   * caller that may not use it asks `objects` first, then `packNames()` and `loadFence()`).
-   * ERR_CORRUPT (or ERR_UNSUPPORTED, a newer version) naming <tables/name> when it is not one.
+   * caller that may not use it asks `objects` first, then prepare(), `packNames()` and
+   * `loadFence()`). A backend without local files is read by ranges here and copied whole only
+   * by prepare(). ERR_CORRUPT (or ERR_UNSUPPORTED, a newer version) naming <tables/name> when
+   * it is not one.
    */
   static async open(backend: Backend, codec: ObjectCodec, name: string, signal?: AbortSignal): Promise<IndexTable> {
     const h: Handle = { type: 'tables', name };
-    const fd = backend.localFile ? openLocal(backend.localFile(h), h) : await copyToScratch(backend, h, signal);
+    const fd = backend.localFile ? openLocal(backend.localFile(h), h) : undefined;
     try {
       const what = `<tables/${name}>`;
-      const size = fstatSync(fd).size;
+      const size = fd === undefined ? (await backend.stat(signal, h)).size : fstatSync(fd).size;
+      const read = async (at: number, length: number): Promise<Buffer> => {
+        if (fd !== undefined) {
+          const buf = Buffer.allocUnsafe(length);
+          readAllSync(fd, buf, length, at, 'index table');
+          return buf;
+        }
+        return backend.load(signal, h, { offset: at, length });
+      };
       if (size < TABLE_TRAILER) throw new HvError('ERR_CORRUPT', `${what}: ${size} bytes, too short for an index table`, { target: what });
-      const trailer = Buffer.allocUnsafe(TABLE_TRAILER);
-      readAllSync(fd, trailer, TABLE_TRAILER, size - TABLE_TRAILER, 'index table');
-      const t = decodeTrailer(trailer, size, what);
+      const t = decodeTrailer(await read(size - TABLE_TRAILER, TABLE_TRAILER), size, what);
       const blocksEnd = Math.ceil(t.records / BLOCK_RECORDS) * t.sealedBlock;
-      const objectBytes = readSection(fd, codec, name, 'objects', blocksEnd, t.objectsLength);
+      const objectBytes = openSection(await read(blocksEnd, t.objectsLength), codec, name, 'objects');
       if (objectBytes.length !== t.objects * 32) throw new HvError('ERR_CORRUPT', `${what}: object list of ${objectBytes.length} bytes for ${t.objects} objects`, { target: what });
       const objects = Array.from({ length: t.objects }, (_, i) => objectBytes.toString('hex', i * 32, i * 32 + 32));
-      return new IndexTable(name, fd, codec, t, objects, new Fence(0));
+      return new IndexTable(name, fd, backend, codec, t, objects, new Fence(0));
     } catch (err) {
-      closeQuietly(fd);
+      if (fd !== undefined) closeQuietly(fd);
       throw err;
     }
+  }
+
+  /** Ready for packNames(), loadFence() and lookups: a table of a backend without local files is copied to a scratch file. */
+  async prepare(signal?: AbortSignal): Promise<void> {
+    if (this.#fd !== undefined) return;
+    const fd = await copyToScratch(this.#backend, { type: 'tables', name: this.name }, signal);
+    if (this.#closed) closeQuietly(fd);
+    else this.#fd = fd;
+  }
+
+  /** The file, once prepare() has run. */
+  #file(): number {
+    if (this.#closed) throw new HvError('ERR_INTERNAL', `${this.#what}: used after close`);
+    if (this.#fd === undefined) throw new HvError('ERR_INTERNAL', `${this.#what}: used before prepare()`);
+    return this.#fd;
   }
 
   /** Every pack's 32 raw name bytes, by number (read when asked for: tens of MiB in a large repository). */
   packNames(): Buffer {
     const t = this.#t;
     const at = Math.ceil(t.records / BLOCK_RECORDS) * t.sealedBlock + t.objectsLength;
-    const packs = readSection(this.#fd, this.#codec, this.name, 'packs', at, t.packsLength);
+    const packs = readSection(this.#file(), this.#codec, this.name, 'packs', at, t.packsLength);
     if (packs.length !== t.packs * 32) throw new HvError('ERR_CORRUPT', `${this.#what}: pack list of ${packs.length} bytes for ${t.packs} packs`, { target: this.#what });
     return packs;
   }
@@ -284,7 +310,7 @@ export class IndexTable implements SortedSource {
     const t = this.#t;
     const blocks = Math.ceil(t.records / BLOCK_RECORDS);
     const at = blocks * t.sealedBlock + t.objectsLength + t.packsLength;
-    const bytes = readSection(this.#fd, this.#codec, this.name, 'fences', at, t.fencesLength);
+    const bytes = readSection(this.#file(), this.#codec, this.name, 'fences', at, t.fencesLength);
     if (bytes.length !== blocks * 8) throw new HvError('ERR_CORRUPT', `${this.#what}: fence of ${bytes.length} bytes for ${blocks} blocks`, { target: this.#what });
     const fence = new Fence(blocks);
     for (let b = 0; b < blocks; b++) fence.setFromBytes(b, bytes, b * 8);
@@ -293,8 +319,7 @@ export class IndexTable implements SortedSource {
 
   /** Block `b`'s records (its plain bytes, the CRC checked; read into `sealed`) and how many it holds. */
   #block(b: number, sealed: Buffer): { words: Uint32Array; count: number } {
-    if (this.#closed) throw new HvError('ERR_INTERNAL', `${this.#what}: looked up after close`);
-    readAllSync(this.#fd, sealed, this.#t.sealedBlock, b * this.#t.sealedBlock, 'index table');
+    readAllSync(this.#file(), sealed, this.#t.sealedBlock, b * this.#t.sealedBlock, 'index table');
     let plain: Buffer;
     try {
       plain = this.#codec.open('tables', blockName(this.name, b), sealed);
@@ -327,7 +352,7 @@ export class IndexTable implements SortedSource {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeQuietly(this.#fd);
+    if (this.#fd !== undefined) closeQuietly(this.#fd);
   }
 }
 
@@ -360,6 +385,11 @@ async function copyToScratch(backend: Backend, h: Handle, signal?: AbortSignal):
 function readSection(fd: number, codec: ObjectCodec, name: string, section: string, at: number, length: number): Buffer {
   const sealed = Buffer.allocUnsafe(length);
   readAllSync(fd, sealed, length, at, 'index table');
+  return openSection(sealed, codec, name, section);
+}
+
+/** A section's stored bytes opened, its CRC checked; ERR_CORRUPT naming the table and section. */
+function openSection(sealed: Buffer, codec: ObjectCodec, name: string, section: string): Buffer {
   const what = `<tables/${name}> ${section}`;
   try {
     return checkCrc(codec.open('tables', `${name}.${section}`, sealed), what);

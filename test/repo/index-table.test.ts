@@ -148,6 +148,36 @@ describe('Index tables', () => {
     }
   });
 
+  it('a job that finds its table stored by another job first keeps its own runs (the other\'s pack numbers may differ) and finds every chunk', async () => {
+    const path = join(dir, 'repo');
+    const repo = await initRepository(path, { chunkSize: CHUNK });
+    const other = await openRepository(path);
+    try {
+      const data = [...(await store(repo, 15)), ...(await store(repo, 15))];
+      const mine = await other.chunkIndex();
+      await loadAsWriter(repo);
+      const [name] = await listed(repo.backend, 'tables');
+      assert.ok(name);
+      const lock = await other.lock({ exclusive: false, operation: 'second backup' });
+      try {
+        const index = await other.chunkIndex();
+        assert.equal(index, mine, 'refreshed, not loaded again');
+        assert.equal(index.table, undefined, 'not switched to the other job\'s table');
+        assert.ok(index.spilled.runs > 0);
+        for (const d of data) assert.ok((await other.loadChunk(other.chunkId(d))).equals(d));
+        // Its 30 chunks count as in a table all the same: 8 more are below the budget of 10, so no new table.
+        await store(other, 8);
+        await other.chunkIndex({ refresh: true });
+        assert.deepEqual(await listed(other.backend, 'tables'), [name]);
+      } finally {
+        await lock.release();
+      }
+    } finally {
+      await other.close();
+      await repo.close();
+    }
+  });
+
   it('a table covering an index object that is gone is passed over, and GC deletes every table when it rewrites index/', async () => {
     const path = join(dir, 'repo');
     const repo = await initRepository(path, { chunkSize: CHUNK });
@@ -226,7 +256,7 @@ describe('Index tables', () => {
     const repo = await Repository.init(backend, { chunkSize: CHUNK });
     let data: Buffer[];
     try {
-      data = await store(repo, 24);
+      data = [...(await store(repo, 12)), ...(await store(repo, 12))];
       const lock = await repo.lock({ exclusive: false, operation: 'restore', reader: true });
       await repo.chunkIndex({ refresh: true });
       await lock.release();
@@ -248,9 +278,32 @@ describe('Index tables', () => {
     } finally {
       await writer.close();
     }
+    // A second, older table covering fewer objects: read only by ranges (trailer, object list), never copied.
+    const older = await Repository.open(backend);
+    try {
+      const [name] = await listed(backend, 'tables');
+      const stored = await backend.load(undefined, { type: 'tables', name: name! });
+      const t = await IndexTable.open(backend, older.codec, name!);
+      await t.prepare();
+      t.loadFence();
+      const other = randomBytes(32).toString('hex');
+      const w = (await IndexTableWriter.open(backend, older.codec, other))!;
+      for (const { words, count } of t.batches()) await w.add(words, count);
+      await w.finish(t.packNames(), t.objects.slice(1));
+      t.close();
+      assert.ok(stored.length > 0);
+    } finally {
+      await older.close();
+    }
     const again = await Repository.open(backend);
     try {
+      const loads = sinon.spy(backend, 'load');
       const index = await again.chunkIndex();
+      // A copy reads from offset 0; the trailer and object list are read from further on.
+      const whole = loads.getCalls().filter((c) => c.args[1].type === 'tables' && (c.args[2]?.offset ?? 0) === 0);
+      loads.restore();
+      assert.equal(index.table?.objects, 2, 'the table covering both objects');
+      assert.deepEqual(whole.map((c) => c.args[1].name), [index.table!.name], 'only the table used is copied');
       assert.equal(index.table?.records, 24);
       for (const d of data) assert.ok((await again.loadChunk(again.chunkId(d))).equals(d));
     } finally {
