@@ -22,7 +22,7 @@ import { crc32 } from 'node:zlib';
 import { HvError } from '../errors.ts';
 import type { Backend, Handle, ObjectWriter } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
-import { BLOCK_RECORDS, closeQuietly, Fence, findInBlock, openScratch, readAllSync, RECORD, type SortedSource, writeAllSync } from './sorted-run.ts';
+import { BLOCK_RECORDS, closeQuietly, Fence, findInBlock, openScratch, readAllSync, RECORD, recordsSetting, type SortedSource, writeAllSync } from './sorted-run.ts';
 
 export const TABLE_MAGIC = 'HVBIXT01';
 export const TABLE_VERSION = 1;
@@ -405,12 +405,7 @@ function openSection(sealed: Buffer, codec: ObjectCodec, name: string, section: 
  * ~128 GiB of unique data), and a new one when the index objects it does not cover hold a
  * quarter as many records again. HVB_INDEX_TABLE_RECORDS sets it per process (tests lower it).
  */
-let tableRecords = readTableRecords(process.env.HVB_INDEX_TABLE_RECORDS);
-
-function readTableRecords(v: string | undefined): number {
-  const n = v === undefined || v === '' ? NaN : Number(v);
-  return Number.isSafeInteger(n) && n >= 1 ? n : 512 * 1024;
-}
+let tableRecords = recordsSetting(process.env.HVB_INDEX_TABLE_RECORDS);
 
 export function indexTableRecords(): number {
   return tableRecords;
@@ -423,5 +418,5 @@ export function indexTablesOn(): boolean {
 
 /** Tests: the records a load must find outside tables before it writes one (undefined: the default). */
 export function setIndexTableRecords(n: number | undefined): void {
-  tableRecords = n === undefined ? readTableRecords(process.env.HVB_INDEX_TABLE_RECORDS) : Math.max(1, Math.floor(n));
+  tableRecords = n === undefined ? recordsSetting(process.env.HVB_INDEX_TABLE_RECORDS) : Math.max(1, Math.floor(n));
 }

@@ -56,9 +56,10 @@ let scratchRoot: string | undefined = process.env.HVB_SCRATCH_DIR || undefined;
  * ~28 MiB. HVB_INDEX_MEMORY_RECORDS sets it for a process (a host with memory to spare may
  * raise it and skip the scratch files; tests lower it).
  */
-let memoryRecords = readMemoryRecords(process.env.HVB_INDEX_MEMORY_RECORDS);
+let memoryRecords = recordsSetting(process.env.HVB_INDEX_MEMORY_RECORDS);
 
-function readMemoryRecords(v: string | undefined): number {
+/** A count of records from an environment variable: a whole number from 1, else 512 Ki. */
+export function recordsSetting(v: string | undefined): number {
   const n = v === undefined || v === '' ? NaN : Number(v);
   return Number.isSafeInteger(n) && n >= 1 ? n : 512 * 1024;
 }
@@ -70,7 +71,7 @@ export function indexMemoryRecords(): number {
 
 /** Records a chunk index holds in memory before it spills them to a sorted run (tests; undefined: the default). */
 export function setIndexMemoryRecords(n: number | undefined): void {
-  memoryRecords = n === undefined ? readMemoryRecords(process.env.HVB_INDEX_MEMORY_RECORDS) : Math.max(1, Math.floor(n));
+  memoryRecords = n === undefined ? recordsSetting(process.env.HVB_INDEX_MEMORY_RECORDS) : Math.max(1, Math.floor(n));
 }
 
 /** Where scratch files go (the system's temporary folder unless HVB_SCRATCH_DIR or setScratchDir said). */
