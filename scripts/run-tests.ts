@@ -2,9 +2,10 @@
 // Pester (PowerShell module), and a last line totalling every suite: "N passed, N failed".
 // HVB_TEST_GREP=<regex> runs only matching mocha tests; HVB_TEST_SUITES=mocha,spill,pester picks
 // suites. "spill" runs the engine tests that go through a repository's chunk index (backup,
-// restore, verify, gc, prune, kept indexes, encryption) again with HVB_INDEX_MEMORY_RECORDS=3:
+// restore, verify, repair, gc, prune, kept indexes, encryption) again with HVB_INDEX_MEMORY_RECORDS=3:
 // the index and GC's referenced set spill to scratch runs every few records, as they do past
-// 512 Ki records in a large repository, which no test repository here reaches.
+// 512 Ki records in a large repository, which no test repository here reaches; and with
+// HVB_INDEX_TABLE_RECORDS=5, so writers store index tables and later loads use them.
 // Mocha runs in a child process of this script (--mocha-child <file>), which keeps its tally in
 // <file> as it goes: a test that kills its process (out of memory, a native abort) is then a
 // failure in the total, not a run that ends without one.
@@ -22,7 +23,7 @@ process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'node-compile-cache');
 module.enableCompileCache?.(process.env.NODE_COMPILE_CACHE);
 const suites = new Set((process.env.HVB_TEST_SUITES ?? 'typecheck,mocha,spill,pester').split(','));
 const SPILL_FILES = ['test/repo/spill.test.ts', 'test/backup/backup.test.ts', 'test/backup/split-slices.test.ts', 'test/restore/restore.test.ts', 'test/restore/point-disk.test.ts',
-  'test/repo/index-objects.test.ts', 'test/backup/segments.test.ts', 'test/repo/packs.test.ts', 'test/repo/repository.test.ts', 'test/repo/kept-index.test.ts', 'test/crypto/encrypted-repository.test.ts'];
+  'test/repo/index-objects.test.ts', 'test/backup/segments.test.ts', 'test/repo/packs.test.ts', 'test/repo/repository.test.ts', 'test/repo/kept-index.test.ts', 'test/crypto/encrypted-repository.test.ts', 'test/backup/repair.test.ts'];
 
 interface Tally { passed: number; failed: number; skipped: number }
 const total: Tally = { passed: 0, failed: 0, skipped: 0 };

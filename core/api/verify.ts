@@ -175,7 +175,9 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
   const points = await loadPoints(repo, pointId, problems, ctx.signal);
   // A damaged index object hides where its pack's chunks are: say so by name, besides the
   // chunks that then show up as missing below.
-  const index = await repo.chunkIndex({ reread: !indexFresh, signal: ctx.signal });
+  let index = await repo.chunkIndex({ reread: !indexFresh, signal: ctx.signal });
+  // Every object as stored, not a table standing in for some (repair's prune ends with a refresh that may store and use one).
+  if (index.table) index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
   for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
   // Index tables stand in for index/ in every job's lookups: each must say what index/ says.
   if (pointId === undefined && subset === undefined) {
