@@ -146,12 +146,11 @@ export async function verifyRepositoryIn(ctx: OperationContext, repo: Repository
   try {
     const indexRepair = repair ? await repairIndexObjects(ctx, repo) : undefined;
     // Repair's first step read the index afresh (and a prune, if it ran, left it fresh): not twice.
-    const { report, damaged, unreadable } = await verifyIn(ctx, repo, pointId, quick, readSubset, repair);
+    const { report, damaged, unreadable, badTables } = await verifyIn(ctx, repo, pointId, quick, readSubset, repair);
     if (!repair) return report;
-    for (const p of report.problems) {
-      if (!p.object?.startsWith('<tables/')) continue;
-      log(ctx, 'warning', `repair: removing ${p.object} (${p.problem.replace(/\. A table only repeats.*/, '')}); jobs read index/ instead`, repo.location);
-      await repo.backend.remove(ctx.signal, { type: 'tables', name: p.object.slice('<tables/'.length, -1) });
+    for (const t of badTables) {
+      log(ctx, 'warning', `repair: removing <tables/${t.name}> (${t.problem}); jobs read index/ instead`, repo.location);
+      await repo.backend.remove(ctx.signal, { type: 'tables', name: t.name });
     }
     if (unreadable.length > 0) {
       throw new HvError('ERR_IO', `repair stopped, no chunk taken out of the index: ${unreadable.length} chunk(s) could not be read, which says nothing about their bytes (first: ${unreadable[0]}); run it again once they read`, { target: repo.location });
@@ -168,7 +167,7 @@ interface Damaged {
   points: string[];
 }
 
-async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined, quick: boolean, subset: { part: number; of: number } | undefined, indexFresh: boolean): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[] }> {
+async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string | undefined, quick: boolean, subset: { part: number; of: number } | undefined, indexFresh: boolean): Promise<{ report: VerifyReport; damaged: Damaged[]; unreadable: string[]; badTables: { name: string; problem: string }[] }> {
   const problems: VerifyProblem[] = [];
   const damaged: Damaged[] = [];
   const unreadable: string[] = [];
@@ -180,10 +179,13 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
   if (index.table) index = await repo.chunkIndex({ reread: true, signal: ctx.signal });
   for (const d of index.damaged) problems.push({ object: `<index/${d.name}>`, problem: `index object does not load: ${d.problem}`, points: [] });
   // Index tables stand in for index/ in every job's lookups: each must say what index/ says.
+  const badTables: { name: string; problem: string }[] = [];
   if (pointId === undefined && subset === undefined) {
     for await (const name of repo.backend.listNames(ctx.signal, 'tables')) {
       const problem = await index.checkTable(repo.backend, repo.codec, name, ctx.signal);
-      if (problem) problems.push({ object: `<tables/${name}>`, problem: `index table: ${problem}. A table only repeats index/: removing it loses nothing (verify --repair does)`, points: [] });
+      if (!problem) continue;
+      badTables.push({ name, problem });
+      problems.push({ object: `<tables/${name}>`, problem: `index table: ${problem}. A table only repeats index/: removing it loses nothing (verify --repair does)`, points: [] });
     }
   }
   const { users, segmentsChecked, failedSegments } = await chunkUsers(repo, points, problems, ctx.signal);
@@ -199,7 +201,7 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
       damaged.push({ chunk: d.id, points: users.get(d.id)!() });
     }
     progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
-    return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: 0, problems, ok: problems.length === 0 }, damaged, unreadable: [] };
+    return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: 0, problems, ok: problems.length === 0 }, damaged, unreadable: [], badTables };
   }
   // A segment that did not load is damaged storage only if its chunk does not read back
   // intact (else it is a segment this HVBackup cannot decode: repair leaves it alone).
@@ -221,7 +223,7 @@ async function verifyIn(ctx: OperationContext, repo: Repository, pointId: string
     if (++checked % 64 === 0 && !segment) progress(ctx, { activity: 'verify', target: repo.location, done: checked, total: ids.length });
   }
   progress(ctx, { activity: 'verify', target: repo.location, done: ids.length, total: ids.length, completed: true });
-  return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 }, damaged, unreadable };
+  return { report: { repository: repo.location, pointsChecked: points.length, chunksChecked: ids.length + segmentsChecked.size, bytesChecked: bytes, problems, ok: problems.length === 0 }, damaged, unreadable, badTables };
 }
 
 /**

@@ -343,20 +343,21 @@ export class Repository {
     if (this.#index && this.#indexStale) {
       const before = this.#index;
       // A handle whose last read failed starts again from scratch.
-      this.#index = before.then((index) => index.refresh(this.backend, this.codec, opts.signal), load).then((index) => this.#saveTable(index, opts.signal)).catch(failed);
+      this.#index = before.then((index) => index.refresh(this.backend, this.codec, opts.signal), load).then((index) => this.#afterLoad(index, opts.signal)).catch(failed);
     }
     this.#indexStale = false;
     // Not after a reread either: GC goes through every pack's entries, which a table does not hold.
-    this.#index ??= load().then((index) => (opts.reread ? index : this.#saveTable(index, opts.signal))).catch(failed);
+    this.#index ??= load().then((index) => (opts.reread ? index : this.#afterLoad(index, opts.signal))).catch(failed);
     return this.#index;
   }
 
   /**
-   * Under a writer's lock, a load that found many records outside any index table stores one
-   * (ChunkIndex.saveTable), so the next jobs need not read and sort them again. A failure is
-   * a warning: the table only saves time.
+   * After a load or refresh: index tables it could not use become warnings, and under a
+   * writer's lock a load that found many records outside any table stores one
+   * (ChunkIndex.saveTable), so the next jobs need not read and sort them again. A failure to
+   * store one is a warning: the table only saves time.
    */
-  async #saveTable(index: ChunkIndex, signal?: AbortSignal): Promise<ChunkIndex> {
+  async #afterLoad(index: ChunkIndex, signal?: AbortSignal): Promise<ChunkIndex> {
     for (const t of index.tableProblems.splice(0)) this.#onWarning?.(`index table <tables/${t.name}> not used (${t.problem}); read every index object instead. A table only repeats index/: removing it loses nothing`);
     if (this.#writeLocks === 0 || this.readOnly) return index;
     try {
