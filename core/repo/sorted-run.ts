@@ -8,7 +8,8 @@
 // Records are in byte order of their ids, each id once. In memory per run: the first 8 bytes
 // of every BLOCK-th id (the fence: which block a lookup reads) and a Bloom filter of 14 bits
 // per id, which answers most lookups of an absent id without reading the file (a full backup
-// asks for millions of those). A lookup of a present id costs one 3 KiB read, from the page
+// asks for millions of those). The one run a large load sorts its records into keeps no filter
+// (buildFirstRun): ~1.75 bytes a chunk saved; an absent id read there costs a block, as in an index table. A lookup of a present id costs one 3 KiB read, from the page
 // cache as a rule.
 //
 // The files are scratch: unlinked as soon as they are open (libuv opens with FILE_SHARE_DELETE
@@ -137,19 +138,43 @@ export function compareIds(a: Uint32Array, ao: number, b: Uint32Array, bo: numbe
 }
 
 /**
- * Record numbers `list` ordered by id, in place; `words(r)` and `at(r)` give record r's words
- * and where they start. `skip`: leading bits every id in `list` shares (a partition's). Ids are
- * uniform, so a counting pass on the next few bits leaves buckets of a few records each, put in
- * order by their first word (then the whole id).
+ * Arrays sortById works in, kept for the next call: a large load sorts 256 partitions of tens
+ * of thousands of records, and fresh arrays for each (~0.5 MiB a partition) piled up as ~60 MiB
+ * of garbage outside the heap before a collection came.
  */
-export function sortById(list: Uint32Array, words: (r: number) => Uint32Array, at: (r: number) => number, skip = 0): void {
+export class SortScratch {
+  key = new Uint32Array(0);
+  bucket = new Uint32Array(0);
+  order = new Uint32Array(0);
+  orderKey = new Uint32Array(0);
+  readonly counts = new Uint32Array((1 << 16) + 1);
+  readonly next = new Uint32Array(1 << 16);
+
+  /** Room for `n` records. */
+  fit(n: number): void {
+    if (this.key.length >= n) return;
+    this.key = new Uint32Array(n);
+    this.bucket = new Uint32Array(n);
+    this.order = new Uint32Array(n);
+    this.orderKey = new Uint32Array(n);
+  }
+}
+
+/**
+ * Record numbers `list` ordered by id, in place, records of equal ids in the order they were
+ * (stable); `words(r)` and `at(r)` give record r's words and where they start. `skip`: leading
+ * bits every id in `list` shares (a partition's). Ids are uniform, so a counting pass on the
+ * next few bits leaves buckets of a few records each, put in order by their first word (then
+ * the whole id). `scratch`: arrays to reuse across calls.
+ */
+export function sortById(list: Uint32Array, words: (r: number) => Uint32Array, at: (r: number) => number, skip = 0, scratch = new SortScratch()): void {
   const n = list.length;
   let bits = 1;
   while (bits < 16 && 1 << bits < n) bits++;
   bits = Math.min(bits, 32 - skip);
-  const counts = new Uint32Array((1 << bits) + 1);
-  const key = new Uint32Array(n);
-  const bucket = new Uint32Array(n);
+  scratch.fit(n);
+  const counts = scratch.counts.subarray(0, (1 << bits) + 1).fill(0);
+  const { key, bucket, order, orderKey } = scratch;
   for (let i = 0; i < n; i++) {
     const w0 = be(words(list[i]!)[at(list[i]!)]!);
     key[i] = w0;
@@ -158,9 +183,8 @@ export function sortById(list: Uint32Array, words: (r: number) => Uint32Array, a
     counts[b + 1]!++;
   }
   for (let t = 0; t < 1 << bits; t++) counts[t + 1]! += counts[t]!;
-  const next = counts.slice(0, 1 << bits);
-  const order = new Uint32Array(n);
-  const orderKey = new Uint32Array(n);
+  const next = scratch.next;
+  next.set(counts.subarray(0, 1 << bits));
   for (let i = 0; i < n; i++) {
     const to = next[bucket[i]!]!++;
     order[to] = list[i]!;
@@ -185,7 +209,7 @@ export function sortById(list: Uint32Array, words: (r: number) => Uint32Array, a
       orderKey[j + 1] = k;
     }
   }
-  list.set(order);
+  list.set(order.subarray(0, n));
 }
 
 const WORDS = RECORD / 4;
@@ -193,29 +217,31 @@ const WORDS = RECORD / 4;
 /** Records a partition keeps before writing them out (256 partitions: 3 MiB in all; a write costs a system call, ~6 µs here). */
 const PART_BUFFER = 256;
 
+/** Calls `each` with every record to sort (its words from `o`, the id first), in one order each time it is called. */
+export type RecordFeed = (each: (w: Uint32Array, o: number) => void) => void;
+
 /**
- * A new run of the records `r` in [0, count) that `include` takes, each `stride` words of
- * `words(r)` from `at(r)` (the id first; words past the stride are zero). Gathering records in
- * id order from a large table read them at random, a cache and TLB miss each (~0.5 µs here);
- * instead they are dealt, in table order, into 256 partitions by their first byte, written to
- * a scratch file through 3 MiB of buffers, and each partition (a 256th: ~100 KiB at the default budget) is
- * read back, sorted in cache and added to the run.
+ * The records `feed` gives, `out` in id order, records of one id in the order fed (the sort is
+ * stable). Gathering records in id order from a large table read them at random, a cache and
+ * TLB miss each (~0.5 µs here); instead they are dealt, in feed order, into 256 partitions by
+ * their first byte, written to a scratch file through 3 MiB of buffers, and each partition (a
+ * 256th: ~100 KiB at the default budget, 3 MiB for a load of 16 M records) is read back, sorted
+ * in cache and handed out. `feed` is called twice (counting, then dealing); `begin` learns how
+ * many records will come before the first does; `stride`: words a fed record has (those past
+ * RECORD's are not kept, missing ones are zero).
  */
-export function buildRun(count: number, stride: number, words: (r: number) => Uint32Array, at: (r: number) => number, include: (w: Uint32Array, o: number) => boolean): SortedRun {
+function sortThroughPartitions(feed: RecordFeed, stride: number, begin: (total: number) => void, out: (w: Uint32Array, o: number) => void): void {
   const sizes = new Uint32Array(256);
   let total = 0;
-  for (let r = 0; r < count; r++) {
-    const w = words(r);
-    const o = at(r);
-    if (!include(w, o)) continue;
+  feed((w, o) => {
     sizes[w[o]! & 0xff]!++;
     total++;
-  }
+  });
+  begin(total);
   // Partition p's first record: its place in the partition file.
   const start = new Float64Array(257);
   for (let p = 0; p < 256; p++) start[p + 1] = start[p]! + sizes[p]!;
   const fd = openScratch('chunk-index');
-  const writer = new RunWriter(total);
   try {
     const filled = new Float64Array(256);
     const pending = new Uint16Array(256);
@@ -230,38 +256,111 @@ export function buildRun(count: number, stride: number, words: (r: number) => Ui
       pending[p] = 0;
     };
     const copy = Math.min(stride, WORDS);
-    for (let r = 0; r < count; r++) {
-      const w = words(r);
-      const o = at(r);
-      if (!include(w, o)) continue;
+    feed((w, o) => {
       const p = w[o]! & 0xff;
       const to = (p * PART_BUFFER + pending[p]!) * WORDS;
       for (let k = 0; k < copy; k++) bw[to + k] = w[o + k]!;
       for (let k = copy; k < WORDS; k++) bw[to + k] = 0;
       if (++pending[p]! === PART_BUFFER) flush(p);
-    }
+    });
     for (let p = 0; p < 256; p++) flush(p);
     let most = 0;
     for (let p = 0; p < 256; p++) most = Math.max(most, sizes[p]!);
     const part = Buffer.allocUnsafeSlow(Math.max(1, most) * RECORD);
     const pw = new Uint32Array(part.buffer, part.byteOffset, Math.max(1, most) * WORDS);
     const order = new Uint32Array(most);
+    const scratch = new SortScratch();
     for (let p = 0; p < 256; p++) {
       const n = sizes[p]!;
       if (n === 0) continue;
       readAllSync(fd, part, n * RECORD, start[p]! * RECORD, 'chunk index');
       const list = order.subarray(0, n);
       for (let i = 0; i < n; i++) list[i] = i;
-      sortById(list, () => pw, (i) => i * WORDS, 8);
-      for (let i = 0; i < n; i++) writer.add(pw, list[i]! * WORDS);
+      sortById(list, () => pw, (i) => i * WORDS, 8, scratch);
+      for (let i = 0; i < n; i++) out(pw, list[i]! * WORDS);
     }
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * A new run of the records `r` in [0, count) that `include` takes, each `stride` words of
+ * `words(r)` from `at(r)` (the id first; words past the stride are zero). Their ids are
+ * distinct.
+ */
+export function buildRun(count: number, stride: number, words: (r: number) => Uint32Array, at: (r: number) => number, include: (w: Uint32Array, o: number) => boolean): SortedRun {
+  let writer: RunWriter | undefined;
+  try {
+    sortThroughPartitions((each) => {
+      for (let r = 0; r < count; r++) {
+        const w = words(r);
+        const o = at(r);
+        if (include(w, o)) each(w, o);
+      }
+    }, stride, (total) => { writer = new RunWriter(total); }, (w, o) => writer!.add(w, o));
+    return writer!.finish();
+  } catch (err) {
+    writer?.abandon();
+    throw err;
+  }
+}
+
+/**
+ * A run, without a Bloom filter, of the first record of each id among records [0, count) of
+ * scratch file `fd` (RECORD bytes each; first: nearest the start), less the ids `older` holds;
+ * `mark` may change a record as it goes in. For a large index load, which appends its records
+ * unsorted and finds each chunk's first record here, in one pass, instead of looking every
+ * record up in the runs made so far as it comes (runs that each keep a Bloom filter, ~1.75
+ * bytes a chunk, while they exist). `older` (sorted, an index table) is read through once
+ * beside the partitions, as they come out in id order.
+ */
+export function buildFirstRun(fd: number, count: number, older: SortedSource | undefined, mark: (w: Uint32Array, o: number) => void): SortedRun {
+  const buf = Buffer.allocUnsafeSlow(STREAM_RECORDS * RECORD);
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, STREAM_RECORDS * WORDS);
+  const feed: RecordFeed = (each) => {
+    for (let at = 0; at < count; at += STREAM_RECORDS) {
+      const n = Math.min(STREAM_RECORDS, count - at);
+      readAllSync(fd, buf, n * RECORD, at * RECORD, 'chunk index');
+      for (let i = 0; i < n; i++) each(words, i * WORDS);
+    }
+  };
+  const writer = new RunWriter(count, { bloom: false });
+  try {
+    const olderHas = older ? sortedCursor(older) : () => false;
+    const last = new Uint32Array(8);
+    let any = false;
+    sortThroughPartitions(feed, WORDS, () => undefined, (w, o) => {
+      if (any && compareIds(last, 0, w, o) === 0) return;
+      for (let k = 0; k < 8; k++) last[k] = w[o + k]!;
+      any = true;
+      if (olderHas(w, o)) return;
+      mark(w, o);
+      writer.add(w, o);
+    });
     return writer.finish();
   } catch (err) {
     writer.abandon();
     throw err;
-  } finally {
-    closeQuietly(fd);
   }
+}
+
+/** Whether `source` holds the id at word `o` of `w`, asked for ids in ascending order: one pass through the source. */
+function sortedCursor(source: SortedSource): (w: Uint32Array, o: number) => boolean {
+  const it = source.batches();
+  let head = it.next();
+  let pos = 0;
+  return (w, o) => {
+    while (!head.done) {
+      const c = compareIds(head.value.words, pos * WORDS, w, o);
+      if (c >= 0) return c === 0;
+      if (++pos === head.value.count) {
+        head = it.next();
+        pos = 0;
+      }
+    }
+    return false;
+  };
 }
 
 /**
@@ -349,10 +448,10 @@ class RunKeys {
   readonly #bloom: Uint32Array;
   readonly #blocks: number;
 
-  /** Room for `max` ids. */
-  constructor(max: number) {
+  /** Room for `max` ids; `bloom` false: no filter (every lookup reads a block). */
+  constructor(max: number, bloom: boolean) {
     this.fence = new Fence(Math.ceil(max / BLOCK));
-    this.#blocks = Math.max(1, Math.ceil((max * BLOOM_BITS_PER_ID) / 512));
+    this.#blocks = bloom ? Math.max(1, Math.ceil((max * BLOOM_BITS_PER_ID) / 512)) : 0;
     this.#bloom = new Uint32Array(this.#blocks * BLOOM_BLOCK_WORDS);
   }
 
@@ -363,6 +462,7 @@ class RunKeys {
   /** The id at word `o` of `w` is the run's record number `n`. */
   add(w: Uint32Array, o: number, n: number): void {
     if (n % BLOCK === 0) this.fence.setFromWords(n / BLOCK, w, o);
+    if (this.#blocks === 0) return;
     const block = bloomBlock(w, o, this.#blocks);
     for (let k = 0; k < BLOOM_PROBES; k++) {
       const bit = bloomBit(w, o, k);
@@ -372,6 +472,7 @@ class RunKeys {
 
   /** False when the filter says the id in `key` is not in the run (true: it may be). */
   mayHold(key: Uint32Array): boolean {
+    if (this.#blocks === 0) return true;
     const block = bloomBlock(key, 0, this.#blocks);
     for (let k = 0; k < BLOOM_PROBES; k++) {
       const bit = bloomBit(key, 0, k);
@@ -401,11 +502,11 @@ export class RunWriter {
   #count = 0;
   readonly #max: number;
 
-  /** At most `max` records will come. */
-  constructor(max: number) {
+  /** At most `max` records will come; `bloom` false: the run keeps no Bloom filter (only one run, or few lookups of absent ids, expected). */
+  constructor(max: number, opts: { bloom?: boolean } = {}) {
     this.#max = max;
     this.#fd = openScratch('chunk-index');
-    this.#keys = new RunKeys(max);
+    this.#keys = new RunKeys(max, opts.bloom ?? true);
   }
 
   /** The record at word `o` of `w`; its id sorts after the last one added. */

@@ -10,9 +10,11 @@ import { join } from 'node:path';
 import { isHvError } from '../../core/errors.ts';
 import { ChunkIndex, setIndexMemoryRecords, type ChunkLocation } from '../../core/repo/chunk-index.ts';
 import { initRepository } from '../../core/repo/local.ts';
-import { checkPackIndex, encodePackIndex, type PackEntry } from '../../core/repo/pack-format.ts';
+import { checkPackIndex, encodeIndexObject, encodePackIndex, type PackEntry } from '../../core/repo/pack-format.ts';
+import { setIndexTableRecords } from '../../core/repo/index-table.ts';
+import type { Repository } from '../../core/repo/repository.ts';
 import { pruneChunks } from '../../core/repo/prune.ts';
-import { setScratchDir } from '../../core/repo/sorted-run.ts';
+import { indexMemoryRecords, setScratchDir } from '../../core/repo/sorted-run.ts';
 
 /** The index as it was (a Map of objects): what ChunkIndex must still answer, operation for operation. */
 class MapIndex {
@@ -364,6 +366,64 @@ describe('ChunkIndex loaded from a repository', () => {
       await repo.close();
     }
   });
+
+  /** An index object listing `packs` stored as a backup would store it. */
+  async function saveIndex(repo: Repository, label: string, packs: { name: string; entries: PackEntry[] }[]): Promise<void> {
+    const name = createHash('sha256').update(`index/${label}`).digest('hex');
+    await repo.backend.save(undefined, { type: 'index', name }, repo.codec.seal('index', encodeIndexObject(packs), name));
+  }
+
+  // A load appends records unlooked-up and, past its budget, finds each chunk's first record by
+  // one sort of them all (buildFirstRun); below it, by lookups as it goes.
+  for (const budget of [undefined, 2, 7, 97]) {
+    it(`a load${budget ? ` spilled every ${budget} records` : ''} locates each chunk where it was listed first (in an object, across its packs; a table's chunks where the table has them) and knows every pack's entries`, async () => {
+      const repo = await initRepository(join(dir, 'repo'));
+      const model = new MapIndex();
+      try {
+        setIndexMemoryRecords(budget);
+        setIndexTableRecords(5);
+        // Objects share no chunk but a table's (the order a load finishes reading objects in
+        // must not decide a location); packs of one object share some.
+        const object = (label: string, shared: string[] = []) => {
+          const own = ids(12, label);
+          return [0, 1, 2].map((p) => ({ name: pn(`${label}.${p}`), entries: entriesFor([...own.slice(p * 3, p * 3 + 6), ...shared.slice(p * 2, p * 2 + 2)], p * 100_000) }));
+        };
+        const older = [object('old0'), object('old1')];
+        const tabled = older.flatMap((packs) => packs.flatMap((p) => p.entries.map((e) => e.id)));
+        for (const [o, packs] of older.entries()) {
+          await saveIndex(repo, `old${o}`, packs);
+          for (const p of packs) model.addPack(p.name, p.entries);
+        }
+        // A writer's load stores them as a table.
+        const lock = await repo.lock({ exclusive: false, operation: 'test backup' });
+        try {
+          (await repo.chunkIndex({ refresh: true })).close();
+        } finally {
+          await lock.release();
+        }
+        // Newer ones: their own chunks, and chunks the older ones list (found where those do).
+        const newer = [0, 1, 2].map((o) => object(`new${o}`, tabled.slice(o * 6, o * 6 + 6)));
+        for (const [o, packs] of newer.entries()) await saveIndex(repo, `new${o}`, packs);
+        for (const packs of newer) for (const p of packs) model.addPack(p.name, p.entries);
+        const index = await ChunkIndex.load(repo.backend, repo.codec);
+        try {
+          assert.equal(index.table?.objects, 2, 'the table of the older objects is used');
+          const records = newer.flat().reduce((a, p) => a + p.entries.length, 0);
+          assert.equal(index.spilled.runs > 0, indexMemoryRecords() <= records, `spilled at a budget of ${indexMemoryRecords()} for ${records} records`);
+          assert.equal(index.size, model.byId.size);
+          sameList([...index.entries()].sort(byId), [...model.byId.entries()].sort(byId), 'entries');
+          for (const id of [...model.byId.keys(), ...ids(20, 'absent')]) assert.deepEqual(index.locate(id), model.byId.get(id), `locate(${id})`);
+          for (const packs of newer) for (const p of packs) sameList(index.packs.get(p.name) ?? [], p.entries, `pack ${p.name}`);
+        } finally {
+          index.close();
+        }
+      } finally {
+        setIndexMemoryRecords(undefined);
+        setIndexTableRecords(undefined);
+        await repo.close();
+      }
+    });
+  }
 
   it('prune leaves a packs/ file whose name is no pack name alone, saying so, even when it holds a readable pack', async () => {
     const repo = await initRepository(join(dir, 'repo'));
