@@ -9,8 +9,8 @@
 // of every BLOCK-th id (the fence: which block a lookup reads) and a Bloom filter of 14 bits
 // per id, which answers most lookups of an absent id without reading the file (a full backup
 // asks for millions of those). The one run a large load sorts its records into keeps no filter
-// (buildFirstRun): ~1.75 bytes a chunk saved; an absent id read there costs a block, as in an index table. A lookup of a present id costs one 3 KiB read, from the page
-// cache as a rule.
+// (buildFirstRun): ~1.75 bytes a chunk saved, and an absent id costs a block read there, as in
+// an index table. A lookup of a present id costs one 3 KiB read, from the page cache as a rule.
 //
 // The files are scratch: unlinked as soon as they are open (libuv opens with FILE_SHARE_DELETE
 // on Windows, so this should work there too: docs/windows-test-plan.md step 13), so a killed
