@@ -8,6 +8,7 @@ set -uo pipefail
 BENCH=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-3}
 SET=${RUN_ID:-backup-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$BENCH/results"   # not in a fresh clone (results are not committed)
 runs=()
 for i in $(seq "$N"); do
   RUN_ID="$SET-r$i" "$BENCH/backup/run.sh" > "$BENCH/results/.$SET-r$i.log" 2>&1 || echo "run $i failed: see $BENCH/results/.$SET-r$i.log" >&2
