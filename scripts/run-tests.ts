@@ -5,7 +5,8 @@
 // restore, verify, repair, gc, prune, kept indexes, encryption) again with HVB_INDEX_MEMORY_RECORDS=3:
 // the index and GC's referenced set spill to scratch runs every few records, as they do past
 // 512 Ki records in a large repository, which no test repository here reaches; and with
-// HVB_INDEX_TABLE_RECORDS=5, so writers store index tables and later loads use them.
+// HVB_INDEX_TABLE_RECORDS=5, so writers store index tables and later loads use them; and the
+// crash sweeps of a backup and a gc at every fourth change under those settings.
 // Mocha runs in a child process of this script (--mocha-child <file>), which keeps its tally in
 // <file> as it goes: a test that kills its process (out of memory, a native abort) is then a
 // failure in the total, not a run that ends without one.
@@ -124,7 +125,10 @@ if (child >= 0) {
 }
 if (suites.has('typecheck')) add('typecheck', typecheck());
 if (suites.has('mocha')) add('mocha', mocha());
-if (suites.has('spill')) add('mocha, index spilled', mocha('mocha, index spilled', { HVB_INDEX_MEMORY_RECORDS: '3', HVB_INDEX_TABLE_RECORDS: '5', HVB_TEST_FILES: SPILL_FILES.join(',') }));
+// The crash sweeps of a backup and a gc once more, with tables stored and used (a kill while a
+// table is written, GC deleting tables and its closing refresh storing a new one), at every
+// fourth change (and the last): the sweep of every change takes ~3 minutes here.
+if (suites.has('spill')) add('mocha, index spilled', mocha('mocha, index spilled', { HVB_INDEX_MEMORY_RECORDS: '3', HVB_INDEX_TABLE_RECORDS: '5', HVB_TEST_FILES: [...SPILL_FILES, 'test/e2e/crash-sweep.test.ts'].join(','), HVB_SWEEP_PHASES: 'backup,gc', HVB_SWEEP_EVERY: '4' }));
 if (suites.has('pester')) add('pester', pester());
 if (failures.length) process.stdout.write(`\nFailures (${failures.length}), repeated from above:\n${failures.map((f, i) => `${i + 1}) ${f}`).join('\n')}\n\n`);
 process.stdout.write(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`);
