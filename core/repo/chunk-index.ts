@@ -18,7 +18,7 @@
 // chunks up in it in place (a fence, ~0.13 bytes per chunk) and read only the index objects it
 // does not cover.
 
-import { HvError } from '../errors.ts';
+import { HvError, isHvError } from '../errors.ts';
 import type { Backend } from './backend.ts';
 import type { ObjectCodec } from './crypto/codec.ts';
 import { IdTable, idKey, idKeyBytes, parseHex } from './id-table.ts';
@@ -168,7 +168,19 @@ export class ChunkIndex {
       if (table === 'used') objects = objects.filter((o) => !index.#objects.has(o.name));
       index.#deferred = true;
       await index.#loadObjects(backend, codec, objects, signal);
-      index.#locateLoaded();
+      try {
+        index.#locateLoaded();
+      } catch (err) {
+        // A damaged block of the table, met as the sort read through it (a load past its
+        // budget reads the whole table): passed over as a table that does not open is.
+        const t = index.#files.table;
+        if (!t || !isHvError(err, 'ERR_CORRUPT') || err.target !== `<tables/${t.name}>`) throw err;
+        index.tableProblems.push({ name: t.name, problem: err.message });
+        index.close();
+        const plain = await ChunkIndex.load(backend, codec, signal, { table: false });
+        plain.tableProblems.push(...index.tableProblems);
+        return plain;
+      }
       for await (const o of backend.list(signal, 'chunks')) {
         // A name that is not a chunk id is not a chunk: nothing references it or could read it.
         if (parseHex(o.name, idKeyBytes, 0)) index.addLoose(o.name, o.size);

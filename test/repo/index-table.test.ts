@@ -210,7 +210,7 @@ describe('Index tables', () => {
     }
   });
 
-  it('a damaged section is passed over with a warning; a damaged block fails the lookup with ERR_CORRUPT naming the table and the block', async () => {
+  it('a damaged section is passed over with a warning; a damaged block fails the lookup with ERR_CORRUPT naming the table and the block, or, met by a load reading the whole table, is passed over too', async () => {
     const path = join(dir, 'repo');
     const repo = await initRepository(path, { chunkSize: CHUNK });
     let data: Buffer[];
@@ -248,6 +248,27 @@ describe('Index tables', () => {
       assert.throws(() => { for (const d of data) index.has(b.chunkId(d)); }, (e: unknown) => isHvError(e, 'ERR_CORRUPT') && (e as Error).message.includes(`<tables/${file.slice(-64)}>: block 0 is damaged`));
     } finally {
       await b.close();
+    }
+    // A load past its budget of records outside the table reads the whole table as it sorts
+    // them: the damaged block is met there, and the table passed over with a warning.
+    writeFileSync(file, good);
+    const c = await openRepository(path);
+    try {
+      data.push(...(await store(c, 12)));
+    } finally {
+      await c.close();
+    }
+    assert.deepEqual(readdirSync(join(path, 'tables')), [file.slice(-64)], 'no second table stored (no lock was held)');
+    writeFileSync(file, block);
+    const warned: string[] = [];
+    const d = await openRepository(path, { onWarning: (m) => warned.push(m) });
+    try {
+      const index = await d.chunkIndex();
+      assert.equal(index.table, undefined);
+      assert.ok(warned.some((w) => w.includes(`<tables/${file.slice(-64)}>: block 0 is damaged`)), warned.join('\n'));
+      for (const x of data) assert.ok(index.has(d.chunkId(x)));
+    } finally {
+      await d.close();
     }
   });
 
