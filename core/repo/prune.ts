@@ -58,6 +58,13 @@ interface PackPlan {
   used: PackEntry[];
 }
 
+/**
+ * Missing packs named one by one in the warnings; past this, one line counts the rest. A
+ * repository whose packs/ was lost (a restore of the folder that missed it) named each of
+ * 125,000 packs in a line of its own, ~37 MB of warnings held and printed.
+ */
+const GONE_NAMED = 20;
+
 /** What prune asks of the referenced ids: a Set, or GC's compact ChunkIdSet. */
 export interface ChunkIdLookup {
   has(id: string): boolean;
@@ -89,14 +96,16 @@ export async function pruneChunks(repo: Repository, referenced: ChunkIdLookup, o
 
   // Packs an index object names that are gone: their chunks cannot be read from there anyway.
   // The object lists other packs too, so it stays until the rewrite below leaves the pack out.
+  let packsGone = 0;
   for (const [object, packs] of index.objects) {
     for (const name of packs) {
       if (packSizes.has(name) || !index.packs.has(name)) continue;
-      result.warnings.push(`index object <index/${object}> names pack <packs/${name}>, which does not exist; its chunks are missing (run verify); the rewritten index leaves it out`);
+      if (++packsGone <= GONE_NAMED) result.warnings.push(`index object <index/${object}> names pack <packs/${name}>, which does not exist; its chunks are missing (run verify); the rewritten index leaves it out`);
       index.removePack(name);
       changed = true;
     }
   }
+  if (packsGone > GONE_NAMED) result.warnings.push(`${packsGone - GONE_NAMED} more packs that index objects name do not exist (${packsGone} in all; the first ${GONE_NAMED} are named above); their chunks are missing too (run verify)`);
 
   // Packs without an index object: left by a killed backup or prune. Rescue or delete.
   for (const [name, size] of packSizes) {

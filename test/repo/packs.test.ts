@@ -201,6 +201,31 @@ describe('packs: where chunks are stored', function () {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'hvb-packs-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('gc with packs gone names the first 20 in warnings and counts the rest in one line; the rewritten index leaves them all out', async () => {
+    const path = join(dir, 'repo');
+    const repo = await initRepository(path, { chunkSize: CHUNK });
+    try {
+      const data = chunks(50);
+      // Small packs: a few chunks each, more than 20 packs.
+      const w = repo.chunkWriter({ packSize: CHUNK + 4096 });
+      for (const d of data) await w.submit(d);
+      await w.flush();
+      const packs = [...packFiles(path).keys()];
+      assert.ok(packs.length > 20, `${packs.length} packs`);
+      rmSync(join(path, 'packs'), { recursive: true });
+      const r = await pruneChunks(repo, new Set());
+      const named = r.warnings.filter((m) => m.includes('which does not exist'));
+      assert.equal(named.length, 20, r.warnings.join('\n'));
+      for (const m of named) assert.ok(packs.some((p) => m.includes(`<packs/${p}>`)), m);
+      assert.ok(r.warnings.some((m) => m.startsWith(`${packs.length - 20} more packs that index objects name do not exist (${packs.length} in all`)), r.warnings.join('\n'));
+      assert.equal(r.warnings.length, 21);
+      const index = await repo.chunkIndex({ reread: true });
+      assert.equal(index.packs.size, 0, 'no pack is listed any more');
+    } finally {
+      await repo.close();
+    }
+  });
+
   it("a backup's chunks land in a few packs, not one file per chunk, listed by one index object per writer flush with their trailers' entries", async () => {
     const path = join(dir, 'repo');
     await (await initRepository(path)).close();
