@@ -159,23 +159,14 @@ export class ChunkIndex {
       let objects: { name: string; size: number }[] = [];
       for await (const o of backend.list(signal, 'index')) objects.push({ name: o.name, size: o.size });
       const table = opts.table === false || !indexTablesOn() ? 'none' : await index.#useTable(backend, codec, new Set(objects.map((o) => o.name)), signal);
-      if (table === 'restart') {
-        index.close();
-        const plain = await ChunkIndex.load(backend, codec, signal, { table: false });
-        plain.tableProblems.push(...index.tableProblems);
-        return plain;
-      }
       if (table === 'used') objects = objects.filter((o) => !index.#objects.has(o.name));
-      index.#deferred = true;
-      await index.#loadObjects(backend, codec, objects, signal);
-      try {
-        index.#locateLoaded();
-      } catch (err) {
-        // A damaged block of the table, met as the sort read through it (a load past its
-        // budget reads the whole table): passed over as a table that does not open is.
-        const t = index.#files.table;
-        if (!t || !isHvError(err, 'ERR_CORRUPT') || err.target !== `<tables/${t.name}>`) throw err;
-        index.tableProblems.push({ name: t.name, problem: err.message });
+      if (table !== 'restart') {
+        index.#deferred = true;
+        await index.#loadObjects(backend, codec, objects, signal);
+      }
+      if (table === 'restart' || !index.#locateLoaded()) {
+        // The table failed after its packs were numbered (or, a block, as the load's sort read
+        // through it): read index/ alone, the table's problem kept as a warning.
         index.close();
         const plain = await ChunkIndex.load(backend, codec, signal, { table: false });
         plain.tableProblems.push(...index.tableProblems);
@@ -654,18 +645,41 @@ export class ChunkIndex {
    * arrival file, in the order read: one sort finds each id's first (buildFirstRun), without
    * those the table holds, into one run without a Bloom filter. The lookups and filters of the
    * runs a record-by-record load made cost a 16 M-chunk load ~25 s and ~60 MiB (each run's
-   * filter, and a merge's new one beside the old).
+   * filter, and a merge's new one beside the old). False: the table is damaged (tableProblems
+   * says how), and the load must read index/ without it.
    */
-  #locateLoaded(): void {
+  #locateLoaded(): boolean {
     if (this.#spilled === 0) {
       this.#deferred = false;
       this.#locate(0, this.#records);
-      return;
+      return true;
     }
     if (this.#records > this.#spilled) this.#spill();
     this.#deferred = false;
-    const run = buildFirstRun(this.#files.arrival!, this.#records, this.#files.table, (w, o) => { w[o + W_PACK]! |= LOCATED; });
+    // The sort reads the whole table (before, a damaged block failed only lookups that reached
+    // it): an error reading it means the table is passed over, as one that does not open is.
+    const table = this.#files.table;
+    let tableFailed: unknown;
+    const older = table && {
+      *batches() {
+        try {
+          yield* table.batches();
+        } catch (err) {
+          tableFailed = err;
+          throw err;
+        }
+      },
+    };
+    let run: SortedRun;
+    try {
+      run = buildFirstRun(this.#files.arrival!, this.#records, older, (w, o) => { w[o + W_PACK]! |= LOCATED; });
+    } catch (err) {
+      if (err !== tableFailed || !table || !isHvError(err, 'ERR_CORRUPT')) throw err;
+      this.tableProblems.push({ name: table.name, problem: err.message });
+      return false;
+    }
     this.#files.runs.add(run);
+    return true;
   }
 
   addLoose(id: string, size: number): void {
