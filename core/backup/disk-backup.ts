@@ -10,12 +10,12 @@ import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
 import type { VhdxInfo } from '../vhdx/index.ts';
-import { changedSliceBytes, planWindow, RangeSet, readRuns, sliceCount, type SlicePlan } from './plan.ts';
+import { changedSliceBytes, isSplitPlan, planWindow, RangeSet, readRuns, sliceCount, type SlicePlan } from './plan.ts';
 import { throwIfAborted } from '../errors.ts';
 import { SegmentedStore } from './read-pipeline.ts';
 import { loadWindowSource, windowCount, windowSlices } from '../repo/manifest-chunks.ts';
-import { piecesPerSlice, SAME_AS_BEFORE, segmentCount, segmentRange, SegmentView, SEGMENT_SLICES, SliceList, type SliceSource } from '../repo/manifest-segments.ts';
-import type { ChunkRef, SliceRef } from '../repo/manifest-types.ts';
+import { isSplit, PIECE_SIZE, piecesPerSlice, SAME_AS_BEFORE, segmentCount, segmentRange, SegmentView, SEGMENT_SLICES, SliceList, type SliceSource } from '../repo/manifest-segments.ts';
+import type { ChunkRef, PieceRef, SliceRef } from '../repo/manifest-types.ts';
 import { SPLIT_VERSION } from '../repo/config.ts';
 import { basename } from 'node:path';
 
@@ -146,6 +146,47 @@ function plannedBytes(slices: number, chunkSize: number, virtualSize: number, da
   return bytes;
 }
 
+/**
+ * For a scan's window: where the previous point holds the bytes of each piece of its split
+ * slices (the plan's split entries), by the chunk id those bytes would have as a piece of their
+ * own. A piece whose chunk is a piece already (offset 0, one piece long) needs nothing here:
+ * its id is the id of its bytes, which the index knows. Every other one is a piece of a larger
+ * chunk (the whole slice an earlier point stored), which is read, verified and hashed piece by
+ * piece. A chunk that does not load is passed over: its pieces are stored anew, and the new
+ * point does not depend on it.
+ */
+export async function pieceAliases(repo: Repository, before: SliceSource, plan: readonly SlicePlan[], signal?: AbortSignal): Promise<Map<string, PieceRef>> {
+  const aliases = new Map<string, PieceRef>();
+  const index = await repo.chunkIndex({ signal });
+  const wanted = new Map<string, Set<number>>();
+  for (let j = 0; j < plan.length; j++) {
+    if (!isSplitPlan(plan[j]) || j >= before.length) continue;
+    const prev = before.ref(j);
+    if (!isSplit(prev)) continue;
+    for (const p of prev.pieces) {
+      if (!p) continue;
+      const plain = index.locate(p.id)?.plainLength;
+      if (p.offset === 0 && plain !== undefined && plain <= PIECE_SIZE) continue;
+      let offsets = wanted.get(p.id);
+      if (!offsets) wanted.set(p.id, (offsets = new Set()));
+      offsets.add(p.offset);
+    }
+  }
+  if (wanted.size === 0) return aliases;
+  for await (const c of repo.readChunksSettled([...wanted.keys()], { signal })) {
+    if (!c.data) continue;
+    try {
+      for (const offset of wanted.get(c.id)!) {
+        if (offset >= c.data.length) continue;
+        aliases.set(repo.chunkId(c.data.subarray(offset, Math.min(offset + PIECE_SIZE, c.data.length))), { id: c.id, offset });
+      }
+    } finally {
+      repo.pool.release(c.data);
+    }
+  }
+  return aliases;
+}
+
 export async function backupDisk(opts: {
   repo: Repository; host: Host; cp: BackupCheckpoint; fd: FrozenDisk; disk: Disk; fileName?: string;
   previous: DiskManifest | undefined; previousPoint?: string; full: boolean; writer: ChunkWriter;
@@ -161,10 +202,18 @@ export async function backupDisk(opts: {
   const slices = sliceCount(disk.size, chunkSize);
   const data = new RangeSet((await disk.extents()).filter((e) => e.kind === 'data'));
   const changed = choice.method === 'changed-blocks' ? new RangeSet(choice.changed!) : undefined;
-  // Only a changed-blocks backup takes slices from the previous point; it was of the same size and chunk size.
-  const previous = changed && opts.previous ? new PreviousSlices(repo, opts.previousPoint ?? '(previous)', opts.previous, opts.signal) : undefined;
   // Split slices only into a repository whose format says so (an older HVBackup refuses it rather than misread them).
-  const pieces = previous && repo.config.version >= SPLIT_VERSION ? piecesPerSlice(chunkSize) : 0;
+  const canSplit = repo.config.version >= SPLIT_VERSION && piecesPerSlice(chunkSize) > 0;
+  // A scan of a disk the previous point holds at the same size and chunk size (change tracking
+  // was lost, or the disk was written outside it) reads the slices that point holds split as
+  // pieces, and keeps the pieces whose bytes it finds there (pieceAliases). Not when the scan is
+  // asked for because a repair found chunks of that point damaged: nothing of it is trusted.
+  const keepSplits = choice.method === 'scan' && canSplit && !opts.rescan && opts.previous !== undefined
+    && opts.previous.chunkSize === chunkSize && opts.previous.virtualSize === disk.size;
+  // A changed-blocks backup takes slices from the previous point (of the same size and chunk
+  // size, or it would be a scan); a scan only the pieces of its split slices.
+  const previous = (changed || keepSplits) && opts.previous ? new PreviousSlices(repo, opts.previousPoint ?? '(previous)', opts.previous, opts.signal) : undefined;
+  const pieces = previous && canSplit ? piecesPerSlice(chunkSize) : 0;
   const readBytes = plannedBytes(slices, chunkSize, disk.size, data, changed, pieces);
   opts.onPlanned?.(readBytes);
   const store = new SegmentedStore(disk, opts.writer, (plain) => repo.chunkId(plain), { chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES, segmentWriter: opts.segmentWriter });
@@ -178,7 +227,7 @@ export async function backupDisk(opts: {
       continue;
     }
     const before = await previous?.window(first, count);
-    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.source, pieces, virtualSize: disk.size });
+    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.source, pieces, virtualSize: disk.size, splitLikePrevious: keepSplits });
     const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
     if (runs.length === 0 && before?.segment !== undefined && unchanged(plan, before.source)) {
       // Nothing in this window changed: the previous point's segment, untouched.
@@ -187,7 +236,8 @@ export async function backupDisk(opts: {
       store.reuse(k, before.segment, dataSlices);
       continue;
     }
-    await store.add({ k, first, plan, runs, from: before?.source instanceof SegmentView ? before.source : undefined });
+    const aliases = keepSplits && before ? await pieceAliases(repo, before.source, plan, opts.signal) : undefined;
+    await store.add({ k, first, plan, runs, from: changed && before?.source instanceof SegmentView ? before.source : undefined, aliases });
   }
   const { segments, dataSlices, durable } = await store.finish();
   return {

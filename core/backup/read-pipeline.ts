@@ -14,7 +14,7 @@ import { HvError, throwIfAborted } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import { BufferBin } from '../repo/buffer-bin.ts';
-import type { ChunkRef, SplitSlice } from '../repo/manifest-types.ts';
+import type { ChunkRef, PieceRef, SplitSlice } from '../repo/manifest-types.ts';
 import { encodeSegment, isSplit, PIECE_SIZE, SAME_AS_BEFORE, type SegmentView, type SliceEntry } from '../repo/manifest-segments.ts';
 import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
 
@@ -66,6 +66,11 @@ export interface WindowInput {
   runs: ReadRun[];
   /** The previous point's segment that the plan's SAME_AS_BEFORE slices come from. */
   from?: SegmentView;
+  /**
+   * Where the previous point holds pieces by their bytes' chunk id (a scan's split slices,
+   * pieceAliases): a piece read with one of these ids is not stored but points there.
+   */
+  aliases?: ReadonlyMap<string, PieceRef>;
 }
 
 /** A window whose segment is not encoded yet: its chunk ids arrive as its chunks are staged (ChunkWriter `known`). */
@@ -75,6 +80,7 @@ interface OpenWindow {
   /** A split slice's read pieces are null until their chunks are stored. */
   refs: SliceEntry[];
   from?: SegmentView;
+  aliases?: ReadonlyMap<string, PieceRef>;
   /** Batches not yet handed to the writer. */
   batchesLeft: number;
   pending: Promise<void>[];
@@ -96,6 +102,9 @@ interface OpenWindow {
  * windows, for those two extremes. Tests lower it.
  */
 export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
+
+/** What an alias of an open window holds, roughly: its key, and the piece it names. */
+const ALIAS_BYTES = 240;
 
 /** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice (per piece of a split one). */
 function openWindowBytes(plan: readonly SlicePlan[]): number {
@@ -175,7 +184,10 @@ export class SegmentedStore {
 
   /** Read and store window `input`; resolves once its reads are started (some may still be in flight). */
   async add(input: WindowInput): Promise<void> {
-    const w: OpenWindow = { k: input.k, first: input.first, refs: initialRefs(input.plan), from: input.from, batchesLeft: 0, pending: [], bytes: openWindowBytes(input.plan) + (input.from?.bytes.length ?? 0) };
+    const w: OpenWindow = {
+      k: input.k, first: input.first, refs: initialRefs(input.plan), from: input.from, aliases: input.aliases, batchesLeft: 0, pending: [],
+      bytes: openWindowBytes(input.plan) + (input.from?.bytes.length ?? 0) + (input.aliases?.size ?? 0) * ALIAS_BYTES,
+    };
     this.#open.push(w);
     this.#openBytes += w.bytes;
     const batches = batchRuns(input.runs, this.#bufBytes);
@@ -256,11 +268,12 @@ export class SegmentedStore {
       // Batch buffers are reused (readBuffers): fresh batch buffers cost page faults on every touch.
       // A segment only names its chunks, so it waits for their ids, not their packs: the manifest
       // still waits for the writer's flush (the engine's, after the last disk).
-      const { known } = await this.#writer.submitRun(buf, slices, giveReadBuffer);
+      const aliases = w.aliases;
+      const { known } = await this.#writer.submitRun(buf, slices, giveReadBuffer, aliases ? { keepOut: (id, j) => piece[j]! >= 0 && aliases.has(id) } : {});
       const stored = known.then((results: PutResult[]) => {
         results.forEach((res, j) => {
           if (piece[j]! < 0) w.refs[idx[j]!] = res.id;
-          else (w.refs[idx[j]!] as SplitSlice).pieces[piece[j]!] = { id: res.id, offset: 0 };
+          else (w.refs[idx[j]!] as SplitSlice).pieces[piece[j]!] = res.keptOut ? aliases!.get(res.id)! : { id: res.id, offset: 0 };
         });
       });
       stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
@@ -285,6 +298,7 @@ export class SegmentedStore {
       w.encoded = data === 0 ? null : encodeSegment(w.refs, this.#opts.chunkSize, w.from);
       w.refs = [];
       w.from = undefined;
+      w.aliases = undefined;
       w.pending = [];
     };
     if (w.pending.length === 0) {

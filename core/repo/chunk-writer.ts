@@ -17,6 +17,17 @@ export interface PutResult {
   /** Bytes written to storage for this chunk (0 when it was already there). */
   stored: number;
   isNew: boolean;
+  /** Not stored because the caller's `keepOut` knew where its bytes already are (submitRun). */
+  keptOut?: boolean;
+}
+
+export interface SubmitRunOptions {
+  /**
+   * A chunk the repository does not hold whose bytes the caller knows a place for (a scan's
+   * piece that an older chunk holds at some offset): not stored; its result says keptOut and
+   * the caller points at that place instead. `slice`: its index in the run's slices.
+   */
+  keepOut?: (id: string, slice: number) => boolean;
 }
 
 export interface ChunkWriterStats {
@@ -45,7 +56,7 @@ export interface ChunkWriter {
    * slices per 2 MiB read, and per-slice promises (and their reactions) were a third of its
    * main thread's garbage.
    */
-  submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult[]>; known: Promise<PutResult[]> }>;
+  submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void, opts?: SubmitRunOptions): Promise<{ done: Promise<PutResult[]>; known: Promise<PutResult[]> }>;
   /** submit(), flush() and wait: simple and durable, but stores a pack per call. */
   put(plain: Buffer): Promise<PutResult>;
   /**
@@ -114,7 +125,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
   };
 
   /** Dedupe a hashed run, seal the new chunks, hand them to the pack writer. */
-  async function stage(hashing: Promise<HashedRun>, sizes: number[]): Promise<Staged> {
+  async function stage(hashing: Promise<HashedRun>, sizes: number[], keepOut?: (id: string, slice: number) => boolean): Promise<Staged> {
     const knowing = store.index();
     knowing.catch(() => {});
     const run = await hashing;
@@ -141,6 +152,10 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
       if (pending) waits.add(pending);
       if (index.has(id) || pending) {
         results[i] = { id, stored: 0, isNew: false };
+        continue;
+      }
+      if (keepOut?.(id, i)) {
+        results[i] = { id, stored: 0, isNew: false, keptOut: true };
         continue;
       }
       inFlight.set(id, durable);
@@ -210,7 +225,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
     }
   }
 
-  async function submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void): Promise<{ done: Promise<PutResult[]>; known: Promise<PutResult[]> }> {
+  async function submitRun(run: Buffer, slices: Slice[], giveBack?: (run: Buffer) => void, runOpts: SubmitRunOptions = {}): Promise<{ done: Promise<PutResult[]>; known: Promise<PutResult[]> }> {
     throwIfAborted(opts.signal);
     if (firstError) throw firstError;
     const bytes = slices.reduce((a, sl) => a + sl.length, 0);
@@ -228,7 +243,7 @@ export function createChunkWriter(store: ChunkStoreState, opts: ChunkWriterOptio
       release(bytes);
       throw err;
     }
-    const staged = track(stage(hashing, slices.map((sl) => sl.length)));
+    const staged = track(stage(hashing, slices.map((sl) => sl.length), runOpts.keepOut));
     void staged.finally(() => release(bytes)).catch(() => {});
     const done = track(staged.then(async (st) => {
       await Promise.all(st.durable);

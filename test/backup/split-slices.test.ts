@@ -1,8 +1,9 @@
 // Split slices: a tracked incremental stores only the changed 64 KiB pieces of a slice and
 // points the others into the chunks that already hold them. Every point restores
 // byte-identical (engine, documented Python, media and their README), splitting a split
-// slice again never chains references, a scan stores whole slices, GC keeps a whole chunk
-// that only pieces still name, and verify names the points a broken piece chunk breaks.
+// slice again never chains references, a scan keeps the pieces it finds unchanged (and stores
+// anew those whose chunk does not load), GC keeps a whole chunk that only pieces still name,
+// and verify names the points a broken piece chunk breaks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -231,14 +232,25 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     assert.ok((await verifyRepository(ctx, { repository: repo })).ok);
   });
 
-  it('a scan after split points stores whole slices and restores identical; tracking then splits again', async () => {
+  it('a scan after split points keeps the unchanged pieces where they are and restores identical; tracking then splits again', async () => {
     await buildPoints();
+    const prev = await slicesOf(points.at(-1)!.id);
+    // C is split (pieces 0 and 1 changed in round 1); the write outside tracking changes its piece 2.
+    assert.equal(split(prev[C]).pieces[2]!.id, full[C]);
+    // Every chunk the points so far name (a test above may have removed the full point).
+    const ids = (refs: SliceRef[]) => refs.flatMap((r) => (r === null ? [] : typeof r === 'string' ? [r] : r.pieces.flatMap((p) => (p ? [p.id] : []))));
+    const before = new Set([full, ...(await Promise.all(points.map((p) => slicesOf(p.id).catch((): SliceRef[] => []))))].flatMap(ids));
     const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', `write -P 0x5c ${C * CS + 2 * P} 4k`, disk], { encoding: 'utf8' });
     assert.equal(q.status, 0, q.stderr);
     const scan = await backUp('scan');
     assert.equal(scan.method, 'scan');
     const ss = await slicesOf(scan.pointId!);
-    assert.ok(ss.every((r) => typeof r !== 'object' || r === null), 'a scan splits nothing');
+    const c = split(ss[C]).pieces;
+    assert.deepEqual([c[0], c[1], c[3]], [0, 1, 3].map((k) => split(prev[C]).pieces[k]), 'the unchanged pieces of C point where they did');
+    assert.ok(c[2]!.offset === 0 && ![full[C], ...split(prev[C]).pieces.map((p) => p?.id)].includes(c[2]!.id), 'the changed piece is a chunk of its own');
+    ss.forEach((r, i) => { if (i !== C) assert.deepEqual(r, prev[i], `slice ${i} is as in the point before`); });
+    // Only that piece is new: the split slices were not stored again whole.
+    assert.deepEqual(ids(ss).filter((id) => !before.has(id)), [c[2]!.id]);
     const res = await restoreVM(ctx, { repository: repo, point: scan.pointId!, to: s.path('restore-scan') });
     assertRestored(res.disks[0]!.path, points.at(-1)!.expected, 'scan');
 
@@ -246,9 +258,44 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     const next = await backUp('after-scan');
     assert.equal(next.method, 'changed-blocks', next.methodReason);
     const sn = await slicesOf(next.pointId!);
-    assert.deepEqual(split(sn[A]).pieces.map((p) => p?.id === ss[A]), [false, true, true, true], 'pieces of the scan\'s whole chunk');
+    assert.notDeepEqual(split(sn[A]).pieces[0], split(ss[A]).pieces[0]);
+    assert.deepEqual(split(sn[A]).pieces.slice(1), split(ss[A]).pieces.slice(1), 'the other pieces as the scan kept them');
     const res2 = await restoreVM(ctx, { repository: repo, point: next.pointId!, to: s.path('restore-after-scan') });
     assertRestored(res2.disks[0]!.path, points.at(-1)!.expected, 'after scan');
+  });
+
+  it('a scan whose previous point names a chunk that does not load stores those pieces anew, and the new point does not need it', async () => {
+    await buildPoints();
+    const base = full[E1] as string; // E1's and E2's unchanged pieces are in it
+    const prev = await slicesOf(points.at(-1)!.id);
+    assert.ok([E1, E2].every((i) => split(prev[i]).pieces.some((p) => p?.id === base)));
+    const r = await openRepository(repo, { threads: 0 });
+    try {
+      await flipChunkBit(r, base);
+    } finally {
+      await r.close();
+    }
+    try {
+      const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', `write -P 0x6d ${B * CS} 4k`, disk], { encoding: 'utf8' });
+      assert.equal(q.status, 0, q.stderr);
+      const scan = await backUp('scan-damaged');
+      assert.equal(scan.status, 'success', JSON.stringify(scan.error));
+      assert.equal(scan.method, 'scan');
+      const ss = await slicesOf(scan.pointId!);
+      for (const i of [E1, E2]) assert.ok(split(ss[i]).pieces.every((p) => p?.id !== base), `slice ${i} no longer points into the damaged chunk`);
+      const report = await verifyRepository(ctx, { repository: repo });
+      const problem = report.problems.find((p) => p.chunk === base);
+      assert.ok(problem && !problem.points.includes(scan.pointId!), JSON.stringify(report.problems));
+      const res = await restoreVM(ctx, { repository: repo, point: scan.pointId!, to: s.path('restore-scan-damaged') });
+      assertRestored(res.disks[0]!.path, points.at(-1)!.expected, 'scan past a damaged chunk');
+    } finally {
+      const again = await openRepository(repo, { threads: 0 });
+      try {
+        await flipChunkBit(again, base); // the same bit back
+      } finally {
+        await again.close();
+      }
+    }
   });
 
   it('a repository still at format 3 gets no split slices (an HVBackup before pieces reads it)', async () => {

@@ -125,7 +125,7 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     await assert.rejects(backupVMs({}, { repository: enc, sources: [img] }), (e: unknown) => isHvError(e, 'ERR_AUTH'));
   });
 
-  it('a VHDX VM: full then changed-blocks backup encrypted; restore with a second password passes qemu-img compare and check', async () => {
+  it('a VHDX VM: full, changed-blocks and scan backups encrypted; restore with a second password passes qemu-img compare and check', async () => {
     const enc = join(dir, 'enc');
     const vm = await createSampleVM({}, { dir: join(dir, 'vm'), sizeBytes: 64 * MiB, name: 'web01', seed: 11 });
     await initEncrypted(enc, 'pw');
@@ -137,7 +137,16 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     assert.equal(incr!.method, 'changed-blocks');
     assert.ok(incr!.storedBytes < full!.storedBytes / 2, `incremental stored ${incr!.storedBytes} of ${full!.storedBytes} bytes`);
     // The guest's 64 KiB writes split slices: their pieces are sealed chunks like any other, and the restore below assembles them.
-    assert.ok((await splitSlices(enc, incr!.pointId!, 'pw')).slices > 0);
+    const split = (await splitSlices(enc, incr!.pointId!, 'pw')).slices;
+    assert.ok(split > 0);
+    // A write outside change tracking: a scan, which finds the split slices' pieces by their
+    // keyed ids (the ids of an encrypted repository are not plain SHA-256) and stores none again.
+    const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', 'write -P 0x3c 1M 4k', vm.disk], { encoding: 'utf8' });
+    assert.equal(q.status, 0, q.stderr);
+    const [scan] = await backupVMs({}, { repository: enc, password: 'pw', sources: [vm.dir] });
+    assert.equal(scan!.method, 'scan', scan!.methodReason);
+    assert.equal((await splitSlices(enc, scan!.pointId!, 'pw')).slices, split);
+    assert.ok(scan!.storedBytes < incr!.storedBytes, `the scan stored ${scan!.storedBytes} bytes, the tracked incremental ${incr!.storedBytes}`);
     await addRepositoryKey({}, { repository: enc, password: 'pw', newPassword: 'second', kdf: CHEAP });
     const res = await restoreVM({}, { repository: enc, password: 'second', point: 'latest', to: join(dir, 'out') });
     const compare = spawnSync('qemu-img', ['compare', vm.disk, res.disks[0]!.path], { encoding: 'utf8' });
