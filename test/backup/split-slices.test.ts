@@ -2,7 +2,7 @@
 // points the others into the chunks that already hold them. Every point restores
 // byte-identical (engine, documented Python, media and their README), splitting a split
 // slice again never chains references, a scan keeps the pieces it finds unchanged (and stores
-// anew those whose chunk does not load), GC keeps a whole chunk that only pieces still name,
+// anew those whose chunk does not load; a disk's short last slice too), GC keeps a whole chunk that only pieces still name,
 // and verify names the points a broken piece chunk breaks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -20,6 +20,9 @@ import { verifyRepository } from '../../core/api/verify.ts';
 import { createSampleVM } from '../../core/api/vm.ts';
 import { isHvError } from '../../core/errors.ts';
 import { guestWrite } from '../../core/hosts/local/guest.ts';
+import { backupVMs } from '../../core/api/backup.ts';
+import { attachChangeTracking } from '../../core/tracking/index.ts';
+import { openDisk } from '../../core/vhdx/index.ts';
 import { openRepository } from '../../core/repo/index.ts';
 import { PIECE_SIZE } from '../../core/repo/manifest-segments.ts';
 import type { SliceRef, SplitSlice } from '../../core/repo/manifest-types.ts';
@@ -296,6 +299,38 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
         await again.close();
       }
     }
+  });
+
+  it('a bare disk of an odd size: its short last slice splits, and a scan keeps both its pieces, the short one too', async () => {
+    const img = s.path('odd', 'disk.img');
+    mkdirSync(s.path('odd'), { recursive: true });
+    const size = 5 * MiB + 100 * 1024 + 512; // the last slice: a whole piece and one of 37,376 bytes
+    writeFileSync(img, randomBytes(size));
+    const r = await newRepo(s.path('odd', 'repo'));
+    const back = async (method: string) => {
+      const [res] = await backupVMs(ctx, { repository: r, sources: [img] });
+      assert.equal(res!.method, method, res!.methodReason);
+      return res!;
+    };
+    await back('full');
+    const disk = await openDisk(img, { writable: true });
+    try {
+      await attachChangeTracking(disk); // as hvbackup vhdx write: a tracked write
+      await disk.write(Buffer.alloc(4096, 0x11), size - 4096);
+    } finally {
+      await disk.close();
+    }
+    const tracked = await back('changed-blocks');
+    const last = split((await diskSlices(r, tracked.pointId!)).at(-1));
+    assert.deepEqual(last.pieces.map((p) => p?.offset), [0, 0, undefined, undefined]);
+    // A write outside tracking (as any other tool's): the next backup scans.
+    const buf = readFileSync(img);
+    buf.fill(0x33, 4096, 8192);
+    writeFileSync(img, buf);
+    const scan = await back('scan');
+    assert.deepEqual((await diskSlices(r, scan.pointId!)).at(-1), last, 'the short slice\'s pieces as they were');
+    const res = await restoreVM(ctx, { repository: r, point: scan.pointId!, to: s.path('odd', 'out') });
+    assert.ok(readFileSync(res.disks[0]!.path).equals(buf), 'restored byte-identical');
   });
 
   it('a repository still at format 3 gets no split slices (an HVBackup before pieces reads it)', async () => {
