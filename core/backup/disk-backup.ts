@@ -5,17 +5,17 @@
 import type { Disk } from '../disk/disk.ts';
 import type { BackupMethod } from '../api/types.ts';
 import type { BackupCheckpoint, FrozenDisk, Host } from '../hosts/host.ts';
-import type { Repository } from '../repo/index.ts';
+import { PackReaders, type Repository } from '../repo/index.ts';
 import type { ChunkWriter } from '../repo/index.ts';
 import type { DiskManifest } from '../repo/manifest-types.ts';
 import { readVhdxInfo } from '../vhdx/index.ts';
 import type { VhdxInfo } from '../vhdx/index.ts';
-import { changedSliceBytes, isSplitPlan, planWindow, RangeSet, readRuns, sliceCount, type SlicePlan } from './plan.ts';
+import { changedSliceBytes, planWindow, RangeSet, readRuns, sliceCount, type SlicePlan } from './plan.ts';
 import { throwIfAborted } from '../errors.ts';
 import { SegmentedStore } from './read-pipeline.ts';
 import { loadWindowSource, windowCount, windowSlices } from '../repo/manifest-chunks.ts';
-import { isSplit, PIECE_SIZE, piecesPerSlice, SAME_AS_BEFORE, segmentCount, segmentRange, SegmentView, SEGMENT_SLICES, SliceList, type SliceSource } from '../repo/manifest-segments.ts';
-import type { ChunkRef, PieceRef, SliceRef } from '../repo/manifest-types.ts';
+import { PIECE_SIZE, piecesPerSlice, SAME_AS_BEFORE, segmentCount, segmentRange, SegmentView, SEGMENT_SLICES, SliceList, type SliceSource } from '../repo/manifest-segments.ts';
+import type { ChunkRef, PieceRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
 import { SPLIT_VERSION } from '../repo/config.ts';
 import { basename } from 'node:path';
 
@@ -147,22 +147,20 @@ function plannedBytes(slices: number, chunkSize: number, virtualSize: number, da
 }
 
 /**
- * For a scan's window: where the previous point holds the bytes of each piece of its split
- * slices (the plan's split entries), by the chunk id those bytes would have as a piece of their
- * own. A piece whose chunk is a piece already (offset 0, one piece long) needs nothing here:
- * its id is the id of its bytes, which the index knows. Every other one is a piece of a larger
- * chunk (the whole slice an earlier point stored), which is read, verified and hashed piece by
- * piece. A chunk that does not load is passed over: its pieces are stored anew, and the new
- * point does not depend on it.
+ * For a scan: where the previous point holds the bytes of each piece of the split slices
+ * `prevs`, by the chunk id those bytes would have as a piece of their own. A piece whose chunk
+ * is a piece already (offset 0, one piece long) needs nothing here: its id is the id of its
+ * bytes, which the index knows. Every other one is a piece of a larger chunk (the whole slice an
+ * earlier point stored), which is read, verified and hashed piece by piece. A chunk that does
+ * not load is passed over: its pieces are stored anew, and the new point does not depend on it.
+ * Asked for per read batch (a few slices), so memory stays a batch's worth whatever the chunk
+ * size: a segment of 64 MiB slices split into 1,024 pieces each would have made 4 M entries.
  */
-export async function pieceAliases(repo: Repository, before: SliceSource, plan: readonly SlicePlan[], signal?: AbortSignal): Promise<Map<string, PieceRef>> {
+export async function pieceAliases(repo: Repository, prevs: readonly SplitSlice[], opts: { signal?: AbortSignal; readers?: PackReaders } = {}): Promise<Map<string, PieceRef>> {
   const aliases = new Map<string, PieceRef>();
-  const index = await repo.chunkIndex({ signal });
+  const index = await repo.chunkIndex({ signal: opts.signal });
   const wanted = new Map<string, Set<number>>();
-  for (let j = 0; j < plan.length; j++) {
-    if (!isSplitPlan(plan[j]) || j >= before.length) continue;
-    const prev = before.ref(j);
-    if (!isSplit(prev)) continue;
+  for (const prev of prevs) {
     for (const p of prev.pieces) {
       if (!p) continue;
       const plain = index.locate(p.id)?.plainLength;
@@ -173,7 +171,7 @@ export async function pieceAliases(repo: Repository, before: SliceSource, plan: 
     }
   }
   if (wanted.size === 0) return aliases;
-  for await (const c of repo.readChunksSettled([...wanted.keys()], { signal })) {
+  for await (const c of repo.readChunksSettled([...wanted.keys()], { signal: opts.signal, readers: opts.readers })) {
     if (!c.data) continue;
     try {
       for (const offset of wanted.get(c.id)!) {
@@ -216,44 +214,56 @@ export async function backupDisk(opts: {
   const pieces = previous && canSplit ? piecesPerSlice(chunkSize) : 0;
   const readBytes = plannedBytes(slices, chunkSize, disk.size, data, changed, pieces);
   opts.onPlanned?.(readBytes);
-  const store = new SegmentedStore(disk, opts.writer, (plain) => repo.chunkId(plain), { chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES, segmentWriter: opts.segmentWriter });
-  const n = segmentCount(slices, SEGMENT_SLICES);
-  for (let k = 0; k < n; k++) {
-    throwIfAborted(opts.signal);
-    const { first, count } = segmentRange(k, slices, SEGMENT_SLICES);
-    if (!data.any(first, count, chunkSize)) {
-      // No data in the window: every slice is null whatever the previous point had.
-      store.reuse(k, null, 0);
-      continue;
-    }
-    const before = await previous?.window(first, count);
-    const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.source, pieces, virtualSize: disk.size, splitLikePrevious: keepSplits });
-    const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
-    if (runs.length === 0 && before?.segment !== undefined && unchanged(plan, before.source)) {
-      // Nothing in this window changed: the previous point's segment, untouched.
-      let dataSlices = 0;
-      for (let j = 0; j < plan.length; j++) if (!before.source.isNull(j)) dataSlices++;
-      store.reuse(k, before.segment, dataSlices);
-      continue;
-    }
-    const aliases = keepSplits && before ? await pieceAliases(repo, before.source, plan, opts.signal) : undefined;
-    await store.add({ k, first, plan, runs, from: changed && before?.source instanceof SegmentView ? before.source : undefined, aliases });
+  // A scan's split slices: their previous chunks are read through packs kept open for the whole disk.
+  const readers = keepSplits ? new PackReaders(repo.backend) : undefined;
+  const store = new SegmentedStore(disk, opts.writer, (plain) => repo.chunkId(plain), {
+    chunkSize, signal: opts.signal, onRead: opts.onRead, batchBytes: READ_RUN_BYTES, segmentWriter: opts.segmentWriter,
+    aliasesFor: readers && ((prevs) => pieceAliases(repo, prevs, { signal: opts.signal, readers })),
+  });
+  try {
+    return await storeDisk();
+  } finally {
+    await readers?.close();
   }
-  const { segments, dataSlices, durable } = await store.finish();
-  return {
-    choice,
-    readBytes,
-    durable,
-    manifest: {
-      key: fd.key,
-      fileName: opts.fileName ?? basename(fd.path),
-      format: fd.format,
-      virtualSize: disk.size,
-      ...(await geometryOf(fd, disk)),
-      chunkSize,
-      segmentSlices: SEGMENT_SLICES,
-      segments,
-      dataSlices,
-    },
-  };
+
+  async function storeDisk(): Promise<DiskBackupResult> {
+    const n = segmentCount(slices, SEGMENT_SLICES);
+    for (let k = 0; k < n; k++) {
+      throwIfAborted(opts.signal);
+      const { first, count } = segmentRange(k, slices, SEGMENT_SLICES);
+      if (!data.any(first, count, chunkSize)) {
+        // No data in the window: every slice is null whatever the previous point had.
+        store.reuse(k, null, 0);
+        continue;
+      }
+      const before = await previous?.window(first, count);
+      const plan = planWindow({ first, count, chunkSize, data, changed, previous: before?.source, pieces, virtualSize: disk.size, splitLikePrevious: keepSplits });
+      const runs = readRuns(plan, chunkSize, disk.size, READ_RUN_BYTES, first);
+      if (runs.length === 0 && before?.segment !== undefined && unchanged(plan, before.source)) {
+        // Nothing in this window changed: the previous point's segment, untouched.
+        let dataSlices = 0;
+        for (let j = 0; j < plan.length; j++) if (!before.source.isNull(j)) dataSlices++;
+        store.reuse(k, before.segment, dataSlices);
+        continue;
+      }
+      await store.add({ k, first, plan, runs, from: changed && before?.source instanceof SegmentView ? before.source : undefined, splitFrom: keepSplits ? before?.source : undefined });
+    }
+    const { segments, dataSlices, durable } = await store.finish();
+    return {
+      choice,
+      readBytes,
+      durable,
+      manifest: {
+        key: fd.key,
+        fileName: opts.fileName ?? basename(fd.path),
+        format: fd.format,
+        virtualSize: disk.size,
+        ...(await geometryOf(fd, disk)),
+        chunkSize,
+        segmentSlices: SEGMENT_SLICES,
+        segments,
+        dataSlices,
+      },
+    };
+  }
 }

@@ -15,7 +15,7 @@ import type { ChunkWriter, PutResult } from '../repo/index.ts';
 import { isAllZero } from '../repo/index.ts';
 import { BufferBin } from '../repo/buffer-bin.ts';
 import type { ChunkRef, PieceRef, SplitSlice } from '../repo/manifest-types.ts';
-import { encodeSegment, isSplit, PIECE_SIZE, SAME_AS_BEFORE, type SegmentView, type SliceEntry } from '../repo/manifest-segments.ts';
+import { encodeSegment, isSplit, PIECE_SIZE, SAME_AS_BEFORE, type SegmentView, type SliceEntry, type SliceSource } from '../repo/manifest-segments.ts';
 import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
 
 export interface PipelineOptions {
@@ -29,6 +29,12 @@ export interface PipelineOptions {
   onRead?: (bytes: number) => void;
   /** Scattered runs are read into one buffer of up to this many bytes (default: the largest run). */
   batchBytes?: number;
+  /**
+   * For windows with `splitFrom`: where the previous point holds the pieces of these split
+   * slices, by their bytes' chunk id (disk-backup.ts pieceAliases). Asked per read batch, beside
+   * its disk read.
+   */
+  aliasesFor?: (prevs: SplitSlice[]) => Promise<ReadonlyMap<string, PieceRef>>;
 }
 
 /** Runs read into one buffer and handed to the writer together. */
@@ -67,10 +73,11 @@ export interface WindowInput {
   /** The previous point's segment that the plan's SAME_AS_BEFORE slices come from. */
   from?: SegmentView;
   /**
-   * Where the previous point holds pieces by their bytes' chunk id (a scan's split slices,
-   * pieceAliases): a piece read with one of these ids is not stored but points there.
+   * A scan's previous slices (slice j is slice first + j): a piece read of a slice split there
+   * whose id is one of that slice's previous pieces' bytes (PipelineOptions.aliasesFor) is not
+   * stored but points where those bytes are.
    */
-  aliases?: ReadonlyMap<string, PieceRef>;
+  splitFrom?: SliceSource;
 }
 
 /** A window whose segment is not encoded yet: its chunk ids arrive as its chunks are staged (ChunkWriter `known`). */
@@ -80,7 +87,7 @@ interface OpenWindow {
   /** A split slice's read pieces are null until their chunks are stored. */
   refs: SliceEntry[];
   from?: SegmentView;
-  aliases?: ReadonlyMap<string, PieceRef>;
+  splitFrom?: SliceSource;
   /** Batches not yet handed to the writer. */
   batchesLeft: number;
   pending: Promise<void>[];
@@ -102,9 +109,6 @@ interface OpenWindow {
  * windows, for those two extremes. Tests lower it.
  */
 export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
-
-/** What an alias of an open window holds, roughly: its key, and the piece it names. */
-const ALIAS_BYTES = 240;
 
 /** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice (per piece of a split one). */
 function openWindowBytes(plan: readonly SlicePlan[]): number {
@@ -159,7 +163,7 @@ export class SegmentedStore {
   readonly #writer: ChunkWriter;
   readonly #opts: PipelineOptions;
   readonly #bufBytes: number;
-  readonly #reads: { batch: Batch; w: OpenWindow; buf: Promise<Buffer> }[] = [];
+  readonly #reads: { batch: Batch; w: OpenWindow; buf: Promise<Buffer>; aliases?: Promise<ReadonlyMap<string, PieceRef>> }[] = [];
   readonly #open: OpenWindow[] = [];
   #openBytes = 0;
   readonly #chunkId: (plain: Buffer) => string;
@@ -185,8 +189,8 @@ export class SegmentedStore {
   /** Read and store window `input`; resolves once its reads are started (some may still be in flight). */
   async add(input: WindowInput): Promise<void> {
     const w: OpenWindow = {
-      k: input.k, first: input.first, refs: initialRefs(input.plan), from: input.from, aliases: input.aliases, batchesLeft: 0, pending: [],
-      bytes: openWindowBytes(input.plan) + (input.from?.bytes.length ?? 0) + (input.aliases?.size ?? 0) * ALIAS_BYTES,
+      k: input.k, first: input.first, refs: initialRefs(input.plan), from: input.from, splitFrom: input.splitFrom, batchesLeft: 0, pending: [],
+      bytes: openWindowBytes(input.plan) + (input.from?.bytes.length ?? 0),
     };
     this.#open.push(w);
     this.#openBytes += w.bytes;
@@ -236,13 +240,38 @@ export class SegmentedStore {
       throw err;
     });
     p.catch(() => undefined);
-    this.#reads.push({ batch, w, buf: p });
+    const aliases = this.#aliasesOf(batch, w);
+    aliases?.catch(() => undefined); // awaited when the batch is handed over
+    this.#reads.push({ batch, w, buf: p, aliases });
+  }
+
+  /** The aliases of the pieces batch `batch` reads of slices split in its window's previous point, if any. */
+  #aliasesOf(batch: Batch, w: OpenWindow): Promise<ReadonlyMap<string, PieceRef>> | undefined {
+    const from = w.splitFrom;
+    if (!from || !this.#opts.aliasesFor) return undefined;
+    const prevs: SplitSlice[] = [];
+    let last = -1;
+    for (const run of batch.runs) {
+      const j = run.first - w.first;
+      if (run.piece === undefined || j === last || j >= from.length) continue;
+      last = j;
+      const prev = from.ref(j);
+      if (isSplit(prev)) prevs.push(prev);
+    }
+    return prevs.length > 0 ? this.#opts.aliasesFor(prevs) : undefined;
   }
 
   async #drainOne(): Promise<void> {
     throwIfAborted(this.#opts.signal);
-    const { batch, w, buf: reading } = this.#reads.shift()!;
+    const { batch, w, buf: reading, aliases: finding } = this.#reads.shift()!;
     const buf = await reading;
+    let aliases: ReadonlyMap<string, PieceRef> | undefined;
+    try {
+      aliases = await finding;
+    } catch (err) {
+      giveReadBuffer(buf);
+      throw err;
+    }
     const cs = this.#opts.chunkSize;
     const slices: { offset: number; length: number }[] = [];
     // Where each stored chunk goes: slice idx[j] of the window, or piece piece[j] of it (-1: the whole slice).
@@ -268,7 +297,6 @@ export class SegmentedStore {
       // Batch buffers are reused (readBuffers): fresh batch buffers cost page faults on every touch.
       // A segment only names its chunks, so it waits for their ids, not their packs: the manifest
       // still waits for the writer's flush (the engine's, after the last disk).
-      const aliases = w.aliases;
       const { known } = await this.#writer.submitRun(buf, slices, giveReadBuffer, aliases ? { keepOut: (id, j) => piece[j]! >= 0 && aliases.has(id) } : {});
       const stored = known.then((results: PutResult[]) => {
         results.forEach((res, j) => {
@@ -298,7 +326,7 @@ export class SegmentedStore {
       w.encoded = data === 0 ? null : encodeSegment(w.refs, this.#opts.chunkSize, w.from);
       w.refs = [];
       w.from = undefined;
-      w.aliases = undefined;
+      w.splitFrom = undefined;
       w.pending = [];
     };
     if (w.pending.length === 0) {
