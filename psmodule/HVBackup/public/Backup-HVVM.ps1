@@ -32,7 +32,10 @@ function Backup-HVVM {
     The password of an encrypted repository.
 
     .PARAMETER Full
-    Read and store every block, even when changed-block tracking is available.
+    Read and store every block, even when changed-block tracking is available. Incremental
+    backups store a partly changed 256 KiB slice as its changed 64 KiB pieces, pointing the
+    others into older chunks; a full backup stores every slice whole again, so a restore of the
+    points after it reads one chunk per slice.
 
     .PARAMETER AllowUserCheckpoints
     Hyper-V only: back up a VM that has user (standard or production) checkpoints instead of
