@@ -15,7 +15,7 @@ import { throwIfAborted } from '../errors.ts';
 import { SegmentedStore } from './read-pipeline.ts';
 import { loadWindowSource, windowCount, windowSlices } from '../repo/manifest-chunks.ts';
 import { PIECE_SIZE, piecesPerSlice, SAME_AS_BEFORE, segmentCount, segmentRange, SegmentView, SEGMENT_SLICES, SliceList, type SliceSource } from '../repo/manifest-segments.ts';
-import type { ChunkRef, PieceRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
+import type { ChunkRef, PieceRef, SliceRef } from '../repo/manifest-types.ts';
 import { SPLIT_VERSION } from '../repo/config.ts';
 import { basename } from 'node:path';
 
@@ -147,25 +147,33 @@ function plannedBytes(slices: number, chunkSize: number, virtualSize: number, da
 }
 
 /**
- * For a scan: where the previous point holds the bytes of each piece of the split slices
- * `prevs`, by the chunk id those bytes would have as a piece of their own. A piece whose chunk
- * is a piece already (offset 0, one piece long) needs nothing here: its id is the id of its
- * bytes, which the index knows. Every other one is a piece of a larger chunk (the whole slice an
- * earlier point stored), which is read, verified and hashed piece by piece. A chunk that does
- * not load is passed over: its pieces are stored anew, and the new point does not depend on it.
- * Asked for per read batch (a few slices), so memory stays a batch's worth whatever the chunk
- * size: a segment of 64 MiB slices split into 1,024 pieces each would have made 4 M entries.
+ * For a scan: where the previous point holds the bytes of each piece of the slices `prevs`, by
+ * the chunk id those bytes would have as a piece of their own. A split slice's pieces: a piece
+ * whose chunk is a piece already (offset 0, one piece long) needs nothing here, its id is the
+ * id of its bytes, which the index knows; every other one is a piece of a larger chunk (the
+ * whole slice an earlier point stored). A whole slice (a chunk id): every piece of its chunk.
+ * Such chunks are read, verified and hashed piece by piece. A chunk that does not load is
+ * passed over: its pieces are stored anew, and the new point does not depend on it. Asked for
+ * per read batch (a few slices), so memory stays a batch's worth whatever the chunk size: a
+ * segment of 64 MiB slices split into 1,024 pieces each would have made 4 M entries.
  */
-export async function pieceAliases(repo: Repository, prevs: readonly SplitSlice[], opts: { signal?: AbortSignal; readers?: PackReaders } = {}): Promise<Map<string, PieceRef>> {
+export async function pieceAliases(repo: Repository, prevs: readonly SliceRef[], opts: { signal?: AbortSignal; readers?: PackReaders } = {}): Promise<Map<string, PieceRef>> {
   const aliases = new Map<string, PieceRef>();
   const index = await repo.chunkIndex({ signal: opts.signal });
-  const wanted = new Map<string, Set<number>>();
+  /** Per chunk: the offsets of the pieces wanted, or 'all' of them. */
+  const wanted = new Map<string, Set<number> | 'all'>();
   for (const prev of prevs) {
+    if (typeof prev === 'string') {
+      wanted.set(prev, 'all');
+      continue;
+    }
+    if (prev === null) continue;
     for (const p of prev.pieces) {
       if (!p) continue;
       const plain = index.locate(p.id)?.plainLength;
       if (p.offset === 0 && plain !== undefined && plain <= PIECE_SIZE) continue;
       let offsets = wanted.get(p.id);
+      if (offsets === 'all') continue;
       if (!offsets) wanted.set(p.id, (offsets = new Set()));
       offsets.add(p.offset);
     }
@@ -174,7 +182,9 @@ export async function pieceAliases(repo: Repository, prevs: readonly SplitSlice[
   for await (const c of repo.readChunksSettled([...wanted.keys()], { signal: opts.signal, readers: opts.readers })) {
     if (!c.data) continue;
     try {
-      for (const offset of wanted.get(c.id)!) {
+      const want = wanted.get(c.id)!;
+      const offsets = want === 'all' ? Array.from({ length: Math.ceil(c.data.length / PIECE_SIZE) }, (_, q) => q * PIECE_SIZE) : want;
+      for (const offset of offsets) {
         if (offset >= c.data.length) continue;
         aliases.set(repo.chunkId(c.data.subarray(offset, Math.min(offset + PIECE_SIZE, c.data.length))), { id: c.id, offset });
       }

@@ -12,9 +12,10 @@
 import type { Disk } from '../disk/disk.ts';
 import { HvError, throwIfAborted } from '../errors.ts';
 import type { ChunkWriter, PutResult } from '../repo/index.ts';
+import type { Slice } from '../repo/chunk-pool.ts';
 import { isAllZero } from '../repo/index.ts';
 import { BufferBin } from '../repo/buffer-bin.ts';
-import type { ChunkRef, PieceRef, SplitSlice } from '../repo/manifest-types.ts';
+import type { ChunkRef, PieceRef, SliceRef, SplitSlice } from '../repo/manifest-types.ts';
 import { encodeSegment, isSplit, PIECE_SIZE, SAME_AS_BEFORE, type SegmentView, type SliceEntry, type SliceSource } from '../repo/manifest-segments.ts';
 import { isSplitPlan, type ReadRun, type SlicePlan } from './plan.ts';
 
@@ -34,7 +35,7 @@ export interface PipelineOptions {
    * slices, by their bytes' chunk id (disk-backup.ts pieceAliases). Asked per read batch, beside
    * its disk read.
    */
-  aliasesFor?: (prevs: SplitSlice[]) => Promise<ReadonlyMap<string, PieceRef>>;
+  aliasesFor?: (prevs: SliceRef[]) => Promise<ReadonlyMap<string, PieceRef>>;
 }
 
 /** Runs read into one buffer and handed to the writer together. */
@@ -294,21 +295,110 @@ export class SegmentedStore {
     if (slices.length === 0) {
       giveReadBuffer(buf);
     } else {
+      // A scan: a whole slice whose bytes are new and which the previous point held whole is not
+      // stored here but compared piece by piece with that chunk (#storeByPieces). Its bytes are
+      // copied out of the batch buffer once the writer gives that back.
+      const from = this.#opts.aliasesFor ? w.splitFrom : undefined;
+      const wholeBefore = from && ((k: number) => piece[k]! < 0 && typeof from.ref(idx[k]!) === 'string');
+      let giveBack: (b: Buffer) => void = giveReadBuffer;
+      const returned = wholeBefore && new Promise<Buffer>((r) => { giveBack = r; });
+      const keepOut = aliases || wholeBefore ? (id: string, k: number) => (piece[k]! >= 0 ? aliases?.has(id) === true : wholeBefore?.(k) === true) : undefined;
       // Batch buffers are reused (readBuffers): fresh batch buffers cost page faults on every touch.
       // A segment only names its chunks, so it waits for their ids, not their packs: the manifest
       // still waits for the writer's flush (the engine's, after the last disk).
-      const { known } = await this.#writer.submitRun(buf, slices, giveReadBuffer, aliases ? { keepOut: (id, j) => piece[j]! >= 0 && aliases.has(id) } : {});
-      const stored = known.then((results: PutResult[]) => {
-        results.forEach((res, j) => {
-          if (piece[j]! < 0) w.refs[idx[j]!] = res.id;
-          else (w.refs[idx[j]!] as SplitSlice).pieces[piece[j]!] = res.keptOut ? aliases!.get(res.id)! : { id: res.id, offset: 0 };
+      const { known } = await this.#writer.submitRun(buf, slices, giveBack, { keepOut });
+      const stored = known.then(async (results: PutResult[]) => {
+        const changed: { j: number; at: number; length: number }[] = [];
+        results.forEach((res, k) => {
+          if (piece[k]! >= 0) (w.refs[idx[k]!] as SplitSlice).pieces[piece[k]!] = res.keptOut ? aliases!.get(res.id)! : { id: res.id, offset: 0 };
+          else if (res.keptOut) changed.push({ j: idx[k]!, at: slices[k]!.offset, length: slices[k]!.length });
+          else w.refs[idx[k]!] = res.id;
         });
+        if (!returned) return;
+        if (changed.length === 0) {
+          void returned.then(giveReadBuffer);
+          return;
+        }
+        await this.#storeByPieces(w, from!, changed, returned);
       });
       stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
       w.pending.push(stored);
     }
     this.#opts.onRead?.(batch.bytes);
     if (--w.batchesLeft === 0) this.#close(w);
+  }
+
+  /**
+   * A scan's slices `changed` (window slice j, at `at` in the batch buffer `returned` brings
+   * back), each new as a whole and whole in the previous point: hashed piece by piece beside the
+   * pieces of that previous chunk (PipelineOptions.aliasesFor). A slice with a piece that the
+   * previous chunk or any stored chunk holds is stored split, only its other pieces new (a 64 KiB
+   * write into a 256 KiB slice stores 64 KiB, not 256); one with none is stored whole, as before.
+   * The pieces are hashed first without storing anything, then the chosen chunks are submitted.
+   */
+  async #storeByPieces(w: OpenWindow, from: SliceSource, changed: { j: number; at: number; length: number }[], returned: Promise<Buffer>): Promise<void> {
+    const batch = await returned;
+    const own = Buffer.allocUnsafeSlow(changed.reduce((a, c) => a + c.length, 0));
+    const places: number[] = [];
+    let o = 0;
+    for (const c of changed) {
+      batch.copy(own, o, c.at, c.at + c.length);
+      places.push(o);
+      o += c.length;
+    }
+    giveReadBuffer(batch);
+    const aliases = await this.#opts.aliasesFor!(changed.map((c) => from.ref(c.j)));
+    // The data pieces of every slice, hashed; nothing stored (every new one kept out).
+    const pieces: Slice[] = [];
+    const owner: { c: number; q: number }[] = [];
+    changed.forEach((c, i) => {
+      for (let q = 0; q * PIECE_SIZE < c.length; q++) {
+        const offset = places[i]! + q * PIECE_SIZE;
+        const length = Math.min(PIECE_SIZE, c.length - q * PIECE_SIZE);
+        if (isAllZero(own.subarray(offset, offset + length))) continue;
+        pieces.push({ offset, length });
+        owner.push({ c: i, q });
+      }
+    });
+    let hashedBack!: (b: Buffer) => void;
+    const hashed = new Promise<Buffer>((r) => { hashedBack = r; });
+    const first = await (await this.#writer.submitRun(own, pieces, hashedBack, { keepOut: () => true })).known;
+    const run = await hashed;
+    // Per slice: its pieces (null: zeros) as far as known, and whether any is known at all.
+    const split = changed.map(() => ({ pieces: new Array<PieceRef | null>(this.#opts.chunkSize / PIECE_SIZE).fill(null), known: false, store: [] as number[] }));
+    first.forEach((res, k) => {
+      const { c, q } = owner[k]!;
+      const s = split[c]!;
+      const place = !res.keptOut ? { id: res.id, offset: 0 } : aliases.get(res.id);
+      if (place) {
+        s.pieces[q] = place;
+        s.known = true;
+      } else s.store.push(k);
+    });
+    // Stored now: the new pieces of slices with a known piece, and the other slices whole.
+    const second: Slice[] = [];
+    const goes: { c: number; q: number }[] = [];
+    changed.forEach((c, i) => {
+      const s = split[i]!;
+      if (!s.known) {
+        second.push({ offset: places[i]!, length: c.length });
+        goes.push({ c: i, q: -1 });
+        return;
+      }
+      for (const k of s.store) {
+        second.push(pieces[k]!);
+        goes.push(owner[k]!);
+      }
+    });
+    const results = second.length > 0 ? await (await this.#writer.submitRun(run, second)).known : [];
+    results.forEach((res, k) => {
+      const { c, q } = goes[k]!;
+      if (q < 0) w.refs[changed[c]!.j] = res.id;
+      else split[c]!.pieces[q] = { id: res.id, offset: 0 };
+    });
+    changed.forEach((c, i) => {
+      if (split[i]!.known) w.refs[c.j] = { pieces: split[i]!.pieces };
+    });
   }
 
   /** Every batch of `w` is with the writer: encode its segment once its chunk ids are all in. */

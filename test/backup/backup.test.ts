@@ -199,7 +199,7 @@ describe('backup and restore, end to end (local host)', function () {
     assert.equal(info!.method, 'scan');
     assert.match(info!.methodReason!, /DataWriteGuid/);
     assert.ok(r!.storedBytes < MiB, `a scan stores only new chunks (two slices at most), not the ${split} split slices again (stored ${r!.storedBytes})`);
-    assert.equal((await splitSlices(repo, r!.pointId!)).slices, split, 'the split slices stay split');
+    assert.ok((await splitSlices(repo, r!.pointId!)).slices >= split, 'the split slices stay split (and slices the change touched split too)');
     const res = await restoreVM(ctx, { repository: repo, point: r!.pointId!, to: s.path('restore-scan') });
     assert.equal(qemuImg('compare', '-f', 'vhdx', '-F', 'vhdx', res.disks[0]!.path, disk).status, 0);
     // The scan started a new reference: the next backup is tracked again.

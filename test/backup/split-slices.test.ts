@@ -2,7 +2,8 @@
 // points the others into the chunks that already hold them. Every point restores
 // byte-identical (engine, documented Python, media and their README), splitting a split
 // slice again never chains references, a scan keeps the pieces it finds unchanged (and stores
-// anew those whose chunk does not load; a disk's short last slice too), GC keeps a whole chunk that only pieces still name,
+// anew those whose chunk does not load; a disk's short last slice too) and stores only the
+// changed pieces of a slice that was whole, GC keeps a whole chunk that only pieces still name,
 // and verify names the points a broken piece chunk breaks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -265,6 +266,31 @@ describe('split slices: tracked incrementals store only the changed 64 KiB piece
     assert.deepEqual(split(sn[A]).pieces.slice(1), split(ss[A]).pieces.slice(1), 'the other pieces as the scan kept them');
     const res2 = await restoreVM(ctx, { repository: repo, point: next.pointId!, to: s.path('restore-after-scan') });
     assertRestored(res2.disks[0]!.path, points.at(-1)!.expected, 'after scan');
+  });
+
+  it('a scan stores only the changed pieces of a slice the previous point held whole, and a slice changed throughout whole', async () => {
+    await buildPoints();
+    const prev = await slicesOf(points.at(-1)!.id);
+    const whole = prev.flatMap((r, i) => (typeof r === 'string' && r === full[i] && i > D ? [i] : []));
+    const [F, G] = [whole[3]!, whole[6]!];
+    assert.ok(F !== undefined && G !== undefined, 'whole slices of the full point are left');
+    const q = spawnSync('qemu-io', ['-f', 'vhdx', '-c', `write -P 0x7e ${F * CS + P + 8192} 4k`, disk], { encoding: 'utf8' });
+    assert.equal(q.status, 0, q.stderr);
+    const rnd = s.path('random-slice');
+    writeFileSync(rnd, randomBytes(CS));
+    const q2 = spawnSync('qemu-io', ['-f', 'vhdx', '-c', `write -s ${rnd} ${G * CS} ${CS}`, disk], { encoding: 'utf8' });
+    assert.equal(q2.status, 0, q2.stderr);
+    const scan = await backUp('scan-pieces');
+    assert.equal(scan.method, 'scan');
+    const ss = await slicesOf(scan.pointId!);
+    const f = split(ss[F]).pieces;
+    assert.deepEqual([f[0], f[2], f[3]], [0, 2, 3].map((k) => ({ id: full[F], offset: k * P })), 'the unchanged pieces point into the previous whole chunk');
+    assert.ok(f[1]!.offset === 0 && f[1]!.id !== full[F], 'the changed piece is a chunk of its own');
+    assert.equal(typeof ss[G], 'string', 'a slice with no piece known is stored whole');
+    assert.notEqual(ss[G], full[G]);
+    ss.forEach((r, i) => { if (i !== F && i !== G) assert.deepEqual(r, prev[i], `slice ${i} is as in the point before`); });
+    const res = await restoreVM(ctx, { repository: repo, point: scan.pointId!, to: s.path('restore-scan-pieces') });
+    assertRestored(res.disks[0]!.path, points.at(-1)!.expected, 'scan of pieces');
   });
 
   it('a scan whose previous point names a chunk that does not load stores those pieces anew, and the new point does not need it', async () => {

@@ -145,7 +145,7 @@ describe('crypto: encrypted backup end to end (backupVMs, restoreVM, CLI)', func
     assert.equal(q.status, 0, q.stderr);
     const [scan] = await backupVMs({}, { repository: enc, password: 'pw', sources: [vm.dir] });
     assert.equal(scan!.method, 'scan', scan!.methodReason);
-    assert.equal((await splitSlices(enc, scan!.pointId!, 'pw')).slices, split);
+    assert.ok((await splitSlices(enc, scan!.pointId!, 'pw')).slices >= split, 'the split slices stay split');
     assert.ok(scan!.storedBytes < incr!.storedBytes, `the scan stored ${scan!.storedBytes} bytes, the tracked incremental ${incr!.storedBytes}`);
     await addRepositoryKey({}, { repository: enc, password: 'pw', newPassword: 'second', kdf: CHEAP });
     const res = await restoreVM({}, { repository: enc, password: 'second', point: 'latest', to: join(dir, 'out') });
