@@ -111,6 +111,9 @@ interface OpenWindow {
  */
 export const segmentStoreLimits = { maxOpenBytes: 16 * 1024 * 1024 };
 
+/** #storeByPieces calls at once; reading waits for one to end past this. */
+const BY_PIECES_AT_ONCE = 2;
+
 /** What an open window holds, roughly: its refs array, and an id string or a pending promise per data slice (per piece of a split one). */
 function openWindowBytes(plan: readonly SlicePlan[]): number {
   let data = 0;
@@ -170,6 +173,8 @@ export class SegmentedStore {
   readonly #chunkId: (plain: Buffer) => string;
   readonly #segments: ChunkRef[] = [];
   readonly #stored: Promise<void>[] = [];
+  /** #storeByPieces calls running: each holds a copy of its slices and reads their previous chunks. */
+  readonly #byPieces = new Set<Promise<void>>();
   #dataSlices = 0;
 
   /** `chunkId`: the repository's chunk id function (a segment's id is needed before it is durable). */
@@ -264,6 +269,9 @@ export class SegmentedStore {
 
   async #drainOne(): Promise<void> {
     throwIfAborted(this.#opts.signal);
+    // A scan of a much changed disk would otherwise start one #storeByPieces per batch, each
+    // with its own copy and read-ahead, as fast as the disk reads: their memory had no bound.
+    while (this.#byPieces.size >= BY_PIECES_AT_ONCE) await Promise.race(this.#byPieces);
     const { batch, w, buf: reading, aliases: finding } = this.#reads.shift()!;
     const buf = await reading;
     let aliases: ReadonlyMap<string, PieceRef> | undefined;
@@ -319,7 +327,10 @@ export class SegmentedStore {
           void returned.then(giveReadBuffer);
           return;
         }
-        await this.#storeByPieces(w, from!, changed, returned);
+        const job = this.#storeByPieces(w, from!, changed, returned);
+        const settled = job.then(() => {}, () => {}).finally(() => this.#byPieces.delete(settled));
+        this.#byPieces.add(settled);
+        await job;
       });
       stored.catch(() => undefined); // observed when the window closes; avoid an unhandled rejection meanwhile
       w.pending.push(stored);
